@@ -1,0 +1,1 @@
+"""Conversion of SMPL+H motion to SMPL-X parameters. (Planned.)"""

@@ -1,0 +1,117 @@
+"""The exceptions amasskit raises.
+
+Every error derives from :class:`AmassKitError`, so ``except AmassKitError`` catches all of them; each concrete
+class also derives from the builtin a caller would expect (``ValueError``, ``KeyError``, ``FileNotFoundError``), so
+code written against plain Python keeps working::
+
+    AmassKitError
+    ├── AmassFileError                         a file that cannot be used; carries ``.path``
+    │   ├── MotionFileNotFoundError            (FileNotFoundError) no such file
+    │   ├── CorruptFileError                   (ValueError) not a zip/npz, truncated, CRC or size mismatch
+    │   ├── PickledDataError                   (ValueError) an object array that would need pickle
+    │   ├── MissingKeyError                    (KeyError) a required array is absent
+    │   ├── ArrayShapeError                    (ValueError) wrong shape or dtype
+    │   ├── EmptySequenceError                 (ValueError) zero frames
+    │   ├── NonFiniteError                     (ValueError) NaN or infinite values where none may be
+    │   ├── InvalidValueError                  (ValueError) a bad scalar: gender, frame rate, model type
+    │   └── NotMotionFileError                 (ValueError) a shape or stage-i file, not a motion
+    └── SequenceError                          (ValueError) arrays that do not form a valid Sequence
+
+Messages name the file (where there is one), say what was expected and what was found, and how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "AmassFileError",
+    "AmassKitError",
+    "ArrayShapeError",
+    "CorruptFileError",
+    "EmptySequenceError",
+    "InvalidValueError",
+    "MissingKeyError",
+    "MotionFileNotFoundError",
+    "NonFiniteError",
+    "NotMotionFileError",
+    "PickledDataError",
+    "SequenceError",
+]
+
+
+class AmassKitError(Exception):
+    """Root of every error amasskit raises."""
+
+
+class AmassFileError(AmassKitError):
+    """A file amasskit cannot use. ``path`` names it; the message starts with it.
+
+    Args:
+        path: the offending file.
+        message: what is wrong, without the path.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], message: str) -> None:
+        self.path = os.fspath(path)
+        self.reason = message
+        super().__init__(f"{self.path}: {message}")
+
+    def __str__(self) -> str:
+        # KeyError's own __str__ would quote the message; every subclass reads the same.
+        return f"{self.path}: {self.reason}"
+
+    def __reduce__(self) -> tuple[type, tuple[str, str], dict[str, object]]:
+        # Picklable across process pools (the catalog scans in workers), keyword attributes included.
+        return (type(self), (self.path, self.reason), dict(self.__dict__))
+
+
+class MotionFileNotFoundError(AmassFileError, FileNotFoundError):
+    """The path does not exist or is not a regular file."""
+
+
+class CorruptFileError(AmassFileError, ValueError):
+    """Not a zip/npz file, truncated, or an array whose stored bytes do not match its header."""
+
+
+class PickledDataError(AmassFileError, ValueError):
+    """An array holds Python objects, which only pickle could read; amasskit never enables pickle."""
+
+
+class MissingKeyError(AmassFileError, KeyError):
+    """A required array is missing from the file. ``key`` names it."""
+
+    def __init__(self, path: str | os.PathLike[str], message: str, *, key: str = "") -> None:
+        super().__init__(path, message)
+        self.key = key
+
+
+class ArrayShapeError(AmassFileError, ValueError):
+    """An array has the wrong shape or dtype."""
+
+
+class EmptySequenceError(AmassFileError, ValueError):
+    """The motion has zero frames."""
+
+
+class NonFiniteError(AmassFileError, ValueError):
+    """NaN or infinite values in an array that must be finite (poses, translation, shape, frame rate)."""
+
+
+class InvalidValueError(AmassFileError, ValueError):
+    """A scalar field holds a value outside its domain (unknown gender, frame rate <= 0, unknown model type)."""
+
+
+class NotMotionFileError(AmassFileError, ValueError):
+    """The file is a valid AMASS file, but not a motion: ``shape.npz``, ``*_stagei.npz``, ``{gender}_stagei.npz``.
+
+    ``kind`` says what it is (see :class:`amasskit.io.FileKind`). Batch jobs skip these files rather than report them.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], message: str, *, kind: str = "") -> None:
+        super().__init__(path, message)
+        self.kind = kind
+
+
+class SequenceError(AmassKitError, ValueError):
+    """Arrays given to :class:`amasskit.Sequence` that do not fit together (shapes, frame counts, dtypes)."""

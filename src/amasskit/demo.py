@@ -136,7 +136,7 @@ def run_demo(
         if progress is not None:
             progress("read", k + 1, len(motion))
     t3 = time.perf_counter()
-    for path, message in problems:
+    for _path, message in problems:
         logger.warning("%s", message)
     return DemoReport(
         synth=synth,

@@ -49,10 +49,11 @@ class Gender(str, Enum):
                 raise ValueError(f"gender must be a scalar, got an array of shape {value.shape}")
             value = value.reshape(()).item()
         if isinstance(value, (bytes, bytearray, np.bytes_)):
+            raw = bytes(value)
             try:
-                value = bytes(value).decode("ascii")
+                value = raw.decode("ascii")
             except UnicodeDecodeError:
-                raise ValueError(f"gender {bytes(value)!r} is not ASCII") from None
+                raise ValueError(f"gender {raw!r} is not ASCII") from None
         if isinstance(value, str):
             text = value.strip().strip("\x00").lower()
             try:
@@ -218,7 +219,9 @@ class Sequence:
             dtypes.add(value.dtype)
         if len(dtypes) != 1 or next(iter(dtypes)) not in (np.float32, np.float64):
             found = ", ".join(sorted(str(d) for d in dtypes))
-            raise SequenceError(f"All arrays of a Sequence must share one dtype, float32 or float64; found {found}.")
+            raise SequenceError(
+                f"All arrays of a Sequence must share one dtype, float32 or float64; found {found}."
+            )
 
         if self.root_orient.ndim != 2:
             raise SequenceError(f"root_orient must have shape (T, 3), got {self.root_orient.shape}.")
@@ -304,7 +307,9 @@ class Sequence:
             k %= self.num_frames
             index = slice(k, k + 1)
         if not isinstance(index, slice):
-            raise TypeError(f"Sequences are sliced in time with an int or a slice, not {type(index).__name__}.")
+            raise TypeError(
+                f"Sequences are sliced in time with an int or a slice, not {type(index).__name__}."
+            )
         changes: dict[str, Any] = {
             name: arr[index] for name, arr in self.arrays().items() if name in _TIME_FIELDS
         }
@@ -370,20 +375,22 @@ class Sequence:
             if poses.ndim != 2 or poses.shape[1] not in widths:
                 raise SequenceError(f"poses must have shape (T, 156) or (T, 165), got {poses.shape}.")
             model = widths[poses.shape[1]]
-        model = _parse_or_raise(ModelType, model)
+        model_type: ModelType = _parse_or_raise(ModelType, model)
         target = resolve_dtype(DEFAULT_DTYPE if dtype is None else dtype)
         try:
-            parts = split_flat_poses(poses, model.layout)
+            parts = split_flat_poses(poses, model_type.layout)
         except ValueError as exc:
             raise SequenceError(str(exc)) from None
-        arrays = {name: np.ascontiguousarray(arr, dtype=target) for name, arr in parts.items()}
+        arrays: dict[str, Any] = {
+            name: np.ascontiguousarray(arr, dtype=target) for name, arr in parts.items()
+        }
         return cls(
             **arrays,
             trans=np.ascontiguousarray(trans, dtype=target),
             betas=np.ascontiguousarray(betas, dtype=target),
             gender=_parse_or_raise(Gender, gender),
             fps=fps,
-            model=model,
+            model=model_type,
             dmpls=None if dmpls is None else np.ascontiguousarray(dmpls, dtype=target),
             provenance=provenance or Provenance(),
         )

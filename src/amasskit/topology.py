@@ -50,8 +50,8 @@ SMPLX_JOINT_NAMES: Final[tuple[str, ...]] = (
 )
 SMPLX_PARENTS: Final[tuple[int, ...]] = BODY_PARENTS + (15, 15, 15) + _LEFT_HAND_X[1] + _RIGHT_HAND_X[1]
 
-SMPL_JOINT_NAMES: Final[tuple[str, ...]] = BODY_JOINT_NAMES + ("left_hand", "right_hand")
-SMPL_PARENTS: Final[tuple[int, ...]] = BODY_PARENTS + (20, 21)
+SMPL_JOINT_NAMES: Final[tuple[str, ...]] = (*BODY_JOINT_NAMES, "left_hand", "right_hand")
+SMPL_PARENTS: Final[tuple[int, ...]] = (*BODY_PARENTS, 20, 21)
 
 BODY_MIRROR_PAIRS: Final[tuple[tuple[int, int], ...]] = (
     (1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21),

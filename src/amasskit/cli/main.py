@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import __version__
-from ..errors import AmassKitError, NotMotionFileError
+from ..errors import AmassFileError, AmassKitError, NotMotionFileError
 
 app = typer.Typer(
     name="amasskit",
@@ -53,8 +53,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv: debug).")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors; no progress bars.")] = False,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv: debug).")
+    ] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only warnings and errors; no progress bars.")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -104,9 +108,12 @@ def _expand(paths: list[Path]) -> list[Path]:
 @app.command()
 def info(
     paths: Annotated[list[Path], typer.Argument(help="Motion files, or folders to search for *.npz.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per file) instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (one object per file) instead of a table.")
+    ] = False,
     full: Annotated[
-        bool, typer.Option("--full", help="Also read and validate every array (NaN, shapes), not only the header.")
+        bool,
+        typer.Option("--full", help="Also read and validate every array (NaN, shapes), not only the header."),
     ] = False,
 ) -> None:
     """What an AMASS file holds: release, frames, fps, duration, gender, betas, DMPLs. Reads headers only unless
@@ -123,7 +130,7 @@ def info(
             results.append(header.to_dict())
         except NotMotionFileError as exc:
             results.append({"path": str(path), "kind": exc.kind, "motion": False})
-        except AmassKitError as exc:
+        except AmassFileError as exc:
             failures += 1
             results.append({"path": str(path), "error": type(exc).__name__, "message": exc.reason})
     if as_json:
@@ -169,13 +176,15 @@ def info(
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to create for the synthetic tree.")],
     files: Annotated[int, typer.Option("--files", "-n", min=1, help="Number of motion files.")] = 100,
-    release: Annotated[Release, typer.Option(help="Release layout: smplh (*_poses.npz) or smplx (*_stageii.npz).")] = (
-        Release.smplh
-    ),
+    release: Annotated[
+        Release, typer.Option(help="Release layout: smplh (*_poses.npz) or smplx (*_stageii.npz).")
+    ] = (Release.smplh),
     lengths: Annotated[
         Lengths, typer.Option(help="real: the release's length distribution; short: 30-180 frames (fast).")
     ] = Lengths.real,
-    archives: Annotated[bool, typer.Option("--archives", help="Also pack <Dataset>.tar.bz2 per sub-dataset.")] = False,
+    archives: Annotated[
+        bool, typer.Option("--archives", help="Also pack <Dataset>.tar.bz2 per sub-dataset.")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same files.")] = 0,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes writing files.")] = 1,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
@@ -243,7 +252,9 @@ def demo(
                 tasks[stage] = bar.add_task(labels[stage], total=total or None)
             bar.update(tasks[stage], completed=done)
 
-        report = run_demo(out, files=files, seed=seed, release=release.value, workers=jobs, progress=on_progress)
+        report = run_demo(
+            out, files=files, seed=seed, release=release.value, workers=jobs, progress=on_progress
+        )
 
     table = Table(title=f"synthetic AMASS tree read back from {report.synth.root}")
     for col in ("sub-dataset", "files", "frames", "hours", "fps", "genders"):

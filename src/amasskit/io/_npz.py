@@ -117,7 +117,9 @@ class NpzArchive:
             return self._members[key]
         except KeyError:
             have = ", ".join(self._members) or "none"
-            raise MissingKeyError(self.path, f"has no array {key!r} (arrays present: {have})", key=key) from None
+            raise MissingKeyError(
+                self.path, f"has no array {key!r} (arrays present: {have})", key=key
+            ) from None
 
     def _open(self, key: str) -> IO[bytes]:
         try:
@@ -167,9 +169,9 @@ class NpzArchive:
         try:
             version = fmt.read_magic(fp)
             if version == (1, 0):
-                return fmt.read_array_header_1_0(fp, max_header_size=_MAX_HEADER_SIZE)  # type: ignore[no-any-return]
+                return fmt.read_array_header_1_0(fp, max_header_size=_MAX_HEADER_SIZE)
             if version in ((2, 0), (3, 0)):
-                return fmt.read_array_header_2_0(fp, max_header_size=_MAX_HEADER_SIZE)  # type: ignore[no-any-return]
+                return fmt.read_array_header_2_0(fp, max_header_size=_MAX_HEADER_SIZE)
             raise ValueError(f"unsupported .npy format version {version}")
         except (ValueError, TypeError, SyntaxError, *_ZIP_ERRORS) as exc:
             raise CorruptFileError(self.path, f"array {key!r} has no valid .npy header: {exc}") from None

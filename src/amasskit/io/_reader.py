@@ -241,7 +241,9 @@ def _inspect(npz: NpzArchive) -> _Layout:
         pose_keys: tuple[str, ...] = ("poses",)
         info = npz.info("poses")
         if len(info.shape) != 2:
-            raise ArrayShapeError(npz.path, f"'poses' must be 2-D (T, 156) or (T, 165), got shape {info.shape}")
+            raise ArrayShapeError(
+                npz.path, f"'poses' must be 2-D (T, 156) or (T, 165), got shape {info.shape}"
+            )
         width = info.shape[1]
     elif all(k in npz for k in _SPLIT_KEYS):
         pose_keys = tuple(_SPLIT_KEYS)
@@ -250,7 +252,9 @@ def _inspect(npz: NpzArchive) -> _Layout:
     else:
         if "betas" in npz and "trans" not in npz:
             raise NotMotionFileError(
-                npz.path, "holds a body shape (betas, gender) but no poses: not a motion sequence", kind="shape"
+                npz.path,
+                "holds a body shape (betas, gender) but no poses: not a motion sequence",
+                kind="shape",
             )
         raise MissingKeyError(
             npz.path,
@@ -275,7 +279,8 @@ def _inspect(npz: NpzArchive) -> _Layout:
     expected_width = LAYOUTS[model.layout].width
     if width != expected_width:
         raise ArrayShapeError(
-            npz.path, f"'poses' has {width} values per frame but the file says {model.value} ({expected_width})"
+            npz.path,
+            f"'poses' has {width} values per frame but the file says {model.value} ({expected_width})",
         )
 
     if info.dtype.kind != "f":
@@ -381,11 +386,15 @@ def _read_markers(npz: NpzArchive, num_frames: int, dtype: np.dtype) -> Markers 
             continue
         positions = npz.read(pos_key)
         if positions.ndim != 3 or positions.shape[0] != num_frames or positions.shape[2] != 3:
-            raise ArrayShapeError(npz.path, f"{pos_key!r} must have shape ({num_frames}, M, 3), got {positions.shape}")
+            raise ArrayShapeError(
+                npz.path, f"{pos_key!r} must have shape ({num_frames}, M, 3), got {positions.shape}"
+            )
         labels: tuple[str, ...] = ()
         if label_key in npz:
             raw = npz.read(label_key).reshape(-1)
-            labels = tuple(x.decode("ascii", "replace") if isinstance(x, bytes) else str(x) for x in raw.tolist())
+            labels = tuple(
+                x.decode("ascii", "replace") if isinstance(x, bytes) else str(x) for x in raw.tolist()
+            )
         vids = npz.read(vid_key).reshape(-1) if vid_key in npz else None
         return Markers(positions=positions.astype(dtype, copy=False), labels=labels, vertex_ids=vids)
     logger.debug("%s: markers asked for, but the file has none", npz.path)

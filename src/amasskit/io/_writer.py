@@ -39,7 +39,9 @@ def sequence_arrays(
     gender = np.array(seq.gender.value.encode("ascii") if gender_as_bytes else seq.gender.value)
     fps = np.array(seq.fps, dtype=np.float64)
     record: dict[str, Any] = {"format": "amasskit.sequence", "version": FORMAT_VERSION}
-    record["provenance"] = {k: v for k, v in seq.provenance.to_dict().items() if k != "source" and v is not None}
+    record["provenance"] = {
+        k: v for k, v in seq.provenance.to_dict().items() if k != "source" and v is not None
+    }
     record.update(meta or {})
     arrays: dict[str, np.ndarray] = {}
     poses = seq.to_flat()

@@ -10,7 +10,15 @@ written is labelled synthetic (``amasskit_meta`` in each npz, ``SYNTHETIC.txt`` 
 
 from ._lengths import DATASETS, DatasetSpec, LengthTable, find_lengths_table, load_lengths_table
 from ._motion import MotionStyle, motion_arrays
-from ._tree import SYNTHETIC_NOTE, FilePlan, SynthSummary, pack_archives, plan_tree, synth_sequence, synth_tree
+from ._tree import (
+    SYNTHETIC_NOTE,
+    FilePlan,
+    SynthSummary,
+    pack_archives,
+    plan_tree,
+    synth_sequence,
+    synth_tree,
+)
 
 __all__ = [
     "DATASETS",

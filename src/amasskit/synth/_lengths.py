@@ -56,7 +56,9 @@ class DatasetSpec:
         return np.clip(np.rint(draws), self.min_frames, self.max_frames).astype(np.int64)
 
 
-def _spec(name: str, archive: str, fit: tuple[int, float, float, int, int], fps: tuple[float, ...], subj: str) -> DatasetSpec:
+def _spec(
+    name: str, archive: str, fit: tuple[int, float, float, int, int], fps: tuple[float, ...], subj: str
+) -> DatasetSpec:
     return DatasetSpec(name, archive, *fit, fps=fps, subject_format=subj)
 
 
@@ -110,7 +112,9 @@ def load_lengths_table(path: str | os.PathLike[str]) -> LengthTable:
         for dataset, _md5, frames in rows:
             by_dataset.setdefault(str(dataset), []).append(int(frames))
     except (OSError, ValueError, TypeError, EOFError) as exc:
-        raise ValueError(f"{path}: not a lengths table ([dataset_dir, md5, n_frames] rows in gzip JSON): {exc}") from exc
+        raise ValueError(
+            f"{path}: not a lengths table ([dataset_dir, md5, n_frames] rows in gzip JSON): {exc}"
+        ) from exc
     return LengthTable(os.fspath(path), {k: np.asarray(v, dtype=np.int64) for k, v in by_dataset.items()})
 
 

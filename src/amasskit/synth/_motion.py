@@ -156,7 +156,11 @@ def _body_angles(t: np.ndarray, style: MotionStyle) -> np.ndarray:
 def _hand_angles(t: np.ndarray, style: MotionStyle) -> np.ndarray:
     """``(T, 30, 3)`` Euler angles of the finger joints: a gentle curl that varies slowly."""
     slow = np.sin(_TWO_PI * 0.15 * t + style.phase0)[:, None]
-    curl = style.finger_curl * (1.0 + 0.3 * slow) * np.linspace(1.0, 0.6, 3)[None, :].repeat(5, axis=0).reshape(1, -1)
+    curl = (
+        style.finger_curl
+        * (1.0 + 0.3 * slow)
+        * np.linspace(1.0, 0.6, 3)[None, :].repeat(5, axis=0).reshape(1, -1)
+    )
     angles = np.zeros((t.shape[0], 2 * NUM_HAND_JOINTS, 3))
     angles[:, :NUM_HAND_JOINTS, 2] = -curl
     angles[:, NUM_HAND_JOINTS:, 2] = curl
@@ -184,7 +188,9 @@ def _root(t: np.ndarray, style: MotionStyle) -> tuple[np.ndarray, np.ndarray]:
     # along the heading; a small pelvis rock and twist in the body frame.
     yaw = heading + np.pi / 2
     up = np.full_like(yaw, np.pi / 2)
-    sway = np.stack([0.03 * amp * np.sin(2 * phase), 0.08 * amp * np.cos(phase), 0.03 * amp * np.sin(phase)], -1)
+    sway = np.stack(
+        [0.03 * amp * np.sin(2 * phase), 0.08 * amp * np.cos(phase), 0.03 * amp * np.sin(phase)], -1
+    )
     rotmat = _axis_rotmat(2, yaw) @ _axis_rotmat(0, up) @ _xyz_rotmat(sway)
     return _to_rotvec(rotmat), np.stack([x, y, z], axis=-1)
 

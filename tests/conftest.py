@@ -1,0 +1,58 @@
+"""Shared fixtures: the real AMASS samples (read from ../shared, never copied) and small synthetic trees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from amasskit.synth import SynthSummary, synth_tree
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO.parent / "shared" / "data" / "amass_sample"
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    """The folder of real AMASS samples; tests using it skip where it is absent (the licence forbids shipping them)."""
+    if not (SAMPLES / "amass_sample.npz").is_file():
+        pytest.skip(f"real AMASS samples not found at {SAMPLES} (licensed data, kept outside the repository)")
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def smplh_tree(tmp_path_factory: pytest.TempPathFactory) -> SynthSummary:
+    """A small SMPL+H synthetic tree, one file per sub-dataset, short sequences, with archives."""
+    return synth_tree(
+        tmp_path_factory.mktemp("synth") / "smplh", files=19, lengths="short", archives=True, seed=7
+    )
+
+
+@pytest.fixture(scope="session")
+def smplx_tree(tmp_path_factory: pytest.TempPathFactory) -> SynthSummary:
+    """A small SMPL-X synthetic tree."""
+    return synth_tree(
+        tmp_path_factory.mktemp("synth") / "smplx", files=12, release="smplx", lengths="short", seed=3
+    )
+
+
+def save_npz(path: Path, **arrays: object) -> Path:
+    """Write arrays to an uncompressed npz exactly as given (object arrays pickled, as a hostile file would be)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fp:
+        np.savez(fp, **arrays)  # type: ignore[arg-type]
+    return path
+
+
+def smplh_arrays(num_frames: int = 10, *, seed: int = 0) -> dict[str, np.ndarray]:
+    """Valid SMPL+H release arrays, to be broken one at a time by the tests."""
+    rng = np.random.default_rng(seed)
+    return {
+        "poses": rng.normal(0, 0.3, size=(num_frames, 156)),
+        "trans": rng.normal(0, 1, size=(num_frames, 3)),
+        "betas": rng.normal(0, 1, size=16),
+        "dmpls": rng.normal(0, 1, size=(num_frames, 8)),
+        "gender": np.array("female"),
+        "mocap_framerate": np.array(120.0),
+    }

@@ -226,6 +226,28 @@ def _print_synth(summary: Any) -> None:
         console.print(f"{len(summary.archives)} archives in {summary.root / 'archives'}")
 
 
+@app.command("synth-models")
+def synth_models(
+    out: Annotated[
+        Path, typer.Argument(help="Folder for the model files (the layout AMASSKIT_BODY_MODELS expects).")
+    ],
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    hand_pca: Annotated[
+        bool,
+        typer.Option("--hand-pca", help="Add hand-PCA keys to SMPL+H models (the smplx package needs them)."),
+    ] = False,
+) -> None:
+    """Write synthetic body-model files with the real keys and shapes (smplh/{gender}/model.npz,
+    dmpls/{gender}/model.npz, smplx/SMPLX_{GENDER}.npz) on amasskit's own humanoid. For tests and demos: no licensed
+    data is used or needed."""
+    from ..synth import write_body_models
+
+    with _errors():
+        written = write_body_models(out, seed=seed, hand_pca=hand_pca)
+    for path in written:
+        console.print(str(path), highlight=False)
+
+
 # ---------------------------------------------------------------------------------------------- demo
 
 

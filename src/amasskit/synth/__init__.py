@@ -6,8 +6,11 @@ written is labelled synthetic (``amasskit_meta`` in each npz, ``SYNTHETIC.txt`` 
 * :func:`synth_tree` - an AMASS tree of either release, optionally packed into per-dataset archives.
 * :func:`synth_sequence` / :func:`plan_tree` - the pieces, for tests.
 * :class:`MotionStyle` / :func:`motion_arrays` - plausible motion as a closed-form function of time.
+* :func:`write_body_models` / :func:`body_model_arrays` - SMPL+H, DMPL and SMPL-X files with the real keys and shapes
+  on amasskit's own humanoid, for the body-model tests.
 """
 
+from ._body_models import BODY_MODEL_SIZES, body_model_arrays, dmpl_arrays, humanoid_joints, write_body_models
 from ._lengths import DATASETS, DatasetSpec, LengthTable, find_lengths_table, load_lengths_table
 from ._motion import MotionStyle, motion_arrays
 from ._tree import (
@@ -21,6 +24,7 @@ from ._tree import (
 )
 
 __all__ = [
+    "BODY_MODEL_SIZES",
     "DATASETS",
     "SYNTHETIC_NOTE",
     "DatasetSpec",
@@ -28,11 +32,15 @@ __all__ = [
     "LengthTable",
     "MotionStyle",
     "SynthSummary",
+    "body_model_arrays",
+    "dmpl_arrays",
     "find_lengths_table",
+    "humanoid_joints",
     "load_lengths_table",
     "motion_arrays",
     "pack_archives",
     "plan_tree",
     "synth_sequence",
     "synth_tree",
+    "write_body_models",
 ]

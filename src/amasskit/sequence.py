@@ -121,16 +121,16 @@ class Provenance:
     @classmethod
     def from_path(cls, path: str | os.PathLike[str]) -> Provenance:
         """Provenance from the AMASS layout ``<Dataset>/<Subject>/<sequence>.npz``."""
-        p = Path(path)
-        name = p.stem
+        source = os.fspath(path)
+        folder, filename = os.path.split(source)
+        name = filename[: -len(".npz")] if filename.endswith(".npz") else os.path.splitext(filename)[0]
         for suffix in ("_poses", "_stageii"):
             if name.endswith(suffix):
                 name = name[: -len(suffix)]
                 break
-        parents = p.parent.parts
-        subject = parents[-1] if len(parents) >= 1 and parents[-1] not in ("", "/", ".") else None
-        dataset = parents[-2] if len(parents) >= 2 and parents[-2] not in ("", "/", ".") else None
-        return cls(source=os.fspath(path), dataset=dataset, subject=subject, name=name)
+        folder, subject = os.path.split(folder)
+        dataset = os.path.basename(folder)
+        return cls(source=source, dataset=dataset or None, subject=subject or None, name=name)
 
     def to_dict(self) -> dict[str, str | None]:
         return dataclasses.asdict(self)

@@ -9,7 +9,11 @@ scan over 14,000 files never touches pose data), never enables pickle, and turns
 
 from __future__ import annotations
 
+import ast
+import math
 import os
+import re
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -34,6 +38,17 @@ _MAX_HEADER_SIZE = 10_000
 
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
 
+_PREFIX_BYTES = 4096
+"""Bytes read at once from a stored member: its local zip header, its ``.npy`` header and, for the small scalars
+(gender, frame rate), its data too. One read per member is what keeps a header scan near the cost of opening files."""
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, (version .. uncompressed size), name length, extra length
+_NPY_MAGIC = b"\x93NUMPY"
+_HEADER_RE = re.compile(
+    r"""\{'descr':\s*'(?P<descr>[<>|=]?[a-zA-Z]\d*)',\s*'fortran_order':\s*(?P<fortran>True|False),\s*"""
+    r"""'shape':\s*\((?P<shape>[\d\s,]*)\),?\s*\}\s*$"""
+)
+"""The header numpy writes for plain numeric and string arrays. Anything else goes through numpy's own parser."""
+
 
 @dataclass(frozen=True)
 class ArrayInfo:
@@ -55,7 +70,7 @@ class ArrayInfo:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        return math.prod(self.shape) * self.dtype.itemsize
 
 
 class NpzArchive:
@@ -71,24 +86,31 @@ class NpzArchive:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            what = "is a directory, not an npz file" if self.path.is_dir() else "no such file"
-            raise MotionFileNotFoundError(self.path, what)
         try:
-            self._zip = zipfile.ZipFile(self.path)
+            self._fp = open(self.path, "rb")  # noqa: SIM115  (closed by close())
+        except FileNotFoundError:
+            raise MotionFileNotFoundError(self.path, "no such file") from None
+        except IsADirectoryError:
+            raise MotionFileNotFoundError(self.path, "is a directory, not an npz file") from None
+        except OSError as exc:
+            raise CorruptFileError(self.path, f"cannot be read: {exc}") from None
+        try:
+            self._zip = zipfile.ZipFile(self._fp)
         except _ZIP_ERRORS as exc:
+            self._fp.close()
             raise CorruptFileError(
                 self.path, f"not a readable npz (zip) file, or truncated: {exc}. Download or unpack it again."
             ) from None
         except OSError as exc:
+            self._fp.close()
             raise CorruptFileError(self.path, f"cannot be read: {exc}") from None
         self._members = {
-            name[: -len(".npy")] if name.endswith(".npy") else name: info for name, info in self._zip_infos()
+            (info.filename[: -len(".npy")] if info.filename.endswith(".npy") else info.filename): info
+            for info in self._zip.infolist()
+            if not info.is_dir()
         }
         self._info_cache: dict[str, ArrayInfo] = {}
-
-    def _zip_infos(self) -> list[tuple[str, zipfile.ZipInfo]]:
-        return [(info.filename, info) for info in self._zip.infolist() if not info.is_dir()]
+        self._prefix_cache: dict[str, tuple[bytes, int]] = {}
 
     # ---------------------------------------------------------------- context manager
 
@@ -102,6 +124,7 @@ class NpzArchive:
 
     def close(self) -> None:
         self._zip.close()
+        self._fp.close()
 
     # ---------------------------------------------------------------- queries
 
@@ -139,9 +162,12 @@ class NpzArchive:
         if cached is not None:
             return cached
         member = self._member(key)
-        with self._open(key) as fp:
-            shape, fortran, dtype = self._read_header(key, fp)
-            header_len = fp.tell()
+        if member.compress_type == zipfile.ZIP_STORED:
+            shape, fortran, dtype, header_len = self._stored_header(key, member)
+        else:
+            with self._open(key) as fp:
+                shape, fortran, dtype = self._read_header(key, fp)
+                header_len = fp.tell()
         info = ArrayInfo(
             shape=tuple(int(n) for n in shape),
             dtype=dtype,
@@ -163,6 +189,78 @@ class NpzArchive:
             )
         self._info_cache[key] = info
         return info
+
+    def _prefix(self, key: str, member: zipfile.ZipInfo) -> tuple[bytes, int]:
+        """The first bytes of a stored member's data, read directly (one read), and where the data starts."""
+        cached = self._prefix_cache.get(key)
+        if cached is not None:
+            return cached
+        name_len = len(member.orig_filename.encode("utf-8" if member.flag_bits & 0x800 else "cp437"))
+        try:
+            self._fp.seek(member.header_offset)
+            raw = self._fp.read(_LOCAL_HEADER.size + name_len + 64 + _PREFIX_BYTES)
+        except OSError as exc:
+            raise CorruptFileError(self.path, f"array {key!r} cannot be read: {exc}") from None
+        if len(raw) < _LOCAL_HEADER.size:
+            raise CorruptFileError(self.path, f"array {key!r}: the file ends inside its zip header; truncated")
+        signature, local_name_len, extra_len = _LOCAL_HEADER.unpack_from(raw)
+        if signature != b"PK\x03\x04":
+            raise CorruptFileError(self.path, f"array {key!r}: bad zip local header; the file is damaged")
+        start = _LOCAL_HEADER.size + local_name_len + extra_len
+        if start > len(raw) - 16:  # a long extra field: read again from the data start
+            try:
+                self._fp.seek(member.header_offset + start)
+                raw, start = self._fp.read(_PREFIX_BYTES), 0
+            except OSError as exc:
+                raise CorruptFileError(self.path, f"array {key!r} cannot be read: {exc}") from None
+        data = raw[start : start + min(member.file_size, _PREFIX_BYTES)]
+        result = (data, member.header_offset + _LOCAL_HEADER.size + local_name_len + extra_len)
+        self._prefix_cache[key] = result
+        return result
+
+    def _stored_header(self, key: str, member: zipfile.ZipInfo) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+        """Parse the ``.npy`` header of an uncompressed member from its prefix (no zip stream, no ``ast`` for the
+        headers numpy writes)."""
+        data, _ = self._prefix(key, member)
+        if len(data) < 10 or data[:6] != _NPY_MAGIC:
+            raise CorruptFileError(self.path, f"array {key!r} has no valid .npy header: bad magic string")
+        major = data[6]
+        if major == 1:
+            size, begin = int.from_bytes(data[8:10], "little"), 10
+        elif major in (2, 3):
+            size, begin = int.from_bytes(data[8:12], "little"), 12
+        else:
+            raise CorruptFileError(self.path, f"array {key!r} has no valid .npy header: version {major}")
+        if size > _MAX_HEADER_SIZE:
+            raise CorruptFileError(
+                self.path, f"array {key!r} has no valid .npy header: {size} bytes, more than {_MAX_HEADER_SIZE}"
+            )
+        if begin + size > len(data):  # a long header: let numpy read it from the stream
+            with self._open(key) as fp:
+                shape, fortran, dtype = self._read_header(key, fp)
+                return shape, fortran, dtype, fp.tell()
+        text = data[begin : begin + size].decode("latin1")
+        match = _HEADER_RE.match(text)
+        if match is None:
+            return (*self._parse_header_text(key, text), begin + size)
+        shape = tuple(int(n) for n in match["shape"].replace(" ", "").split(",") if n)
+        try:
+            dtype = np.dtype(match["descr"])
+        except TypeError as exc:
+            raise CorruptFileError(self.path, f"array {key!r} has no valid .npy header: {exc}") from None
+        return shape, match["fortran"] == "True", dtype, begin + size
+
+    def _parse_header_text(self, key: str, text: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+        """Headers the fast pattern does not cover (structured or object dtypes): parsed as numpy does."""
+        try:
+            header = ast.literal_eval(text)
+            if not isinstance(header, dict) or not {"descr", "fortran_order", "shape"} <= header.keys():
+                raise ValueError(f"not an array header: {text[:80]!r}")
+            dtype = np.lib.format.descr_to_dtype(header["descr"])
+            shape = tuple(int(n) for n in header["shape"])
+            return shape, bool(header["fortran_order"]), dtype
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+            raise CorruptFileError(self.path, f"array {key!r} has no valid .npy header: {exc}") from None
 
     def _read_header(self, key: str, fp: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
         fmt = np.lib.format
@@ -194,7 +292,16 @@ class NpzArchive:
     def read_scalar(self, key: str) -> object:
         """A 0-d (or one-element) array as a Python scalar (str, bytes, float, int)."""
         info = self.info(key)
-        if int(np.prod(info.shape, dtype=np.int64)) != 1:
+        if math.prod(info.shape) != 1:
             raise ArrayShapeError(self.path, f"{key!r} must be a single value, got shape {info.shape}")
+        member = self._members[key]
+        if not info.compressed:
+            data, _ = self._prefix(key, member)
+            header_len = member.file_size - info.nbytes
+            if header_len + info.nbytes <= len(data):  # the value came with the header read
+                raw = data[header_len : header_len + info.nbytes]
+                if zlib.crc32(data[: member.file_size]) != member.CRC:
+                    raise CorruptFileError(self.path, f"array {key!r} fails its CRC check; the file is damaged")
+                return np.frombuffer(raw, dtype=info.dtype, count=1).reshape(()).item()
         value = self.read(key).reshape(())
         return value.item()

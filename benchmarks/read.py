@@ -65,7 +65,9 @@ def bench(fn: Callable[[Path], int], paths: list[Path], repeat: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--files", type=int, default=200, help="motion files in the synthetic tree")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many passes")
     parser.add_argument("--seed", type=int, default=0)
@@ -76,7 +78,9 @@ def main() -> None:
         paths = sorted(summary.root.rglob("*_poses.npz"))
         size = sum(p.stat().st_size for p in paths)
         print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}")
-        print(f"tree: {len(paths)} files, {summary.frames:,} frames, {size / 2**20:.0f} MiB (real length distribution)")
+        print(
+            f"tree: {len(paths)} files, {summary.frames:,} frames, {size / 2**20:.0f} MiB (real length distribution)"
+        )
         results = {
             "np.load, every array (existing tools)": bench(np_load_all, paths, args.repeat),
             "amasskit.read (validated Sequence)": bench(amasskit_read, paths, args.repeat),

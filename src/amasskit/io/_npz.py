@@ -41,7 +41,9 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, Ru
 _PREFIX_BYTES = 4096
 """Bytes read at once from a stored member: its local zip header, its ``.npy`` header and, for the small scalars
 (gender, frame rate), its data too. One read per member is what keeps a header scan near the cost of opening files."""
-_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, (version .. uncompressed size), name length, extra length
+_LOCAL_HEADER = struct.Struct(
+    "<4s22xHH"
+)  # signature, (version .. uncompressed size), name length, extra length
 _NPY_MAGIC = b"\x93NUMPY"
 _HEADER_RE = re.compile(
     r"""\{'descr':\s*'(?P<descr>[<>|=]?[a-zA-Z]\d*)',\s*'fortran_order':\s*(?P<fortran>True|False),\s*"""
@@ -202,7 +204,9 @@ class NpzArchive:
         except OSError as exc:
             raise CorruptFileError(self.path, f"array {key!r} cannot be read: {exc}") from None
         if len(raw) < _LOCAL_HEADER.size:
-            raise CorruptFileError(self.path, f"array {key!r}: the file ends inside its zip header; truncated")
+            raise CorruptFileError(
+                self.path, f"array {key!r}: the file ends inside its zip header; truncated"
+            )
         signature, local_name_len, extra_len = _LOCAL_HEADER.unpack_from(raw)
         if signature != b"PK\x03\x04":
             raise CorruptFileError(self.path, f"array {key!r}: bad zip local header; the file is damaged")
@@ -218,7 +222,9 @@ class NpzArchive:
         self._prefix_cache[key] = result
         return result
 
-    def _stored_header(self, key: str, member: zipfile.ZipInfo) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    def _stored_header(
+        self, key: str, member: zipfile.ZipInfo
+    ) -> tuple[tuple[int, ...], bool, np.dtype, int]:
         """Parse the ``.npy`` header of an uncompressed member from its prefix (no zip stream, no ``ast`` for the
         headers numpy writes)."""
         data, _ = self._prefix(key, member)
@@ -233,7 +239,8 @@ class NpzArchive:
             raise CorruptFileError(self.path, f"array {key!r} has no valid .npy header: version {major}")
         if size > _MAX_HEADER_SIZE:
             raise CorruptFileError(
-                self.path, f"array {key!r} has no valid .npy header: {size} bytes, more than {_MAX_HEADER_SIZE}"
+                self.path,
+                f"array {key!r} has no valid .npy header: {size} bytes, more than {_MAX_HEADER_SIZE}",
             )
         if begin + size > len(data):  # a long header: let numpy read it from the stream
             with self._open(key) as fp:
@@ -301,7 +308,9 @@ class NpzArchive:
             if header_len + info.nbytes <= len(data):  # the value came with the header read
                 raw = data[header_len : header_len + info.nbytes]
                 if zlib.crc32(data[: member.file_size]) != member.CRC:
-                    raise CorruptFileError(self.path, f"array {key!r} fails its CRC check; the file is damaged")
+                    raise CorruptFileError(
+                        self.path, f"array {key!r} fails its CRC check; the file is damaged"
+                    )
                 return np.frombuffer(raw, dtype=info.dtype, count=1).reshape(()).item()
         value = self.read(key).reshape(())
         return value.item()

@@ -67,3 +67,18 @@ def test_demo_summarises_a_synthetic_tree(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--files", "19", "-j", "1"])
     assert result.exit_code == 0, result.output
     assert "total" in result.output and "19 motion files" in result.output and "0 problems" in result.output
+
+
+def test_quiet_and_verbose_set_the_log_level(tmp_path: Path) -> None:
+    quiet = runner.invoke(app, ["-q", "synth", str(tmp_path / "q"), "--files", "1", "--lengths", "short"])
+    assert quiet.exit_code == 0 and "wrote 1 synthetic files" not in quiet.output
+    loud = runner.invoke(app, ["-v", "synth", str(tmp_path / "v"), "--files", "1", "--lengths", "short"])
+    assert loud.exit_code == 0 and "wrote 1 synthetic files" in loud.output
+
+
+def test_synth_models_command(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["-q", "synth-models", str(tmp_path / "models")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "models" / "smplh" / "female" / "model.npz").is_file()
+    assert (tmp_path / "models" / "dmpls" / "neutral" / "model.npz").is_file()
+    assert (tmp_path / "models" / "smplx" / "SMPLX_MALE.npz").is_file()

@@ -273,3 +273,36 @@ def test_library_never_enables_pickle() -> None:
     src = Path(amasskit.__file__).parent
     offenders = [p for p in src.rglob("*.py") if "allow_pickle=True" in p.read_text()]
     assert offenders == []
+
+
+def test_smplx_split_keys_without_poses(tmp_path: Path) -> None:
+    """SMPL-X files that hold only root_orient/pose_body/pose_jaw/pose_eye/pose_hand read the same as with poses."""
+    rng = np.random.default_rng(4)
+    T = 12
+    parts = {"root_orient": rng.normal(size=(T, 3)), "pose_body": rng.normal(size=(T, 63)),
+             "pose_jaw": rng.normal(size=(T, 3)), "pose_eye": rng.normal(size=(T, 6)),
+             "pose_hand": rng.normal(size=(T, 90))}  # fmt: skip
+    common = {"trans": rng.normal(size=(T, 3)), "betas": rng.normal(size=16), "gender": np.array("neutral"),
+              "mocap_frame_rate": np.array(59.9999885), "surface_model_type": np.array("smplx")}  # fmt: skip
+    poses = np.concatenate(
+        [parts[k] for k in ("root_orient", "pose_body", "pose_jaw", "pose_eye", "pose_hand")], 1
+    )
+    split = amasskit.read(save_npz(tmp_path / "a_stageii.npz", **parts, **common), dtype=np.float64)
+    flat = amasskit.read(save_npz(tmp_path / "b_stageii.npz", poses=poses, **common), dtype=np.float64)
+    assert np.array_equal(split.to_flat(), poses)
+    assert split.replace(provenance=flat.provenance) == flat
+    assert amasskit.read_header(tmp_path / "a_stageii.npz").num_frames == T
+    bad = dict(parts) | {"pose_jaw": np.zeros((T - 1, 3))}
+    with pytest.raises(errors.ArrayShapeError, match="'pose_jaw' must have shape"):
+        amasskit.read_header(save_npz(tmp_path / "c_stageii.npz", **bad, **common))
+
+
+def test_compressed_npz_reads_the_same(tmp_path: Path) -> None:
+    """np.savez_compressed files (deflated members) go through the zip stream path and read identically."""
+    arrays = smplh_arrays(30)
+    plain = amasskit.read(save_npz(tmp_path / "plain_poses.npz", **arrays), dtype=np.float64)
+    with (tmp_path / "zipped_poses.npz").open("wb") as fp:
+        np.savez_compressed(fp, **arrays)  # type: ignore[arg-type]
+    zipped = amasskit.read(tmp_path / "zipped_poses.npz", dtype=np.float64)
+    assert zipped.replace(provenance=plain.provenance) == plain
+    assert amasskit.read_header(tmp_path / "zipped_poses.npz").num_frames == 30

@@ -300,6 +300,7 @@ def demo(
         f"{len(report.problems)} problems. Synthesis {report.seconds_synth:.1f} s, headers "
         f"{report.seconds_headers:.2f} s, full reads {report.seconds_read:.2f} s."
     )
+    console.print(f"Sequence lengths from: {report.synth.lengths_source}.", highlight=False)
     if report.problems:
         raise typer.Exit(1)
 

@@ -28,7 +28,7 @@ from typing import Final, Literal
 import numpy as np
 
 from .._util.atomic import atomic_open
-from ..io._reader import META_KEY
+from ..io import META_KEY
 from ..sequence import Gender
 from ..topology import SMPLH_PARENTS, SMPLX_PARENTS
 from ._tree import SYNTHETIC_NOTE

@@ -20,8 +20,7 @@ import numpy as np
 
 from .._util.atomic import atomic_open
 from .._version import __version__
-from ..io import write
-from ..io._reader import META_KEY
+from ..io import META_KEY, write
 from ..sequence import Gender, Markers, ModelType, Provenance, Sequence
 from ._lengths import DATASETS, DatasetSpec, LengthTable, find_lengths_table, load_lengths_table
 from ._motion import MotionStyle, motion_arrays

@@ -14,7 +14,13 @@ code written against plain Python keeps working::
     │   ├── EmptySequenceError                 (ValueError) zero frames
     │   ├── NonFiniteError                     (ValueError) NaN or infinite values where none may be
     │   ├── InvalidValueError                  (ValueError) a bad scalar: gender, frame rate, model type
-    │   └── NotMotionFileError                 (ValueError) a shape or stage-i file, not a motion
+    │   ├── NotMotionFileError                 (ValueError) a shape or stage-i file, not a motion
+    │   └── ArchiveError                       (ValueError) an archive that cannot be unpacked as asked
+    │       ├── CorruptArchiveError            truncated or damaged compression or tar structure
+    │       ├── HostileArchiveError            a member that would write outside the target, a device file, ...
+    │       └── ChecksumMismatchError          unpacked contents differ from the release checksum
+    ├── CatalogError                           (ValueError) a catalog database that cannot be used
+    ├── SplitSchemeError                       (ValueError) a split scheme that is malformed or unknown
     └── SequenceError                          (ValueError) arrays that do not form a valid Sequence
 
 Messages name the file (where there is one), say what was expected and what was found, and how to fix it.
@@ -27,9 +33,14 @@ import os
 __all__ = [
     "AmassFileError",
     "AmassKitError",
+    "ArchiveError",
     "ArrayShapeError",
+    "CatalogError",
+    "ChecksumMismatchError",
+    "CorruptArchiveError",
     "CorruptFileError",
     "EmptySequenceError",
+    "HostileArchiveError",
     "InvalidValueError",
     "MissingKeyError",
     "MotionFileNotFoundError",
@@ -37,6 +48,7 @@ __all__ = [
     "NotMotionFileError",
     "PickledDataError",
     "SequenceError",
+    "SplitSchemeError",
 ]
 
 
@@ -115,3 +127,30 @@ class NotMotionFileError(AmassFileError, ValueError):
 
 class SequenceError(AmassKitError, ValueError):
     """Arrays given to :class:`amasskit.Sequence` that do not fit together (shapes, frame counts, dtypes)."""
+
+
+class ArchiveError(AmassFileError, ValueError):
+    """An archive that cannot be unpacked as asked. Nothing is left outside the target when it is raised."""
+
+
+class CorruptArchiveError(ArchiveError):
+    """The archive is truncated, or its compression or tar structure is damaged."""
+
+
+class HostileArchiveError(ArchiveError):
+    """A member would escape the target (absolute path, ``..``, a link leaving it) or is a device or FIFO.
+
+    The whole archive is refused: a release archive never holds such members.
+    """
+
+
+class ChecksumMismatchError(ArchiveError):
+    """The unpacked folder's checksum differs from the release table's."""
+
+
+class CatalogError(AmassKitError, ValueError):
+    """A catalog database that cannot be used (not a catalog, a newer schema, no such catalog)."""
+
+
+class SplitSchemeError(AmassKitError, ValueError):
+    """A split scheme that is unknown or malformed."""

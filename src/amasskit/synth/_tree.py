@@ -233,13 +233,17 @@ def _write_shape_files(root: Path, plans: list[FilePlan], release: Release) -> N
 
 
 def pack_archives(root: Path, out_dir: Path, datasets: list[str]) -> list[Path]:
-    """Pack each sub-dataset folder of ``root`` into ``out_dir/<archive>.tar.bz2`` as the release does.
+    """Pack each sub-dataset folder of ``root`` into ``out_dir/<archive>.tar.bz2`` as the release does, and write
+    ``out_dir/checksums.json``: the folders' checksums in the release table's form, for ``unpack --verify``.
 
     Members are ``<Dataset>/<Subject>/<file>`` in sorted order with fixed owners and times, so the archives are
     byte-identical for the same tree.
     """
+    from ..archives import md5_dir
+
     names = {spec.name: spec.archive for spec in DATASETS}
     written = []
+    table: dict[str, dict[str, str]] = {}
     for dataset in datasets:
         target = out_dir / f"{names.get(dataset, dataset)}.tar.bz2"
         with atomic_open(target, fsync=False) as fp, tarfile.open(fileobj=fp, mode="w:bz2") as tar:
@@ -254,6 +258,10 @@ def pack_archives(root: Path, out_dir: Path, datasets: list[str]) -> list[Path]:
                 else:
                     tar.addfile(info)
         written.append(target)
+        table[target.name] = {"unpacks_to": dataset, "md5_dir": md5_dir(root / dataset)}
+    about = f"{SYNTHETIC_NOTE} Checksums of the synthetic archives, in the AMASS release table's form."
+    with atomic_open(out_dir / "checksums.json", fsync=False) as fp:
+        fp.write(json.dumps({"about": about, "archives": table}, indent=1, sort_keys=True).encode())
     return written
 
 

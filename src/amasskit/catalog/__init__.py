@@ -1,2 +1,51 @@
 """Every motion file of an AMASS tree as one row in SQLite, scanned from headers in parallel and incrementally;
-queries and split schemes. (Planned: issue "Ingest".)"""
+queries, per-dataset statistics and split schemes.
+
+* :func:`scan` - scan or rescan a tree into a catalog database.
+* :class:`Catalog` - open a catalog; query records (or a DataFrame), stats, problems; record and link splits.
+* :func:`load_scheme` / :data:`BUILTIN_SCHEMES` - split schemes (``amass-paper``, ``amass-paper-all``, YAML/JSON).
+* :func:`canonical_dataset` - sub-dataset names across releases.
+"""
+
+from ._catalog import (
+    DEFAULT_DB_NAME,
+    SCHEMA_VERSION,
+    Catalog,
+    CatalogRecord,
+    DatasetSummary,
+    Problem,
+    ScanReport,
+    scan,
+)
+from ._names import ALIASES, CANONICAL_DATASETS, NEWER_DATASETS, canonical_dataset
+from ._splits import (
+    BUILTIN_SCHEMES,
+    RandomSplit,
+    SplitAssignment,
+    SplitRule,
+    SplitScheme,
+    load_scheme,
+    scheme_from_mapping,
+)
+
+__all__ = [
+    "ALIASES",
+    "BUILTIN_SCHEMES",
+    "CANONICAL_DATASETS",
+    "DEFAULT_DB_NAME",
+    "NEWER_DATASETS",
+    "SCHEMA_VERSION",
+    "Catalog",
+    "CatalogRecord",
+    "DatasetSummary",
+    "Problem",
+    "RandomSplit",
+    "ScanReport",
+    "SplitAssignment",
+    "SplitRule",
+    "SplitScheme",
+    "canonical_dataset",
+    "load_scheme",
+    "scan",
+    "scheme_from_mapping",
+]

@@ -8,7 +8,7 @@
 """
 
 from ._npz import ArrayInfo, NpzArchive
-from ._reader import META_KEY, FileKind, SequenceHeader, classify_path, read, read_header
+from ._reader import META_KEY, FileKind, SequenceHeader, classify_path, header_from_archive, read, read_header
 from ._writer import FORMAT_VERSION, sequence_arrays, write
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "NpzArchive",
     "SequenceHeader",
     "classify_path",
+    "header_from_archive",
     "read",
     "read_header",
     "sequence_arrays",

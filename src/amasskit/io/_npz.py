@@ -10,6 +10,7 @@ scan over 14,000 files never touches pose data), never enables pickle, and turns
 from __future__ import annotations
 
 import ast
+import hashlib
 import math
 import os
 import re
@@ -280,6 +281,18 @@ class NpzArchive:
             raise ValueError(f"unsupported .npy format version {version}")
         except (ValueError, TypeError, SyntaxError, *_ZIP_ERRORS) as exc:
             raise CorruptFileError(self.path, f"array {key!r} has no valid .npy header: {exc}") from None
+
+    def fingerprint(self) -> str:
+        """A content hash from the zip directory alone: sha1 over every member's name, CRC-32 and size.
+
+        The CRC-32 of each member is stored in the directory and covers the member's uncompressed bytes, so this
+        changes whenever any array's content changes, at the cost of reading nothing beyond the directory. (Not a
+        defence against deliberate collisions; use a full-file hash for that.)
+        """
+        digest = hashlib.sha1()
+        for info in sorted(self._zip.infolist(), key=lambda i: i.filename):
+            digest.update(f"{info.filename}\0{info.CRC:08x}\0{info.file_size}\n".encode())
+        return digest.hexdigest()
 
     def read(self, key: str) -> np.ndarray:
         """The whole array ``key``, read without pickle.

@@ -31,7 +31,15 @@ from ..layouts import LAYOUTS, PoseLayout, split_flat_poses
 from ..sequence import Gender, Markers, ModelType, Provenance, Sequence
 from ._npz import NpzArchive
 
-__all__ = ["META_KEY", "FileKind", "SequenceHeader", "classify_path", "read", "read_header"]
+__all__ = [
+    "META_KEY",
+    "FileKind",
+    "SequenceHeader",
+    "classify_path",
+    "header_from_archive",
+    "read",
+    "read_header",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -144,22 +152,24 @@ def read_header(path: str | os.PathLike[str]) -> SequenceHeader:
         InvalidValueError, NonFiniteError, PickledDataError: see :mod:`amasskit.errors`.
     """
     with NpzArchive(path) as npz:
-        layout = _inspect(npz)
-        fps = _read_fps(npz)
-        gender = _read_gender(npz)
-        betas_shape = _betas_shape(npz)
-        return SequenceHeader(
-            path=os.fspath(path),
-            model=layout.model,
-            gender=gender,
-            fps=fps,
-            num_frames=layout.num_frames,
-            num_betas=int(np.prod(betas_shape)),
-            has_dmpls="dmpls" in npz,
-            has_markers=any(pos in npz for pos, _, _ in _MARKER_KEYS),
-            provenance=_provenance(path, layout.meta),
-            synthetic=bool(layout.meta.get("synthetic", False)),
-        )
+        return header_from_archive(npz)
+
+
+def header_from_archive(npz: NpzArchive) -> SequenceHeader:
+    """:func:`read_header` on an already open archive (the catalog also fingerprints it while it is open)."""
+    layout = _inspect(npz)
+    return SequenceHeader(
+        path=os.fspath(npz.path),
+        model=layout.model,
+        gender=_read_gender(npz),
+        fps=_read_fps(npz),
+        num_frames=layout.num_frames,
+        num_betas=math.prod(_betas_shape(npz)),
+        has_dmpls="dmpls" in npz,
+        has_markers=any(pos in npz for pos, _, _ in _MARKER_KEYS),
+        provenance=_provenance(npz.path, layout.meta),
+        synthetic=bool(layout.meta.get("synthetic", False)),
+    )
 
 
 def read(

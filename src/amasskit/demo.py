@@ -1,37 +1,32 @@
 """amasskit's main job on a built-in default that needs no AMASS download.
 
-For now: make a synthetic AMASS tree, read every file back through the public reader (headers, then whole files),
-and summarise what is there per sub-dataset. Later issues extend the demo with the catalog, the store, the loaders and
-a preview video.
+The demo runs the pipeline a user runs on the real archives, on synthetic ones: synthesise a tree packed as release
+archives, unpack them (in parallel, verified against the synthetic checksum table), catalog the result, assign the
+AMASS paper's split, and read every catalogued file back through the validating reader. Later issues extend it with
+the store, the loaders and a preview video.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import AmassKitError, NotMotionFileError
-from .io import read, read_header
+from .archives import UnpackReport, unpack_archives
+from .catalog import Catalog, DatasetSummary, ScanReport, SplitAssignment, scan
+from .errors import AmassKitError
+from .io import read
 from .synth import SynthSummary, synth_tree
 
-__all__ = ["DatasetStats", "DemoReport", "run_demo"]
+__all__ = ["DEMO_SPLIT", "DemoReport", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass
-class DatasetStats:
-    """What one sub-dataset of the tree holds, as read back."""
-
-    files: int = 0
-    frames: int = 0
-    seconds: float = 0.0
-    fps: set[float] = field(default_factory=set)
-    genders: dict[str, int] = field(default_factory=dict)
+DEMO_SPLIT = "amass-paper"
 
 
 @dataclass(frozen=True)
@@ -39,28 +34,36 @@ class DemoReport:
     """The demo's findings.
 
     Attributes:
-        synth: what the generator wrote.
-        datasets: sub-dataset -> statistics read back from the files.
-        skipped: non-motion files recognised and skipped (shape / stage-i files).
+        synth: what the generator wrote (``out/synthetic``, archives in ``out/synthetic/archives``).
+        unpack: the unpack report (into ``out/amass``).
+        scan: the catalog scan (``out/amass/amasskit-catalog.sqlite``).
+        split: the split assignment (:data:`DEMO_SPLIT`).
+        split_counts: files per split.
+        stats: per sub-dataset summary from the catalog.
         problems: ``(path, "ErrorType: message")`` for files that failed to read (none expected).
-        seconds_synth, seconds_headers, seconds_read: wall time of each stage.
+        seconds: stage -> wall time.
     """
 
     synth: SynthSummary
-    datasets: dict[str, DatasetStats]
-    skipped: int
+    unpack: UnpackReport
+    scan: ScanReport
+    split: SplitAssignment
+    split_counts: dict[str, int]
+    stats: list[DatasetSummary]
     problems: list[tuple[str, str]]
-    seconds_synth: float
-    seconds_headers: float
-    seconds_read: float
+    seconds: dict[str, float]
 
     @property
     def files(self) -> int:
-        return sum(d.files for d in self.datasets.values())
+        return sum(d.files for d in self.stats)
 
     @property
     def frames(self) -> int:
-        return sum(d.frames for d in self.datasets.values())
+        return sum(d.frames for d in self.stats)
+
+    @property
+    def ok(self) -> bool:
+        return self.unpack.ok and not self.problems
 
 
 def run_demo(
@@ -69,81 +72,102 @@ def run_demo(
     files: int = 38,
     seed: int = 0,
     release: str = "smplh",
-    workers: int = 1,
+    workers: int = 2,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> DemoReport:
-    """Make a synthetic tree in ``out`` (replacing an earlier demo there) and read it all back.
+    """Run the demo in ``out`` (replacing an earlier demo there).
 
     Args:
-        out: folder for the synthetic tree.
+        out: the demo's folder.
         files: number of motion files (two per sub-dataset by default, with the release's real length distribution).
         seed: generator seed.
         release: ``smplh`` or ``smplx``.
-        workers: processes for the generator.
-        progress: called as ``progress(stage, done, total)`` while each stage runs.
+        workers: processes for each parallel stage.
+        progress: called as ``progress(stage, done, total)`` while a stage runs (``total`` 0 when unknown).
     """
     root = Path(out)
-    t0 = time.perf_counter()
-    counter = {"frames": 0}
+    seconds: dict[str, float] = {}
+
+    def report(stage: str) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        cb = progress
+        return lambda done, total: cb(stage, done, total)
+
+    t = time.perf_counter()
+    frames = {"n": 0}
 
     def on_frames(n: int) -> None:
-        counter["frames"] += n
+        frames["n"] += n
         if progress is not None:
-            progress("synth", counter["frames"], 0)
+            progress("synth", frames["n"], 0)
 
     synth = synth_tree(
-        root,
+        root / "synthetic",
         files=files,
         seed=seed,
         release=release,  # type: ignore[arg-type]
+        archives=True,
         workers=workers,
         overwrite=True,
         progress=on_frames,
     )
-    t1 = time.perf_counter()
+    seconds["synthesise"] = time.perf_counter() - t
 
-    paths = sorted(root.rglob("*.npz"))
-    datasets: dict[str, DatasetStats] = {}
+    t = time.perf_counter()
+    target = root / "amass"
+    if target.exists():
+        shutil.rmtree(target)
+    sizes = {str(p): p.stat().st_size for p in synth.archives}
+    total = sum(sizes.values())
+    done = {i: 0 for i in range(len(synth.archives))}
+
+    def on_bytes(index: int, n: int) -> None:
+        done[index] = n
+        if progress is not None:
+            progress("unpack", sum(done.values()), total)
+
+    unpacked = unpack_archives(
+        synth.archives,
+        target,
+        workers=workers,
+        verify=True,
+        checksums=synth.root / "archives" / "checksums.json",
+        progress=on_bytes,
+    )
+    seconds["unpack"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    scanned = scan(target, workers=workers, progress=report("catalog"))
+    seconds["catalog"] = time.perf_counter() - t
+
     problems: list[tuple[str, str]] = []
-    skipped = 0
-    motion = []
+    with Catalog.open(scanned.db) as cat:
+        t = time.perf_counter()
+        split = cat.assign_split(DEMO_SPLIT)
+        counts = cat.split_counts(DEMO_SPLIT)
+        seconds["split"] = time.perf_counter() - t
+        stats = cat.stats()
+        problems.extend((p.path, f"{p.error}: {p.message}") for p in cat.problems())
+        paths = cat.paths()
+    t = time.perf_counter()
     for k, path in enumerate(paths):
-        try:
-            header = read_header(path)
-        except NotMotionFileError:
-            skipped += 1
-            continue
-        except AmassKitError as exc:
-            problems.append((str(path), f"{type(exc).__name__}: {exc}"))
-            continue
-        finally:
-            if progress is not None:
-                progress("headers", k + 1, len(paths))
-        motion.append(path)
-        stats = datasets.setdefault(header.provenance.dataset or "?", DatasetStats())
-        stats.files += 1
-        stats.frames += header.num_frames
-        stats.seconds += header.duration
-        stats.fps.add(round(header.fps, 6))
-        stats.genders[header.gender.value] = stats.genders.get(header.gender.value, 0) + 1
-    t2 = time.perf_counter()
-
-    for k, path in enumerate(motion):
         try:
             read(path)
         except AmassKitError as exc:
             problems.append((str(path), f"{type(exc).__name__}: {exc}"))
         if progress is not None:
-            progress("read", k + 1, len(motion))
-    t3 = time.perf_counter()
+            progress("read", k + 1, len(paths))
+    seconds["read"] = time.perf_counter() - t
     for _path, message in problems:
         logger.warning("%s", message)
     return DemoReport(
         synth=synth,
-        datasets=dict(sorted(datasets.items())),
-        skipped=skipped,
+        unpack=unpacked,
+        scan=scanned,
+        split=split,
+        split_counts=counts,
+        stats=stats,
         problems=problems,
-        seconds_synth=t1 - t0,
-        seconds_headers=t2 - t1,
-        seconds_read=t3 - t2,
+        seconds=seconds,
     )

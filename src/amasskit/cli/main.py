@@ -473,55 +473,58 @@ def _scheme_name(scheme: str) -> str:
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo's synthetic tree.")] = Path(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo's files.")] = Path(
         "amasskit-demo"
     ),
     files: Annotated[int, typer.Option("--files", "-n", min=1, help="Number of motion files.")] = 38,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     release: Annotated[Release, typer.Option(help="Release layout.")] = Release.smplh,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes for the generator.")] = 2,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes for each parallel stage.")] = 2,
 ) -> None:
-    """amasskit's main job on a built-in synthetic default (no AMASS download): make a synthetic AMASS tree, read
-    every file back, and summarise it."""
-    from ..demo import run_demo
+    """amasskit's main job on a built-in synthetic default (no AMASS download): synthesise release archives, unpack
+    them (verified), catalog, split, read every file back, and print the statistics."""
+    from ..demo import DEMO_SPLIT, run_demo
 
+    labels = {
+        "synth": "synthesising frames",
+        "unpack": "unpacking archives (bytes)",
+        "catalog": "cataloguing",
+        "read": "reading every file",
+    }
     with _errors(), _progress() as bar:
         tasks: dict[str, Any] = {}
-        labels = {"synth": "synthesising frames", "headers": "reading headers", "read": "reading files"}
 
         def on_progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(labels[stage], total=total or None)
-            bar.update(tasks[stage], completed=done)
+            bar.update(tasks[stage], completed=done, total=total or None)
 
         report = run_demo(
             out, files=files, seed=seed, release=release.value, workers=jobs, progress=on_progress
         )
 
-    table = Table(title=f"synthetic AMASS tree read back from {report.synth.root}")
-    for col in ("sub-dataset", "files", "frames", "hours", "fps", "genders"):
-        table.add_column(col, justify="right" if col in ("files", "frames", "hours") else "left")
-    for name, d in report.datasets.items():
-        genders = ", ".join(f"{g} {n}" for g, n in sorted(d.genders.items()))
-        table.add_row(
-            name,
-            str(d.files),
-            f"{d.frames:,}",
-            f"{d.seconds / 3600:.3f}",
-            ", ".join(f"{f:.10g}" for f in sorted(d.fps)),
-            genders,
-        )
-    table.add_row(
-        "[bold]total[/]", str(report.files), f"{report.frames:,}", f"{report.synth.hours:.3f}", "", ""
-    )
-    console.print(table)
+    unpacked = report.unpack.results
+    verified = sum(1 for r in unpacked if r.verified)
     console.print(
-        f"{report.files} motion files and {report.skipped} shape files recognised; "
-        f"{len(report.problems)} problems. Synthesis {report.seconds_synth:.1f} s, headers "
-        f"{report.seconds_headers:.2f} s, full reads {report.seconds_read:.2f} s."
+        f"unpacked {len(unpacked)} archives into {report.unpack.target} ({verified} verified against "
+        f"{report.synth.root / 'archives' / 'checksums.json'}); catalog: {report.scan.db}",
+        highlight=False,
     )
-    console.print(f"Sequence lengths from: {report.synth.lengths_source}.", highlight=False)
-    if report.problems:
+    with _errors():
+        from ..catalog import Catalog
+
+        with Catalog.open(report.scan.db) as cat:
+            _print_catalog_stats(cat)
+    counts = ", ".join(f"{k} {v}" for k, v in report.split_counts.items())
+    left = ", ".join(f"{d} ({n})" for d, n in report.split.unallocated.items()) or "none"
+    console.print(f"split {DEMO_SPLIT}: {counts}; unallocated: {left}", highlight=False)
+    times = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
+    console.print(
+        f"{report.files} motion files read back, {len(report.problems)} problems. {times}. "
+        f"Sequence lengths from: {report.synth.lengths_source}.",
+        highlight=False,
+    )
+    if not report.ok:
         raise typer.Exit(1)
 
 

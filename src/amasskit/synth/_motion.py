@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import roma
-import torch
 
 from ..topology import NUM_HAND_JOINTS
 
@@ -111,7 +109,14 @@ def _xyz_rotmat(angles: np.ndarray) -> np.ndarray:
 
 
 def _to_rotvec(rotmat: np.ndarray) -> np.ndarray:
-    """Axis-angle ``(..., 3)`` of rotation matrices ``(..., 3, 3)`` (roma, float64)."""
+    """Axis-angle ``(..., 3)`` of rotation matrices ``(..., 3, 3)`` (roma, float64).
+
+    torch and roma are imported here, not at module level: worker processes that only pack archives never pay for
+    them.
+    """
+    import roma
+    import torch
+
     return roma.rotmat_to_rotvec(torch.from_numpy(np.ascontiguousarray(rotmat))).numpy()
 
 

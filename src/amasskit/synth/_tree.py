@@ -232,37 +232,44 @@ def _write_shape_files(root: Path, plans: list[FilePlan], release: Release) -> N
             np.savez(fp, **arrays)
 
 
-def pack_archives(root: Path, out_dir: Path, datasets: list[str]) -> list[Path]:
+def _pack_one(root: Path, dataset: str, target: Path) -> str:
+    """Pack ``root/dataset`` into ``target`` deterministically; returns the folder's :func:`md5_dir`."""
+    from ..archives import md5_dir
+
+    with atomic_open(target, fsync=False) as fp, tarfile.open(fileobj=fp, mode="w:bz2") as tar:
+        folder = root / dataset
+        for path in [folder, *sorted(folder.rglob("*"))]:
+            info = tar.gettarinfo(str(path), arcname=str(path.relative_to(root)))
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            info.mode = 0o755 if path.is_dir() else 0o644
+            if path.is_file():
+                with path.open("rb") as member:
+                    tar.addfile(info, member)
+            else:
+                tar.addfile(info)
+    return md5_dir(root / dataset)
+
+
+def pack_archives(root: Path, out_dir: Path, datasets: list[str], *, workers: int = 1) -> list[Path]:
     """Pack each sub-dataset folder of ``root`` into ``out_dir/<archive>.tar.bz2`` as the release does, and write
     ``out_dir/checksums.json``: the folders' checksums in the release table's form, for ``unpack --verify``.
 
     Members are ``<Dataset>/<Subject>/<file>`` in sorted order with fixed owners and times, so the archives are
-    byte-identical for the same tree.
+    byte-identical for the same tree. ``workers`` archives are compressed at once.
     """
-    from ..archives import md5_dir
-
     names = {spec.name: spec.archive for spec in DATASETS}
-    written = []
-    table: dict[str, dict[str, str]] = {}
-    for dataset in datasets:
-        target = out_dir / f"{names.get(dataset, dataset)}.tar.bz2"
-        with atomic_open(target, fsync=False) as fp, tarfile.open(fileobj=fp, mode="w:bz2") as tar:
-            folder = root / dataset
-            for path in [folder, *sorted(folder.rglob("*"))]:
-                info = tar.gettarinfo(str(path), arcname=str(path.relative_to(root)))
-                info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-                info.mode = 0o755 if path.is_dir() else 0o644
-                if path.is_file():
-                    with path.open("rb") as member:
-                        tar.addfile(info, member)
-                else:
-                    tar.addfile(info)
-        written.append(target)
-        table[target.name] = {"unpacks_to": dataset, "md5_dir": md5_dir(root / dataset)}
+    targets = [out_dir / f"{names.get(d, d)}.tar.bz2" for d in datasets]
+    if workers > 1 and len(datasets) > 1:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            sums = list(pool.map(_pack_one, [root] * len(datasets), datasets, targets))
+    else:
+        sums = [_pack_one(root, d, t) for d, t in zip(datasets, targets, strict=True)]
+    table = {t.name: {"unpacks_to": d, "md5_dir": m} for d, t, m in zip(datasets, targets, sums, strict=True)}
     about = f"{SYNTHETIC_NOTE} Checksums of the synthetic archives, in the AMASS release table's form."
     with atomic_open(out_dir / "checksums.json", fsync=False) as fp:
         fp.write(json.dumps({"about": about, "archives": table}, indent=1, sort_keys=True).encode())
-    return written
+    return targets
 
 
 def synth_tree(
@@ -372,7 +379,7 @@ def synth_tree(
     )
     archive_paths: list[Path] = []
     if archives:
-        archive_paths = pack_archives(staging, staging / "archives", list(datasets))
+        archive_paths = pack_archives(staging, staging / "archives", list(datasets), workers=workers)
 
     if root.exists():
         trash = root.with_name(f".{root.name}.old")

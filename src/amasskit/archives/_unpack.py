@@ -11,7 +11,7 @@ A record of what was unpacked (archive size, mtime and md5, the folders, their c
 
 bz2 decompression is the bottleneck. When ``lbzip2`` or ``pbzip2`` is installed it decompresses on several cores and
 Python reads the tar stream from its output; otherwise Python's ``bz2`` is used. Several archives run in parallel in
-worker processes (``spawn``), largest first.
+worker processes, largest first.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import posixpath
 import shutil
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from .._util.atomic import atomic_open
+from .._util.processes import worker_context
 from ..errors import AmassKitError, ArchiveError, CorruptArchiveError, HostileArchiveError
 from ._checksum import ArchiveChecksum, load_checksum_table, md5_dir
 
@@ -545,7 +545,7 @@ def unpack_archives(
                 ),
             )
     else:
-        context = multiprocessing.get_context("spawn")
+        context = worker_context()
         with context.Manager() as manager, ProcessPoolExecutor(n_workers, mp_context=context) as pool:
             queue = manager.Queue() if progress is not None else None
             futures = {

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import sqlite3
 import time
@@ -36,6 +35,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from .._util.processes import worker_context
 from ..errors import AmassFileError, CatalogError, NotMotionFileError
 from ..io import NpzArchive, header_from_archive
 from ._names import canonical_dataset
@@ -387,7 +387,7 @@ def scan(
         else:
             size_of_chunk = max(16, min(256, len(todo) // (n_workers * 8)))
             chunks = [todo[i : i + size_of_chunk] for i in range(0, len(todo), size_of_chunk)]
-            context = multiprocessing.get_context("spawn")
+            context = worker_context()
             done = 0
             with ProcessPoolExecutor(n_workers, mp_context=context) as pool:
                 futures = [pool.submit(_scan_chunk, str(root_path), chunk, hash_kind) for chunk in chunks]

@@ -89,6 +89,7 @@ def write(
     *,
     gender_as_bytes: bool = False,
     meta: Mapping[str, Any] | None = None,
+    fsync: bool = True,
 ) -> Path:
     """Write ``seq`` to ``path`` (uncompressed npz, as the releases are), atomically.
 
@@ -97,12 +98,13 @@ def write(
         path: destination; parent folders are created. Name it ``*_poses.npz`` (SMPL+H) or ``*_stageii.npz``
             (SMPL-X) to match the releases.
         gender_as_bytes, meta: see :func:`sequence_arrays`.
+        fsync: flush to disk before the rename (off for throwaway files such as synthetic trees).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
     target = Path(path)
     arrays = sequence_arrays(seq, gender_as_bytes=gender_as_bytes, meta=meta)
-    with atomic_open(target) as fp:
+    with atomic_open(target, fsync=fsync) as fp:
         np.savez(fp, **arrays)  # type: ignore[arg-type]
     return target

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 import tarfile
@@ -19,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._util.atomic import atomic_open
+from .._util.processes import worker_context
 from .._version import __version__
 from ..io import META_KEY, write
 from ..sequence import Gender, Markers, ModelType, Provenance, Sequence
@@ -209,7 +209,7 @@ def synth_sequence(plan: FilePlan, *, release: Release, seed: int) -> Sequence:
 def _write_one(root: str, plan: FilePlan, release: Release, seed: int) -> int:
     seq = synth_sequence(plan, release=release, seed=seed)
     meta = {"synthetic": True, "note": SYNTHETIC_NOTE, "seed": seed, "generator": f"amasskit {__version__}"}
-    write(seq, Path(root) / plan.relpath, gender_as_bytes=plan.gender_as_bytes, meta=meta)
+    write(seq, Path(root) / plan.relpath, gender_as_bytes=plan.gender_as_bytes, meta=meta, fsync=False)
     return plan.num_frames
 
 
@@ -260,7 +260,7 @@ def pack_archives(root: Path, out_dir: Path, datasets: list[str], *, workers: in
     names = {spec.name: spec.archive for spec in DATASETS}
     targets = [out_dir / f"{names.get(d, d)}.tar.bz2" for d in datasets]
     if workers > 1 and len(datasets) > 1:
-        context = multiprocessing.get_context("spawn")
+        context = worker_context()
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             sums = list(pool.map(_pack_one, [root] * len(datasets), datasets, targets))
     else:
@@ -332,9 +332,7 @@ def synth_tree(
     staging.mkdir(parents=True)
     total_frames = 0
     if workers > 1:
-        # spawn, not fork: torch's thread pool (used through roma) deadlocks in a forked child once the parent has
-        # used it.
-        context = multiprocessing.get_context("spawn")
+        context = worker_context()
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures = [pool.submit(_write_one, str(staging), plan, release, seed) for plan in plans]
             for future in futures:

@@ -1,0 +1,22 @@
+"""Choosing how worker processes start.
+
+``fork`` starts a worker in milliseconds; ``spawn`` re-imports amasskit and numpy in each (about half a second),
+which dominates short parallel jobs such as a catalog rescan. But a forked child deadlocks if the parent had already
+started torch's intra-op thread pool (roma runs on torch), so ``fork`` is used only on Linux and only while torch is
+not loaded in the parent; otherwise ``spawn``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from multiprocessing.context import BaseContext
+
+__all__ = ["worker_context"]
+
+
+def worker_context() -> BaseContext:
+    """The multiprocessing context for amasskit's worker pools (see the module docstring)."""
+    if sys.platform.startswith("linux") and "torch" not in sys.modules:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")

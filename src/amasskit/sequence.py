@@ -133,7 +133,7 @@ class Provenance:
         return cls(source=source, dataset=dataset or None, subject=subject or None, name=name)
 
     def to_dict(self) -> dict[str, str | None]:
-        return dataclasses.asdict(self)
+        return {"source": self.source, "dataset": self.dataset, "subject": self.subject, "name": self.name}
 
 
 @dataclass(frozen=True, eq=False)

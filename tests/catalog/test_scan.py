@@ -211,6 +211,8 @@ def test_smplx_tree(smplx_tree: SynthSummary, tmp_path: Path) -> None:
         assert len(cat) == 12 and {r.model for r in cat.records()} == {"smplx"}
         assert not any(r.has_dmpls for r in cat.records())
         assert set(cat.skipped().values()) == {"stagei"}
+        assignment = cat.assign_split("amass-paper-all")
+        assert assignment.unallocated == {} and sum(cat.split_counts("amass-paper-all").values()) == 12
 
 
 def test_catalog_errors(tree: Path, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, NamedTuple
 
 import numpy as np
 
@@ -40,11 +40,20 @@ _MAX_HEADER_SIZE = 10_000
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
 
 _PREFIX_BYTES = 4096
-"""Bytes read at once from a stored member: its local zip header, its ``.npy`` header and, for the small scalars
-(gender, frame rate), its data too. One read per member is what keeps a header scan near the cost of opening files."""
-_LOCAL_HEADER = struct.Struct(
-    "<4s22xHH"
-)  # signature, (version .. uncompressed size), name length, extra length
+"""Members up to this size (the scalars: gender, frame rate, metadata) are read whole with their local zip header,
+in one read; of larger members only :data:`_HEADER_BYTES` are read first. One small read per member is what keeps a
+header scan near the cost of opening files."""
+_HEADER_BYTES = 256
+"""First read of a large member: its ``.npy`` header (128 bytes for what numpy writes); longer headers read more."""
+# signature, (version .. uncompressed size), name length, extra length
+_LOCAL_HEADER = struct.Struct("<4s22xHH")
+_EOCD = struct.Struct(
+    "<4s4H2LH"
+)  # signature, disk, cd disk, entries here, entries, cd size, cd offset, comment
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
+_CD_ENTRY = struct.Struct("<4s4B4HL2L5H2L")
+_TAIL_BYTES = 8192
 _NPY_MAGIC = b"\x93NUMPY"
 _HEADER_RE = re.compile(
     r"""\{'descr':\s*'(?P<descr>[<>|=]?[a-zA-Z]\d*)',\s*'fortran_order':\s*(?P<fortran>True|False),\s*"""
@@ -76,6 +85,98 @@ class ArrayInfo:
         return math.prod(self.shape) * self.dtype.itemsize
 
 
+class _Entry(NamedTuple):
+    """What the zip central directory says of one member (a tuple: thousands are made per second in a scan)."""
+
+    filename: str
+    header_offset: int
+    compress_type: int
+    CRC: int
+    compress_size: int
+    file_size: int
+
+
+def _pread(fp: IO[bytes], size: int, offset: int) -> bytes:
+    """``size`` bytes at ``offset`` in one system call where the platform has ``pread``."""
+    if hasattr(os, "pread"):
+        return os.pread(fp.fileno(), size, offset)
+    fp.seek(offset)
+    return fp.read(size)
+
+
+def _read_directory(fp: IO[bytes]) -> list[_Entry] | None:
+    """Parse the zip central directory from the file's tail; None for anything unusual (``zipfile`` then decides).
+
+    ``zipfile.ZipFile`` spends ten times longer than opening the file does, most of it building objects a header
+    scan never uses; this reads the end record and the directory with one or two reads.
+    """
+    size = os.fstat(fp.fileno()).st_size
+    tail_start = max(0, size - _TAIL_BYTES)
+    tail = _pread(fp, size - tail_start, tail_start)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + _EOCD.size > len(tail):
+        return None
+    _sig, disk, cd_disk, _here, count, cd_size, cd_offset, _comment = _EOCD.unpack_from(tail, at)
+    if disk or cd_disk:
+        return None
+    if count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
+        loc = at - _ZIP64_LOCATOR.size
+        if loc < 0 or tail[loc : loc + 4] != b"PK\x06\x07":
+            return None
+        eocd64 = _ZIP64_LOCATOR.unpack_from(tail, loc)[2] - tail_start
+        if eocd64 < 0 or tail[eocd64 : eocd64 + 4] != b"PK\x06\x06":
+            return None
+        fields = _ZIP64_EOCD.unpack_from(tail, eocd64)
+        count, cd_size, cd_offset = fields[7], fields[8], fields[9]
+    if cd_offset + cd_size > size:
+        return None
+    if cd_offset >= tail_start:
+        directory = tail[cd_offset - tail_start : cd_offset - tail_start + cd_size]
+    else:
+        directory = _pread(fp, cd_size, cd_offset)
+    entries = []
+    pos = 0
+    for _ in range(count):
+        if pos + _CD_ENTRY.size > len(directory):
+            return None
+        f = _CD_ENTRY.unpack_from(directory, pos)
+        if f[0] != b"PK\x01\x02":
+            return None
+        flags, method, crc, csize, usize = f[5], f[6], f[9], f[10], f[11]
+        name_len, extra_len, comment_len, offset = f[12], f[13], f[14], f[18]
+        start = pos + _CD_ENTRY.size
+        name = directory[start : start + name_len].decode("utf-8" if flags & 0x800 else "cp437")
+        if 0xFFFFFFFF in (csize, usize, offset):  # sizes or offset in the zip64 extra field
+            values = _zip64_values(directory[start + name_len : start + name_len + extra_len])
+            if values is None:
+                return None
+            if usize == 0xFFFFFFFF:
+                usize = values.pop(0) if values else -1
+            if csize == 0xFFFFFFFF:
+                csize = values.pop(0) if values else -1
+            if offset == 0xFFFFFFFF:
+                offset = values.pop(0) if values else -1
+            if min(usize, csize, offset) < 0:
+                return None
+        if offset + _LOCAL_HEADER.size > size:
+            return None
+        entries.append(_Entry(name, offset, method, crc, csize, usize))
+        pos = start + name_len + extra_len + comment_len
+    return entries
+
+
+def _zip64_values(extra: bytes) -> list[int] | None:
+    """The 64-bit values of a zip64 extra field (tag 1), in the order the format gives them."""
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, pos)
+        if tag == 0x0001:
+            body = extra[pos + 4 : pos + 4 + length]
+            return list(struct.unpack_from(f"<{len(body) // 8}Q", body))
+        pos += 4 + length
+    return None
+
+
 class NpzArchive:
     """An open npz file; use as a context manager.
 
@@ -90,27 +191,27 @@ class NpzArchive:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         try:
-            self._fp = open(self.path, "rb")  # noqa: SIM115  (closed by close())
+            self._fp = open(self.path, "rb", buffering=0)  # noqa: SIM115  (closed by close())
         except FileNotFoundError:
             raise MotionFileNotFoundError(self.path, "no such file") from None
         except IsADirectoryError:
             raise MotionFileNotFoundError(self.path, "is a directory, not an npz file") from None
         except OSError as exc:
             raise CorruptFileError(self.path, f"cannot be read: {exc}") from None
+        self._zipfile: zipfile.ZipFile | None = None
         try:
-            self._zip = zipfile.ZipFile(self._fp)
-        except _ZIP_ERRORS as exc:
-            self._fp.close()
-            raise CorruptFileError(
-                self.path, f"not a readable npz (zip) file, or truncated: {exc}. Download or unpack it again."
-            ) from None
-        except OSError as exc:
-            self._fp.close()
-            raise CorruptFileError(self.path, f"cannot be read: {exc}") from None
+            entries = _read_directory(self._fp)
+        except (OSError, struct.error, UnicodeDecodeError):
+            entries = None
+        if entries is None:  # unusual or damaged: let zipfile parse it, and say what it found
+            entries = [
+                _Entry(i.filename, i.header_offset, i.compress_type, i.CRC, i.compress_size, i.file_size)
+                for i in self._zip.infolist()
+            ]
         self._members = {
-            (info.filename[: -len(".npy")] if info.filename.endswith(".npy") else info.filename): info
-            for info in self._zip.infolist()
-            if not info.is_dir()
+            (e.filename[: -len(".npy")] if e.filename.endswith(".npy") else e.filename): e
+            for e in entries
+            if not e.filename.endswith("/")
         }
         self._info_cache: dict[str, ArrayInfo] = {}
         self._prefix_cache: dict[str, tuple[bytes, int]] = {}
@@ -125,8 +226,26 @@ class NpzArchive:
     ) -> None:
         self.close()
 
+    @property
+    def _zip(self) -> zipfile.ZipFile:
+        """The ``zipfile`` view, made only when array data is read through it (or the fast directory failed)."""
+        if self._zipfile is None:
+            try:
+                self._zipfile = zipfile.ZipFile(self._fp)
+            except _ZIP_ERRORS as exc:
+                self._fp.close()
+                raise CorruptFileError(
+                    self.path,
+                    f"not a readable npz (zip) file, or truncated: {exc}. Download or unpack it again.",
+                ) from None
+            except OSError as exc:
+                self._fp.close()
+                raise CorruptFileError(self.path, f"cannot be read: {exc}") from None
+        return self._zipfile
+
     def close(self) -> None:
-        self._zip.close()
+        if self._zipfile is not None:
+            self._zipfile.close()
         self._fp.close()
 
     # ---------------------------------------------------------------- queries
@@ -138,7 +257,7 @@ class NpzArchive:
     def __contains__(self, key: object) -> bool:
         return key in self._members
 
-    def _member(self, key: str) -> zipfile.ZipInfo:
+    def _member(self, key: str) -> _Entry:
         try:
             return self._members[key]
         except KeyError:
@@ -149,7 +268,7 @@ class NpzArchive:
 
     def _open(self, key: str) -> IO[bytes]:
         try:
-            return self._zip.open(self._member(key))
+            return self._zip.open(self._member(key).filename)
         except _ZIP_ERRORS as exc:
             raise CorruptFileError(self.path, f"array {key!r} cannot be opened: {exc}") from None
 
@@ -193,15 +312,15 @@ class NpzArchive:
         self._info_cache[key] = info
         return info
 
-    def _prefix(self, key: str, member: zipfile.ZipInfo) -> tuple[bytes, int]:
+    def _prefix(self, key: str, member: _Entry) -> tuple[bytes, int]:
         """The first bytes of a stored member's data, read directly (one read), and where the data starts."""
         cached = self._prefix_cache.get(key)
         if cached is not None:
             return cached
-        name_len = len(member.orig_filename.encode("utf-8" if member.flag_bits & 0x800 else "cp437"))
+        name_len = len(member.filename.encode())
         try:
-            self._fp.seek(member.header_offset)
-            raw = self._fp.read(_LOCAL_HEADER.size + name_len + 64 + _PREFIX_BYTES)
+            want = member.file_size if member.file_size <= _PREFIX_BYTES else _HEADER_BYTES
+            raw = _pread(self._fp, _LOCAL_HEADER.size + name_len + 32 + want, member.header_offset)
         except OSError as exc:
             raise CorruptFileError(self.path, f"array {key!r} cannot be read: {exc}") from None
         if len(raw) < _LOCAL_HEADER.size:
@@ -212,20 +331,19 @@ class NpzArchive:
         if signature != b"PK\x03\x04":
             raise CorruptFileError(self.path, f"array {key!r}: bad zip local header; the file is damaged")
         start = _LOCAL_HEADER.size + local_name_len + extra_len
-        if start > len(raw) - 16:  # a long extra field: read again from the data start
+        if len(raw) - start < min(
+            want, member.file_size
+        ):  # a long extra field: read again from the data start
             try:
-                self._fp.seek(member.header_offset + start)
-                raw, start = self._fp.read(_PREFIX_BYTES), 0
+                raw, start = _pread(self._fp, want, member.header_offset + start), 0
             except OSError as exc:
                 raise CorruptFileError(self.path, f"array {key!r} cannot be read: {exc}") from None
-        data = raw[start : start + min(member.file_size, _PREFIX_BYTES)]
+        data = raw[start : start + min(member.file_size, want)]
         result = (data, member.header_offset + _LOCAL_HEADER.size + local_name_len + extra_len)
         self._prefix_cache[key] = result
         return result
 
-    def _stored_header(
-        self, key: str, member: zipfile.ZipInfo
-    ) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    def _stored_header(self, key: str, member: _Entry) -> tuple[tuple[int, ...], bool, np.dtype, int]:
         """Parse the ``.npy`` header of an uncompressed member from its prefix (no zip stream, no ``ast`` for the
         headers numpy writes)."""
         data, _ = self._prefix(key, member)
@@ -290,7 +408,7 @@ class NpzArchive:
         defence against deliberate collisions; use a full-file hash for that.)
         """
         digest = hashlib.sha1()
-        for info in sorted(self._zip.infolist(), key=lambda i: i.filename):
+        for info in sorted(self._members.values(), key=lambda i: i.filename):
             digest.update(f"{info.filename}\0{info.CRC:08x}\0{info.file_size}\n".encode())
         return digest.hexdigest()
 

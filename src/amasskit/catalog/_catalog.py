@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -692,8 +693,6 @@ class Catalog:
         Raises:
             FileExistsError: ``out`` exists and ``overwrite`` is false.
         """
-        import shutil
-
         target = Path(out)
         if target.exists() and not overwrite:
             raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")

@@ -103,10 +103,12 @@ class SplitAssignment:
     Attributes:
         splits: relative path -> split name, for every allocated file.
         unallocated: sub-dataset -> number of files no rule took.
+        scheme: the scheme's name.
     """
 
     splits: dict[str, str]
     unallocated: dict[str, int]
+    scheme: str = ""
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -143,7 +145,7 @@ class SplitScheme:
                 unallocated[dataset] = unallocated.get(dataset, 0) + 1
             else:
                 splits[path] = chosen
-        return SplitAssignment(splits, dict(sorted(unallocated.items())))
+        return SplitAssignment(splits, dict(sorted(unallocated.items())), self.name)
 
 
 def _tuple(value: Any, what: str) -> tuple[str, ...]:

@@ -444,7 +444,7 @@ def split(
         return
     with _errors(), Catalog.open(db) as cat:
         assignment = cat.assign_split(scheme)
-        name = _scheme_name(scheme)
+        name = assignment.scheme
         counts = cat.split_counts(name)
         table = Table(title=f"split {name} of {cat.root}")
         table.add_column("split")
@@ -460,12 +460,6 @@ def split(
         if link is not None:
             linked = cat.link_split(name, link, overwrite=overwrite)
             console.print(f"linked {sum(linked.values())} files under {link}", highlight=False)
-
-
-def _scheme_name(scheme: str) -> str:
-    from ..catalog import load_scheme
-
-    return load_scheme(scheme).name
 
 
 # ---------------------------------------------------------------------------------------------- demo

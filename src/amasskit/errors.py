@@ -15,10 +15,12 @@ code written against plain Python keeps working::
     │   ├── NonFiniteError                     (ValueError) NaN or infinite values where none may be
     │   ├── InvalidValueError                  (ValueError) a bad scalar: gender, frame rate, model type
     │   ├── NotMotionFileError                 (ValueError) a shape or stage-i file, not a motion
-    │   └── ArchiveError                       (ValueError) an archive that cannot be unpacked as asked
-    │       ├── CorruptArchiveError            truncated or damaged compression or tar structure
-    │       ├── HostileArchiveError            a member that would write outside the target, a device file, ...
-    │       └── ChecksumMismatchError          unpacked contents differ from the release checksum
+    │   ├── ArchiveError                       (ValueError) an archive that cannot be unpacked as asked
+    │   │   ├── CorruptArchiveError            truncated or damaged compression or tar structure
+    │   │   ├── HostileArchiveError            a member that would write outside the target, a device file, ...
+    │   │   └── ChecksumMismatchError          unpacked contents differ from the release checksum
+    │   └── BodyModelFileError                 (ValueError) a body-model file that is corrupt or inconsistent
+    ├── BodyModelNotFoundError                 (FileNotFoundError) no body-model file where amasskit looked
     ├── CatalogError                           (ValueError) a catalog database that cannot be used
     ├── SplitSchemeError                       (ValueError) a split scheme that is malformed or unknown
     └── SequenceError                          (ValueError) arrays that do not form a valid Sequence
@@ -35,6 +37,8 @@ __all__ = [
     "AmassKitError",
     "ArchiveError",
     "ArrayShapeError",
+    "BodyModelFileError",
+    "BodyModelNotFoundError",
     "CatalogError",
     "ChecksumMismatchError",
     "CorruptArchiveError",
@@ -154,3 +158,12 @@ class CatalogError(AmassKitError, ValueError):
 
 class SplitSchemeError(AmassKitError, ValueError):
     """A split scheme that is unknown or malformed."""
+
+
+class BodyModelFileError(AmassFileError, ValueError):
+    """A body-model file that cannot be used: unreadable, a forbidden pickle, missing keys, shapes that disagree."""
+
+
+class BodyModelNotFoundError(AmassKitError, FileNotFoundError):
+    """No body-model file where amasskit looked. The message lists the places, the expected layout and where the
+    models are registered for (amasskit never downloads them)."""

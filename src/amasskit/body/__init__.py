@@ -1,2 +1,36 @@
 """SMPL-family body models: model files (no chumpy), staged forward passes, a joints-only path, a torch module.
-(Planned: issue "Body models".)"""
+
+* :class:`BodyModel` - ``BodyModel.load(...).with_shape(betas).with_pose(...)`` -> ``.joints`` / ``.vertices``.
+* :class:`BodyModelModule` - a differentiable :class:`torch.nn.Module` view for training code.
+* :func:`load_model_data` / :func:`find_model_file` - reading and locating model files (``AMASSKIT_BODY_MODELS``).
+"""
+
+from ._files import MODELS_ENV, ModelData, ModelKind, find_dmpl_file, find_model_file, load_model_data
+from ._lbs import (
+    ROTATION_REPRESENTATIONS,
+    forward_kinematics,
+    skin,
+    skinning_transforms,
+    to_rotmat,
+    tree_levels,
+)
+from ._model import BodyModel, BodyModelModule, PosedBody, ShapedBody
+
+__all__ = [
+    "MODELS_ENV",
+    "ROTATION_REPRESENTATIONS",
+    "BodyModel",
+    "BodyModelModule",
+    "ModelData",
+    "ModelKind",
+    "PosedBody",
+    "ShapedBody",
+    "find_dmpl_file",
+    "find_model_file",
+    "forward_kinematics",
+    "load_model_data",
+    "skin",
+    "skinning_transforms",
+    "to_rotmat",
+    "tree_levels",
+]

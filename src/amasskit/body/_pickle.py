@@ -1,0 +1,127 @@
+"""Reading the SMPL ``.pkl`` model files without chumpy, and without running arbitrary pickle code.
+
+The released SMPL pickles (Python 2, ``latin1``) hold numpy arrays, ``chumpy.Ch`` objects (arrays wrapped for
+autodiff) and a ``scipy.sparse.csc_matrix`` (the joint regressor). :class:`RestrictedUnpickler` lets numpy's own
+array reconstruction through, maps the chumpy classes to a stub that keeps the wrapped array and scipy's sparse
+matrices to a stub that rebuilds the dense array from ``data``/``indices``/``indptr``, and refuses every other global,
+so a hostile pickle cannot import or call anything.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any
+
+import numpy as np
+
+__all__ = ["RestrictedUnpickler", "load_restricted_pickle", "to_array"]
+
+_NUMPY_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+_SAFE_BUILTINS = {("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"), ("__builtin__", "object"),
+                  ("builtins", "object")}  # fmt: skip
+
+
+class _ChumpyStub:
+    """Stands in for any chumpy class: keeps the state dict; :func:`to_array` takes its ``x`` array."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+class _SparseStub:
+    """Stands in for scipy's sparse matrices (csc/csr): rebuilds the dense array from the pickled state."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.state: dict[str, Any] = {}
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = dict(state)
+        self.kind = "csr" if "csr" in type(self).__name__.lower() else "csc"
+
+
+class _CsrStub(_SparseStub):
+    pass
+
+
+class _CscStub(_SparseStub):
+    pass
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that knows numpy arrays, chumpy objects and scipy sparse matrices, and refuses everything else."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _NUMPY_GLOBALS:
+            if name in ("ndarray", "dtype"):
+                return getattr(np, name)
+            try:
+                from numpy._core import multiarray  # numpy >= 2 (numpy.core is a deprecated alias there)
+            except ImportError:  # pragma: no cover - numpy 1.x
+                from numpy.core import multiarray  # type: ignore[no-redef]
+            return getattr(multiarray, name)
+        if (module, name) in _SAFE_BUILTINS:
+            import copyreg
+
+            return getattr(copyreg, "_reconstructor") if name == "_reconstructor" else object  # noqa: B009
+        if module.startswith("chumpy"):
+            return _ChumpyStub
+        if module.startswith("scipy.sparse"):
+            if "csr" in name:
+                return _CsrStub
+            if "csc" in name:
+                return _CscStub
+        raise pickle.UnpicklingError(
+            f"refusing to load {module}.{name}: not numpy, chumpy or scipy.sparse data"
+        )
+
+
+def load_restricted_pickle(data: bytes) -> Any:
+    """Unpickle ``data`` with :class:`RestrictedUnpickler` (``latin1`` for Python 2 pickles)."""
+    return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+
+
+def to_array(value: Any) -> np.ndarray:
+    """A numpy array from what the pickle held: an array, a chumpy stub, a sparse stub, or a list.
+
+    Raises:
+        ValueError: anything else.
+    """
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, _ChumpyStub):
+        state = value.state
+        if isinstance(state, dict) and "x" in state:
+            return to_array(state["x"])
+        raise ValueError("a chumpy object without its array ('x')")
+    if isinstance(value, _SparseStub):
+        st = value.state
+        shape = tuple(int(n) for n in st.get("_shape", st.get("shape", ())))
+        data, indices, indptr = (np.asarray(st[k]) for k in ("data", "indices", "indptr"))
+        if len(shape) != 2:
+            raise ValueError("a sparse matrix without a 2-D shape")
+        dense = np.zeros(shape, dtype=data.dtype)
+        major = shape[1] if value.kind == "csc" else shape[0]
+        if len(indptr) != major + 1:
+            raise ValueError("a sparse matrix whose indptr does not fit its shape")
+        for k in range(major):
+            rows = indices[indptr[k] : indptr[k + 1]]
+            vals = data[indptr[k] : indptr[k + 1]]
+            if value.kind == "csc":
+                dense[rows, k] = vals
+            else:
+                dense[k, rows] = vals
+        return dense
+    if isinstance(value, (list, tuple)):
+        return np.asarray(value)
+    raise ValueError(f"cannot make an array of {type(value).__name__}")

@@ -70,6 +70,13 @@ class RestrictedUnpickler(pickle.Unpickler):
             except ImportError:  # pragma: no cover - numpy 1.x
                 from numpy.core import multiarray  # type: ignore[no-redef]
             return getattr(multiarray, name)
+        if (module, name) == (
+            "_codecs",
+            "encode",
+        ):  # protocol-2 pickles written by Python 3 encode bytes this way
+            import _codecs
+
+            return _codecs.encode
         if (module, name) in _SAFE_BUILTINS:
             import copyreg
 

@@ -7,8 +7,10 @@ Two choices make this faster than the usual implementation, without changing the
 
 * forward kinematics runs level by level over the kinematic tree (all joints at one depth in one batched matmul),
   not joint by joint;
-* skinning blends each joint's ``[R | t]`` (12 numbers, not a 4x4 matrix) with one GEMM over all vertices and
-  applies it with element-wise arithmetic, instead of a 4x4 matrix-vector product per vertex.
+* skinning never forms a per-vertex 4x4 matrix. SMPL-family skinning weights are sparse (a few joints per vertex),
+  so :func:`skin_sparse` goes joint by joint: each joint's ``[R | t]`` moves only the vertices it influences, and the
+  weighted results are accumulated. The dense form (:func:`skin`: one GEMM blending 12 numbers per vertex) writes a
+  ``(B, V, 12)`` array, which makes it memory-bound; it stays for dense weights.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ __all__ = [
     "blend",
     "forward_kinematics",
     "skin",
+    "skin_groups",
+    "skin_sparse",
     "skinning_transforms",
     "to_rotmat",
     "tree_levels",
@@ -127,3 +131,35 @@ def skin(vertices: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor
     x, y, z = vertices[..., 0:1], vertices[..., 1:2], vertices[..., 2:3]
     m = blended.reshape(B, -1, 3, 4)
     return m[..., 0] * x + m[..., 1] * y + m[..., 2] * z + m[..., 3]
+
+
+def skin_groups(weights: torch.Tensor) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+    """For each joint with any influence: ``(joint, vertex indices, weights)`` of the vertices it moves."""
+    groups = []
+    for j in range(weights.shape[1]):
+        idx = torch.nonzero(weights[:, j] != 0).squeeze(1)
+        if idx.numel():
+            groups.append((j, idx, weights[idx, j]))
+    return groups
+
+
+def skin_sparse(
+    vertices: torch.Tensor, groups: list[tuple[int, torch.Tensor, torch.Tensor]], transforms: torch.Tensor
+) -> torch.Tensor:
+    """Linear blend skinning over sparse weights (same result as :func:`skin`).
+
+    Args:
+        vertices: ``(B, V, 3)`` rest-pose vertices.
+        groups: :func:`skin_groups` of the ``(V, J)`` weights.
+        transforms: ``(B, J, 3, 4)``.
+
+    Returns:
+        ``(B, V, 3)``.
+    """
+    out = torch.zeros_like(vertices)
+    for j, idx, w in groups:
+        moved = torch.baddbmm(
+            transforms[:, j, :, 3].unsqueeze(1), vertices[:, idx], transforms[:, j, :, :3].transpose(1, 2)
+        )
+        out.index_add_(1, idx, moved * w[:, None])  # in place on a fresh tensor: autograd records it
+    return out

@@ -28,7 +28,16 @@ import torch
 from ..errors import SequenceError
 from ..sequence import Gender, Sequence
 from ._files import ModelData, ModelKind, load_model_data
-from ._lbs import blend, forward_kinematics, skin, skinning_transforms, to_rotmat, tree_levels
+from ._lbs import (
+    blend,
+    forward_kinematics,
+    skin,
+    skin_groups,
+    skin_sparse,
+    skinning_transforms,
+    to_rotmat,
+    tree_levels,
+)
 
 __all__ = ["BodyModel", "BodyModelModule", "PosedBody", "ShapedBody"]
 
@@ -80,6 +89,9 @@ class BodyModel:
         self.pose_basis = t(data.posedirs.reshape(V * 3, -1).T.copy())  # (9 (J-1), V*3)
         self.J_regressor = t(data.J_regressor)
         self.weights = t(data.weights)
+        # sparse skinning when each vertex follows a few joints (every SMPL-family model); dense otherwise
+        nonzero = int((data.weights != 0).sum())
+        self.skin_groups = skin_groups(self.weights) if nonzero <= data.weights.size // 4 else None
         # the joints-only path: the joint template and its bases, J_regressor applied once here
         reg = data.J_regressor
         self.joint_template = t(reg @ data.v_template)  # (J, 3)
@@ -93,6 +105,13 @@ class BodyModel:
         self.joint_expr_basis = joint_basis(data.exprdirs)
         self.joint_dmpl_basis = joint_basis(data.dmpl_eigvec)
         self.hands_mean = None if data.hands_mean is None else t(data.hands_mean.reshape(30, 3))
+
+    def _combined_basis(self, key: tuple[int, ...], vertex_bases: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Shape and pose bases stacked for one ``addmm``; built once per combination of coefficient counts."""
+        cache: dict[tuple[int, ...], torch.Tensor] = self.__dict__.setdefault("_basis_cache", {})
+        if key not in cache:
+            cache[key] = torch.cat([*vertex_bases, self.pose_basis], dim=0)
+        return cache[key]
 
     # ------------------------------------------------------------ construction
 
@@ -351,24 +370,44 @@ class PosedBody:
 
     @functools.cached_property
     def vertices(self) -> torch.Tensor:
-        """``(..., V, 3)`` posed vertices (linear blend skinning with shape and pose blend shapes)."""
+        """``(..., V, 3)`` posed vertices (linear blend skinning with shape and pose blend shapes).
+
+        The template, the shape blend shapes and the pose blend shapes are added by one ``addmm`` per chunk (a
+        single GEMM with the template as bias), and the translation rides in the skinning transforms, so no
+        full-size element-wise pass is left besides skinning itself.
+        """
         m = self.shaped.model
         glob, joints = self._fk
         batch = glob.shape[:-3]
-        rest_joints = self.shaped.joints_rest.expand(*batch, m.num_joints, 3)
-        transforms = skinning_transforms(glob, joints, rest_joints).reshape(-1, m.num_joints, 3, 4)
+        J, V = m.num_joints, m.num_vertices
+        rest_joints = self.shaped.joints_rest.expand(*batch, J, 3)
+        transforms = skinning_transforms(glob, joints, rest_joints)
+        if self.trans is not None:
+            moved = transforms[..., 3] + self.trans.expand(*batch, 3).unsqueeze(-2)
+            transforms = torch.cat([transforms[..., :3], moved.unsqueeze(-1)], dim=-1)
+        transforms = transforms.reshape(-1, J, 3, 4)
         eye = torch.eye(3, device=m.device, dtype=m.dtype)
-        feature = (self.rel_rotmat.expand(*batch, m.num_joints, 3, 3)[..., 1:, :, :] - eye).reshape(
-            -1, 9 * (m.num_joints - 1)
-        )
-        shaped = self.shaped.vertices_rest.expand(*batch, m.num_vertices, 3).reshape(-1, m.num_vertices, 3)
+        feature = (self.rel_rotmat.expand(*batch, J, 3, 3)[..., 1:, :, :] - eye).reshape(-1, 9 * (J - 1))
+        shaped = self.shaped
+        if shaped.batch_shape == torch.Size():  # one shape for every pose: it joins the bias
+            bias = shaped.vertices_rest.reshape(V * 3)
+            coefficients, basis = feature, m.pose_basis
+        else:
+            bias = m.v_template.reshape(V * 3)
+            n = feature.shape[0]
+            parts = [c.expand(*batch, c.shape[-1]).reshape(n, -1) for c in shaped.coefficients]
+            coefficients = torch.cat([*parts, feature], dim=1)
+            basis = m._combined_basis(tuple(c.shape[-1] for c in shaped.coefficients), shaped.vertex_bases)
         out = []
         for start in range(0, transforms.shape[0], _VERTEX_CHUNK):
             sl = slice(start, start + _VERTEX_CHUNK)
-            posed_rest = shaped[sl] + blend(feature[sl], m.pose_basis).reshape(-1, m.num_vertices, 3)
-            out.append(skin(posed_rest, m.weights, transforms[sl]))
-        vertices = torch.cat(out, dim=0).reshape(*batch, m.num_vertices, 3)
-        return vertices if self.trans is None else vertices + self.trans.unsqueeze(-2)
+            posed_rest = torch.addmm(bias, coefficients[sl], basis).reshape(-1, V, 3)
+            if m.skin_groups is not None:
+                out.append(skin_sparse(posed_rest, m.skin_groups, transforms[sl]))
+            else:
+                out.append(skin(posed_rest, m.weights, transforms[sl]))
+        vertices = out[0] if len(out) == 1 else torch.cat(out, dim=0)
+        return vertices.reshape(*batch, V, 3)
 
     @property
     def faces(self) -> torch.Tensor:
@@ -399,12 +438,18 @@ class BodyModelModule(torch.nn.Module):
         """The wrapped model, its tensors replaced by this module's buffers (which ``.to()`` may have moved)."""
         model = object.__new__(BodyModel)
         model.__dict__.update(self._model.__dict__)
+        model.__dict__.pop("_basis_cache", None)  # built from the original device and dtype
         for name, buffer in self.named_buffers():
             setattr(model, name, buffer)
         template: torch.Tensor = self.get_buffer("v_template")
         model.device = template.device
         model.dtype = template.dtype
         model.levels = [(a.to(model.device), b.to(model.device)) for a, b in self._model.levels]
+        if self._model.skin_groups is not None:
+            model.skin_groups = [
+                (j, idx.to(model.device), w.to(model.device, model.dtype))
+                for j, idx, w in self._model.skin_groups
+            ]
         return model
 
     def forward(

@@ -295,3 +295,49 @@ def test_sequence_from_a_real_sample_poses(model_dir: Path, samples: Path) -> No
     model = BodyModel.load("smplh", seq.gender, model_dir=model_dir, dtype=F64)
     joints = model.sequence_joints(seq)
     assert joints.shape == (601, 52, 3) and torch.isfinite(joints).all()
+
+
+def test_cli_joints_and_mesh(model_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from amasskit.cli import app
+    from amasskit.synth import synth_tree
+
+    tree = synth_tree(tmp_path / "tree", files=2, lengths="short", seed=4)
+    motion = sorted(tree.root.rglob("*_poses.npz"))[0]
+    seq = amasskit.read(motion)
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["joints", str(motion), "-o", str(tmp_path / "j.npy"), "--model-dir", str(model_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    saved = np.load(tmp_path / "j.npy")
+    assert saved.shape == (seq.num_frames, 52, 3) and saved.dtype == np.float32
+    model = BodyModel.for_sequence(seq, model_dir=model_dir)
+    assert np.allclose(saved, model.sequence_joints(seq).numpy(), atol=1e-5)
+    for suffix in ("obj", "ply"):
+        out = tmp_path / f"frame.{suffix}"
+        result = runner.invoke(
+            app, ["mesh", str(motion), "--frame", "-1", "-o", str(out), "--model-dir", str(model_dir)]
+        )
+        assert result.exit_code == 0, result.output
+        assert out.stat().st_size > 6890 * 12
+    lines = (tmp_path / "frame.obj").read_text().splitlines()
+    assert (
+        sum(line.startswith("v ") for line in lines) == 6890
+        and sum(line.startswith("f ") for line in lines) == 13776
+    )
+    ply = (tmp_path / "frame.ply").read_bytes()
+    assert ply.startswith(b"ply\nformat binary_little_endian") and b"element face 13776" in ply
+    missing = runner.invoke(
+        app, ["joints", str(motion), "-o", str(tmp_path / "x.npy"), "--model-dir", str(tmp_path)]
+    )
+    assert (
+        missing.exit_code == 1
+        and "BodyModelNotFoundError" in missing.output
+        and "amass.is.tue.mpg.de" in missing.output
+    )
+    bad = runner.invoke(
+        app, ["mesh", str(motion), "-o", str(tmp_path / "x.stl"), "--model-dir", str(model_dir)]
+    )
+    assert bad.exit_code != 0

@@ -5,6 +5,7 @@
 * :func:`load_model_data` / :func:`find_model_file` - reading and locating model files (``AMASSKIT_BODY_MODELS``).
 """
 
+from ._export import write_mesh, write_npy
 from ._files import MODELS_ENV, ModelData, ModelKind, find_dmpl_file, find_model_file, load_model_data
 from ._lbs import (
     ROTATION_REPRESENTATIONS,
@@ -33,4 +34,6 @@ __all__ = [
     "skinning_transforms",
     "to_rotmat",
     "tree_levels",
+    "write_mesh",
+    "write_npy",
 ]

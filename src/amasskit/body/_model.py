@@ -207,6 +207,13 @@ class BodyModel:
         for posed in self._sequence_chunks(seq, chunk):
             yield posed.vertices
 
+    @classmethod
+    def for_sequence(
+        cls, seq: Sequence, *, model_dir: str | os.PathLike[str] | None = None, **kwargs: Any
+    ) -> BodyModel:
+        """The model a sequence's parameters belong to (its release's model, its gender), from ``model_dir``."""
+        return cls.load(seq.model.value, seq.gender, model_dir=model_dir, **kwargs)
+
     def _sequence_chunks(self, seq: Sequence, chunk: int) -> Iterator[PosedBody]:
         if seq.model.value != self.kind.value and not (
             seq.model.value == "smplh" and self.kind is ModelKind.SMPLH

@@ -252,21 +252,22 @@ class ShapedBody:
             else torch.Size()
         )
 
+    def _blended(self, template: torch.Tensor, bases: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """``template (N, 3)`` plus this shape's coefficients times ``bases`` (each ``(K, N * 3)``): ``(..., N, 3)``."""
+        out = template
+        for c, basis in zip(self.coefficients, bases, strict=True):
+            out = out + blend(c, basis).reshape(*c.shape[:-1], -1, 3)
+        return out
+
     @functools.cached_property
     def joints_rest(self) -> torch.Tensor:
         """``(..., J, 3)`` rest-pose joints for this shape (no vertex formed)."""
-        m = self.model
-        offsets = sum((blend(c, b) for c, b in zip(self.coefficients, self.joint_bases, strict=True)),
-                      torch.zeros(m.num_joints * 3, device=m.device, dtype=m.dtype))  # fmt: skip
-        return m.joint_template + offsets.reshape(*offsets.shape[:-1], m.num_joints, 3)
+        return self._blended(self.model.joint_template, self.joint_bases)
 
     @functools.cached_property
     def vertices_rest(self) -> torch.Tensor:
         """``(..., V, 3)`` shaped rest-pose vertices (T-pose)."""
-        m = self.model
-        offsets = sum((blend(c, b) for c, b in zip(self.coefficients, self.vertex_bases, strict=True)),
-                      torch.zeros(m.num_vertices * 3, device=m.device, dtype=m.dtype))  # fmt: skip
-        return m.v_template + offsets.reshape(*offsets.shape[:-1], m.num_vertices, 3)
+        return self._blended(self.model.v_template, self.vertex_bases)
 
     def with_pose(
         self,

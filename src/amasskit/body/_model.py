@@ -409,12 +409,14 @@ class PosedBody:
         out = []
         for start in range(0, transforms.shape[0], _VERTEX_CHUNK):
             sl = slice(start, start + _VERTEX_CHUNK)
-            posed_rest = torch.addmm(bias, coefficients[sl], basis).reshape(-1, V, 3)
-            if m.skin_groups is not None:
-                out.append(skin_sparse(posed_rest, m.skin_groups, transforms[sl]))
+            if m.skin_groups is not None:  # vertex-major: the GEMM writes (V * 3, n) directly
+                rest_vm = torch.addmm(bias[:, None], basis.T, coefficients[sl].T).reshape(V, 3, -1)
+                moved = skin_sparse(rest_vm, m.skin_groups, transforms[sl].permute(1, 2, 3, 0).contiguous())
+                out.append(moved.permute(2, 0, 1))
             else:
+                posed_rest = torch.addmm(bias, coefficients[sl], basis).reshape(-1, V, 3)
                 out.append(skin(posed_rest, m.weights, transforms[sl]))
-        vertices = out[0] if len(out) == 1 else torch.cat(out, dim=0)
+        vertices = out[0].contiguous() if len(out) == 1 else torch.cat(out, dim=0)
         return vertices.reshape(*batch, V, 3)
 
     @property

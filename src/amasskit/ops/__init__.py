@@ -1,2 +1,9 @@
 """Pure operations on sequences: resampling by time, trimming, canonicalisation, mirroring and augmentation.
-(Planned: issue "Prepare".)"""
+
+Each takes a :class:`~amasskit.Sequence` and returns a new one (see :mod:`amasskit.ops._ops` for frames and the
+pelvis-offset correction).
+"""
+
+from ._ops import add_pose_noise, canonicalise, heading, mirror, resample, rotate_about_vertical, trim
+
+__all__ = ["add_pose_noise", "canonicalise", "heading", "mirror", "resample", "rotate_about_vertical", "trim"]

@@ -1,0 +1,196 @@
+"""Pure operations on :class:`~amasskit.sequence.Sequence`: resample by time, trim, mirror, rotate about the vertical,
+canonicalise, add pose noise. Each returns a new sequence; none mutates its input.
+
+Frames (see :mod:`amasskit.conventions`): AMASS's world is Z-up; ``root_orient`` maps the body-model frame (Y-up,
+facing +Z, +X to the subject's left) into the world, about the pelvis joint; the posed pelvis is at
+``trans + J_pelvis(betas)``, with ``J_pelvis`` in the model frame and *not* rotated. Operations that move the root
+therefore correct ``trans`` for that offset: pass ``pelvis_offset`` (from the body model:
+``BodyModel.with_shape(betas).joints_rest[0]``); without it the offset is taken as zero, which leaves the pelvis a
+few centimetres off for rotations and mirrors (the error is ``|(I - M) J_pelvis|``).
+
+Rotations are computed in float64 and returned in the sequence's dtype. Everything is vectorised over frames and
+joints; there is no per-frame Python loop.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import roma
+import torch
+
+from ..sequence import Sequence
+from ..topology import mirror_permutation
+
+__all__ = [
+    "add_pose_noise",
+    "canonicalise",
+    "heading",
+    "mirror",
+    "resample",
+    "rotate_about_vertical",
+    "trim",
+]
+
+_POSE_FIELDS = ("root_orient", "pose_body", "pose_hand", "pose_jaw", "pose_eye")
+
+
+def _t(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+
+
+def _slerp_rotvec(r0: np.ndarray, r1: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Spherical interpolation between rotations ``r0`` and ``r1`` (axis-angle, ``(N, ..., 3)``) at ``alpha (N,)``,
+    along the shortest arc."""
+    q0 = roma.rotvec_to_unitquat(_t(r0))
+    q1 = roma.rotvec_to_unitquat(_t(r1))
+    rel = roma.quat_product(roma.quat_conjugation(q0), q1)
+    rel = torch.where(rel[..., 3:] < 0, -rel, rel)  # shortest arc
+    step = roma.unitquat_to_rotvec(rel) * _t(alpha).reshape(-1, *([1] * (r0.ndim - 1)))
+    q = roma.quat_product(q0, roma.rotvec_to_unitquat(step))
+    return roma.unitquat_to_rotvec(q).numpy()
+
+
+def resample(seq: Sequence, fps: float) -> Sequence:
+    """Resample to ``fps`` by time: slerp for every rotation, linear for translation and DMPLs.
+
+    New frames sit at ``k / fps`` seconds for every ``k`` with ``k / fps <= (T - 1) / seq.fps`` (never past the last
+    captured instant). Works up and down, from any (non-integer) rate. Returns ``seq`` itself when the rates match.
+
+    Raises:
+        ValueError: ``fps`` not positive and finite.
+    """
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be positive and finite, got {fps}")
+    if fps == seq.fps:
+        return seq
+    last = (seq.num_frames - 1) / seq.fps
+    count = math.floor(last * fps + 1e-9) + 1
+    position = np.arange(count, dtype=np.float64) * (seq.fps / fps)  # in source frames
+    lo = np.minimum(np.floor(position).astype(np.int64), seq.num_frames - 1)
+    hi = np.minimum(lo + 1, seq.num_frames - 1)
+    alpha = position - lo
+    changes: dict[str, Any] = {}
+    for name in _POSE_FIELDS:
+        value = getattr(seq, name)
+        if value is not None:
+            changes[name] = _slerp_rotvec(value[lo], value[hi], alpha).astype(seq.dtype)
+    a = alpha[:, None].astype(np.float64)
+    for name in ("trans", "dmpls"):
+        value = getattr(seq, name)
+        if value is not None:
+            v = value.astype(np.float64)
+            changes[name] = ((1 - a) * v[lo] + a * v[hi]).astype(seq.dtype)
+    changes["fps"] = float(fps)
+    if seq.markers is not None:
+        changes["markers"] = None  # marker positions are not resampled
+    return seq.replace(**changes)
+
+
+def trim(seq: Sequence, *, keep: float | None = None, seconds: tuple[float, float] | None = None) -> Sequence:
+    """Keep the middle fraction ``keep`` of the frames (0.8 as the AMASS tools do), or cut ``seconds = (start, end)``
+    seconds from each end.
+
+    Raises:
+        ValueError: neither or both given, values out of range, or nothing left.
+    """
+    if (keep is None) == (seconds is None):
+        raise ValueError("give either keep (a fraction) or seconds (start, end)")
+    T = seq.num_frames
+    if keep is not None:
+        if not 0 < keep <= 1:
+            raise ValueError(f"keep must be in (0, 1], got {keep}")
+        drop = round(T * (1 - keep) / 2)
+        first, stop = drop, T - drop
+    else:
+        assert seconds is not None
+        start_s, end_s = seconds
+        if start_s < 0 or end_s < 0:
+            raise ValueError(f"seconds to cut must be >= 0, got {seconds}")
+        first, stop = math.ceil(start_s * seq.fps - 1e-9), T - math.ceil(end_s * seq.fps - 1e-9)
+    if stop <= first:
+        raise ValueError(f"trimming leaves no frame of a {T}-frame sequence")
+    return seq[first:stop]
+
+
+def _apply_yaw(seq: Sequence, R: torch.Tensor, pelvis: np.ndarray) -> Sequence:
+    """Rotate the whole motion by ``R (T, 3, 3)`` (world frame, about the world origin)."""
+    root = roma.rotvec_to_rotmat(_t(seq.root_orient))
+    root_orient = roma.rotmat_to_rotvec(R @ root).numpy()
+    world_pelvis = _t(seq.trans.astype(np.float64) + pelvis)
+    trans = (R @ world_pelvis.unsqueeze(-1)).squeeze(-1).numpy() - pelvis
+    return seq.replace(root_orient=root_orient.astype(seq.dtype), trans=trans.astype(seq.dtype))
+
+
+def _yaw_matrix(angle: np.ndarray | float, frames: int) -> torch.Tensor:
+    a = np.broadcast_to(np.asarray(angle, dtype=np.float64), (frames,))
+    rotvec = np.zeros((frames, 3))
+    rotvec[:, 2] = a
+    return roma.rotvec_to_rotmat(_t(rotvec))
+
+
+def rotate_about_vertical(
+    seq: Sequence, angle: float, *, pelvis_offset: np.ndarray | None = None
+) -> Sequence:
+    """Turn the whole motion by ``angle`` radians about the world's vertical (Z) axis through the origin."""
+    pelvis = np.zeros(3) if pelvis_offset is None else np.asarray(pelvis_offset, dtype=np.float64)
+    return _apply_yaw(seq, _yaw_matrix(angle, seq.num_frames), pelvis)
+
+
+def heading(seq: Sequence) -> np.ndarray:
+    """``(T,)`` heading in radians: the direction the body faces (model +Z) in the ground plane, from world +X."""
+    forward = roma.rotvec_to_rotmat(_t(seq.root_orient))[..., :, 2].numpy()
+    return np.arctan2(forward[:, 1], forward[:, 0])
+
+
+def canonicalise(
+    seq: Sequence, *, facing: float = math.pi / 2, pelvis_offset: np.ndarray | None = None
+) -> Sequence:
+    """Start at the origin facing a fixed direction: the pelvis of frame 0 moved to ``(0, 0, height)`` (height kept)
+    and the heading of frame 0 turned to ``facing`` (radians from world +X; default +Y), rotating ``root_orient`` and
+    ``trans`` together about the pelvis."""
+    pelvis = np.zeros(3) if pelvis_offset is None else np.asarray(pelvis_offset, dtype=np.float64)
+    turned = _apply_yaw(seq, _yaw_matrix(facing - heading(seq[0])[0], seq.num_frames), pelvis)
+    start = turned.trans[0].astype(np.float64) + pelvis
+    shift = np.array([start[0], start[1], 0.0])
+    return turned.replace(trans=(turned.trans.astype(np.float64) - shift).astype(seq.dtype))
+
+
+def mirror(seq: Sequence, *, pelvis_offset: np.ndarray | None = None) -> Sequence:
+    """Mirror left and right: reflect the motion across the world's plane ``x = 0``.
+
+    Left and right joints swap (the kinematic tree's pairs, hands and eyes included), every axis-angle ``(x, y, z)``
+    becomes ``(x, -y, -z)``, and ``trans`` becomes the reflected pelvis minus the pelvis offset. Mirroring twice gives
+    the input back.
+    """
+    pelvis = np.zeros(3) if pelvis_offset is None else np.asarray(pelvis_offset, dtype=np.float64)
+    flip = np.array([1.0, -1.0, -1.0], dtype=seq.dtype)
+    changes: dict[str, Any] = {"root_orient": seq.root_orient * flip}
+    body_perm = mirror_permutation(22)[1:] - 1  # the 21 body joints of pose_body
+    changes["pose_body"] = seq.pose_body[:, body_perm] * flip
+    changes["pose_hand"] = np.concatenate([seq.pose_hand[:, 15:], seq.pose_hand[:, :15]], axis=1) * flip
+    if seq.pose_jaw is not None and seq.pose_eye is not None:
+        changes["pose_jaw"] = seq.pose_jaw * flip
+        changes["pose_eye"] = seq.pose_eye[:, ::-1] * flip
+    world_pelvis = seq.trans.astype(np.float64) + pelvis
+    world_pelvis[:, 0] *= -1
+    changes["trans"] = (world_pelvis - pelvis).astype(seq.dtype)
+    if seq.markers is not None:
+        changes["markers"] = None  # marker labels would need their own left/right table
+    return seq.replace(**changes)
+
+
+def add_pose_noise(seq: Sequence, sigma: float, *, rng: np.random.Generator) -> Sequence:
+    """Compose every joint rotation (not the root) with a small random rotation: axis-angle noise with standard
+    deviation ``sigma`` radians per component, drawn from ``rng``."""
+    changes: dict[str, Any] = {}
+    for name in ("pose_body", "pose_hand", "pose_jaw", "pose_eye"):
+        value = getattr(seq, name)
+        if value is None:
+            continue
+        noise = rng.normal(0.0, sigma, size=value.shape)
+        composed = roma.rotvec_composition([_t(value), _t(noise)])
+        changes[name] = composed.numpy().astype(seq.dtype)
+    return seq.replace(**changes)

@@ -19,7 +19,8 @@ code written against plain Python keeps working::
     │   │   ├── CorruptArchiveError            truncated or damaged compression or tar structure
     │   │   ├── HostileArchiveError            a member that would write outside the target, a device file, ...
     │   │   └── ChecksumMismatchError          unpacked contents differ from the release checksum
-    │   └── BodyModelFileError                 (ValueError) a body-model file that is corrupt or inconsistent
+    │   ├── BodyModelFileError                 (ValueError) a body-model file that is corrupt or inconsistent
+    │   └── StoreError                         (ValueError) a store folder that is incomplete or of unknown format
     ├── BodyModelNotFoundError                 (FileNotFoundError) no body-model file where amasskit looked
     ├── CatalogError                           (ValueError) a catalog database that cannot be used
     ├── SplitSchemeError                       (ValueError) a split scheme that is malformed or unknown
@@ -53,6 +54,7 @@ __all__ = [
     "PickledDataError",
     "SequenceError",
     "SplitSchemeError",
+    "StoreError",
 ]
 
 
@@ -167,3 +169,7 @@ class BodyModelFileError(AmassFileError, ValueError):
 class BodyModelNotFoundError(AmassKitError, FileNotFoundError):
     """No body-model file where amasskit looked. The message lists the places, the expected layout and where the
     models are registered for (amasskit never downloads them)."""
+
+
+class StoreError(AmassFileError, ValueError):
+    """A store folder that is not a complete amasskit store, or one of an unknown format version."""

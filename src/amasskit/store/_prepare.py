@@ -1,0 +1,383 @@
+"""``amasskit prepare``: select from the catalog, resample, trim, canonicalise, augment and pack, per split.
+
+Work is done per sequence (a pure function of the file, the config and the seed) on a process pool; each result is
+kept in ``<out>/.<split>.partial/work/`` as soon as it is done, so a run killed at any point resumes where it stopped.
+The store is then assembled in catalogue order, so the same config and inputs give byte-identical field and index
+files whatever the number of workers (the manifest's ``timings`` are the only part that varies).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._util.atomic import atomic_open
+from .._util.processes import worker_context
+from .._version import __version__
+from ..catalog import Catalog
+from ..errors import AmassFileError, AmassKitError
+from ..io import read
+from ..ops import add_pose_noise, canonicalise, mirror, resample, rotate_about_vertical, trim
+from ..sequence import Sequence
+from ._format import StoreWriter
+
+__all__ = ["PrepareConfig", "PrepareReport", "prepare"]
+
+logger = logging.getLogger(__name__)
+
+_ROTATION_FIELDS = ("root_orient", "pose_body", "pose_hand", "pose_jaw", "pose_eye")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Everything ``prepare`` does, as data (every key is also a CLI flag).
+
+    Attributes:
+        catalog: the catalog database (or the scanned folder holding it).
+        out: folder for the stores, one per split (``out/<split>``).
+        scheme: split scheme recorded in the catalog (``amass-paper``, ...); None: one store, ``out/all``.
+        splits: which splits of the scheme (default: all of them).
+        datasets, gender, model: selection.
+        min_duration: seconds, of the input.
+        fps: resample to this rate (by time); None keeps each file's rate.
+        trim_keep: keep the middle fraction (0.8 as the AMASS tools); trim_seconds: or cut (start, end) seconds.
+        min_frames: drop sequences shorter than this after processing.
+        canonicalise: start at the origin facing +Y.
+        rotations: augmented copies turned about the vertical by random angles.
+        mirror: an augmented mirrored copy of each sequence (and of each rotated copy).
+        noise: standard deviation (radians) of pose noise on every augmented copy; 0 for none.
+        frame_fraction: frame-sampling mode (pose datasets): keep this seeded random fraction of each sequence's
+            frames (from the middle, after trimming) instead of whole sequences.
+        rotation: ``rotvec`` (default), ``quat`` (XYZW), ``rotmat`` or ``6d`` for the stored rotations.
+        dtype: ``float32`` or ``float64``.
+        seed: every random choice derives from it and the file's path.
+        workers: processes (default: all cores).
+        strict: stop at the first unreadable file instead of skipping it.
+        name: an experiment name; default: an id hashed from the config, the inputs and amasskit's version.
+    """
+
+    catalog: str
+    out: str
+    scheme: str | None = None
+    splits: tuple[str, ...] | None = None
+    datasets: tuple[str, ...] | None = None
+    gender: str | None = None
+    model: str | None = None
+    min_duration: float = 0.0
+    fps: float | None = None
+    trim_keep: float | None = None
+    trim_seconds: tuple[float, float] | None = None
+    min_frames: int = 1
+    canonicalise: bool = False
+    rotations: int = 0
+    mirror: bool = False
+    noise: float = 0.0
+    frame_fraction: float | None = None
+    rotation: str = "rotvec"
+    dtype: str = "float32"
+    seed: int = 0
+    workers: int | None = None
+    strict: bool = False
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.rotation not in ("rotvec", "quat", "rotmat", "6d"):
+            raise ValueError(f"rotation must be rotvec, quat, rotmat or 6d, got {self.rotation!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.frame_fraction is not None and not 0 < self.frame_fraction <= 1:
+            raise ValueError(f"frame_fraction must be in (0, 1], got {self.frame_fraction}")
+        if self.rotations < 0 or self.noise < 0:
+            raise ValueError("rotations and noise must be >= 0")
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> PrepareConfig:
+        """From a parsed YAML/JSON config (lists become tuples; unknown keys are an error)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}")
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
+
+    def processing(self) -> dict[str, Any]:
+        """The keys that change what a sequence becomes (the per-sequence cache is keyed on them)."""
+        keep = ("fps", "trim_keep", "trim_seconds", "min_frames", "canonicalise", "rotations", "mirror", "noise",
+                "frame_fraction", "rotation", "dtype", "seed")  # fmt: skip
+        return {k: getattr(self, k) for k in keep}
+
+
+@dataclass(frozen=True)
+class PrepareReport:
+    """What ``prepare`` made: per split, the store path and counts; problems; the experiment id."""
+
+    experiment_id: str
+    stores: dict[str, Path]
+    sequences: dict[str, int]
+    frames: dict[str, int]
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------------------------------------- per sequence
+
+
+def _rng(seed: int, rel: str) -> np.random.Generator:
+    digest = hashlib.sha256(rel.encode()).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
+
+
+def _rotations(value: np.ndarray, representation: str) -> np.ndarray:
+    if representation == "rotvec":
+        return value
+    import roma
+    import torch
+
+    R = roma.rotvec_to_rotmat(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float64)))
+    if representation == "rotmat":
+        out = R
+    elif representation == "quat":
+        out = roma.rotmat_to_unitquat(R)
+    else:
+        out = R[..., :, :2].transpose(-1, -2).reshape(*R.shape[:-2], 6)
+    return out.numpy()
+
+
+def _fields(seq: Sequence, config: PrepareConfig) -> dict[str, np.ndarray]:
+    dtype = np.dtype(config.dtype)
+    out: dict[str, np.ndarray] = {}
+    for name in _ROTATION_FIELDS:
+        value = getattr(seq, name)
+        if value is not None:
+            out[name] = _rotations(value, config.rotation).astype(dtype)
+    out["trans"] = seq.trans.astype(dtype)
+    if seq.dmpls is not None:
+        out["dmpls"] = seq.dmpls.astype(dtype)
+    return out
+
+
+def process_sequence(
+    root: str, rel: str, config: PrepareConfig
+) -> list[tuple[dict[str, np.ndarray], dict[str, Any]]]:
+    """Everything ``prepare`` stores for one file: the processed sequence and its augmented copies.
+
+    Returns:
+        ``(fields, meta)`` per output sequence (none when the sequence is too short after processing).
+    """
+    seq = read(os.path.join(root, rel), dtype=np.float64)
+    if config.fps is not None:
+        seq = resample(seq, config.fps)
+    if config.trim_keep is not None or config.trim_seconds is not None:
+        try:
+            seq = trim(seq, keep=config.trim_keep, seconds=config.trim_seconds)
+        except ValueError:
+            return []
+    if config.canonicalise:
+        seq = canonicalise(seq)
+    rng = _rng(config.seed, rel)
+    if config.frame_fraction is not None:
+        count = max(1, math.floor(seq.num_frames * config.frame_fraction))
+        picked = np.sort(rng.choice(seq.num_frames, size=count, replace=False))
+        arrays = {n: a[picked] for n, a in seq.arrays().items() if n != "betas"}
+        seq = seq.replace(**arrays)
+    if seq.num_frames < config.min_frames:
+        return []
+    variants: list[tuple[Sequence, str]] = [(seq, "none")]
+    for _ in range(config.rotations):
+        angle = float(rng.uniform(-math.pi, math.pi))
+        variants.append((rotate_about_vertical(seq, angle), f"rotate:{angle:.6f}"))
+    if config.mirror:
+        variants += [(mirror(s), f"{a}+mirror" if a != "none" else "mirror") for s, a in list(variants)]
+    if config.noise > 0:
+        variants = [(v if a == "none" else add_pose_noise(v, config.noise, rng=rng), a) for v, a in variants]
+    prov = seq.provenance
+    out = []
+    for variant, augmentation in variants:
+        meta = {"source": rel, "dataset": prov.dataset, "subject": prov.subject, "name": prov.name,
+                "augmentation": augmentation, "model": seq.model.value}  # fmt: skip
+        out.append((_fields(variant, config), meta | {"fps": variant.fps, "gender": variant.gender.value,
+                                                      "betas": variant.betas.astype(np.float32).tolist()}))  # fmt: skip
+    return out
+
+
+def _work_one(root: str, rel: str, config: PrepareConfig, work: str, index: int) -> tuple[int, str | None]:
+    """Process one file into ``work/<index>.npz`` (atomically); returns (index, error or None)."""
+    target = Path(work) / f"{index:07d}.npz"
+    try:
+        results = process_sequence(root, rel, config)
+    except AmassFileError as exc:
+        return index, f"{type(exc).__name__}: {exc}"
+    arrays: dict[str, np.ndarray] = {}
+    metas = []
+    for k, (fields, meta) in enumerate(results):
+        for name, value in fields.items():
+            arrays[f"{k}/{name}"] = value
+        metas.append(meta)
+    arrays["meta"] = np.array(json.dumps(metas, sort_keys=True))
+    with atomic_open(target, fsync=False) as fp:
+        np.savez(fp, **arrays)  # type: ignore[arg-type]
+    return index, None
+
+
+def _load_work(path: Path) -> list[tuple[dict[str, np.ndarray], dict[str, Any]]]:
+    with np.load(path, allow_pickle=False) as data:
+        metas = json.loads(str(data["meta"]))
+        out = []
+        for k, meta in enumerate(metas):
+            prefix = f"{k}/"
+            fields = {key[len(prefix) :]: data[key] for key in data.files if key.startswith(prefix)}
+            out.append((fields, meta))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- the run
+
+
+def prepare(
+    config: PrepareConfig, *, progress: Callable[[str, int, int], None] | None = None
+) -> PrepareReport:
+    """Run the prepare pipeline (see the module docstring).
+
+    Raises:
+        CatalogError: no catalog, or the scheme is not recorded in it.
+        AmassKitError: the first unreadable file, with ``strict``.
+    """
+    start = time.perf_counter()
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with Catalog.open(config.catalog) as cat:
+        root = str(cat.root)
+        query: dict[str, Any] = {"dataset": list(config.datasets) if config.datasets else None,
+                                 "gender": config.gender, "model": config.model,
+                                 "min_duration": config.min_duration or None}  # fmt: skip
+        if config.scheme is None:
+            selections = {"all": cat.records(**query)}
+        else:
+            names = config.splits or tuple(cat.split_counts(config.scheme))
+            selections = {s: cat.records(split=s, scheme=config.scheme, **query) for s in names}
+    inputs = sorted((r.path, r.content_hash) for recs in selections.values() for r in recs)
+    config_json = json.dumps(dataclasses.asdict(config) | {"workers": None, "out": None, "catalog": None},
+                             sort_keys=True, default=list)  # fmt: skip
+    experiment = (
+        config.name
+        or hashlib.sha1((config_json + json.dumps(inputs) + __version__).encode()).hexdigest()[:12]
+    )
+    processing_key = json.dumps(config.processing(), sort_keys=True, default=list)
+    report_problems: list[tuple[str, str]] = []
+    stores: dict[str, Path] = {}
+    seq_counts: dict[str, int] = {}
+    frame_counts: dict[str, int] = {}
+    workers = max(1, config.workers or os.cpu_count() or 1)
+    for split, records in selections.items():
+        target = out / split
+        if _finished(target, experiment, json.loads(config_json)):  # resumed: this split is complete already
+            store_manifest = json.loads((target / "manifest.json").read_text())
+            stores[split] = target
+            seq_counts[split] = int(store_manifest["sequences"])
+            frame_counts[split] = int(store_manifest["frames"])
+            report_problems.extend((p["path"], p["error"]) for p in store_manifest["problems"])
+            continue
+        staging = out / f".{split}.prepare"
+        work = staging / "work"
+        key_file = staging / "processing.json"
+        if key_file.exists() and key_file.read_text() != processing_key:
+            shutil.rmtree(staging)  # results of another configuration: start over
+        work.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(processing_key)
+        paths = [r.path for r in records]
+        todo = [i for i in range(len(paths)) if not (work / f"{i:07d}.npz").exists()]
+        errors: dict[int, str] = {}
+        done = len(paths) - len(todo)
+        if progress is not None:
+            progress(split, done, len(paths))
+        if workers > 1 and len(todo) > 1:
+            with ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
+                futures = [pool.submit(_work_one, root, paths[i], config, str(work), i) for i in todo]
+                for future in as_completed(futures):
+                    index, error = future.result()
+                    done += 1
+                    if error is not None:
+                        errors[index] = error
+                        if config.strict:
+                            for f in futures:
+                                f.cancel()
+                            raise AmassKitError(f"prepare stopped (--strict): {error}")
+                    if progress is not None:
+                        progress(split, done, len(paths))
+        else:
+            for i in todo:
+                index, error = _work_one(root, paths[i], config, str(work), i)
+                done += 1
+                if error is not None:
+                    errors[index] = error
+                    if config.strict:
+                        raise AmassKitError(f"prepare stopped (--strict): {error}")
+                if progress is not None:
+                    progress(split, done, len(paths))
+        problems = [(paths[i], errors[i]) for i in sorted(errors)]
+        report_problems.extend(problems)
+        writer = StoreWriter(target, overwrite=True)
+        try:
+            for i in range(len(paths)):
+                work_file = work / f"{i:07d}.npz"
+                if not work_file.exists():
+                    continue
+                for fields, meta in _load_work(work_file):
+                    writer.add(fields, fps=meta.pop("fps"), betas=np.asarray(meta.pop("betas"), np.float32),
+                               gender=meta.pop("gender"), meta=meta)  # fmt: skip
+            manifest = {
+                "experiment_id": experiment,
+                "split": split,
+                "config": json.loads(config_json),
+                "inputs": len(paths),
+                "problems": [{"path": p, "error": e} for p, e in problems],
+                "versions": _versions(),
+                "rotation": config.rotation,
+                "pelvis_offset": "approximated as zero (no body model configured)",
+            }
+            log = (
+                f"prepare {experiment} split {split}: {len(paths)} inputs, {len(problems)} problems\n"
+                + "".join(f"problem: {p}: {e}\n" for p, e in problems)
+            )
+            (writer.staging / "prepare.log").write_text(log)
+            writer.close(manifest)
+        except BaseException:
+            writer.abort()
+            raise
+        shutil.rmtree(staging)
+        store_manifest = json.loads((target / "manifest.json").read_text())
+        stores[split] = target
+        seq_counts[split] = int(store_manifest["sequences"])
+        frame_counts[split] = int(store_manifest["frames"])
+        logger.info("%s: %d sequences, %d frames", target, seq_counts[split], frame_counts[split])
+    return PrepareReport(
+        experiment, stores, seq_counts, frame_counts, report_problems, time.perf_counter() - start
+    )
+
+
+def _finished(target: Path, experiment: str, config: dict[str, Any]) -> bool:
+    """The store at ``target`` was made by this experiment with this config (a name alone is not enough)."""
+    try:
+        manifest = json.loads((target / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(manifest.get("experiment_id") == experiment and manifest.get("config") == config)
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+
+    return {"amasskit": __version__, "numpy": numpy.__version__}

@@ -1,0 +1,138 @@
+"""prepare: from the catalog to one store per split; deterministic across workers, resumable, problems reported."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from amasskit.catalog import Catalog, scan
+from amasskit.errors import AmassKitError
+from amasskit.store import PrepareConfig, Store, _prepare, prepare
+from amasskit.synth import SynthSummary
+
+
+@pytest.fixture
+def catalogued(smplh_tree: SynthSummary, tmp_path: Path) -> Path:
+    root = tmp_path / "tree"
+    shutil.copytree(smplh_tree.root, root, ignore=shutil.ignore_patterns("archives"))
+    scan(root, workers=1)
+    with Catalog.open(root) as cat:
+        cat.assign_split("amass-paper-all")
+    return root
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def config(catalogued: Path, out: Path, **changes: object) -> PrepareConfig:
+    base = dict(catalog=str(catalogued), out=str(out), scheme="amass-paper-all", fps=30.0, trim_keep=0.8,
+                rotations=1, mirror=True, noise=0.01, seed=3, workers=1)  # fmt: skip
+    base.update(changes)
+    return PrepareConfig(**base)  # type: ignore[arg-type]
+
+
+def test_prepare_makes_one_store_per_split(catalogued: Path, tmp_path: Path) -> None:
+    report = prepare(config(catalogued, tmp_path / "out"))
+    assert set(report.stores) == {"train", "vald", "test"} and report.problems == []
+    store = Store(report.stores["train"])
+    with Catalog.open(catalogued) as cat:
+        inputs = cat.split_counts("amass-paper-all")["train"]
+    assert len(store) == 4 * inputs  # original, rotated, mirrored, rotated+mirrored
+    assert {m["augmentation"].split(":")[0] for m in store.sequences} >= {"none", "rotate", "mirror"}
+    assert np.all(store.fps == 30.0)
+    assert store.fields["pose_body"].shape[1:] == (21, 3) and store.fields["pose_body"].dtype == np.float32
+    assert (
+        store.manifest["experiment_id"] == report.experiment_id
+        and (report.stores["train"] / "prepare.log").is_file()
+    )
+    assert not any(p.name.startswith(".") for p in (tmp_path / "out").iterdir())
+
+
+def test_deterministic_whatever_the_workers(catalogued: Path, tmp_path: Path) -> None:
+    one = prepare(config(catalogued, tmp_path / "one", workers=1))
+    two = prepare(config(catalogued, tmp_path / "two", workers=2))
+    assert one.experiment_id == two.experiment_id
+    for split in one.stores:
+        assert digest(one.stores[split]) == digest(two.stores[split])
+
+
+def test_killed_run_resumes_to_the_same_bytes(
+    catalogued: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = prepare(config(catalogued, tmp_path / "ref"))
+    original = _prepare._work_one
+    calls = {"n": 0}
+
+    def dies(*args: object) -> object:
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise KeyboardInterrupt
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_prepare, "_work_one", dies)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(config(catalogued, tmp_path / "run"))
+    assert not (tmp_path / "run" / "train").exists()  # no half store
+    monkeypatch.setattr(_prepare, "_work_one", original)
+    counted = {"n": 0}
+
+    def counting(*args: object) -> object:
+        counted["n"] += 1
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_prepare, "_work_one", counting)
+    resumed = prepare(config(catalogued, tmp_path / "run"))
+    assert counted["n"] == sum(reference.sequences.values()) // 4 - 5  # only the files not done before
+    for split in reference.stores:
+        assert digest(reference.stores[split]) == digest(resumed.stores[split])
+
+
+def test_problem_files_are_skipped_or_stop_the_run(catalogued: Path, tmp_path: Path) -> None:
+    victim = sorted(catalogued.glob("CMU/*/*_poses.npz"))[0]
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) // 2])  # damaged after cataloguing
+    report = prepare(config(catalogued, tmp_path / "out"))
+    assert [p for p, _ in report.problems] == [victim.relative_to(catalogued).as_posix()]
+    manifest = Store(report.stores["train"]).manifest
+    assert manifest["problems"][0]["error"].startswith("CorruptFileError")
+    with pytest.raises(AmassKitError, match="strict"):
+        prepare(config(catalogued, tmp_path / "strict", strict=True))
+
+
+@pytest.mark.parametrize(("rotation", "tail"), [("quat", (21, 4)), ("rotmat", (21, 3, 3)), ("6d", (21, 6))])
+def test_rotation_representations(
+    catalogued: Path, tmp_path: Path, rotation: str, tail: tuple[int, ...]
+) -> None:
+    report = prepare(config(catalogued, tmp_path / rotation, rotation=rotation, rotations=0, mirror=False, noise=0.0,
+                            splits=("test",)))  # fmt: skip
+    body = np.asarray(Store(report.stores["test"]).fields["pose_body"])
+    assert body.shape[1:] == tail
+    if rotation == "quat":
+        assert np.allclose(np.linalg.norm(body, axis=-1), 1.0, atol=1e-5)
+    if rotation == "rotmat":
+        assert np.allclose(np.linalg.det(body), 1.0, atol=1e-4)
+
+
+def test_frame_sampling_mode(catalogued: Path, tmp_path: Path) -> None:
+    whole = prepare(
+        config(catalogued, tmp_path / "whole", rotations=0, mirror=False, noise=0.0, splits=("vald",))
+    )
+    some = prepare(config(catalogued, tmp_path / "some", rotations=0, mirror=False, noise=0.0, splits=("vald",),
+                          frame_fraction=0.25))  # fmt: skip
+    full, sampled = Store(whole.stores["vald"]), Store(some.stores["vald"])
+    assert len(full) == len(sampled)
+    assert all(s == max(1, f // 4) for f, s in zip(full.length, sampled.length, strict=True))
+
+
+def test_config_errors() -> None:
+    with pytest.raises(ValueError, match="unknown config keys"):
+        PrepareConfig.from_mapping({"catalog": "c", "out": "o", "fpss": 30})
+    with pytest.raises(ValueError, match="rotation must be"):
+        PrepareConfig(catalog="c", out="o", rotation="euler")
+    assert PrepareConfig.from_mapping({"catalog": "c", "out": "o", "datasets": ["CMU"]}).datasets == ("CMU",)

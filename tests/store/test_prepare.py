@@ -136,3 +136,23 @@ def test_config_errors() -> None:
     with pytest.raises(ValueError, match="rotation must be"):
         PrepareConfig(catalog="c", out="o", rotation="euler")
     assert PrepareConfig.from_mapping({"catalog": "c", "out": "o", "datasets": ["CMU"]}).datasets == ("CMU",)
+
+
+def test_cli_prepare_with_a_yaml_config(catalogued: Path, tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from amasskit.cli import app
+
+    config_file = tmp_path / "prepare.yaml"
+    config_file.write_text(yaml.safe_dump({"catalog": str(catalogued), "out": str(tmp_path / "out"),
+                                           "scheme": "amass-paper-all", "fps": 30, "mirror": True,
+                                           "splits": ["vald", "test"]}))  # fmt: skip
+    runner = CliRunner()
+    result = runner.invoke(app, ["-q", "prepare", str(config_file), "--rotation", "6d", "-j", "1"])
+    assert result.exit_code == 0, result.output
+    store = Store(tmp_path / "out" / "vald")
+    assert store.fields["pose_body"].shape[1:] == (21, 6) and store.manifest["config"]["mirror"] is True
+    assert not (tmp_path / "out" / "train").exists()
+    bad = runner.invoke(app, ["prepare", str(config_file), "--rotation", "euler"])
+    assert bad.exit_code != 0 and "rotation must be" in bad.output

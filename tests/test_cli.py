@@ -70,6 +70,7 @@ def test_demo_summarises_a_synthetic_tree(tmp_path: Path) -> None:
     assert "total" in text and "19 motion files read back" in text
     assert "0 problems" in text and "(19 verified" in text and "split amass-paper" in text
     assert (tmp_path / "demo" / "amass" / "amasskit-catalog.sqlite").is_file()
+    assert "prepared stores" in text and (tmp_path / "demo" / "stores" / "train" / "manifest.json").is_file()
 
 
 def test_quiet_and_verbose_set_the_log_level(tmp_path: Path) -> None:

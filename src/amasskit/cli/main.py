@@ -643,6 +643,7 @@ def demo(
         "unpack": "unpacking archives (bytes)",
         "catalog": "cataloguing",
         "read": "reading every file",
+        "prepare": "preparing stores",
     }
     with _errors(), _progress() as bar:
         tasks: dict[str, Any] = {}
@@ -671,6 +672,15 @@ def demo(
     counts = ", ".join(f"{k} {v}" for k, v in report.split_counts.items())
     left = ", ".join(f"{d} ({n})" for d, n in report.split.unallocated.items()) or "none"
     console.print(f"split {DEMO_SPLIT}: {counts}; unallocated: {left}", highlight=False)
+    stores = ", ".join(
+        f"{s} {report.prepared.sequences[s]} sequences / {report.prepared.frames[s]:,} frames"
+        for s in report.prepared.stores
+    )
+    console.print(
+        f"prepared stores (30 fps, middle 80%, + mirrored) in {root_of(report)}: {stores}; "
+        f"experiment {report.prepared.experiment_id}",
+        highlight=False,
+    )
     times = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
     console.print(
         f"{report.files} motion files read back, {len(report.problems)} problems. {times}. "
@@ -679,6 +689,11 @@ def demo(
     )
     if not report.ok:
         raise typer.Exit(1)
+
+
+def root_of(report: Any) -> Path:
+    stores = list(report.prepared.stores.values())
+    return stores[0].parent if stores else Path(".")
 
 
 def main() -> None:

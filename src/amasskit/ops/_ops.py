@@ -8,8 +8,9 @@ therefore correct ``trans`` for that offset: pass ``pelvis_offset`` (from the bo
 ``BodyModel.with_shape(betas).joints_rest[0]``); without it the offset is taken as zero, which leaves the pelvis a
 few centimetres off for rotations and mirrors (the error is ``|(I - M) J_pelvis|``).
 
-Rotations are computed in float64 and returned in the sequence's dtype. Everything is vectorised over frames and
-joints; there is no per-frame Python loop.
+Rotations are computed in float64 (with roma) and returned in the sequence's dtype. Everything is vectorised over
+frames and joints; there is no per-frame Python loop. torch and roma are imported inside the functions, so a process
+that only orchestrates (``prepare``'s parent) never loads torch and can fork its workers.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import math
 from typing import Any
 
 import numpy as np
-import roma
-import torch
 
 from ..sequence import Sequence
 from ..topology import mirror_permutation
@@ -37,13 +36,18 @@ __all__ = [
 _POSE_FIELDS = ("root_orient", "pose_body", "pose_hand", "pose_jaw", "pose_eye")
 
 
-def _t(x: np.ndarray) -> torch.Tensor:
+def _t(x: np.ndarray) -> Any:
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
 
 
 def _slerp_rotvec(r0: np.ndarray, r1: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Spherical interpolation between rotations ``r0`` and ``r1`` (axis-angle, ``(N, ..., 3)``) at ``alpha (N,)``,
     along the shortest arc."""
+    import roma
+    import torch
+
     q0 = roma.rotvec_to_unitquat(_t(r0))
     q1 = roma.rotvec_to_unitquat(_t(r1))
     rel = roma.quat_product(roma.quat_conjugation(q0), q1)
@@ -115,8 +119,10 @@ def trim(seq: Sequence, *, keep: float | None = None, seconds: tuple[float, floa
     return seq[first:stop]
 
 
-def _apply_yaw(seq: Sequence, R: torch.Tensor, pelvis: np.ndarray) -> Sequence:
+def _apply_yaw(seq: Sequence, R: Any, pelvis: np.ndarray) -> Sequence:
     """Rotate the whole motion by ``R (T, 3, 3)`` (world frame, about the world origin)."""
+    import roma
+
     root = roma.rotvec_to_rotmat(_t(seq.root_orient))
     root_orient = roma.rotmat_to_rotvec(R @ root).numpy()
     world_pelvis = _t(seq.trans.astype(np.float64) + pelvis)
@@ -124,7 +130,9 @@ def _apply_yaw(seq: Sequence, R: torch.Tensor, pelvis: np.ndarray) -> Sequence:
     return seq.replace(root_orient=root_orient.astype(seq.dtype), trans=trans.astype(seq.dtype))
 
 
-def _yaw_matrix(angle: np.ndarray | float, frames: int) -> torch.Tensor:
+def _yaw_matrix(angle: np.ndarray | float, frames: int) -> Any:
+    import roma
+
     a = np.broadcast_to(np.asarray(angle, dtype=np.float64), (frames,))
     rotvec = np.zeros((frames, 3))
     rotvec[:, 2] = a
@@ -141,6 +149,8 @@ def rotate_about_vertical(
 
 def heading(seq: Sequence) -> np.ndarray:
     """``(T,)`` heading in radians: the direction the body faces (model +Z) in the ground plane, from world +X."""
+    import roma
+
     forward = roma.rotvec_to_rotmat(_t(seq.root_orient))[..., :, 2].numpy()
     return np.arctan2(forward[:, 1], forward[:, 0])
 
@@ -185,6 +195,8 @@ def mirror(seq: Sequence, *, pelvis_offset: np.ndarray | None = None) -> Sequenc
 def add_pose_noise(seq: Sequence, sigma: float, *, rng: np.random.Generator) -> Sequence:
     """Compose every joint rotation (not the root) with a small random rotation: axis-angle noise with standard
     deviation ``sigma`` radians per component, drawn from ``rng``."""
+    import roma
+
     changes: dict[str, Any] = {}
     for name in ("pose_body", "pose_hand", "pose_jaw", "pose_eye"):
         value = getattr(seq, name)

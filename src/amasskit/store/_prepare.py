@@ -281,6 +281,9 @@ def prepare(
     seq_counts: dict[str, int] = {}
     frame_counts: dict[str, int] = {}
     workers = max(1, config.workers or os.cpu_count() or 1)
+    # 1. work out what is left to do in every split (finished splits and finished sequences are skipped)
+    plans: dict[str, tuple[Path, list[str]]] = {}
+    jobs: list[tuple[str, int, str]] = []
     for split, records in selections.items():
         target = out / split
         if _finished(target, experiment, json.loads(config_json)):  # resumed: this split is complete already
@@ -291,48 +294,64 @@ def prepare(
             report_problems.extend((p["path"], p["error"]) for p in store_manifest["problems"])
             continue
         staging = out / f".{split}.prepare"
-        work = staging / "work"
         key_file = staging / "processing.json"
         if key_file.exists() and key_file.read_text() != processing_key:
             shutil.rmtree(staging)  # results of another configuration: start over
-        work.mkdir(parents=True, exist_ok=True)
+        (staging / "work").mkdir(parents=True, exist_ok=True)
         key_file.write_text(processing_key)
         paths = [r.path for r in records]
-        todo = [i for i in range(len(paths)) if not (work / f"{i:07d}.npz").exists()]
-        errors: dict[int, str] = {}
-        done = len(paths) - len(todo)
+        plans[split] = (staging, paths)
+        jobs += [
+            (split, i, p) for i, p in enumerate(paths) if not (staging / "work" / f"{i:07d}.npz").exists()
+        ]
+
+    # 2. one pool for every split's remaining sequences
+    errors: dict[tuple[str, int], str] = {}
+    total = sum(len(paths) for _, paths in plans.values())
+    done = total - len(jobs)
+
+    def finished_one(split: str, index: int, error: str | None) -> None:
+        nonlocal done
+        done += 1
+        if error is not None:
+            errors[(split, index)] = error
+            if config.strict:
+                raise AmassKitError(f"prepare stopped (--strict): {error}")
         if progress is not None:
-            progress(split, done, len(paths))
-        if workers > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
-                futures = [pool.submit(_work_one, root, paths[i], config, str(work), i) for i in todo]
+            progress("all", done, total)
+
+    context = worker_context()
+    # A spawned worker re-imports numpy, torch and roma (seconds): with an automatic worker count the pool is used
+    # only for enough work; an explicit count is always honoured.
+    enough = 2 * workers if context.get_start_method() == "fork" else 16 * workers
+    if workers > 1 and len(jobs) > 1 and (config.workers is not None or len(jobs) >= enough):
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = {
+                pool.submit(_work_one, root, path, config, str(plans[split][0] / "work"), i): (split, i)
+                for split, i, path in jobs
+            }
+            try:
                 for future in as_completed(futures):
-                    index, error = future.result()
-                    done += 1
-                    if error is not None:
-                        errors[index] = error
-                        if config.strict:
-                            for f in futures:
-                                f.cancel()
-                            raise AmassKitError(f"prepare stopped (--strict): {error}")
-                    if progress is not None:
-                        progress(split, done, len(paths))
-        else:
-            for i in todo:
-                index, error = _work_one(root, paths[i], config, str(work), i)
-                done += 1
-                if error is not None:
-                    errors[index] = error
-                    if config.strict:
-                        raise AmassKitError(f"prepare stopped (--strict): {error}")
-                if progress is not None:
-                    progress(split, done, len(paths))
-        problems = [(paths[i], errors[i]) for i in sorted(errors)]
+                    _index, error = future.result()
+                    finished_one(*futures[future], error)
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    else:
+        for split, i, path in jobs:
+            _index, error = _work_one(root, path, config, str(plans[split][0] / "work"), i)
+            finished_one(split, i, error)
+
+    # 3. assemble each split in catalogue order: the same bytes whatever the order work finished in
+    for split, (staging, paths) in plans.items():
+        target = out / split
+        problems = [(paths[i], errors[(s, i)]) for s, i in sorted(errors) if s == split]
         report_problems.extend(problems)
         writer = StoreWriter(target, overwrite=True)
         try:
             for i in range(len(paths)):
-                work_file = work / f"{i:07d}.npz"
+                work_file = staging / "work" / f"{i:07d}.npz"
                 if not work_file.exists():
                     continue
                 for fields, meta in _load_work(work_file):
@@ -363,6 +382,7 @@ def prepare(
         seq_counts[split] = int(store_manifest["sequences"])
         frame_counts[split] = int(store_manifest["frames"])
         logger.info("%s: %d sequences, %d frames", target, seq_counts[split], frame_counts[split])
+    stores = {s: stores[s] for s in selections if s in stores}
     return PrepareReport(
         experiment, stores, seq_counts, frame_counts, report_problems, time.perf_counter() - start
     )

@@ -552,6 +552,31 @@ def prepare(
         err_console.print(f"[yellow]skipped[/] {problem_path}: {error}", highlight=False)
 
 
+class ExportFormat(str, Enum):
+    hdf5 = "hdf5"
+    pt = "pt"
+    npz = "npz"
+
+
+@app.command()
+def export(
+    store: Annotated[Path, typer.Argument(help="A prepared store (one split's folder).")],
+    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="hdf5, pt or npz.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="A .h5 file (hdf5) or a folder (pt, npz).")],
+) -> None:
+    """Export a store: chunked compressed HDF5 (with pose_matrot), PyTorch .pt per field, or npz per sequence."""
+    from ..store import export_store
+
+    with _errors(), _progress() as bar:
+        task = bar.add_task(f"exporting {format.value}", total=None)
+        try:
+            export_store(store, output, format=format.value,
+                         progress=lambda done, total: bar.update(task, completed=done, total=total))  # fmt: skip
+        except ImportError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    console.print(f"{output}: {format.value} export of {store}", highlight=False)
+
+
 # ---------------------------------------------------------------------------------------------- body models
 
 

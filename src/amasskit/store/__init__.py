@@ -3,13 +3,16 @@
 * :class:`StoreWriter` - build a store (atomically: beside the target, renamed into place).
 * :class:`Store` - open one; fields are memory-mapped.
 * :func:`prepare` / :class:`PrepareConfig` - the pipeline from the catalog to one store per split.
+* :func:`export_store` - HDF5 (with ``pose_matrot``), PyTorch ``.pt`` per field, npz per sequence.
 """
 
 from ..errors import StoreError
+from ._export import EXPORT_FORMATS, export_store, rotation_matrices
 from ._format import FORMAT, FORMAT_VERSION, Store, StoreWriter
 from ._prepare import PrepareConfig, PrepareReport, prepare, process_sequence
 
 __all__ = [
+    "EXPORT_FORMATS",
     "FORMAT",
     "FORMAT_VERSION",
     "PrepareConfig",
@@ -17,6 +20,8 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreWriter",
+    "export_store",
     "prepare",
     "process_sequence",
+    "rotation_matrices",
 ]

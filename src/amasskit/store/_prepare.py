@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .._util.atomic import atomic_open
-from .._util.processes import worker_context
+from .._util.processes import single_threaded_worker, worker_context
 from .._version import __version__
 from ..catalog import Catalog
 from ..errors import AmassFileError, AmassKitError
@@ -325,7 +325,7 @@ def prepare(
     # only for enough work; an explicit count is always honoured.
     enough = 2 * workers if context.get_start_method() == "fork" else 16 * workers
     if workers > 1 and len(jobs) > 1 and (config.workers is not None or len(jobs) >= enough):
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=single_threaded_worker) as pool:
             futures = {
                 pool.submit(_work_one, root, path, config, str(plans[split][0] / "work"), i): (split, i)
                 for split, i, path in jobs

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._util.atomic import atomic_open
-from .._util.processes import worker_context
+from .._util.processes import single_threaded_worker, worker_context
 from .._version import __version__
 from ..io import META_KEY, write
 from ..sequence import Gender, Markers, ModelType, Provenance, Sequence
@@ -261,7 +261,9 @@ def pack_archives(root: Path, out_dir: Path, datasets: list[str], *, workers: in
     targets = [out_dir / f"{names.get(d, d)}.tar.bz2" for d in datasets]
     if workers > 1 and len(datasets) > 1:
         context = worker_context()
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=single_threaded_worker
+        ) as pool:
             sums = list(pool.map(_pack_one, [root] * len(datasets), datasets, targets))
     else:
         sums = [_pack_one(root, d, t) for d, t in zip(datasets, targets, strict=True)]
@@ -333,7 +335,9 @@ def synth_tree(
     total_frames = 0
     if workers > 1:
         context = worker_context()
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=single_threaded_worker
+        ) as pool:
             futures = [pool.submit(_write_one, str(staging), plan, release, seed) for plan in plans]
             for future in futures:
                 frames = future.result()

@@ -21,26 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from _common import load_every_array, settle
 
 from amasskit.catalog import scan
 from amasskit.synth import synth_tree
 
 FULL_FILES = 14_096
-
-
-def np_load_all(paths: list[Path]) -> None:
-    for path in paths:
-        with np.load(path, allow_pickle=False) as data:
-            for key in data.files:
-                data[key]
-
-
-def settle(root: Path) -> None:
-    """Flush the freshly written tree and read it once, so every method meets the same warm page cache."""
-    os.sync()
-    for path in root.rglob("*.npz"):
-        path.read_bytes()
 
 
 def best_of(repeat: int, fn: object, *args: object, fresh_db: Path | None = None, **kwargs: object) -> float:
@@ -76,7 +62,7 @@ def main() -> None:
         print(f"tree 1: {len(paths)} files ({args.fraction:.0%} of the release), {real.frames:,} frames, "
               f"{size / 2**30:.2f} GiB, warm page cache")  # fmt: skip
         settle(real.root)
-        t_load = best_of(3, np_load_all, paths)
+        t_load = best_of(3, load_every_array, paths)
         t_cold1 = best_of(3, scan, real.root, tmp / "real1.sqlite", workers=1, fresh_db=tmp / "real1.sqlite")
         t_cold = best_of(
             3, scan, real.root, tmp / "real.sqlite", workers=args.jobs, fresh_db=tmp / "real.sqlite"

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import load_every_array, settle
 
 from amasskit.catalog import scan
 from amasskit.store import PrepareConfig, prepare
@@ -28,13 +29,6 @@ from amasskit.synth import synth_tree
 
 FULL_FILES = 14_096
 FULL_FRAMES = 19_775_902
-
-
-def floor(paths: list[Path]) -> None:
-    for path in paths:
-        with np.load(path, allow_pickle=False) as data:
-            for key in data.files:
-                data[key]
 
 
 def rodrigues(r: np.ndarray) -> np.ndarray:
@@ -60,12 +54,6 @@ def per_frame_loop(paths: list[Path], target_fps: float = 30.0) -> None:
                 out[f, j] = rodrigues(kept[f, 3 * j : 3 * j + 3])
 
 
-def settle(root: Path) -> None:
-    os.sync()
-    for path in root.rglob("*.npz"):
-        path.read_bytes()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -86,7 +74,7 @@ def main() -> None:
         print(f"tree: {len(paths)} files ({args.fraction:.0%} of the release), {frames:,} frames")
         rows = []
         start = time.perf_counter()
-        floor(paths)
+        load_every_array(paths)
         rows.append(("floor: np.load every file, 1 process", frames / (time.perf_counter() - start), 1))
         loop_paths = paths[: args.loop_files]
         loop_frames = sum(int(np.load(p)["poses"].shape[0]) for p in loop_paths)

@@ -23,21 +23,16 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
+from _common import load_every_array
 
 import amasskit
 from amasskit.synth import synth_tree
 
 
-def np_load_all(path: Path) -> int:
-    """What loaders do today: np.load and materialise every array."""
-    with np.load(path, allow_pickle=False) as data:
-        frames = 0
-        for key in data.files:
-            arr = data[key]
-            if key == "poses":
-                frames = arr.shape[0]
-        return frames
+def load_every_array_count(path: Path) -> int:
+    """np.load and materialise every array (what loaders do today)."""
+    load_every_array([path])
+    return 0
 
 
 def zip_directory(path: Path) -> int:
@@ -82,7 +77,7 @@ def main() -> None:
             f"tree: {len(paths)} files, {summary.frames:,} frames, {size / 2**20:.0f} MiB (real length distribution)"
         )
         results = {
-            "np.load, every array (existing tools)": bench(np_load_all, paths, args.repeat),
+            "np.load, every array (existing tools)": bench(load_every_array_count, paths, args.repeat),
             "amasskit.read (validated Sequence)": bench(amasskit_read, paths, args.repeat),
             "amasskit.read_header": bench(amasskit_header, paths, args.repeat),
             "zip central directory (floor)": bench(zip_directory, paths, args.repeat),

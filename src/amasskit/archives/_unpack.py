@@ -473,7 +473,6 @@ def unpack_archives(
         table_source = (
             dict(checksums) if isinstance(checksums, Mapping) else json.loads(Path(checksums).read_text())
         )
-        load_checksum_table(table_source)  # validate early
     table = load_checksum_table(table_source)
     tool = find_decompressor(decompressor)
     record = _load_record(target)

@@ -123,7 +123,6 @@ class _Capsule:
     radius: float
     joint: int
     segments: int
-    first_vertex: int = 0
     ring_at_start: np.ndarray | None = None  # vertex ids of the ring around the joint
 
 
@@ -268,7 +267,6 @@ def _humanoid_mesh(
     offset = 0
     for i, cap in enumerate(caps):
         v, f, start_ring = _capsule_mesh(cap, int(rings[i]))
-        cap.first_vertex = offset
         cap.ring_at_start = offset + start_ring + np.arange(cap.segments)
         verts_list.append(v)
         faces_list.append(f + offset)

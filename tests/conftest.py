@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amasskit.synth import SynthSummary, synth_tree
+from amasskit.synth import SynthSummary, synth_tree, write_body_models
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "data" / "amass_sample"
@@ -35,6 +35,14 @@ def smplx_tree(tmp_path_factory: pytest.TempPathFactory) -> SynthSummary:
     return synth_tree(
         tmp_path_factory.mktemp("synth") / "smplx", files=12, release="smplx", lengths="short", seed=3
     )
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic SMPL+H (with hand-PCA keys, which smplx needs), DMPL and SMPL-X files for all genders."""
+    root = tmp_path_factory.mktemp("models")
+    write_body_models(root, hand_pca=True)
+    return root
 
 
 def save_npz(path: Path, **arrays: object) -> Path:

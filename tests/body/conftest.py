@@ -8,18 +8,9 @@ import types
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from amasskit.synth import body_model_arrays, write_body_models
+from amasskit.synth import body_model_arrays
 from amasskit.topology import SMPL_PARENTS
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """SMPL+H (with hand-PCA keys, which smplx needs), DMPL and SMPL-X files for all genders."""
-    root = tmp_path_factory.mktemp("models")
-    write_body_models(root, hand_pca=True)
-    return root
 
 
 def smpl_arrays() -> dict[str, np.ndarray]:

@@ -130,6 +130,55 @@ def test_frame_sampling_mode(catalogued: Path, tmp_path: Path) -> None:
     assert all(s == max(1, f // 4) for f, s in zip(full.length, sampled.length, strict=True))
 
 
+def test_body_model_gives_joints_and_the_real_pelvis_offset(
+    catalogued: Path, tmp_path: Path, model_dir: Path
+) -> None:
+    import torch
+
+    from amasskit.body import BodyModel
+
+    report = prepare(config(catalogued, tmp_path / "out", splits=("vald",), canonicalise=True, noise=0.0,
+                            body_models=str(model_dir)))  # fmt: skip
+    store = Store(report.stores["vald"])
+    joints = store.fields["joints"]
+    assert joints.shape[1:] == (52, 3) and joints.dtype == np.float32
+    assert store.manifest["pelvis_offset"].startswith("the body model's rest pelvis")
+    flip = np.array([-1.0, 1.0, 1.0])
+    originals = {m["source"]: i for i, m in enumerate(store.sequences) if m["augmentation"] == "none"}
+    assert originals
+    for i, meta in enumerate(store.sequences):
+        seq = store[i]
+        # the stored joints are the model's joints for the stored parameters (an independent forward pass)
+        model = BodyModel.load("smplh", store.gender_of(i), model_dir=model_dir, dtype=torch.float64)
+        with torch.inference_mode():
+            posed = model.with_shape(store.betas[i], dmpls=np.asarray(seq["dmpls"], np.float64)).with_pose(
+                root_orient=np.asarray(seq["root_orient"], np.float64),
+                pose_body=np.asarray(seq["pose_body"], np.float64),
+                pose_hand=np.asarray(seq["pose_hand"], np.float64),
+                trans=np.asarray(seq["trans"], np.float64),
+            )
+            assert np.allclose(posed.joints.numpy(), seq["joints"], atol=2e-5)
+        original = store[originals[meta["source"]]]["joints"].astype(np.float64)
+        kind = meta["augmentation"]
+        if kind == "none":  # canonicalised with the real offset: the pelvis starts on the vertical axis
+            assert np.allclose(seq["joints"][0, 0, :2], 0.0, atol=1e-5)
+        if kind.startswith("rotate:") and "+" not in kind:  # turned about the vertical: every joint, exactly
+            angle = float(kind.split(":")[1])
+            c, s = np.cos(angle), np.sin(angle)
+            R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+            assert np.allclose(seq["joints"], original @ R.T, atol=1e-4)
+        if kind == "mirror":  # reflected across x = 0: the pelvis trajectory exactly, whatever the shape
+            assert np.allclose(seq["joints"][:, 0], original[:, 0] * flip, atol=1e-5)
+
+
+def test_zero_pelvis_offset_is_stated_and_joints_need_a_model(catalogued: Path, tmp_path: Path) -> None:
+    report = prepare(config(catalogued, tmp_path / "out", splits=("test",), canonicalise=True))
+    store = Store(report.stores["test"])
+    assert "joints" not in store.fields and store.manifest["pelvis_offset"].startswith("approximated as zero")
+    with pytest.raises(ValueError, match="joints need a body model"):
+        PrepareConfig(catalog="c", out="o", joints=True)
+
+
 def test_config_errors() -> None:
     with pytest.raises(ValueError, match="unknown config keys"):
         PrepareConfig.from_mapping({"catalog": "c", "out": "o", "fpss": 30})

@@ -502,6 +502,13 @@ def prepare(
     name: Annotated[
         str | None, typer.Option(help="Experiment name (default: a hash of config and inputs).")
     ] = None,
+    body_models: Annotated[
+        Path | None,
+        typer.Option(help="Body-model folder: the real pelvis offset, and a joints field in the store."),
+    ] = None,
+    joints: Annotated[
+        bool | None, typer.Option(help="Store joint positions (default: when a body model is given).")
+    ] = None,
 ) -> None:
     """Select from the catalog, resample, trim, canonicalise, augment and pack into one memory-mappable store per
     split. Deterministic for a config and its inputs; a killed run resumes where it stopped."""
@@ -523,7 +530,8 @@ def prepare(
              "gender": gender, "model": model, "min_duration": min_duration, "fps": fps, "trim_keep": trim_keep,
              "min_frames": min_frames, "canonicalise": canonicalise, "rotations": rotations, "mirror": mirror,
              "noise": noise, "frame_fraction": frame_fraction, "rotation": rotation, "dtype": dtype, "seed": seed,
-             "workers": jobs, "strict": strict, "name": name}  # fmt: skip
+             "workers": jobs, "strict": strict, "name": name, "body_models": body_models,
+             "joints": joints}  # fmt: skip
     data.update({k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v not in (None, [])})
     if "catalog" not in data or "out" not in data:
         raise typer.BadParameter("give the catalog and out folder (in the config or as --catalog/--out)")

@@ -5,8 +5,9 @@ Frames (see :mod:`amasskit.conventions`): AMASS's world is Z-up; ``root_orient``
 facing +Z, +X to the subject's left) into the world, about the pelvis joint; the posed pelvis is at
 ``trans + J_pelvis(betas)``, with ``J_pelvis`` in the model frame and *not* rotated. Operations that move the root
 therefore correct ``trans`` for that offset: pass ``pelvis_offset`` (from the body model:
-``BodyModel.with_shape(betas).joints_rest[0]``); without it the offset is taken as zero, which leaves the pelvis a
-few centimetres off for rotations and mirrors (the error is ``|(I - M) J_pelvis|``).
+``BodyModel.with_shape(betas).joints_rest[0]``, ``(3,)``, or ``(T, 3)`` per frame when DMPLs move it; see
+:func:`amasskit.store.pelvis_offset`); without it the offset is taken as zero, which leaves the pelvis a few
+centimetres off for rotations and mirrors (the error is ``|(I - M) J_pelvis|``).
 
 Rotations are computed in float64 (with roma) and returned in the sequence's dtype. Everything is vectorised over
 frames and joints; there is no per-frame Python loop. torch and roma are imported inside the functions, so a process
@@ -119,6 +120,16 @@ def trim(seq: Sequence, *, keep: float | None = None, seconds: tuple[float, floa
     return seq[first:stop]
 
 
+def _pelvis(pelvis_offset: np.ndarray | None, seq: Sequence) -> np.ndarray:
+    """The pelvis offset as ``(3,)`` or ``(T, 3)`` float64 (zero when not given)."""
+    if pelvis_offset is None:
+        return np.zeros(3)
+    pelvis = np.asarray(pelvis_offset, dtype=np.float64)
+    if pelvis.shape not in ((3,), (seq.num_frames, 3)):
+        raise ValueError(f"pelvis_offset must be (3,) or ({seq.num_frames}, 3), got {pelvis.shape}")
+    return pelvis
+
+
 def _apply_yaw(seq: Sequence, R: Any, pelvis: np.ndarray) -> Sequence:
     """Rotate the whole motion by ``R (T, 3, 3)`` (world frame, about the world origin)."""
     import roma
@@ -143,7 +154,7 @@ def rotate_about_vertical(
     seq: Sequence, angle: float, *, pelvis_offset: np.ndarray | None = None
 ) -> Sequence:
     """Turn the whole motion by ``angle`` radians about the world's vertical (Z) axis through the origin."""
-    pelvis = np.zeros(3) if pelvis_offset is None else np.asarray(pelvis_offset, dtype=np.float64)
+    pelvis = _pelvis(pelvis_offset, seq)
     return _apply_yaw(seq, _yaw_matrix(angle, seq.num_frames), pelvis)
 
 
@@ -161,9 +172,9 @@ def canonicalise(
     """Start at the origin facing a fixed direction: the pelvis of frame 0 moved to ``(0, 0, height)`` (height kept)
     and the heading of frame 0 turned to ``facing`` (radians from world +X; default +Y), rotating ``root_orient`` and
     ``trans`` together about the pelvis."""
-    pelvis = np.zeros(3) if pelvis_offset is None else np.asarray(pelvis_offset, dtype=np.float64)
+    pelvis = _pelvis(pelvis_offset, seq)
     turned = _apply_yaw(seq, _yaw_matrix(facing - heading(seq[0])[0], seq.num_frames), pelvis)
-    start = turned.trans[0].astype(np.float64) + pelvis
+    start = turned.trans[0].astype(np.float64) + (pelvis if pelvis.ndim == 1 else pelvis[0])
     shift = np.array([start[0], start[1], 0.0])
     return turned.replace(trans=(turned.trans.astype(np.float64) - shift).astype(seq.dtype))
 
@@ -175,7 +186,7 @@ def mirror(seq: Sequence, *, pelvis_offset: np.ndarray | None = None) -> Sequenc
     becomes ``(x, -y, -z)``, and ``trans`` becomes the reflected pelvis minus the pelvis offset. Mirroring twice gives
     the input back.
     """
-    pelvis = np.zeros(3) if pelvis_offset is None else np.asarray(pelvis_offset, dtype=np.float64)
+    pelvis = _pelvis(pelvis_offset, seq)
     flip = np.array([1.0, -1.0, -1.0], dtype=seq.dtype)
     changes: dict[str, Any] = {"root_orient": seq.root_orient * flip}
     body_perm = mirror_permutation(22)[1:] - 1  # the 21 body joints of pose_body

@@ -9,7 +9,7 @@
 from ..errors import StoreError
 from ._export import EXPORT_FORMATS, export_store, rotation_matrices
 from ._format import FORMAT, FORMAT_VERSION, Store, StoreWriter
-from ._prepare import PrepareConfig, PrepareReport, prepare, process_sequence
+from ._prepare import PrepareConfig, PrepareReport, pelvis_offset, prepare, process_sequence
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -21,6 +21,7 @@ __all__ = [
     "StoreError",
     "StoreWriter",
     "export_store",
+    "pelvis_offset",
     "prepare",
     "process_sequence",
     "rotation_matrices",

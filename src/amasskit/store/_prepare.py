@@ -34,7 +34,7 @@ from ..ops import add_pose_noise, canonicalise, mirror, resample, rotate_about_v
 from ..sequence import Sequence
 from ._format import StoreWriter
 
-__all__ = ["PrepareConfig", "PrepareReport", "prepare"]
+__all__ = ["PrepareConfig", "PrepareReport", "pelvis_offset", "prepare"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,11 @@ class PrepareConfig:
         workers: processes (default: all cores).
         strict: stop at the first unreadable file instead of skipping it.
         name: an experiment name; default: an id hashed from the config, the inputs and amasskit's version.
+        body_models: a body-model folder (layout of :func:`amasskit.body.find_model_file`). With one, the pelvis
+            offset used by canonicalisation, rotation and mirroring is the model's rest pelvis for each sequence's
+            shape (else it is approximated as zero, and the manifest says so), and a ``joints`` field is stored.
+        joints: store ``joints (F, J, 3)``, the model's joint positions for every stored frame (needs
+            ``body_models``; default: whenever a body model is configured).
     """
 
     catalog: str
@@ -92,8 +97,12 @@ class PrepareConfig:
     workers: int | None = None
     strict: bool = False
     name: str | None = None
+    body_models: str | None = None
+    joints: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.joints and self.body_models is None:
+            raise ValueError("joints need a body model: set body_models (--body-models DIR)")
         if self.rotation not in ("rotvec", "quat", "rotmat", "6d"):
             raise ValueError(f"rotation must be rotvec, quat, rotmat or 6d, got {self.rotation!r}")
         if self.dtype not in ("float32", "float64"):
@@ -116,8 +125,13 @@ class PrepareConfig:
     def processing(self) -> dict[str, Any]:
         """The keys that change what a sequence becomes (the per-sequence cache is keyed on them)."""
         keep = ("fps", "trim_keep", "trim_seconds", "min_frames", "canonicalise", "rotations", "mirror", "noise",
-                "frame_fraction", "rotation", "dtype", "seed")  # fmt: skip
-        return {k: getattr(self, k) for k in keep}
+                "frame_fraction", "rotation", "dtype", "seed", "body_models")  # fmt: skip
+        return {k: getattr(self, k) for k in keep} | {"joints": self.stores_joints}
+
+    @property
+    def stores_joints(self) -> bool:
+        """Whether the stores get a ``joints`` field."""
+        return self.body_models is not None and self.joints is not False
 
 
 @dataclass(frozen=True)
@@ -156,7 +170,34 @@ def _rotations(value: np.ndarray, representation: str) -> np.ndarray:
     return out.numpy()
 
 
-def _fields(seq: Sequence, config: PrepareConfig) -> dict[str, np.ndarray]:
+_MODELS: dict[tuple[str, str, str], Any] = {}  # per process: body models by (folder, kind, gender)
+
+
+def _body_model(folder: str, seq: Sequence) -> Any:
+    """The body model ``seq`` belongs to (float64, on the CPU), loaded once per process."""
+    key = (folder, seq.model.value, seq.gender.value)
+    if key not in _MODELS:
+        import torch
+
+        from ..body import BodyModel
+
+        _MODELS[key] = BodyModel.for_sequence(seq, model_dir=folder, dtype=torch.float64)
+    return _MODELS[key]
+
+
+def pelvis_offset(model: Any, seq: Sequence) -> np.ndarray:
+    """The rest-pose pelvis (joint 0) of ``model`` for ``seq``'s shape: the point ``root_orient`` turns the body about,
+    relative to ``trans``. ``(3,)``; ``(T, 3)`` when the sequence's DMPLs move it (they are shape components in
+    AMASS's SMPL+H model, applied per frame)."""
+    import torch
+
+    use_dmpls = seq.dmpls is not None and model.num_dmpls > 0
+    with torch.inference_mode():
+        shaped = model.with_shape(seq.betas[: model.num_betas], dmpls=seq.dmpls if use_dmpls else None)
+        return shaped.joints_rest[..., 0, :].numpy().astype(np.float64)
+
+
+def _fields(seq: Sequence, config: PrepareConfig, model: Any = None) -> dict[str, np.ndarray]:
     dtype = np.dtype(config.dtype)
     out: dict[str, np.ndarray] = {}
     for name in _ROTATION_FIELDS:
@@ -166,6 +207,11 @@ def _fields(seq: Sequence, config: PrepareConfig) -> dict[str, np.ndarray]:
     out["trans"] = seq.trans.astype(dtype)
     if seq.dmpls is not None:
         out["dmpls"] = seq.dmpls.astype(dtype)
+    if model is not None:
+        import torch
+
+        with torch.inference_mode():
+            out["joints"] = model.sequence_joints(seq).numpy().astype(dtype)
     return out
 
 
@@ -185,22 +231,29 @@ def process_sequence(
             seq = trim(seq, keep=config.trim_keep, seconds=config.trim_seconds)
         except ValueError:
             return []
+    model = None if config.body_models is None else _body_model(config.body_models, seq)
+    pelvis = None if model is None else pelvis_offset(model, seq)
     if config.canonicalise:
-        seq = canonicalise(seq)
+        seq = canonicalise(seq, pelvis_offset=pelvis)
     rng = _rng(config.seed, rel)
     if config.frame_fraction is not None:
         count = max(1, math.floor(seq.num_frames * config.frame_fraction))
         picked = np.sort(rng.choice(seq.num_frames, size=count, replace=False))
         arrays = {n: a[picked] for n, a in seq.arrays().items() if n != "betas"}
         seq = seq.replace(**arrays)
+        if pelvis is not None and pelvis.ndim == 2:
+            pelvis = pelvis[picked]
     if seq.num_frames < config.min_frames:
         return []
     variants: list[tuple[Sequence, str]] = [(seq, "none")]
     for _ in range(config.rotations):
         angle = float(rng.uniform(-math.pi, math.pi))
-        variants.append((rotate_about_vertical(seq, angle), f"rotate:{angle:.6f}"))
+        variants.append((rotate_about_vertical(seq, angle, pelvis_offset=pelvis), f"rotate:{angle:.6f}"))
     if config.mirror:
-        variants += [(mirror(s), f"{a}+mirror" if a != "none" else "mirror") for s, a in list(variants)]
+        variants += [
+            (mirror(s, pelvis_offset=pelvis), f"{a}+mirror" if a != "none" else "mirror")
+            for s, a in list(variants)
+        ]
     if config.noise > 0:
         variants = [(v if a == "none" else add_pose_noise(v, config.noise, rng=rng), a) for v, a in variants]
     prov = seq.provenance
@@ -208,7 +261,8 @@ def process_sequence(
     for variant, augmentation in variants:
         meta = {"source": rel, "dataset": prov.dataset, "subject": prov.subject, "name": prov.name,
                 "augmentation": augmentation, "model": seq.model.value}  # fmt: skip
-        out.append((_fields(variant, config), meta | {"fps": variant.fps, "gender": variant.gender.value,
+        joints_model = model if config.stores_joints else None
+        out.append((_fields(variant, config, joints_model), meta | {"fps": variant.fps, "gender": variant.gender.value,
                                                       "betas": variant.betas.astype(np.float32).tolist()}))  # fmt: skip
     return out
 
@@ -281,6 +335,11 @@ def prepare(
     seq_counts: dict[str, int] = {}
     frame_counts: dict[str, int] = {}
     workers = max(1, config.workers or os.cpu_count() or 1)
+    if config.body_models is not None:  # every model the selection needs, found before any work starts
+        from ..body import find_model_file
+
+        for kind, gender in sorted({(r.model, r.gender) for recs in selections.values() for r in recs}):
+            find_model_file(kind, gender, config.body_models)
     # 1. work out what is left to do in every split (finished splits and finished sequences are skipped)
     plans: dict[str, tuple[Path, list[str]]] = {}
     jobs: list[tuple[str, int, str]] = []
@@ -365,7 +424,11 @@ def prepare(
                 "problems": [{"path": p, "error": e} for p, e in problems],
                 "versions": _versions(),
                 "rotation": config.rotation,
-                "pelvis_offset": "approximated as zero (no body model configured)",
+                "pelvis_offset": (
+                    "approximated as zero (no body model configured)"
+                    if config.body_models is None
+                    else "the body model's rest pelvis (joint 0) for each sequence's betas"
+                ),
             }
             log = (
                 f"prepare {experiment} split {split}: {len(paths)} inputs, {len(problems)} problems\n"

@@ -205,3 +205,16 @@ def test_cli_prepare_with_a_yaml_config(catalogued: Path, tmp_path: Path) -> Non
     assert not (tmp_path / "out" / "train").exists()
     bad = runner.invoke(app, ["prepare", str(config_file), "--rotation", "euler"])
     assert bad.exit_code != 0 and "rotation must be" in bad.output
+
+
+def test_prepare_on_a_real_dask_cluster_gives_the_same_bytes(catalogued: Path, tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    local = prepare(config(catalogued, tmp_path / "local", splits=("vald", "test")))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  scheduler_port=0) as cluster:  # fmt: skip
+        on_dask = prepare(config(catalogued, tmp_path / "dask", splits=("vald", "test"), dask=cluster.scheduler_address))
+        with distributed.Client(cluster) as client:  # the work ran in the cluster's worker processes
+            assert len(client.scheduler_info()["workers"]) == 2
+    assert on_dask.experiment_id == local.experiment_id
+    for split in local.stores:
+        assert digest(local.stores[split]) == digest(on_dask.stores[split])

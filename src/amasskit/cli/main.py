@@ -509,6 +509,10 @@ def prepare(
     joints: Annotated[
         bool | None, typer.Option(help="Store joint positions (default: when a body model is given).")
     ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(metavar="tcp://HOST:PORT", help="Run on this Dask scheduler (paths shared with its workers)."),
+    ] = None,
 ) -> None:
     """Select from the catalog, resample, trim, canonicalise, augment and pack into one memory-mappable store per
     split. Deterministic for a config and its inputs; a killed run resumes where it stopped."""
@@ -531,7 +535,7 @@ def prepare(
              "min_frames": min_frames, "canonicalise": canonicalise, "rotations": rotations, "mirror": mirror,
              "noise": noise, "frame_fraction": frame_fraction, "rotation": rotation, "dtype": dtype, "seed": seed,
              "workers": jobs, "strict": strict, "name": name, "body_models": body_models,
-             "joints": joints}  # fmt: skip
+             "joints": joints, "dask": dask}  # fmt: skip
     data.update({k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v not in (None, [])})
     if "catalog" not in data or "out" not in data:
         raise typer.BadParameter("give the catalog and out folder (in the config or as --catalog/--out)")

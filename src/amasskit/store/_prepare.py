@@ -72,6 +72,10 @@ class PrepareConfig:
             shape (else it is approximated as zero, and the manifest says so), and a ``joints`` field is stored.
         joints: store ``joints (F, J, 3)``, the model's joint positions for every stored frame (needs
             ``body_models``; default: whenever a body model is configured).
+        dask: a Dask scheduler address (``tcp://host:port``): run the per-sequence work on that cluster instead of
+            a local pool. Tasks carry file paths, not arrays: every worker reads its inputs from, and writes its
+            results to, the same paths, so the catalog root and ``out`` must be on a filesystem the workers share.
+            Like ``workers``, it does not change the output.
     """
 
     catalog: str
@@ -99,6 +103,7 @@ class PrepareConfig:
     name: str | None = None
     body_models: str | None = None
     joints: bool | None = None
+    dask: str | None = None
 
     def __post_init__(self) -> None:
         if self.joints and self.body_models is None:
@@ -310,10 +315,10 @@ def prepare(
         AmassKitError: the first unreadable file, with ``strict``.
     """
     start = time.perf_counter()
-    out = Path(config.out)
+    out = Path(config.out).resolve()  # absolute: workers (local or on a cluster) use these paths
     out.mkdir(parents=True, exist_ok=True)
     with Catalog.open(config.catalog) as cat:
-        root = str(cat.root)
+        root = str(Path(cat.root).resolve())
         query: dict[str, Any] = {"dataset": list(config.datasets) if config.datasets else None,
                                  "gender": config.gender, "model": config.model,
                                  "min_duration": config.min_duration or None}  # fmt: skip
@@ -323,7 +328,7 @@ def prepare(
             names = config.splits or tuple(cat.split_counts(config.scheme))
             selections = {s: cat.records(split=s, scheme=config.scheme, **query) for s in names}
     inputs = sorted((r.path, r.content_hash) for recs in selections.values() for r in recs)
-    config_json = json.dumps(dataclasses.asdict(config) | {"workers": None, "out": None, "catalog": None},
+    config_json = json.dumps(dataclasses.asdict(config) | {"workers": None, "out": None, "catalog": None, "dask": None},
                              sort_keys=True, default=list)  # fmt: skip
     experiment = (
         config.name
@@ -379,16 +384,16 @@ def prepare(
         if progress is not None:
             progress("all", done, total)
 
+    calls = [((root, path, config, str(plans[split][0] / "work"), i), (split, i)) for split, i, path in jobs]
     context = worker_context()
     # A spawned worker re-imports numpy, torch and roma (seconds): with an automatic worker count the pool is used
     # only for enough work; an explicit count is always honoured.
     enough = 2 * workers if context.get_start_method() == "fork" else 16 * workers
-    if workers > 1 and len(jobs) > 1 and (config.workers is not None or len(jobs) >= enough):
+    if config.dask is not None and calls:
+        _run_on_dask(config.dask, calls, finished_one)
+    elif workers > 1 and len(jobs) > 1 and (config.workers is not None or len(jobs) >= enough):
         with ProcessPoolExecutor(workers, mp_context=context, initializer=single_threaded_worker) as pool:
-            futures = {
-                pool.submit(_work_one, root, path, config, str(plans[split][0] / "work"), i): (split, i)
-                for split, i, path in jobs
-            }
+            futures = {pool.submit(_work_one, *args): tag for args, tag in calls}
             try:
                 for future in as_completed(futures):
                     _index, error = future.result()
@@ -398,8 +403,8 @@ def prepare(
                     f.cancel()
                 raise
     else:
-        for split, i, path in jobs:
-            _index, error = _work_one(root, path, config, str(plans[split][0] / "work"), i)
+        for args, (split, i) in calls:
+            _index, error = _work_one(*args)
             finished_one(split, i, error)
 
     # 3. assemble each split in catalogue order: the same bytes whatever the order work finished in
@@ -449,6 +454,30 @@ def prepare(
     return PrepareReport(
         experiment, stores, seq_counts, frame_counts, report_problems, time.perf_counter() - start
     )
+
+
+def _run_on_dask(
+    address: str,
+    calls: list[tuple[tuple[Any, ...], tuple[str, int]]],
+    finished_one: Callable[[str, int, str | None], None],
+) -> None:
+    """Run ``_work_one`` for every call on the Dask cluster at ``address``; results stay on the shared filesystem
+    (only an index and an error message come back through the scheduler)."""
+    try:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+    except ImportError:
+        raise ImportError("running on a Dask cluster needs dask.distributed: pip install 'amasskit[dask]'") from None
+    with Client(address) as client:
+        logger.info("prepare: %d sequences on the Dask cluster at %s", len(calls), address)
+        futures = {client.submit(_work_one, *args, pure=False): tag for args, tag in calls}
+        try:
+            for future in dask_completed(list(futures)):
+                _index, error = future.result()
+                finished_one(*futures[future], error)
+        except BaseException:
+            client.cancel(list(futures))
+            raise
 
 
 def _finished(target: Path, experiment: str, config: dict[str, Any]) -> bool:

@@ -170,3 +170,13 @@ def test_pose_noise_is_small_seeded_and_keeps_the_root() -> None:
     assert a == b and np.array_equal(a.root_orient, seq.root_orient)
     change = angle_between(a.pose_body.reshape(-1, 3), seq.pose_body.reshape(-1, 3))
     assert 0 < change.mean() < 0.1
+
+
+def test_resampling_by_an_integer_ratio_gathers_source_frames_exactly() -> None:
+    """120 -> 30 fps: every new instant is a captured one, so the output is those frames, bit for bit."""
+    seq = synth_sequence(plan_tree(files=1, lengths="short", seed=4)[0], release="smplh", seed=4)
+    seq = seq.replace(fps=120.0)
+    out = resample(seq, 30.0)
+    assert np.array_equal(out.pose_body, seq.pose_body[::4][: out.num_frames])
+    assert np.array_equal(out.root_orient, seq.root_orient[::4][: out.num_frames])
+    assert np.array_equal(out.trans, seq.trans[::4][: out.num_frames])

@@ -212,7 +212,9 @@ def test_prepare_on_a_real_dask_cluster_gives_the_same_bytes(catalogued: Path, t
     local = prepare(config(catalogued, tmp_path / "local", splits=("vald", "test")))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   scheduler_port=0) as cluster:  # fmt: skip
-        on_dask = prepare(config(catalogued, tmp_path / "dask", splits=("vald", "test"), dask=cluster.scheduler_address))
+        on_dask = prepare(
+            config(catalogued, tmp_path / "dask", splits=("vald", "test"), dask=cluster.scheduler_address)
+        )
         with distributed.Client(cluster) as client:  # the work ran in the cluster's worker processes
             assert len(client.scheduler_info()["workers"]) == 2
     assert on_dask.experiment_id == local.experiment_id

@@ -511,7 +511,9 @@ def prepare(
     ] = None,
     dask: Annotated[
         str | None,
-        typer.Option(metavar="tcp://HOST:PORT", help="Run on this Dask scheduler (paths shared with its workers)."),
+        typer.Option(
+            metavar="tcp://HOST:PORT", help="Run on this Dask scheduler (paths shared with its workers)."
+        ),
     ] = None,
 ) -> None:
     """Select from the catalog, resample, trim, canonicalise, augment and pack into one memory-mappable store per

@@ -467,7 +467,9 @@ def _run_on_dask(
         from distributed import Client
         from distributed import as_completed as dask_completed
     except ImportError:
-        raise ImportError("running on a Dask cluster needs dask.distributed: pip install 'amasskit[dask]'") from None
+        raise ImportError(
+            "running on a Dask cluster needs dask.distributed: pip install 'amasskit[dask]'"
+        ) from None
     with Client(address) as client:
         logger.info("prepare: %d sequences on the Dask cluster at %s", len(calls), address)
         futures = {client.submit(_work_one, *args, pure=False): tag for args, tag in calls}

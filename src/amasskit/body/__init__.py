@@ -10,6 +10,7 @@ from ._files import MODELS_ENV, ModelData, ModelKind, find_dmpl_file, find_model
 from ._lbs import (
     ROTATION_REPRESENTATIONS,
     forward_kinematics,
+    from_rotmat,
     skin,
     skinning_transforms,
     to_rotmat,
@@ -29,6 +30,7 @@ __all__ = [
     "find_dmpl_file",
     "find_model_file",
     "forward_kinematics",
+    "from_rotmat",
     "load_model_data",
     "skin",
     "skinning_transforms",

@@ -58,6 +58,25 @@ def to_rotmat(rotations: torch.Tensor, representation: str) -> torch.Tensor:
     return roma.special_gramschmidt(columns)
 
 
+def from_rotmat(rotmat: torch.Tensor, representation: str) -> torch.Tensor:
+    """The inverse of :func:`to_rotmat`: ``(..., 3, 3)`` rotation matrices as ``rotvec (..., 3)`` (angle in
+    ``[0, pi]``), ``rotmat``, ``quat (..., 4)`` (XYZW, ``w >= 0``) or ``6d (..., 6)`` (first column, then second).
+
+    Raises:
+        ValueError: an unknown representation.
+    """
+    if representation == "rotvec":
+        return roma.rotmat_to_rotvec(rotmat)
+    if representation == "rotmat":
+        return rotmat
+    if representation == "quat":
+        q = roma.rotmat_to_unitquat(rotmat)
+        return torch.where(q[..., 3:] < 0, -q, q)
+    if representation == "6d":
+        return rotmat[..., :, :2].transpose(-1, -2).reshape(*rotmat.shape[:-2], 6)
+    raise ValueError(f"rotation must be one of {ROTATION_REPRESENTATIONS}, got {representation!r}")
+
+
 def tree_levels(parents: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """For each depth >= 1 of the tree, ``(joints, their parents)`` as index tensors."""
     depth = [0] * len(parents)

@@ -9,9 +9,9 @@ therefore correct ``trans`` for that offset: pass ``pelvis_offset`` (from the bo
 :func:`amasskit.store.pelvis_offset`); without it the offset is taken as zero, which leaves the pelvis a few
 centimetres off for rotations and mirrors (the error is ``|(I - M) J_pelvis|``).
 
-Rotations are computed in float64 (with roma) and returned in the sequence's dtype. Everything is vectorised over
-frames and joints; there is no per-frame Python loop. torch and roma are imported inside the functions, so a process
-that only orchestrates (``prepare``'s parent) never loads torch and can fork its workers.
+Rotations are computed in float64 (in numpy, :mod:`amasskit.ops._rotations`, so these operations never import
+torch) and returned in the sequence's dtype. Everything is vectorised over frames and joints; there is no per-frame
+Python loop.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 
 from ..sequence import Sequence
 from ..topology import mirror_permutation
+from ._rotations import quat_multiply, quat_to_rotvec, rotvec_to_quat, rotvec_to_rotmat
 
 __all__ = [
     "add_pose_noise",
@@ -37,37 +38,6 @@ __all__ = [
 _POSE_FIELDS = ("root_orient", "pose_body", "pose_hand", "pose_jaw", "pose_eye")
 
 
-def _t(x: np.ndarray) -> Any:
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-
-
-def _rotvec_to_quat(r: np.ndarray) -> np.ndarray:
-    """``(M, 3)`` axis-angle -> ``(M, 4)`` unit quaternions XYZW, float64."""
-    angle = np.sqrt(np.einsum("ij,ij->i", r, r))
-    half = 0.5 * angle
-    small = angle < 1e-6
-    # sin(a/2)/a, with its series where a is tiny (no division by ~0)
-    scale = np.where(small, 0.5 - angle * angle / 48.0, np.sin(half) / np.where(small, 1.0, angle))
-    q = np.empty((r.shape[0], 4))
-    np.multiply(r, scale[:, None], out=q[:, :3])
-    np.cos(half, out=q[:, 3])
-    return q
-
-
-def _quat_to_rotvec(q: np.ndarray) -> np.ndarray:
-    """``(M, 4)`` unit quaternions XYZW -> ``(M, 3)`` axis-angle with angle in ``[0, pi]``."""
-    sign = np.where(q[:, 3] < 0, -1.0, 1.0)
-    w = q[:, 3] * sign
-    v = q[:, :3]
-    s = np.sqrt(np.einsum("ij,ij->i", v, v))
-    small = s < 1e-8
-    angle = 2.0 * np.arctan2(s, w)
-    scale = sign * np.where(small, 2.0 / np.where(w == 0, 1.0, w), angle / np.where(small, 1.0, s))
-    return v * scale[:, None]
-
-
 def _slerp_rotvec(r0: np.ndarray, r1: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Spherical interpolation between rotations ``r0`` and ``r1`` (axis-angle, ``(N, ..., 3)``) at ``alpha (N,)``,
     along the shortest arc.
@@ -77,8 +47,8 @@ def _slerp_rotvec(r0: np.ndarray, r1: np.ndarray, alpha: np.ndarray) -> np.ndarr
     concatenations) measured about 3x faster than composing roma's conversions and products on the same batches.
     """
     shape = np.shape(r0)
-    q0 = _rotvec_to_quat(np.asarray(r0, dtype=np.float64).reshape(-1, 3))
-    q1 = _rotvec_to_quat(np.asarray(r1, dtype=np.float64).reshape(-1, 3))
+    q0 = rotvec_to_quat(np.asarray(r0, dtype=np.float64).reshape(-1, 3))
+    q1 = rotvec_to_quat(np.asarray(r1, dtype=np.float64).reshape(-1, 3))
     a = np.repeat(np.asarray(alpha, dtype=np.float64), q0.shape[0] // max(1, shape[0]))
     dot = np.einsum("ij,ij->i", q0, q1)
     q1 *= np.where(dot < 0, -1.0, 1.0)[:, None]  # shortest arc
@@ -92,7 +62,7 @@ def _slerp_rotvec(r0: np.ndarray, r1: np.ndarray, alpha: np.ndarray) -> np.ndarr
     q = q0 * w0[:, None]
     q += q1 * w1[:, None]
     q /= np.sqrt(np.einsum("ij,ij->i", q, q))[:, None]
-    return _quat_to_rotvec(q).reshape(shape)
+    return quat_to_rotvec(q).reshape(shape)
 
 
 def resample(seq: Sequence, fps: float) -> Sequence:
@@ -177,39 +147,32 @@ def _pelvis(pelvis_offset: np.ndarray | None, seq: Sequence) -> np.ndarray:
     return pelvis
 
 
-def _apply_yaw(seq: Sequence, R: Any, pelvis: np.ndarray) -> Sequence:
-    """Rotate the whole motion by ``R (T, 3, 3)`` (world frame, about the world origin)."""
-    import roma
-
-    root = roma.rotvec_to_rotmat(_t(seq.root_orient))
-    root_orient = roma.rotmat_to_rotvec(R @ root).numpy()
-    world_pelvis = _t(seq.trans.astype(np.float64) + pelvis)
-    trans = (R @ world_pelvis.unsqueeze(-1)).squeeze(-1).numpy() - pelvis
+def _apply_yaw(seq: Sequence, angle: np.ndarray | float, pelvis: np.ndarray) -> Sequence:
+    """Turn the whole motion by ``angle`` radians (scalar or ``(T,)``) about the world's Z axis through the origin."""
+    a = np.broadcast_to(np.asarray(angle, dtype=np.float64), (seq.num_frames,))
+    q_yaw = np.zeros((seq.num_frames, 4))
+    q_yaw[:, 2], q_yaw[:, 3] = np.sin(a / 2), np.cos(a / 2)
+    root_orient = quat_to_rotvec(quat_multiply(q_yaw, rotvec_to_quat(seq.root_orient)))
+    world_pelvis = seq.trans.astype(np.float64) + pelvis
+    c, s = np.cos(a), np.sin(a)
+    turned = np.stack(
+        [c * world_pelvis[:, 0] - s * world_pelvis[:, 1], s * world_pelvis[:, 0] + c * world_pelvis[:, 1],
+         world_pelvis[:, 2]], axis=1,
+    )  # fmt: skip
+    trans = turned - pelvis
     return seq.replace(root_orient=root_orient.astype(seq.dtype), trans=trans.astype(seq.dtype))
-
-
-def _yaw_matrix(angle: np.ndarray | float, frames: int) -> Any:
-    import roma
-
-    a = np.broadcast_to(np.asarray(angle, dtype=np.float64), (frames,))
-    rotvec = np.zeros((frames, 3))
-    rotvec[:, 2] = a
-    return roma.rotvec_to_rotmat(_t(rotvec))
 
 
 def rotate_about_vertical(
     seq: Sequence, angle: float, *, pelvis_offset: np.ndarray | None = None
 ) -> Sequence:
     """Turn the whole motion by ``angle`` radians about the world's vertical (Z) axis through the origin."""
-    pelvis = _pelvis(pelvis_offset, seq)
-    return _apply_yaw(seq, _yaw_matrix(angle, seq.num_frames), pelvis)
+    return _apply_yaw(seq, angle, _pelvis(pelvis_offset, seq))
 
 
 def heading(seq: Sequence) -> np.ndarray:
     """``(T,)`` heading in radians: the direction the body faces (model +Z) in the ground plane, from world +X."""
-    import roma
-
-    forward = roma.rotvec_to_rotmat(_t(seq.root_orient))[..., :, 2].numpy()
+    forward = rotvec_to_rotmat(seq.root_orient)[..., :, 2]
     return np.arctan2(forward[:, 1], forward[:, 0])
 
 
@@ -220,7 +183,7 @@ def canonicalise(
     and the heading of frame 0 turned to ``facing`` (radians from world +X; default +Y), rotating ``root_orient`` and
     ``trans`` together about the pelvis."""
     pelvis = _pelvis(pelvis_offset, seq)
-    turned = _apply_yaw(seq, _yaw_matrix(facing - heading(seq[0])[0], seq.num_frames), pelvis)
+    turned = _apply_yaw(seq, facing - heading(seq[0])[0], pelvis)
     start = turned.trans[0].astype(np.float64) + (pelvis if pelvis.ndim == 1 else pelvis[0])
     shift = np.array([start[0], start[1], 0.0])
     return turned.replace(trans=(turned.trans.astype(np.float64) - shift).astype(seq.dtype))
@@ -253,14 +216,12 @@ def mirror(seq: Sequence, *, pelvis_offset: np.ndarray | None = None) -> Sequenc
 def add_pose_noise(seq: Sequence, sigma: float, *, rng: np.random.Generator) -> Sequence:
     """Compose every joint rotation (not the root) with a small random rotation: axis-angle noise with standard
     deviation ``sigma`` radians per component, drawn from ``rng``."""
-    import roma
-
     changes: dict[str, Any] = {}
     for name in ("pose_body", "pose_hand", "pose_jaw", "pose_eye"):
         value = getattr(seq, name)
         if value is None:
             continue
         noise = rng.normal(0.0, sigma, size=value.shape)
-        composed = roma.rotvec_composition([_t(value), _t(noise)])
-        changes[name] = composed.numpy().astype(seq.dtype)
+        composed = quat_to_rotvec(quat_multiply(rotvec_to_quat(value), rotvec_to_quat(noise)))
+        changes[name] = composed.astype(seq.dtype)
     return seq.replace(**changes)

@@ -31,6 +31,7 @@ from ..catalog import Catalog
 from ..errors import AmassFileError, AmassKitError
 from ..io import read
 from ..ops import add_pose_noise, canonicalise, mirror, resample, rotate_about_vertical, trim
+from ..ops._rotations import rotmat_to_6d, rotvec_to_quat, rotvec_to_rotmat
 from ..sequence import Sequence
 from ._format import StoreWriter
 
@@ -160,19 +161,14 @@ def _rng(seed: int, rel: str) -> np.random.Generator:
 
 
 def _rotations(value: np.ndarray, representation: str) -> np.ndarray:
+    """Axis-angle ``(..., 3)`` in the stored representation (numpy: workers need not import torch)."""
     if representation == "rotvec":
         return value
-    import roma
-    import torch
-
-    R = roma.rotvec_to_rotmat(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float64)))
-    if representation == "rotmat":
-        out = R
-    elif representation == "quat":
-        out = roma.rotmat_to_unitquat(R)
-    else:
-        out = R[..., :, :2].transpose(-1, -2).reshape(*R.shape[:-2], 6)
-    return out.numpy()
+    if representation == "quat":
+        q = rotvec_to_quat(value)
+        return np.where(q[..., 3:] < 0, -q, q)
+    R = rotvec_to_rotmat(value)
+    return R if representation == "rotmat" else rotmat_to_6d(R)
 
 
 _MODELS: dict[tuple[str, str, str], Any] = {}  # per process: body models by (folder, kind, gender)

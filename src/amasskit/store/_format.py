@@ -3,7 +3,7 @@
 Layout (format ``amasskit.store``, version 1)::
 
     <store>/
-      manifest.json              format, version, experiment id, config, counts, fields, versions, problems, timings
+      manifest.json              format, version, experiment id, config, counts, fields, versions, problems
       fields/<name>.npy          one contiguous array per field over all frames, (F, ...), memory-mappable
       index/offset.npy           (N,) int64: first frame of each sequence in the field arrays
       index/length.npy           (N,) int64: its frame count
@@ -160,7 +160,7 @@ class StoreWriter:
         """Finish the field files, write the index and manifest, and rename the store into place.
 
         Args:
-            manifest: extra manifest entries (config, experiment id, versions, problems, timings, ...).
+            manifest: extra manifest entries (config, experiment id, versions, problems, ...).
         """
         for f in self._fields.values():
             f.fp.seek(0)

@@ -3,7 +3,7 @@
 Work is done per sequence (a pure function of the file, the config and the seed) on a process pool; each result is
 kept in ``<out>/.<split>.partial/work/`` as soon as it is done, so a run killed at any point resumes where it stopped.
 The store is then assembled in catalogue order, so the same config and inputs give byte-identical field and index
-files whatever the number of workers (the manifest's ``timings`` are the only part that varies).
+files whatever the number of workers (``prepare.log``, with the timings, is the only file that varies).
 """
 
 from __future__ import annotations
@@ -403,8 +403,10 @@ def prepare(
             _index, error = _work_one(*args)
             finished_one(split, i, error)
 
+    work_seconds = time.perf_counter() - start
     # 3. assemble each split in catalogue order: the same bytes whatever the order work finished in
     for split, (staging, paths) in plans.items():
+        assembling = time.perf_counter()
         target = out / split
         problems = [(paths[i], errors[(s, i)]) for s, i in sorted(errors) if s == split]
         report_problems.extend(problems)
@@ -431,8 +433,14 @@ def prepare(
                     else "the body model's rest pelvis (joint 0) for each sequence's betas"
                 ),
             }
+            # the run's log holds what varies between runs (timings, workers), so the manifest, index and fields
+            # stay byte-identical for the same config and inputs
             log = (
                 f"prepare {experiment} split {split}: {len(paths)} inputs, {len(problems)} problems\n"
+                f"finished {time.strftime('%Y-%m-%dT%H:%M:%S%z')}; workers {workers}"
+                f"{'; dask ' + config.dask if config.dask else ''}\n"
+                f"timings: select + per-sequence work (all splits) {work_seconds:.2f} s, "
+                f"assembling this split {time.perf_counter() - assembling:.2f} s\n"
                 + "".join(f"problem: {p}: {e}\n" for p, e in problems)
             )
             (writer.staging / "prepare.log").write_text(log)

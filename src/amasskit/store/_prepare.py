@@ -1,7 +1,7 @@
 """``amasskit prepare``: select from the catalog, resample, trim, canonicalise, augment and pack, per split.
 
 Work is done per sequence (a pure function of the file, the config and the seed) on a process pool; each result is
-kept in ``<out>/.<split>.partial/work/`` as soon as it is done, so a run killed at any point resumes where it stopped.
+kept in ``<out>/.<split>.prepare/work/`` as soon as it is done, so a run killed at any point resumes where it stopped.
 The store is then assembled in catalogue order, so the same config and inputs give byte-identical field and index
 files whatever the number of workers (``prepare.log``, with the timings, is the only file that varies).
 """

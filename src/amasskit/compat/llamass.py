@@ -79,6 +79,7 @@ class AMASS(torch.utils.data.IterableDataset[dict[str, Any]]):
         self.shuffle = shuffle
         self.seed = seed if seed is not None else random.SystemRandom().randrange(1 << 31)
         self.skipped: list[tuple[str, str]] = []  # (path, error) of files left out
+        self._opened: Any = None  # the store, opened on first use in each process
         self._store = (self.location / "manifest.json").is_file()
         if self._store:
             from ..store import Store
@@ -107,6 +108,9 @@ class AMASS(torch.utils.data.IterableDataset[dict[str, Any]]):
         self.sources = [self.sources[i] for i in order]
         self.lengths = [lengths[i] for i in order]
 
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__ | {"_opened": None}  # memory maps are reopened per worker, never pickled
+
     def _starts(self, n: int) -> range:
         viable = keep_slice(n, self.keep)
         step = 1 if self.overlapping else self.clip_length
@@ -120,7 +124,9 @@ class AMASS(torch.utils.data.IterableDataset[dict[str, Any]]):
         if isinstance(source, int):
             from ..store import Store
 
-            store = self.__dict__.setdefault("_opened", Store(self.location))
+            if self._opened is None:  # once per process (a worker reopens it; see __getstate__)
+                self._opened = Store(self.location)
+            store = self._opened
             seq = store[source]
             parts = [seq[k].reshape(len(seq["trans"]), -1) for k in ("root_orient", "pose_body", "pose_hand")]
             poses = np.concatenate(parts, axis=1)

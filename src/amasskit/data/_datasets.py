@@ -41,7 +41,7 @@ import torch
 
 from ..body import from_rotmat, to_rotmat
 from ..store import Store
-from ._augment import Augment
+from ._augment import Augment, counter_uniform
 from ._samplers import IndexBatch
 from ._windows import WindowIndex
 
@@ -310,8 +310,6 @@ class SequenceDataset(_StoreDataset):
         length = int(s.length[i])
         start = 0
         if self.crop is not None and length > self.crop:
-            from ._augment import counter_uniform
-
             u = counter_uniform(self.seed, self.epoch, np.array([i]), 99)[0, 0]
             start = int(u * (length - self.crop + 1))
             length = self.crop

@@ -49,11 +49,6 @@ class WindowIndex:
         sequence = np.searchsorted(self.first, index, side="right") - 1
         return sequence, (index - self.first[sequence]) * self.stride
 
-    def frames(self, index: np.ndarray) -> np.ndarray:
-        """``(B, L)`` row numbers in the store's field arrays of windows ``index (B,)``."""
-        sequence, start = self.locate(index)
-        return (self.offsets[sequence] + start)[:, None] + np.arange(self.clip_length)
-
     def weights(self, by: str = "frames") -> np.ndarray:
         """``(len,)`` sampling weights per window: ``frames`` (every window alike, so sequences weigh by duration)
         or ``sequence`` (every sequence's windows together weigh the same, whatever its duration)."""

@@ -144,6 +144,35 @@ def test_standard_dataloader_with_the_per_item_sampler(store: Path) -> None:
     assert sorted(ids) == sorted(window_ids(ds[np.arange(len(ds))]))
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_standard_dataloader_batches_equal_the_items_stacked(store: Path, workers: int) -> None:
+    """``DataLoader(batch_size=B)`` goes through ``__getitems__`` (one gather per batch); what it yields must be
+    exactly the per-item results stacked, and a per-item transform must still see single items."""
+    seen_shapes = set()
+
+    def transform(item: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        seen_shapes.add(tuple(item["trans"].shape))
+        return item | {"double": item["trans"] * 2}
+
+    for ds in (
+        ClipDataset(store, 4, stride=3),
+        FrameDataset(store),
+        ClipDataset(store, 4, transform=transform),
+    ):
+        order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(1)).tolist()
+        loader = torch.utils.data.DataLoader(ds, batch_size=5, sampler=order, num_workers=workers)
+        batches = list(loader)
+        assert len(batches) == math.ceil(len(ds) / 5)
+        for b, batch in enumerate(batches):
+            items = [ds[i] for i in order[5 * b : 5 * b + 5]]
+            assert set(batch) == set(items[0])
+            for key, value in batch.items():
+                expected = torch.stack([item[key] for item in items])
+                assert value.dtype == expected.dtype and torch.equal(value, expected), key
+    if workers == 0:
+        assert seen_shapes == {(4, 3)}
+
+
 def test_resume_mid_epoch_continues_with_the_unseen_batches(store: Path) -> None:
     ds = ClipDataset(store, 2, stride=1)
     full = Loader(ds, 7, seed=3, num_workers=2)
@@ -273,3 +302,34 @@ def test_pickled_datasets_reopen_the_store(store: Path) -> None:
     ds[0]
     clone = pickle.loads(pickle.dumps(ds))
     assert clone._store is None and torch.equal(clone[5]["trans"], ds[5]["trans"])
+
+
+def test_worker_batches_through_shared_slots_are_exact_and_never_overwritten(store: Path) -> None:
+    """With workers, batches come back through reused shared buffers. Every batch must equal the in-process
+    gather; batches (and views of them) that the caller keeps must never be overwritten by later ones; a slot is
+    reused only once every tensor of its batch is gone."""
+    import gc
+
+    ds = ClipDataset(store, 2, stride=1, fields=["trans", "pose_body"])
+    loader = Loader(ds, 4, seed=5, num_workers=2)
+    assert loader.ring is not None
+    reference = Loader(ds, 4, seed=5)  # in-process
+    expected = list(reference)
+    kept = list(loader)  # every batch kept alive: slots run out and the ordinary hand-over takes over
+    assert len(kept) == len(expected) > 4 * loader.ring.per_worker
+    for got, want in zip(kept, expected, strict=True):
+        assert set(got) == set(want)
+        for key in want:
+            assert torch.equal(got[key], want[key]), key
+    del kept, got
+    gc.collect()
+    assert int(loader.ring.busy.sum()) == 0  # every slot back once its batch is gone
+    views = []
+    for batch in loader:
+        views.append(batch["trans"][:, 0])  # a view of a slot outlives its batch's dict
+    for view, want in zip(views, expected, strict=True):
+        assert torch.equal(view, want["trans"][:, 0])
+    assert int(loader.ring.busy.sum()) > 0  # the views still hold their slots
+    del views, view, batch
+    gc.collect()
+    assert int(loader.ring.busy.sum()) == 0

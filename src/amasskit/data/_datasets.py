@@ -102,12 +102,14 @@ class _StoreDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         self.epoch = 0
         self.device = None if device is None else torch.device(_pick_device(device))
         self._store: Store | None = opened
+        self._arrays: dict[str, np.ndarray] | None = None
         self._on_device: dict[str, torch.Tensor] | None = None
 
     # -- per-process state: never pickled, reopened on first use
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_store"] = None
+        state["_arrays"] = None
         state["_on_device"] = None
         return state
 
@@ -135,13 +137,15 @@ class _StoreDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         """``rows (...)`` frame numbers -> each field ``(..., *tail)``, one vectorised copy per field."""
         names = self._loaded_fields()
         if self.device is None:
+            if (
+                self._arrays is None
+            ):  # plain ndarray views: np.memmap's subclass hooks cost more than a small take
+                self._arrays = {n: np.asarray(a) for n, a in self.store.fields.items()}
             flat = rows.reshape(-1)
             out = {}
             for name in names:
-                array = self.store.fields[name]
-                out[name] = torch.from_numpy(np.take(array, flat, axis=0)).reshape(
-                    *rows.shape, *array.shape[1:]
-                )
+                array = self._arrays[name]
+                out[name] = torch.from_numpy(array.take(flat, axis=0)).reshape(*rows.shape, *array.shape[1:])
             return out
         if self._on_device is None:  # the whole of each field, once per process, on the device
             self._on_device = {n: torch.from_numpy(np.array(self.store.fields[n])).to(self.device)
@@ -257,6 +261,17 @@ class ClipDataset(_StoreDataset):
         if single:
             batch = {k: v[0] for k, v in batch.items()}
         return self.transform(batch) if self.transform is not None else batch
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
+        """What a standard ``DataLoader(dataset, batch_size=B)`` calls once per batch: one vectorised gather, split
+        into items (views into it) for the DataLoader's collate; ``transform`` still sees single items."""
+        batch = self.gather(np.asarray(indices, dtype=np.int64))
+        keys = list(batch)
+        items = [dict(zip(keys, values, strict=True))
+                 for values in zip(*(batch[k].unbind(0) for k in keys), strict=True)]  # fmt: skip
+        if self.transform is not None:
+            items = [self.transform(item) for item in items]
+        return items
 
 
 class FrameDataset(ClipDataset):

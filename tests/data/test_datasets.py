@@ -304,13 +304,19 @@ def test_pickled_datasets_reopen_the_store(store: Path) -> None:
     assert clone._store is None and torch.equal(clone[5]["trans"], ds[5]["trans"])
 
 
-def test_worker_batches_through_shared_slots_are_exact_and_never_overwritten(store: Path) -> None:
-    """With workers, batches come back through reused shared buffers. Every batch must equal the in-process
-    gather; batches (and views of them) that the caller keeps must never be overwritten by later ones; a slot is
-    reused only once every tensor of its batch is gone."""
+@pytest.mark.parametrize("kind", ["as stored", "converted", "frames"])
+def test_worker_batches_through_shared_slots_are_exact_and_never_overwritten(store: Path, kind: str) -> None:
+    """With workers, batches come back through reused shared buffers (gathered straight into them, or copied in
+    after a rotation conversion). Every batch must equal the in-process gather; batches (and views of them) that
+    the caller keeps must never be overwritten by later ones; a slot is reused only once every tensor of its batch
+    is gone."""
     import gc
 
-    ds = ClipDataset(store, 2, stride=1, fields=["trans", "pose_body"])
+    ds = {
+        "as stored": ClipDataset(store, 2, stride=1, fields=["trans", "pose_body"]),
+        "converted": ClipDataset(store, 2, stride=1, fields=["trans", "pose_body"], rotation="6d"),
+        "frames": FrameDataset(store, fields=["trans", "pose_body"]),
+    }[kind]
     loader = Loader(ds, 4, seed=5, num_workers=2)
     assert loader.ring is not None
     reference = Loader(ds, 4, seed=5)  # in-process

@@ -51,6 +51,8 @@ ROTATION_FIELDS = ("root_orient", "pose_body", "pose_hand", "pose_jaw", "pose_ey
 _TRAILING = {"rotvec": (3,), "quat": (4,), "rotmat": (3, 3), "6d": (6,)}
 
 Transform = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+#: ``alloc(shape, dtype)``: an array to gather into, or None (then a new one is made)
+Alloc = Callable[[tuple[int, ...], np.dtype[Any]], np.ndarray | None]
 
 
 def _as_indices(key: Any) -> tuple[np.ndarray, int | None, bool]:
@@ -133,19 +135,26 @@ class _StoreDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
             need |= {"root_orient", "trans"} | ({"joints"} if "joints" in self.store.fields else set())
         return [f for f in self.store.fields if f in need]
 
-    def _gather(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
-        """``rows (...)`` frame numbers -> each field ``(..., *tail)``, one vectorised copy per field."""
+    def _converting(self) -> bool:
+        return self.rotation != self.stored_rotation or self.augment is not None
+
+    def _gather(self, rows: np.ndarray, alloc: Alloc | None = None) -> dict[str, torch.Tensor]:
+        """``rows (...)`` frame numbers -> each field ``(..., *tail)``, one vectorised copy per field, into arrays
+        from ``alloc`` where given (and it has room)."""
         names = self._loaded_fields()
         if self.device is None:
-            if (
-                self._arrays is None
-            ):  # plain ndarray views: np.memmap's subclass hooks cost more than a small take
+            if self._arrays is None:  # plain views: np.memmap's subclass hooks cost more than a small take
                 self._arrays = {n: np.asarray(a) for n, a in self.store.fields.items()}
             flat = rows.reshape(-1)
             out = {}
             for name in names:
                 array = self._arrays[name]
-                out[name] = torch.from_numpy(array.take(flat, axis=0)).reshape(*rows.shape, *array.shape[1:])
+                target = None if alloc is None else alloc((flat.size, *array.shape[1:]), array.dtype)
+                if target is None:
+                    taken = array.take(flat, axis=0)
+                else:  # rows are valid by construction (windows are located with a range check), and "clip"
+                    taken = array.take(flat, axis=0, out=target, mode="clip")  # writes straight into out
+                out[name] = torch.from_numpy(taken).reshape(*rows.shape, *array.shape[1:])
             return out
         if self._on_device is None:  # the whole of each field, once per process, on the device
             self._on_device = {n: torch.from_numpy(np.array(self.store.fields[n])).to(self.device)
@@ -160,8 +169,7 @@ class _StoreDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         self, batch: dict[str, torch.Tensor], index: np.ndarray, epoch: int
     ) -> dict[str, torch.Tensor]:
         """Augment (in rotation matrices) and convert rotations to the requested representation."""
-        converting = self.rotation != self.stored_rotation or self.augment is not None
-        if converting:
+        if self._converting():
             for name in ROTATION_FIELDS:
                 if name in batch:
                     batch[name] = to_rotmat(batch[name].to(torch.float64), self.stored_rotation)
@@ -245,12 +253,16 @@ class ClipDataset(_StoreDataset):
         """Per-window sampling weights: ``frames`` (sequences weigh by duration) or ``sequence`` (equally)."""
         return torch.from_numpy(self.windows.weights(by))
 
-    def gather(self, index: np.ndarray, *, epoch: int | None = None) -> dict[str, torch.Tensor]:
-        """Windows ``index (B,)`` as one batch: each field ``(B, L, ...)``, metadata ``(B, ...)``."""
+    def gather(
+        self, index: np.ndarray, *, epoch: int | None = None, alloc: Alloc | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Windows ``index (B,)`` as one batch: each field ``(B, L, ...)``, metadata ``(B, ...)``. ``alloc``
+        (used only where fields go out as stored) gives the arrays to gather into, e.g. a shared buffer."""
         index = np.asarray(index, dtype=np.int64)
         sequence, start = self.windows.locate(index)
         rows = (self.windows.offsets[sequence] + start)[:, None] + np.arange(self.clip_length)
-        batch = self._finish(self._gather(rows), index, self.epoch if epoch is None else epoch)
+        gathered = self._gather(rows, None if self._converting() else alloc)
+        batch = self._finish(gathered, index, self.epoch if epoch is None else epoch)
         batch |= self._meta(sequence)
         batch["start"] = torch.from_numpy(start).to(batch["sequence"].device)
         return batch
@@ -281,8 +293,10 @@ class FrameDataset(ClipDataset):
     def __init__(self, store: str | os.PathLike[str] | Store, *, stride: int = 1, **kwargs: Any) -> None:
         super().__init__(store, 1, stride=stride, **kwargs)
 
-    def gather(self, index: np.ndarray, *, epoch: int | None = None) -> dict[str, torch.Tensor]:
-        batch = super().gather(index, epoch=epoch)
+    def gather(
+        self, index: np.ndarray, *, epoch: int | None = None, alloc: Alloc | None = None
+    ) -> dict[str, torch.Tensor]:
+        batch = super().gather(index, epoch=epoch, alloc=alloc)
         return {k: (v[:, 0] if k in self.fields else v) for k, v in batch.items()}
 
 

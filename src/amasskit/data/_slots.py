@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["Packed", "SlotDataset", "SlotRing"]
+from ._samplers import IndexBatch
+
+__all__ = ["Bump", "Packed", "SlotDataset", "SlotRing"]
 
 log = logging.getLogger(__name__)
 
@@ -100,30 +102,53 @@ class SlotRing:
         return cls(workers, per_worker, capacity)
 
     # -- in a worker
-    def put(self, worker: int, batch: Any) -> Any:
-        """Copy ``batch`` into one of ``worker``'s free slots and return its :class:`Packed`; else ``batch``."""
-        layout = _layout(batch, self.capacity)
-        if layout is None:
-            return batch
+    def acquire(self, worker: int) -> int | None:
+        """One of ``worker``'s free slots, now marked busy; None when all are in use."""
         for slot in range(worker * self.per_worker, (worker + 1) * self.per_worker):
             if self.busy[slot] == 0:
-                break
-        else:
+                self.busy[slot] = 1
+                return slot
+        return None
+
+    def _array(self, slot: int) -> np.ndarray:
+        if self._arrays is None:
+            self._arrays = [b.numpy() for b in self.buffers]
+        return self._arrays[slot]
+
+    def allocator(self, slot: int) -> Bump:
+        return Bump(self._array(slot))
+
+    def pack(self, slot: int, batch: Any, bump: Bump) -> Any:
+        """``batch`` left in ``slot`` as a :class:`Packed`: tensors already written there (by ``bump``) stay put,
+        the rest are copied in. Where the batch cannot go into the slot, the slot is freed and ``batch`` returned."""
+        if _layout(batch, self.capacity) is None:
+            self.busy[slot] = 0
             return batch
-        self.busy[slot] = 1
-        buffer = self.buffers[slot]
-        for key, (offset, _dtype, shape) in layout.items():
-            value = batch[key]
-            size = value.numel() * value.element_size()
-            buffer[offset : offset + size].view(value.dtype).view(shape).copy_(value)
+        base = self._array(slot)
+        start = base.ctypes.data
+        layout = {}
+        for key, value in batch.items():
+            dtype = value.numpy().dtype
+            offset = value.data_ptr() - start
+            if not (value.is_contiguous() and 0 <= offset < self.capacity and offset % _ALIGN == 0):
+                target = bump(tuple(value.shape), dtype)
+                if target is None:
+                    self.busy[slot] = 0
+                    return batch
+                torch.from_numpy(target).copy_(value)
+                offset = target.ctypes.data - start
+            layout[key] = (offset, dtype.str, tuple(value.shape))
         return Packed(slot, layout)
+
+    def put(self, worker: int, batch: Any) -> Any:
+        """Copy ``batch`` into one of ``worker``'s free slots and return its :class:`Packed`; else ``batch``."""
+        slot = self.acquire(worker)
+        return batch if slot is None else self.pack(slot, batch, self.allocator(slot))
 
     # -- in the main process
     def open(self, packed: Packed) -> dict[str, torch.Tensor]:
         """The batch in ``packed.slot`` as tensors over the slot's memory; the slot is freed when they all die."""
-        if self._arrays is None:
-            self._arrays = [b.numpy() for b in self.buffers]
-        base = self._arrays[packed.slot]
+        base = self._array(packed.slot)
         remaining = [len(packed.layout)]
         busy, slot, lock = self.busy, packed.slot, self._lock
 
@@ -144,6 +169,21 @@ class SlotRing:
         return out
 
 
+class Bump:
+    """Hands out consecutive, aligned pieces of one slot's bytes as arrays; None once it is full."""
+
+    def __init__(self, buffer: np.ndarray) -> None:
+        self.buffer, self.used = buffer, 0
+
+    def __call__(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray | None:
+        size = int(np.prod(shape)) * dtype.itemsize
+        if self.used + size > len(self.buffer):
+            return None
+        array = self.buffer[self.used : self.used + size].view(dtype).reshape(shape)
+        self.used += -(-size // _ALIGN) * _ALIGN
+        return array
+
+
 class SlotDataset(torch.utils.data.Dataset[Any]):
     """``dataset`` seen through a :class:`SlotRing`: in a DataLoader worker each batch goes into a slot."""
 
@@ -154,6 +194,18 @@ class SlotDataset(torch.utils.data.Dataset[Any]):
         return len(self.dataset)
 
     def __getitem__(self, key: Any) -> Any:
-        batch = self.dataset[key]
         info = torch.utils.data.get_worker_info()
-        return batch if info is None else self.ring.put(info.id, batch)
+        slot = None if info is None else self.ring.acquire(info.id)
+        if slot is None:
+            return self.dataset[key]
+        bump = self.ring.allocator(slot)
+        gather = getattr(self.dataset, "gather", None)
+        if (
+            isinstance(key, IndexBatch)
+            and gather is not None
+            and getattr(self.dataset, "transform", None) is None
+        ):
+            batch = gather(key.indices, epoch=key.epoch, alloc=bump)  # fields land in the slot directly
+        else:
+            batch = self.dataset[key]
+        return self.ring.pack(slot, batch, bump)

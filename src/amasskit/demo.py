@@ -3,8 +3,8 @@
 The demo runs the pipeline a user runs on the real archives, on synthetic ones: synthesise a tree packed as release
 archives, unpack them (in parallel, verified against the synthetic checksum table), catalog the result, assign the
 AMASS paper's split, read every catalogued file back through the validating reader, and prepare one store per split
-(30 fps, the middle 80%, mirrored copies). Later issues extend it with
-the loaders and a preview video.
+(30 fps, the middle 80%, mirrored copies), then load batches of clips from the training store the way a training
+loop does and measure the loader's throughput. A later issue adds a preview video.
 """
 
 from __future__ import annotations
@@ -24,11 +24,52 @@ from .io import read
 from .store import PrepareConfig, PrepareReport, prepare
 from .synth import SynthSummary, synth_tree
 
-__all__ = ["DEMO_SPLIT", "DemoReport", "run_demo"]
+__all__ = ["DEMO_SPLIT", "DemoReport", "LoadingReport", "load_batches", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
 DEMO_SPLIT = "amass-paper"
+
+
+@dataclass(frozen=True)
+class LoadingReport:
+    """Batches drawn from a store by :class:`~amasskit.data.Loader`: ``batches`` of up to ``batch_size`` clips of
+    ``clip_length`` frames (``frames`` in all) in ``seconds``; ``shapes``: the first batch's field shapes."""
+
+    store: Path
+    clip_length: int
+    batch_size: int
+    batches: int
+    frames: int
+    seconds: float
+    shapes: dict[str, tuple[int, ...]]
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+
+def load_batches(
+    store: Path, *, clip_length: int = 32, batch_size: int = 256, max_batches: int = 200, seed: int = 0
+) -> LoadingReport:
+    """Draw up to ``max_batches`` shuffled batches of windows from ``store`` (one epoch at most), as training would,
+    and time them (after the first, which opens the store)."""
+    from .data import ClipDataset, Loader
+
+    loader = Loader(ClipDataset(store, clip_length), batch_size, seed=seed)
+    shapes: dict[str, tuple[int, ...]] = {}
+    batches = frames = 0
+    start = time.perf_counter()
+    for batch in loader:
+        if not shapes:
+            shapes = {k: tuple(v.shape) for k, v in batch.items()}
+            start = time.perf_counter()
+            continue
+        batches += 1
+        frames += int(batch["trans"].shape[0]) * clip_length
+        if batches >= max_batches:
+            break
+    return LoadingReport(store, clip_length, batch_size, batches, frames, time.perf_counter() - start, shapes)
 
 
 @dataclass(frozen=True)
@@ -45,6 +86,7 @@ class DemoReport:
         prepared: the prepared stores (``out/stores/<split>``: 30 fps, middle 80%, mirrored copies).
         problems: ``(path, "ErrorType: message")`` for files that failed to read (none expected).
         seconds: stage -> wall time.
+        loading: batches of 32-frame clips drawn from the training store (None when it has none).
     """
 
     synth: SynthSummary
@@ -56,6 +98,7 @@ class DemoReport:
     prepared: PrepareReport
     problems: list[tuple[str, str]]
     seconds: dict[str, float]
+    loading: LoadingReport | None = None
 
     @property
     def files(self) -> int:
@@ -171,6 +214,11 @@ def run_demo(
         shutil.rmtree(root / "stores")
     prepared = prepare(config, progress=(lambda s, d, n: progress("prepare", d, n)) if progress else None)
     seconds["prepare"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    train = prepared.stores.get("train")
+    loading = load_batches(train, seed=seed) if train is not None and prepared.frames["train"] else None
+    seconds["load"] = time.perf_counter() - t
     for _path, message in problems:
         logger.warning("%s", message)
     return DemoReport(
@@ -183,4 +231,5 @@ def run_demo(
         prepared=prepared,
         problems=problems,
         seconds=seconds,
+        loading=loading,
     )

@@ -50,3 +50,26 @@ def test_seed_zero_is_a_seed_and_transforms_apply(smplh_tree: SynthSummary) -> N
     assert keep_slice(100, 0.8) == slice(
         9, 90
     )  # llamass's formula, float rounding included: (1 - 0.8) / 2 < 0.1
+
+
+def test_a_store_yields_the_same_items_as_the_tree(smplh_tree: SynthSummary, tmp_path: Path) -> None:
+    """Over a store prepared without changing anything (native rate, every frame, rotation vectors) the compat
+    loader must yield exactly the tree's items, with any number of workers."""
+    from amasskit.catalog import scan
+    from amasskit.store import PrepareConfig, prepare
+
+    db = tmp_path / "catalog.sqlite"
+    scan(smplh_tree.root, db, workers=1)
+    report = prepare(PrepareConfig(catalog=str(db), out=str(tmp_path / "out"), workers=1))
+    (store,) = report.stores.values()
+
+    def fingerprints(items: list[dict[str, object]]) -> list[bytes]:
+        return sorted(b"".join(np.ascontiguousarray(it[k]).tobytes() for k in sorted(it)) for it in items)  # type: ignore[call-overload]
+
+    from_tree = AMASS(smplh_tree.root, 8, False, keep=0.8)
+    expected = fingerprints(list(from_tree))
+    assert len(expected) == len(from_tree) > 0
+    for workers in (0, 2):
+        from_store = AMASS(store, 8, False, keep=0.8)
+        assert len(from_store) == len(from_tree)
+        assert fingerprints(count(from_store, workers)) == expected

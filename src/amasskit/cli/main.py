@@ -720,6 +720,14 @@ def demo(
         f"experiment {report.prepared.experiment_id}",
         highlight=False,
     )
+    if report.loading is not None:
+        ld = report.loading
+        shapes = ", ".join(f"{k} {tuple(v)}" for k, v in ld.shapes.items() if k in ("pose_body", "trans", "betas"))
+        console.print(
+            f"loaded {ld.batches} batches of {ld.batch_size} x {ld.clip_length}-frame clips from {ld.store} "
+            f"(shuffled, amasskit.data.Loader; {shapes}): {ld.frames_per_second:,.0f} frames/s",
+            highlight=False,
+        )
     times = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
     console.print(
         f"{report.files} motion files read back, {len(report.problems)} problems. {times}. "

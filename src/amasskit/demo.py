@@ -50,26 +50,32 @@ class LoadingReport:
 
 
 def load_batches(
-    store: Path, *, clip_length: int = 32, batch_size: int = 256, max_batches: int = 200, seed: int = 0
+    store: Path,
+    *,
+    clip_length: int = 32,
+    stride: int = 8,
+    batch_size: int = 256,
+    batches: int = 100,
+    seed: int = 0,
 ) -> LoadingReport:
-    """Draw up to ``max_batches`` shuffled batches of windows from ``store`` (one epoch at most), as training would,
-    and time them (after the first, which opens the store)."""
+    """Draw ``batches`` shuffled batches of windows (every ``stride`` frames) from ``store``, epoch after epoch, as
+    a training loop does, and time them all (opening the store included)."""
     from .data import ClipDataset, Loader
 
-    loader = Loader(ClipDataset(store, clip_length), batch_size, seed=seed)
+    loader = Loader(ClipDataset(store, clip_length, stride=stride), batch_size, seed=seed)
     shapes: dict[str, tuple[int, ...]] = {}
-    batches = frames = 0
+    done = frames = epoch = 0
     start = time.perf_counter()
-    for batch in loader:
-        if not shapes:
-            shapes = {k: tuple(v.shape) for k, v in batch.items()}
-            start = time.perf_counter()
-            continue
-        batches += 1
-        frames += int(batch["trans"].shape[0]) * clip_length
-        if batches >= max_batches:
-            break
-    return LoadingReport(store, clip_length, batch_size, batches, frames, time.perf_counter() - start, shapes)
+    while done < batches and len(loader):
+        loader.set_epoch(epoch)
+        for batch in loader:
+            shapes = shapes or {k: tuple(v.shape) for k, v in batch.items()}
+            done += 1
+            frames += int(batch["trans"].shape[0]) * clip_length
+            if done >= batches:
+                break
+        epoch += 1
+    return LoadingReport(store, clip_length, batch_size, done, frames, time.perf_counter() - start, shapes)
 
 
 @dataclass(frozen=True)

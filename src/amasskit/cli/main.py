@@ -722,7 +722,9 @@ def demo(
     )
     if report.loading is not None:
         ld = report.loading
-        shapes = ", ".join(f"{k} {tuple(v)}" for k, v in ld.shapes.items() if k in ("pose_body", "trans", "betas"))
+        shapes = ", ".join(
+            f"{k} {tuple(v)}" for k, v in ld.shapes.items() if k in ("pose_body", "trans", "betas")
+        )
         console.print(
             f"loaded {ld.batches} batches of {ld.batch_size} x {ld.clip_length}-frame clips from {ld.store} "
             f"(shuffled, amasskit.data.Loader; {shapes}): {ld.frames_per_second:,.0f} frames/s",

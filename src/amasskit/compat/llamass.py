@@ -164,7 +164,7 @@ class AMASS(torch.utils.data.IterableDataset[dict[str, Any]]):
                 item: dict[str, Any] = {}
                 for key in ("poses", "dmpls", "trans"):
                     if key in self.data_keys:
-                        item[key] = arrays[key][start : start + L]
+                        item[key] = arrays[key][start : start + L].copy()  # owned and writable, as llamass
                 if "betas" in self.data_keys:
                     item["betas"] = np.repeat(arrays["betas"][None], L, axis=0)
                 if "gender" in self.data_keys:

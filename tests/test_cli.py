@@ -78,6 +78,10 @@ def test_demo_summarises_a_synthetic_tree(tmp_path: Path) -> None:
     )
     assert loaded is not None, text
     assert int(loaded.group(1)) == 100 and int(loaded.group(2).replace(",", "")) > 0
+    preview = re.search(
+        r"preview video \(built-in skeleton\): (\S+\.(mp4|gif))", result.output.replace("\n", "")
+    )
+    assert preview is not None and Path(preview.group(1)).stat().st_size > 10_000
 
 
 def test_quiet_and_verbose_set_the_log_level(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ The demo runs the pipeline a user runs on the real archives, on synthetic ones: 
 archives, unpack them (in parallel, verified against the synthetic checksum table), catalog the result, assign the
 AMASS paper's split, read every catalogued file back through the validating reader, and prepare one store per split
 (30 fps, the middle 80%, mirrored copies), then load batches of clips from the training store the way a training
-loop does and measure the loader's throughput. A later issue adds a preview video.
+loop does and measure the loader's throughput, and write a preview video of a prepared sequence beside its mirrored
+copy (the built-in skeleton; MP4 where an ffmpeg is found, else GIF).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .io import read
 from .store import PrepareConfig, PrepareReport, prepare
 from .synth import SynthSummary, synth_tree
 
-__all__ = ["DEMO_SPLIT", "DemoReport", "LoadingReport", "load_batches", "run_demo"]
+__all__ = ["DEMO_SPLIT", "DemoReport", "LoadingReport", "load_batches", "run_demo", "write_preview"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,26 @@ def load_batches(
     return LoadingReport(store, clip_length, batch_size, done, frames, time.perf_counter() - start, shapes)
 
 
+def write_preview(store: Path, folder: Path, *, seconds: float = 4.0, size: int = 320) -> Path:
+    """A preview of ``store``'s first sequence beside its mirrored copy (when it has one): ``folder/preview.mp4``
+    (``.gif`` where no ffmpeg is found)."""
+    from .store import Store
+    from .viz import View, find_ffmpeg, render
+
+    sequences = Store(store).sequences
+    first = sequences[0]
+    inputs, labels = [f"{store}#0"], [f"{first.get('name', 'sequence 0')} (as prepared)"]
+    for i, meta in enumerate(sequences):
+        if meta.get("source") == first.get("source") and meta.get("augmentation") == "mirror":
+            inputs.append(f"{store}#{i}")
+            labels.append("mirrored copy")
+            break
+    output = folder / ("preview.mp4" if find_ffmpeg() else "preview.gif")
+    fps = 30.0
+    return render(inputs, output, frames=(0, int(seconds * fps)), fps=15.0, labels=labels,
+                  view=View(width=size, height=size))  # fmt: skip
+
+
 @dataclass(frozen=True)
 class DemoReport:
     """The demo's findings.
@@ -93,6 +114,7 @@ class DemoReport:
         problems: ``(path, "ErrorType: message")`` for files that failed to read (none expected).
         seconds: stage -> wall time.
         loading: batches of 32-frame clips drawn from the training store (None when it has none).
+        preview: the preview video (None when the training store is empty).
     """
 
     synth: SynthSummary
@@ -105,6 +127,7 @@ class DemoReport:
     problems: list[tuple[str, str]]
     seconds: dict[str, float]
     loading: LoadingReport | None = None
+    preview: Path | None = None
 
     @property
     def files(self) -> int:
@@ -225,6 +248,10 @@ def run_demo(
     train = prepared.stores.get("train")
     loading = load_batches(train, seed=seed) if train is not None and prepared.frames["train"] else None
     seconds["load"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    preview = write_preview(train, root) if train is not None and prepared.frames["train"] else None
+    seconds["preview"] = time.perf_counter() - t
     for _path, message in problems:
         logger.warning("%s", message)
     return DemoReport(
@@ -238,4 +265,5 @@ def run_demo(
         problems=problems,
         seconds=seconds,
         loading=loading,
+        preview=preview,
     )

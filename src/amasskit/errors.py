@@ -52,6 +52,7 @@ __all__ = [
     "NonFiniteError",
     "NotMotionFileError",
     "PickledDataError",
+    "RenderError",
     "SequenceError",
     "SplitSchemeError",
     "StoreError",
@@ -173,3 +174,8 @@ class BodyModelNotFoundError(AmassKitError, FileNotFoundError):
 
 class StoreError(AmassFileError, ValueError):
     """A store folder that is not a complete amasskit store, or one of an unknown format version."""
+
+
+class RenderError(AmassKitError, RuntimeError):
+    """A preview that cannot be written: no encoder for the format asked for, an unknown format, no frames, or an
+    input that cannot be drawn."""

@@ -591,6 +591,63 @@ def export(
     console.print(f"{output}: {format.value} export of {store}", highlight=False)
 
 
+# ---------------------------------------------------------------------------------------------- previews
+
+
+def _frame_range(text: str | None) -> tuple[int | None, int | None] | None:
+    if not text:
+        return None
+    start, sep, stop = text.partition(":")
+    try:
+        return (
+            (int(start) if start else None, int(stop) if stop else None)
+            if sep
+            else (int(start), int(start) + 1)
+        )
+    except ValueError:
+        raise typer.BadParameter(f"frames as A:B (either may be left out), not {text!r}") from None
+
+
+@app.command()
+def render(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="AMASS .npz files, stores (STORE or STORE#N for sequence N) or joints .npy (T, J, 3)."
+        ),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The video: .mp4 (needs ffmpeg) or .gif.")],
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(help="Body-model folder: draw the model's own joints instead of the built-in skeleton."),
+    ] = None,
+    frames: Annotated[
+        str | None, typer.Option(help="Frames A:B of the first input (its frame rate sets the span for all).")
+    ] = None,
+    fps: Annotated[
+        float | None, typer.Option(help="Video frame rate (default: the first input's, capped).")
+    ] = None,
+    label: Annotated[list[str] | None, typer.Option(help="A label per input (repeat the option).")] = None,
+    overlay: Annotated[
+        bool, typer.Option(help="Draw every input in one panel instead of side by side.")
+    ] = False,
+    size: Annotated[int, typer.Option(min=64, help="Panel width and height, pixels.")] = 480,
+) -> None:
+    """Render motion to a video: the skeleton, a ground grid in AMASS's Z-up world, the root's trajectory and a
+    camera that follows the subject; several inputs side by side (or overlaid) with labels, time and frame."""
+    from ..viz import View
+    from ..viz import render as render_video
+
+    with _errors(), _progress() as bar:
+        task = bar.add_task(f"rendering {output.name}", total=None)
+        written = render_video(
+            inputs, output, model_dir=model_dir, frames=_frame_range(frames), fps=fps, labels=label,
+            view=View(width=size, height=size, overlay=overlay),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    console.print(f"{written}: {len(inputs)} input(s) rendered", highlight=False)
+
+
 # ---------------------------------------------------------------------------------------------- body models
 
 
@@ -730,6 +787,8 @@ def demo(
             f"(shuffled, amasskit.data.Loader; {shapes}): {ld.frames_per_second:,.0f} frames/s",
             highlight=False,
         )
+    if report.preview is not None:
+        console.print(f"preview video (built-in skeleton): {report.preview}", highlight=False)
     times = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
     console.print(
         f"{report.files} motion files read back, {len(report.problems)} problems. {times}. "

@@ -1,1 +1,27 @@
-"""Seeing the motion: rendered previews, the browser viewer, and plots. (Planned: issue "See the motion".)"""
+"""Seeing the motion: rendered previews (skeleton, no body model needed) as MP4 or GIF.
+
+* :func:`render` - inputs (AMASS npz, ``STORE#N``, joints ``.npy``) side by side or overlaid, to ``.mp4``/``.gif``.
+* :func:`load_track`, :class:`Track`, :class:`View`, :func:`render_frames` - the pieces, for custom layouts.
+* :func:`skeleton_joints` - forward kinematics of amasskit's built-in approximate skeleton.
+"""
+
+from ._inputs import load_track, render
+from ._render import Track, View, frame_times, render_frames
+from ._skeleton import SKELETON_PARENTS, SKELETON_REST, skeleton_joints, skeleton_joints_rotmat, tree_for
+from ._video import find_ffmpeg, write_video
+
+__all__ = [
+    "SKELETON_PARENTS",
+    "SKELETON_REST",
+    "Track",
+    "View",
+    "find_ffmpeg",
+    "frame_times",
+    "load_track",
+    "render",
+    "render_frames",
+    "skeleton_joints",
+    "skeleton_joints_rotmat",
+    "tree_for",
+    "write_video",
+]

@@ -1,0 +1,147 @@
+"""What can be rendered: an AMASS motion file, a sequence of a store, or joint positions; each becomes a Track."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import RenderError
+from ._render import Track, View, frame_times, render_frames
+from ._skeleton import skeleton_joints, skeleton_joints_rotmat, tree_for
+from ._video import write_video
+
+__all__ = ["load_track", "render"]
+
+logger = logging.getLogger(__name__)
+
+
+def load_track(
+    spec: str | os.PathLike[str],
+    *,
+    model_dir: str | os.PathLike[str] | None = None,
+    fps: float | None = None,
+    label: str | None = None,
+) -> Track:
+    """A drawable track from ``spec``:
+
+    * ``path/to/motion.npz``: an AMASS motion file (either release). With ``model_dir``, the body model's own joints
+      (joints-only forward pass); else the built-in skeleton (:mod:`amasskit.viz._skeleton`).
+    * ``path/to/store#N``: sequence ``N`` (default 0) of a prepared store; its ``joints`` field where it was prepared
+      with a body model, else the built-in skeleton from its rotations (any stored representation).
+    * ``path/to/joints.npy``: ``(T, J, 3)`` positions, Z-up, J one of 22, 24, 52, 55; ``fps`` (default 30).
+
+    Raises:
+        RenderError: an input that is none of these.
+        AmassFileError: a motion file or store that cannot be read (its own typed error).
+    """
+    text = str(spec)
+    base, _, number = text.partition("#")
+    path = Path(base).expanduser()
+    if (path / "manifest.json").is_file():
+        return _store_track(path, int(number or 0), label)
+    if number:
+        raise RenderError(f"{text}: '#N' picks a sequence of a store, and {path} is not one")
+    if path.suffix == ".npz":
+        return _motion_track(path, model_dir, fps, label)
+    if path.suffix == ".npy":
+        joints = np.load(path, allow_pickle=False)
+        if joints.ndim != 3 or joints.shape[2] != 3:
+            raise RenderError(f"{path}: joints must be (T, J, 3), got {joints.shape}")
+        try:
+            parents, names = tree_for(joints.shape[1])
+        except ValueError as exc:
+            raise RenderError(f"{path}: {exc}") from None
+        return Track(joints.astype(np.float64), parents, names, float(fps or 30.0), label or path.stem)
+    raise RenderError(f"{text}: not an AMASS .npz, a store folder (STORE#N) or a joints .npy")
+
+
+def _motion_track(path: Path, model_dir: str | os.PathLike[str] | None, fps: float | None,
+                  label: str | None) -> Track:  # fmt: skip
+    from ..io import read
+
+    seq = read(path)
+    name = label or path.stem.removesuffix("_poses").removesuffix("_stageii")
+    if model_dir is not None:
+        import torch
+
+        from ..body import BodyModel
+
+        model = BodyModel.for_sequence(seq, model_dir=model_dir, dtype=torch.float64)
+        with torch.no_grad():
+            joints = model.sequence_joints(seq).numpy()
+        parents, names = tree_for(joints.shape[1]) if joints.shape[1] in (22, 24, 52, 55) else tree_for(52)
+        return Track(joints, parents, names, float(fps or seq.fps), name)
+    joints = skeleton_joints(seq.root_orient, seq.pose_body, seq.trans)
+    return Track(joints, *tree_for(24), float(fps or seq.fps), name)
+
+
+def _store_track(path: Path, index: int, label: str | None) -> Track:
+    import torch
+
+    from ..body import to_rotmat
+    from ..store import Store
+
+    store = Store(path)
+    if not -len(store) <= index < len(store):
+        raise RenderError(f"{path}: no sequence {index} (the store has {len(store)})")
+    seq = store[index]
+    meta = store.sequences[index % len(store)]
+    name = label or f"{meta.get('name', index)} ({meta.get('augmentation', 'none')})"
+    fps = float(store.fps[index])
+    if "joints" in seq:
+        joints = np.asarray(seq["joints"], dtype=np.float64)
+        return Track(joints, *tree_for(joints.shape[1]), fps, name)
+    representation = store.manifest.get("rotation", "rotvec")
+    T = len(seq["trans"])
+    parts = [np.asarray(seq["root_orient"])[:, None], np.asarray(seq["pose_body"])]
+    stacked = torch.from_numpy(np.concatenate(parts, axis=1).astype(np.float64))
+    local = to_rotmat(stacked, representation).numpy().reshape(T, 22, 3, 3)
+    return Track(skeleton_joints_rotmat(local, seq["trans"]), *tree_for(24), fps, name)
+
+
+def render(
+    inputs: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    *,
+    model_dir: str | os.PathLike[str] | None = None,
+    frames: tuple[int | None, int | None] | None = None,
+    fps: float | None = None,
+    labels: Sequence[str] | None = None,
+    view: View | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Render ``inputs`` (see :func:`load_track`) side by side (or overlaid: ``view.overlay``) to ``output``
+    (``.mp4`` or ``.gif``).
+
+    Args:
+        frames: ``(start, stop)`` frames of the first input (its frame rate sets the time span for all).
+        fps: the video's frame rate (default: the first input's, at most 30 for a GIF, 60 for an MP4).
+        labels: one per input (default: file or sequence names).
+        progress: ``progress(done, total)`` per frame written.
+
+    Returns:
+        The written file.
+    """
+    if not inputs:
+        raise RenderError("nothing to render")
+    names = list(labels) if labels is not None else [None] * len(inputs)
+    if len(names) != len(inputs):
+        raise RenderError(f"{len(names)} labels for {len(inputs)} inputs")
+    tracks = [
+        load_track(spec, model_dir=model_dir, label=name) for spec, name in zip(inputs, names, strict=True)
+    ]
+    first = tracks[0]
+    start_frame, stop_frame = frames or (None, None)
+    start = (start_frame or 0) / first.fps
+    stop = None if stop_frame is None else stop_frame / first.fps
+    cap = 30.0 if Path(output).suffix.lower() == ".gif" else 60.0
+    out_fps = float(fps) if fps else min(first.fps, cap)
+    times = frame_times(tracks, out_fps, start, stop)
+    total = len(times)
+    logger.info("rendering %d frames at %g fps from %d input(s)", total, out_fps, len(tracks))
+    return write_video(render_frames(tracks, times, view), output, out_fps,
+                       progress=None if progress is None else (lambda n: progress(n, total)))  # fmt: skip

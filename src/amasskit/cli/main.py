@@ -364,15 +364,24 @@ def catalog(
     hash_kind: Annotated[
         HashChoice, typer.Option("--hash", help="crc: from the zip directory (fast); md5: of every byte.")
     ] = HashChoice.crc,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="With 'stats': also draw the statistics to this image (.png, .svg, .pdf)."),
+    ] = None,
 ) -> None:
     """Scan a tree into an SQLite catalog (headers only, in parallel, incremental: a rescan reads only new or changed
-    files), or print per-dataset statistics: `amasskit catalog DIR`, `amasskit catalog stats [DIR|DB]`."""
+    files), or print per-dataset statistics: `amasskit catalog DIR`, `amasskit catalog stats [DIR|DB] [--plot F]`."""
     from ..catalog import Catalog, scan
 
     with _errors():
         if target == "stats":
             with Catalog.open(_catalog_db(where, db)) as cat:
                 _print_catalog_stats(cat)
+                if plot is not None:
+                    from ..viz import plot_catalog
+
+                    written = plot_catalog(cat.records(), plot, title=cat.root.name)
+                    console.print(f"plot: {written}", highlight=False)
             return
         if where is not None:
             raise typer.BadParameter(f"unexpected argument {where}; scan takes one folder")
@@ -570,6 +579,44 @@ class ExportFormat(str, Enum):
     hdf5 = "hdf5"
     pt = "pt"
     npz = "npz"
+
+
+@app.command("store")
+def store_command(
+    action: Annotated[str, typer.Argument(metavar="stats", help="'stats': summarise a store.")],
+    path: Annotated[Path, typer.Argument(help="A store folder (one split, with manifest.json).")],
+    plot: Annotated[
+        Path | None, typer.Option(help="Also draw the statistics to this image (.png, .svg, .pdf).")
+    ] = None,
+) -> None:
+    """Summarise a prepared store: sequences, frames, hours, frame rates, augmentation counts, fields and their
+    value ranges: `amasskit store stats STORE [--plot F]`."""
+    import numpy as np
+
+    from ..store import Store
+    from ..viz import plot_store, store_stats
+
+    if action != "stats":
+        raise typer.BadParameter(f"unknown action {action!r}; try 'stats'")
+    with _errors():
+        opened = Store(path)
+        stats = store_stats(opened)
+        console.print(
+            f"{path}: {stats.sequences:,} sequences, {stats.frames:,} frames, {stats.seconds / 3600:.2f} hours; "
+            + ", ".join(f"{f:g} fps ({n})" for f, n in stats.fps.items())
+            + "; augmentation: " + ", ".join(f"{k} {n}" for k, n in stats.augmentation.items()),
+            highlight=False,
+        )  # fmt: skip
+        table = Table(title=f"fields (ranges over {stats.sampled:,} frames)")
+        for col in ("field", "per frame", "dtype", "min", "p1", "median", "p99", "max"):
+            table.add_column(col, justify="left" if col in ("field", "per frame", "dtype") else "right")
+        for name, (shape, dtype) in stats.fields.items():
+            r = stats.ranges[name]
+            table.add_row(name, str(shape), dtype, *(f"{v:.3f}" for v in (r[:, 0].min(), r[:, 1].min(),
+                          float(np.median(r[:, 2])), r[:, 3].max(), r[:, 4].max())))  # fmt: skip
+        console.print(table)
+        if plot is not None:
+            console.print(f"plot: {plot_store(opened, plot, stats=stats)}", highlight=False)
 
 
 @app.command()

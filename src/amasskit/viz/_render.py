@@ -262,7 +262,9 @@ def render_frames(
     view = view or View()
     numbered = list(enumerate(tracks))
     # side by side every panel keeps the same colours (left blue, right orange), so a mirror shows as a swap
-    panels = [_Panel(numbered, times, view)] if view.overlay else [_Panel([(0, t)], times, view) for t in tracks]
+    panels = (
+        [_Panel(numbered, times, view)] if view.overlay else [_Panel([(0, t)], times, view) for t in tracks]
+    )
     for k, time in enumerate(times):
         images = [panel.draw(k, float(time)) for panel in panels]
         yield np.concatenate([np.asarray(im) for im in images], axis=1)

@@ -1,0 +1,80 @@
+"""Plots of a catalog and a store: the numbers behind them, and images that are written, whole and not blank."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from amasskit.catalog import scan
+from amasskit.cli import app
+from amasskit.store import Store, StoreWriter
+from amasskit.synth import SynthSummary
+from amasskit.viz import store_stats
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(3)
+    writer = StoreWriter(tmp_path / "train")
+    for i, (T, fps, aug) in enumerate([(30, 30.0, "none"), (45, 30.0, "mirror"), (10, 60.0, "rotate:0.25"),
+                                       (20, 60.0, "rotate:1.5+mirror")]):  # fmt: skip
+        fields = {
+            "root_orient": rng.normal(size=(T, 3)),
+            "pose_body": rng.normal(size=(T, 21, 3)),
+            "trans": rng.normal(size=(T, 3)) * (i + 1),
+        }
+        writer.add({k: v.astype(np.float32) for k, v in fields.items()}, fps=fps, betas=np.zeros(16), gender="female",
+                   meta={"name": f"s{i}", "augmentation": aug})  # fmt: skip
+    writer.close({"rotation": "rotvec"})
+    return tmp_path / "train"
+
+
+def _looks_like_a_plot(path: Path) -> None:
+    with Image.open(path) as im:
+        pixels = np.asarray(im.convert("L"), dtype=np.float64)
+    assert min(pixels.shape) > 300 and pixels.std() > 10  # a real figure, not an empty canvas
+    assert not list(path.parent.glob(".*partial*"))
+
+
+def test_store_stats_are_the_stores_numbers(store: Path) -> None:
+    opened = Store(store)
+    s = store_stats(opened)
+    assert (s.sequences, s.frames) == (4, 105)
+    assert np.allclose(s.durations, [1.0, 1.5, 10 / 60, 20 / 60]) and s.seconds == pytest.approx(3.0)
+    assert s.fps == {30.0: 2, 60.0: 2}
+    assert s.augmentation == {"mirror": 1, "none": 1, "rotate": 1, "rotate+mirror": 1}
+    assert s.fields["pose_body"] == ((21, 3), "float32")
+    trans = np.asarray(opened.fields["trans"], dtype=np.float64)
+    assert np.allclose(s.ranges["trans"][:, 0], trans.min(axis=0)) and np.allclose(s.ranges["trans"][:, 4],
+                                                                                   trans.max(axis=0))  # fmt: skip
+    assert np.allclose(s.ranges["trans"][:, 2], np.median(trans, axis=0))
+    sampled = store_stats(opened, max_frames=10)
+    assert sampled.sampled == 10 and sampled.frames == 105  # ranges from an even sample; counts stay exact
+
+
+def test_store_stats_cli_prints_and_plots(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    result = CliRunner().invoke(app, ["store", "stats", str(store), "--plot", str(tmp_path / "store.png")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "4 sequences, 105 frames" in text and "rotate+mirror 1" in text and "30 fps (2)" in text
+    _looks_like_a_plot(tmp_path / "store.png")
+
+
+def test_catalog_stats_plot(
+    smplh_tree: SynthSummary, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    db = tmp_path / "catalog.sqlite"
+    scan(smplh_tree.root, db, workers=1)
+    result = CliRunner().invoke(app, ["catalog", "stats", str(db), "--plot", str(tmp_path / "catalog.png")])
+    assert result.exit_code == 0, result.output
+    _looks_like_a_plot(tmp_path / "catalog.png")
+    empty = CliRunner().invoke(app, ["store", "stats", str(tmp_path)])  # not a store: a typed error, exit 1
+    assert empty.exit_code == 1 and "StoreError" in empty.output

@@ -678,6 +678,9 @@ def render(
     overlay: Annotated[
         bool, typer.Option(help="Draw every input in one panel instead of side by side.")
     ] = False,
+    mesh: Annotated[
+        bool, typer.Option(help="With --model-dir: the lit mesh (OpenGL offscreen); else the model's joints.")
+    ] = True,
     size: Annotated[int, typer.Option(min=64, help="Panel width and height, pixels.")] = 480,
 ) -> None:
     """Render motion to a video: the skeleton, a ground grid in AMASS's Z-up world, the root's trajectory and a
@@ -689,7 +692,7 @@ def render(
         task = bar.add_task(f"rendering {output.name}", total=None)
         written = render_video(
             inputs, output, model_dir=model_dir, frames=_frame_range(frames), fps=fps, labels=label,
-            view=View(width=size, height=size, overlay=overlay),
+            view=View(width=size, height=size, overlay=overlay, mesh=mesh),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
     console.print(f"{written}: {len(inputs)} input(s) rendered", highlight=False)

@@ -28,8 +28,9 @@ def load_track(
 ) -> Track:
     """A drawable track from ``spec``:
 
-    * ``path/to/motion.npz``: an AMASS motion file (either release). With ``model_dir``, the body model's own joints
-      (joints-only forward pass); else the built-in skeleton (:mod:`amasskit.viz._skeleton`).
+    * ``path/to/motion.npz``: an AMASS motion file (either release). With ``model_dir``, the body model's mesh
+      (vertices computed as frames are drawn) and its own joints; else the built-in skeleton
+      (:mod:`amasskit.viz._skeleton`).
     * ``path/to/store#N``: sequence ``N`` (default 0) of a prepared store; its ``joints`` field where it was prepared
       with a body model, else the built-in skeleton from its rotations (any stored representation).
     * ``path/to/joints.npy``: ``(T, J, 3)`` positions, Z-up, J one of 22, 24, 52, 55; ``fps`` (default 30).
@@ -69,12 +70,13 @@ def _motion_track(path: Path, model_dir: str | os.PathLike[str] | None, fps: flo
         import torch
 
         from ..body import BodyModel
+        from ._mesh import MeshSource
 
-        model = BodyModel.for_sequence(seq, model_dir=model_dir, dtype=torch.float64)
+        model = BodyModel.for_sequence(seq, model_dir=model_dir, dtype=torch.float32)
         with torch.no_grad():
-            joints = model.sequence_joints(seq).numpy()
-        parents, names = tree_for(joints.shape[1]) if joints.shape[1] in (22, 24, 52, 55) else tree_for(52)
-        return Track(joints, parents, names, float(fps or seq.fps), name)
+            joints = model.sequence_joints(seq).numpy().astype(np.float64)
+        parents, names = tree_for(joints.shape[1])
+        return Track(joints, parents, names, float(fps or seq.fps), name, mesh=MeshSource(model, seq))
     joints = skeleton_joints(seq.root_orient, seq.pose_body, seq.trans)
     return Track(joints, *tree_for(24), float(fps or seq.fps), name)
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ._mesh import gl_renderer
 from ._skeleton import joint_sides
 
 __all__ = ["Track", "View", "frame_times", "look_at", "project", "render_frames"]
@@ -23,6 +25,7 @@ _BACKGROUND = (246, 247, 249)
 _GRID = (206, 210, 216)
 _GRID_MAJOR = (180, 186, 194)
 _TEXT = (40, 44, 52)
+_MESH_COLOURS = [(168, 184, 206), (206, 178, 160), (170, 200, 172)]
 #: per track: (left, right, centre) bone colours
 _PALETTES = [
     ((47, 111, 208), (222, 92, 50), (64, 68, 76)),
@@ -41,6 +44,8 @@ class Track:
         names: joint names (their ``left``/``right`` prefixes colour the bones).
         fps: frames per second of ``joints``.
         label: shown in the corner.
+        mesh: where there is a body model, the source of each frame's vertices (:class:`~amasskit.viz._mesh.MeshSource`);
+            drawn lit and shaded instead of the skeleton when an OpenGL context can be made.
     """
 
     joints: np.ndarray
@@ -48,6 +53,7 @@ class Track:
     names: tuple[str, ...]
     fps: float
     label: str = ""
+    mesh: Any = None
 
     @property
     def duration(self) -> float:
@@ -57,8 +63,8 @@ class Track:
 @dataclass(frozen=True)
 class View:
     """How frames are drawn: panel size in pixels, camera distance (m), elevation and azimuth (degrees; azimuth 0
-    looks along +Y), vertical field of view, seconds over which the camera's target is smoothed, and whether
-    tracks share one panel (``overlay``)."""
+    looks along +Y), vertical field of view, seconds over which the camera's target is smoothed, whether tracks
+    share one panel (``overlay``), and whether tracks with a body model are drawn as meshes (``mesh``)."""
 
     width: int = 480
     height: int = 480
@@ -72,6 +78,7 @@ class View:
     grid_extent: float = 6.0
     trajectory: bool = True
     annotate: bool = True
+    mesh: bool = True
 
 
 # ------------------------------------------------------------------------------------------------ camera (pure)
@@ -177,8 +184,18 @@ class _Panel:
         for (slot, track), index in zip(self.tracks, self.index, strict=True):
             if v.trajectory:
                 self._trajectory(draw, R, eye, center, track, index, k, slot)
+        meshes = [(slot, track, index) for (slot, track), index in zip(self.tracks, self.index, strict=True)
+                  if track.mesh is not None and v.mesh]  # fmt: skip
+        renderer = gl_renderer(W, H) if meshes else None
+        if renderer is not None:
+            rgba = renderer.draw([(t.mesh.vertices(int(i[k])), t.mesh.faces, _MESH_COLOURS[slot % len(_MESH_COLOURS)])
+                                  for slot, t, i in meshes], R, eye, self.focal)  # fmt: skip
+            image = Image.alpha_composite(image.convert("RGBA"), Image.fromarray(rgba)).convert("RGB")
+            draw = ImageDraw.Draw(image)
         bones = []
         for (slot, track), index in zip(self.tracks, self.index, strict=True):
+            if renderer is not None and track.mesh is not None:
+                continue  # drawn as a mesh
             joints = track.joints[index[k]]
             uv, depth = project(joints, R, eye, self.focal, center)
             sides = joint_sides(track.names)

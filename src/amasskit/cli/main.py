@@ -702,6 +702,40 @@ def render(
 
 
 @app.command()
+def view(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="AMASS .npz files, stores (STORE or STORE#N for sequence N) or joints .npy (T, J, 3)."
+        ),
+    ],
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Body-model folder: show meshes (and the model's joints).")
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; the default serves this machine only.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free one).")] = 8080,
+    label: Annotated[list[str] | None, typer.Option(help="A label per input (repeat the option).")] = None,
+) -> None:
+    """An interactive viewer in the browser: play and pause, frame slider, speed, loop, sequence selection,
+    skeleton or mesh, and per-frame facts. Serves until Ctrl-C."""
+    from ..viz import Viewer, load_track
+
+    labels = list(label) if label else [None] * len(inputs)
+    if len(labels) != len(inputs):
+        raise typer.BadParameter(f"{len(labels)} labels for {len(inputs)} inputs")
+    with _errors():
+        tracks = [
+            load_track(spec, model_dir=model_dir, label=name)
+            for spec, name in zip(inputs, labels, strict=True)
+        ]
+        viewer = Viewer(tracks, host=host, port=port)
+    console.print(f"amasskit viewer: open {viewer.url} in a browser (Ctrl-C to stop)", highlight=False)
+    viewer.wait()
+
+
+@app.command()
 def joints(
     sequence: Annotated[Path, typer.Argument(help="An AMASS motion file.")],
     output: Annotated[

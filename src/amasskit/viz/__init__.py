@@ -3,6 +3,7 @@
 * :func:`render` - inputs (AMASS npz, ``STORE#N``, joints ``.npy``) side by side or overlaid, to ``.mp4``/``.gif``.
 * :func:`load_track`, :class:`Track`, :class:`View`, :func:`render_frames` - the pieces, for custom layouts.
 * :func:`skeleton_joints` - forward kinematics of amasskit's built-in approximate skeleton.
+* :class:`Viewer` - the interactive browser viewer (viser) behind ``amasskit view``.
 * :func:`plot_catalog`, :func:`plot_store` (+ :func:`store_stats`) - a catalog or a store at a glance, as PNG.
 """
 
@@ -11,6 +12,7 @@ from ._plots import StoreStats, plot_catalog, plot_store, store_stats
 from ._render import Track, View, frame_times, render_frames
 from ._skeleton import SKELETON_PARENTS, SKELETON_REST, skeleton_joints, skeleton_joints_rotmat, tree_for
 from ._video import find_ffmpeg, write_video
+from ._viewer import Viewer
 
 __all__ = [
     "SKELETON_PARENTS",
@@ -18,6 +20,7 @@ __all__ = [
     "StoreStats",
     "Track",
     "View",
+    "Viewer",
     "find_ffmpeg",
     "frame_times",
     "load_track",

@@ -56,7 +56,8 @@ def load_track(
             parents, names = tree_for(joints.shape[1])
         except ValueError as exc:
             raise RenderError(f"{path}: {exc}") from None
-        return Track(joints.astype(np.float64), parents, names, float(fps or 30.0), label or path.stem)
+        return Track(joints.astype(np.float64), parents, names, float(fps or 30.0), label or path.stem,
+                     info={"source": path.name})  # fmt: skip
     raise RenderError(f"{text}: not an AMASS .npz, a store folder (STORE#N) or a joints .npy")
 
 
@@ -66,6 +67,8 @@ def _motion_track(path: Path, model_dir: str | os.PathLike[str] | None, fps: flo
 
     seq = read(path)
     name = label or path.stem.removesuffix("_poses").removesuffix("_stageii")
+    info = {"sub-dataset": path.parent.parent.name, "subject": path.parent.name, "source": path.name,
+            "gender": seq.gender.value, "model": seq.model.value}  # fmt: skip
     if model_dir is not None:
         import torch
 
@@ -76,9 +79,11 @@ def _motion_track(path: Path, model_dir: str | os.PathLike[str] | None, fps: flo
         with torch.no_grad():
             joints = model.sequence_joints(seq).numpy().astype(np.float64)
         parents, names = tree_for(joints.shape[1])
-        return Track(joints, parents, names, float(fps or seq.fps), name, mesh=MeshSource(model, seq))
+        return Track(
+            joints, parents, names, float(fps or seq.fps), name, mesh=MeshSource(model, seq), info=info
+        )
     joints = skeleton_joints(seq.root_orient, seq.pose_body, seq.trans)
-    return Track(joints, *tree_for(24), float(fps or seq.fps), name)
+    return Track(joints, *tree_for(24), float(fps or seq.fps), name, info=info)
 
 
 def _store_track(path: Path, index: int, label: str | None) -> Track:
@@ -94,15 +99,18 @@ def _store_track(path: Path, index: int, label: str | None) -> Track:
     meta = store.sequences[index % len(store)]
     name = label or f"{meta.get('name', index)} ({meta.get('augmentation', 'none')})"
     fps = float(store.fps[index])
+    info = {k: str(meta[key]) for k, key in (("sub-dataset", "dataset"), ("subject", "subject"),
+            ("source", "source"), ("augmentation", "augmentation")) if key in meta}  # fmt: skip
+    info["store"] = f"{path.name}, sequence {index % len(store)}"
     if "joints" in seq:
         joints = np.asarray(seq["joints"], dtype=np.float64)
-        return Track(joints, *tree_for(joints.shape[1]), fps, name)
+        return Track(joints, *tree_for(joints.shape[1]), fps, name, info=info)
     representation = store.manifest.get("rotation", "rotvec")
     T = len(seq["trans"])
     parts = [np.asarray(seq["root_orient"])[:, None], np.asarray(seq["pose_body"])]
     stacked = torch.from_numpy(np.concatenate(parts, axis=1).astype(np.float64))
     local = to_rotmat(stacked, representation).numpy().reshape(T, 22, 3, 3)
-    return Track(skeleton_joints_rotmat(local, seq["trans"]), *tree_for(24), fps, name)
+    return Track(skeleton_joints_rotmat(local, seq["trans"]), *tree_for(24), fps, name, info=info)
 
 
 def render(

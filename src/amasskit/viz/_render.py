@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,7 @@ class Track:
         label: shown in the corner.
         mesh: where there is a body model, the source of each frame's vertices (:class:`~amasskit.viz._mesh.MeshSource`);
             drawn lit and shaded instead of the skeleton when an OpenGL context can be made.
+        info: facts the viewer shows (sub-dataset, subject, source, augmentation...).
     """
 
     joints: np.ndarray
@@ -54,6 +55,7 @@ class Track:
     fps: float
     label: str = ""
     mesh: Any = None
+    info: dict[str, str] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:

@@ -1,0 +1,225 @@
+"""An interactive viewer in the browser (viser): play and pause, a frame slider, speed, loop, sequence selection,
+skeleton or mesh, and per-frame facts. Binds to localhost unless told otherwise.
+
+The playback state (which sequence, frame, playing, speed, loop) lives in :class:`Viewer` and advances by
+:meth:`Viewer.advance`, a plain function of elapsed time, so it is tested without a browser; a daemon thread calls it
+while the server runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import RenderError
+from ._render import Track
+from ._skeleton import joint_sides
+
+__all__ = ["Viewer"]
+
+logger = logging.getLogger(__name__)
+
+_SPEEDS = ("0.25x", "0.5x", "1x", "2x", "4x")
+_LEFT, _RIGHT, _CENTRE = (47, 111, 208), (222, 92, 50), (64, 68, 76)
+
+
+class Viewer:
+    """Serve ``tracks`` at ``http://host:port`` (see the module docstring).
+
+    Args:
+        tracks: what to show; one at a time, picked in the "sequence" dropdown.
+        host: the address to bind (default localhost only).
+        port: the port (0: any free one; :attr:`url` says which).
+        mesh: show tracks that have a body model as meshes (else their joints as a skeleton).
+
+    Raises:
+        RenderError: viser is not installed (``pip install 'amasskit[view]'``) or there is nothing to show.
+    """
+
+    def __init__(
+        self, tracks: Sequence[Track], *, host: str = "127.0.0.1", port: int = 8080, mesh: bool = True
+    ) -> None:
+        try:
+            import viser
+        except ImportError:
+            raise RenderError("the viewer needs viser: pip install 'amasskit[view]'") from None
+        if not tracks:
+            raise RenderError("nothing to view")
+        self.tracks = list(tracks)
+        self.current, self.frame, self.playing, self.speed, self.loop = 0, 0, False, 1.0, True
+        self._position = 0.0  # fractional frame while playing
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        if port == 0:
+            port = _free_port(host)
+        self.server = viser.ViserServer(host=host, port=port, verbose=False)
+        self.host, self.port = host, port
+        scene, gui = self.server.scene, self.server.gui
+        scene.set_up_direction("+z")  # AMASS is Z-up
+        scene.add_grid("/ground", width=30.0, height=30.0, plane="xy", cell_size=0.5, section_size=1.0)
+        labels = [t.label or f"sequence {i}" for i, t in enumerate(self.tracks)]
+        self._labels = labels
+        self.gui_sequence = gui.add_dropdown("sequence", labels, initial_value=labels[0])
+        self.gui_play = gui.add_button("Play", hint="play or pause (the frame slider moves with it)")
+        self.gui_frame = gui.add_slider("frame", min=0, max=max(1, len(self.tracks[0].joints) - 1), step=1,
+                                        initial_value=0)  # fmt: skip
+        self.gui_speed = gui.add_dropdown("speed", _SPEEDS, initial_value="1x")
+        self.gui_loop = gui.add_checkbox("loop", True)
+        has_mesh = any(t.mesh is not None for t in self.tracks)
+        self.gui_draw = gui.add_dropdown("draw", ("mesh", "skeleton") if has_mesh else ("skeleton",),
+                                         initial_value="mesh" if has_mesh and mesh else "skeleton")  # fmt: skip
+        self.gui_facts = gui.add_markdown("")
+
+        @self.gui_play.on_click
+        def _(_: Any) -> None:
+            self.toggle()
+
+        @self.gui_frame.on_update
+        def _(_: Any) -> None:
+            with self._lock:
+                if int(self.gui_frame.value) != self.frame:
+                    self.frame = int(self.gui_frame.value)
+                    self._position = float(self.frame)
+                    self.show()
+
+        @self.gui_sequence.on_update
+        def _(_: Any) -> None:
+            self.select(self._labels.index(self.gui_sequence.value))
+
+        @self.gui_speed.on_update
+        def _(_: Any) -> None:
+            self.speed = float(self.gui_speed.value.rstrip("x"))
+
+        @self.gui_loop.on_update
+        def _(_: Any) -> None:
+            self.loop = bool(self.gui_loop.value)
+
+        @self.gui_draw.on_update
+        def _(_: Any) -> None:
+            self.show()
+
+        self._aim_camera()
+        self.show()
+        self._thread = threading.Thread(target=self._play_loop, name="amasskit-viewer", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # -- state (tested without a browser)
+    def select(self, index: int) -> None:
+        """Show track ``index`` from its first frame."""
+        with self._lock:
+            self.current, self.frame, self._position = index, 0, 0.0
+            self.gui_frame.max = max(1, len(self.tracks[index].joints) - 1)
+            self.gui_frame.value = 0  # type: ignore[misc]
+            self._aim_camera()
+            self.show()
+
+    def toggle(self) -> None:
+        """Play or pause."""
+        with self._lock:
+            self.playing = not self.playing
+            self.gui_play.label = "Pause" if self.playing else "Play"
+
+    def advance(self, seconds: float) -> int:
+        """Move playback on by ``seconds`` of wall time (times speed, at the track's rate); at the end, wrap with
+        ``loop`` or stop playing. Returns the frame shown."""
+        with self._lock:
+            track = self.tracks[self.current]
+            if not self.playing:
+                return self.frame
+            last = len(track.joints) - 1
+            self._position += seconds * self.speed * track.fps
+            if self._position > last:
+                if self.loop and last > 0:
+                    self._position %= last + 1
+                else:
+                    self._position = float(last)
+                    self.toggle()
+            frame = int(self._position)
+            if frame != self.frame:
+                self.frame = frame
+                self.gui_frame.value = frame  # type: ignore[misc]  # settable at run time; stubs say otherwise
+                self.show()
+            return self.frame
+
+    # -- drawing
+    def show(self) -> None:
+        """Draw the current frame of the current track and its facts."""
+        with self._lock:
+            track = self.tracks[self.current]
+            k = min(self.frame, len(track.joints) - 1)
+            scene = self.server.scene
+            if self.gui_draw.value == "mesh" and track.mesh is not None:
+                scene.add_mesh_simple("/body/mesh", track.mesh.vertices(k).astype(np.float32),
+                                      track.mesh.faces.astype(np.uint32), color=(168, 184, 206))  # fmt: skip
+                scene.add_line_segments(
+                    "/body/bones", np.zeros((1, 2, 3), np.float32), (0, 0, 0), visible=False
+                )
+            else:
+                joints = track.joints[k]
+                pairs = [(p, j) for j, p in enumerate(track.parents) if p >= 0]
+                points = np.array([[joints[p], joints[j]] for p, j in pairs], dtype=np.float32)
+                sides = joint_sides(track.names)
+                colours = np.array([[_LEFT if sides[j] > 0 else _RIGHT if sides[j] < 0 else _CENTRE] * 2
+                                    for _, j in pairs], dtype=np.uint8)  # fmt: skip
+                scene.add_line_segments("/body/bones", points, colours, thickness=0.05)
+                scene.add_point_cloud("/body/joints", joints.astype(np.float32), (40, 40, 40), point_size=0.04,
+                                      point_shape="circle")  # fmt: skip
+                if track.mesh is not None:
+                    scene.add_mesh_simple("/body/mesh", np.zeros((3, 3), np.float32), np.array([[0, 1, 2]], np.uint32),
+                                          visible=False)  # fmt: skip
+            facts = [f"**{track.label or 'sequence'}**", f"frame {k + 1} / {len(track.joints)}",
+                     f"time {k / track.fps:.2f} s of {len(track.joints) / track.fps:.2f} s", f"{track.fps:g} fps"]  # fmt: skip
+            facts += [f"{key}: {value}" for key, value in track.info.items()]
+            self.gui_facts.content = "  \n".join(facts)
+
+    def _aim_camera(self) -> None:
+        track = self.tracks[self.current]
+        centre = track.joints[:, 0].mean(axis=0)
+        target = np.array([centre[0], centre[1], 0.9])
+        self.server.initial_camera.look_at = tuple(target)
+        self.server.initial_camera.position = tuple(target + np.array([2.2, -3.2, 0.9]))
+        for client in self.server.get_clients().values():
+            client.camera.look_at = tuple(target)
+            client.camera.position = tuple(target + np.array([2.2, -3.2, 0.9]))
+
+    def _play_loop(self) -> None:
+        last = time.perf_counter()
+        while not self._stop.wait(1 / 30):
+            now = time.perf_counter()
+            try:
+                self.advance(now - last)
+            except Exception:  # a client gone mid-update must not end playback for the others
+                logger.exception("viewer update failed")
+            last = now
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.server.stop()
+
+    def wait(self) -> None:
+        """Serve until interrupted (Ctrl-C)."""
+        try:
+            while not self._stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.close()
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])

@@ -1,0 +1,119 @@
+"""The browser viewer: playback state without a browser, then the real page in Debian's headless Chromium driven by
+Playwright (the figure is drawn where the body stands, Play advances the frame); the screenshots are kept in
+test-artifacts/."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from amasskit.viz import Track, Viewer, skeleton_joints, tree_for
+
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
+
+
+def walk_track(label: str, T: int = 90) -> Track:
+    t = np.arange(T) / 30
+    root = np.tile([np.pi / 2, 0.0, 0.0], (T, 1))
+    pose = np.zeros((T, 21, 3))
+    pose[:, 0, 0], pose[:, 1, 0] = -0.6 * np.sin(2 * np.pi * t), 0.6 * np.sin(2 * np.pi * t)
+    pose[:, 15, 2], pose[:, 16, 2] = -1.2, 1.2
+    trans = np.stack([np.zeros(T), -1.0 * t, np.full(T, 0.95)], axis=1)
+    return Track(
+        skeleton_joints(root, pose, trans), *tree_for(24), 30.0, label, info={"sub-dataset": "SYNTH"}
+    )
+
+
+@pytest.fixture
+def viewer() -> Iterator[Viewer]:
+    v = Viewer([walk_track("walk"), walk_track("short", T=10)], port=0)
+    yield v
+    v.close()
+
+
+def test_playback_state(viewer: Viewer) -> None:
+    assert viewer.url.startswith("http://127.0.0.1:") and viewer.frame == 0 and not viewer.playing
+    assert viewer.advance(1.0) == 0  # paused: nothing moves
+    viewer.toggle()
+    viewer.speed = 2.0
+    frame = viewer.advance(0.5)  # 0.5 s at 2x of 30 fps: 30 frames on (the playback thread may add a few)
+    assert 30 <= frame <= 40 and viewer.gui_frame.value == frame
+    viewer.select(1)  # ten frames: the end comes quickly
+    assert viewer.frame == 0 and viewer.gui_frame.max == 9
+    viewer.loop = False
+    if not viewer.playing:
+        viewer.toggle()
+    viewer.advance(10.0)
+    assert viewer.frame == 9 and not viewer.playing  # no loop: stops on the last frame
+    viewer.loop = True
+    viewer.toggle()
+    viewer._position = 8.0
+    assert viewer.advance(0.1) < 9  # 8 + 6 frames wraps round the 10-frame track
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)")
+    return path
+
+
+def test_the_page_draws_the_body_and_play_advances(viewer: Viewer) -> None:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), headless=True,
+                                    args=["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])  # fmt: skip
+        try:
+            page = browser.new_page(viewport={"width": 960, "height": 640})
+            page.goto(viewer.url)
+            page.wait_for_selector("canvas", timeout=60_000)
+            page.get_by_text(re.compile(r"frame 1 / 90")).wait_for(timeout=60_000)  # the facts panel is live
+            time.sleep(2.0)  # let the scene's first frames reach the canvas
+            before = page.screenshot(path=str(ARTIFACTS / "viewer-paused.png"))
+            page.get_by_role("button", name="Play").click()
+            deadline = time.monotonic() + 20
+            while viewer.frame < 10 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert viewer.playing and viewer.frame >= 10  # pressing Play in the page advanced the frame
+            page.get_by_text(re.compile(r"frame (1\d|[2-9]\d) / 90")).first.wait_for(timeout=20_000)
+            time.sleep(0.5)
+            after = page.screenshot(path=str(ARTIFACTS / "viewer-playing.png"))
+        finally:
+            browser.close()
+    from io import BytesIO
+
+    from PIL import Image
+
+    def pixels(png: bytes) -> np.ndarray:
+        return np.asarray(Image.open(BytesIO(png)).convert("RGB"), dtype=np.int16)
+
+    a, b = pixels(before), pixels(after)
+    H, W = a.shape[:2]
+    centre = (slice(int(0.3 * H), int(0.8 * H)), slice(int(0.3 * W), int(0.6 * W)))  # where the body stands
+    corner = (slice(int(0.85 * H), H), slice(int(0.1 * W), int(0.3 * W)))  # floor only
+
+    def body(img: np.ndarray) -> int:  # bones (saturated blue/orange) and joints (near black)
+        saturation = img.max(axis=2) - img.min(axis=2)
+        return int(((saturation > 60) | (img.max(axis=2) < 70)).sum())
+
+    assert body(a[centre]) > 150, "no figure drawn where the body stands"
+    assert body(a[corner]) < 20
+    assert np.abs(a[centre] - b[centre]).max(axis=2).astype(bool).sum() > 100  # the figure moved
+
+
+def test_cli_view_names_a_bad_input(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from amasskit.cli import app
+
+    (tmp_path / "notes.txt").write_text("not motion")
+    result = CliRunner().invoke(app, ["view", str(tmp_path / "notes.txt"), "--port", "0"])
+    assert result.exit_code == 1 and "RenderError" in result.output and "notes.txt" in result.output

@@ -36,13 +36,20 @@ class Viewer:
         host: the address to bind (default localhost only).
         port: the port (0: any free one; :attr:`url` says which).
         mesh: show tracks that have a body model as meshes (else their joints as a skeleton).
+        autoplay: run the thread that advances playback in real time (off: call :meth:`advance` yourself).
 
     Raises:
         RenderError: viser is not installed (``pip install 'amasskit[view]'``) or there is nothing to show.
     """
 
     def __init__(
-        self, tracks: Sequence[Track], *, host: str = "127.0.0.1", port: int = 8080, mesh: bool = True
+        self,
+        tracks: Sequence[Track],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        mesh: bool = True,
+        autoplay: bool = True,
     ) -> None:
         try:
             import viser
@@ -106,7 +113,8 @@ class Viewer:
         self._aim_camera()
         self.show()
         self._thread = threading.Thread(target=self._play_loop, name="amasskit-viewer", daemon=True)
-        self._thread.start()
+        if autoplay:
+            self._thread.start()
 
     @property
     def url(self) -> str:
@@ -203,7 +211,8 @@ class Viewer:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=2)
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
         self.server.stop()
 
     def wait(self) -> None:

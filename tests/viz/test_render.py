@@ -186,7 +186,14 @@ def test_store_inputs_render_the_same_skeleton_whatever_the_rotation(tmp_path: P
 def test_bad_inputs_are_typed_errors(tmp_path: Path) -> None:
     np.save(tmp_path / "bad.npy", np.zeros((5, 7, 3)))
     (tmp_path / "notes.txt").write_text("x")
-    for spec in (tmp_path / "bad.npy", tmp_path / "notes.txt", f"{tmp_path}#3"):
+    (tmp_path / "truncated.npy").write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr'")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    store = tmp_path / "store"
+    writer = StoreWriter(store)
+    writer.add({"trans": np.zeros((4, 3), np.float32)}, fps=30.0, betas=np.zeros(16), gender="male", meta={})
+    writer.close({"rotation": "rotvec"})
+    for spec in (tmp_path / "bad.npy", tmp_path / "notes.txt", f"{tmp_path}#3", tmp_path / "truncated.npy",
+                 tmp_path / "objects.npy", f"{store}#x", f"{store}#7", f"{store}#0"):  # fmt: skip
         with pytest.raises(RenderError):
             load_track(spec)
     np.save(tmp_path / "ok.npy", np.zeros((5, 22, 3)))

@@ -42,22 +42,16 @@ class Packed:
     layout: dict[str, tuple[int, str, tuple[int, ...]]]
 
 
-def _layout(batch: Any, capacity: int) -> dict[str, tuple[int, str, tuple[int, ...]]] | None:
-    """Where each tensor of ``batch`` goes in a slot, or None when the batch cannot go into one."""
+def _slot_bytes(batch: Any) -> int | None:
+    """The bytes ``batch`` takes in a slot (each tensor aligned), or None when it cannot go into one."""
     if not isinstance(batch, dict):
         return None
-    layout = {}
-    offset = 0
-    for key, value in batch.items():
+    total = 0
+    for value in batch.values():
         if not isinstance(value, torch.Tensor) or value.device.type != "cpu" or value.dtype == torch.bfloat16:
             return None
-        layout[key] = (offset, value.numpy().dtype.str, tuple(value.shape))
-        offset += -(-value.numel() * value.element_size() // _ALIGN) * _ALIGN
-    return layout if offset <= capacity else None
-
-
-def _nbytes(batch: dict[str, torch.Tensor]) -> int:
-    return sum(-(-v.numel() * v.element_size() // _ALIGN) * _ALIGN for v in batch.values())
+        total += -(-value.numel() * value.element_size() // _ALIGN) * _ALIGN
+    return total
 
 
 class SlotRing:
@@ -86,9 +80,9 @@ class SlotRing:
     @classmethod
     def for_batch(cls, probe: Any, *, workers: int, per_worker: int) -> SlotRing | None:
         """A ring sized for batches like ``probe`` (a full-size batch), or None where it cannot or should not be."""
-        if _layout(probe, capacity=1 << 62) is None:
+        capacity = _slot_bytes(probe)
+        if capacity is None:
             return None
-        capacity = _nbytes(probe)
         total = capacity * workers * per_worker
         try:
             stat = os.statvfs("/dev/shm")
@@ -121,7 +115,8 @@ class SlotRing:
     def pack(self, slot: int, batch: Any, bump: Bump) -> Any:
         """``batch`` left in ``slot`` as a :class:`Packed`: tensors already written there (by ``bump``) stay put,
         the rest are copied in. Where the batch cannot go into the slot, the slot is freed and ``batch`` returned."""
-        if _layout(batch, self.capacity) is None:
+        size = _slot_bytes(batch)
+        if size is None or size > self.capacity:
             self.busy[slot] = 0
             return batch
         base = self._array(slot)
@@ -139,11 +134,6 @@ class SlotRing:
                 offset = target.ctypes.data - start
             layout[key] = (offset, dtype.str, tuple(value.shape))
         return Packed(slot, layout)
-
-    def put(self, worker: int, batch: Any) -> Any:
-        """Copy ``batch`` into one of ``worker``'s free slots and return its :class:`Packed`; else ``batch``."""
-        slot = self.acquire(worker)
-        return batch if slot is None else self.pack(slot, batch, self.allocator(slot))
 
     # -- in the main process
     def open(self, packed: Packed) -> dict[str, torch.Tensor]:

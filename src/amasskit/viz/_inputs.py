@@ -43,13 +43,18 @@ def load_track(
     base, _, number = text.partition("#")
     path = Path(base).expanduser()
     if (path / "manifest.json").is_file():
+        if number and not number.lstrip("-").isdigit():
+            raise RenderError(f"{text}: '#N' picks sequence N of a store; {number!r} is not a number")
         return _store_track(path, int(number or 0), label)
     if number:
         raise RenderError(f"{text}: '#N' picks a sequence of a store, and {path} is not one")
     if path.suffix == ".npz":
         return _motion_track(path, model_dir, fps, label)
     if path.suffix == ".npy":
-        joints = np.load(path, allow_pickle=False)
+        try:
+            joints = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:  # missing, truncated, not .npy, or pickled objects
+            raise RenderError(f"{path}: cannot read joints: {exc}") from None
         if joints.ndim != 3 or joints.shape[2] != 3:
             raise RenderError(f"{path}: joints must be (T, J, 3), got {joints.shape}")
         try:
@@ -105,6 +110,9 @@ def _store_track(path: Path, index: int, label: str | None) -> Track:
     if "joints" in seq:
         joints = np.asarray(seq["joints"], dtype=np.float64)
         return Track(joints, *tree_for(joints.shape[1]), fps, name, info=info)
+    missing = [k for k in ("root_orient", "pose_body", "trans") if k not in seq]
+    if missing:
+        raise RenderError(f"{path}: nothing to draw: no joints field and no {missing}")
     representation = store.manifest.get("rotation", "rotvec")
     T = len(seq["trans"])
     parts = [np.asarray(seq["root_orient"])[:, None], np.asarray(seq["pose_body"])]

@@ -18,13 +18,19 @@ code written against plain Python keeps working::
     │   ├── ArchiveError                       (ValueError) an archive that cannot be unpacked as asked
     │   │   ├── CorruptArchiveError            truncated or damaged compression or tar structure
     │   │   ├── HostileArchiveError            a member that would write outside the target, a device file, ...
+    │   │   │   └── DecompressionBombError     unpacks to more than the size or ratio limits allow
     │   │   └── ChecksumMismatchError          unpacked contents differ from the release checksum
     │   ├── BodyModelFileError                 (ValueError) a body-model file that is corrupt or inconsistent
     │   └── StoreError                         (ValueError) a store folder that is incomplete or of unknown format
     ├── BodyModelNotFoundError                 (FileNotFoundError) no body-model file where amasskit looked
+    ├── OutputExistsError                      (FileExistsError) an output amasskit may not replace as asked
+    ├── BusyError                              (RuntimeError) another amasskit run is writing the same output
+    ├── ConfigError                            (ValueError) a config value or file that cannot be used; ``.key``
+    │   └── EmptySelectionError                the selection holds no sequence to prepare
     ├── CatalogError                           (ValueError) a catalog database that cannot be used
     ├── SplitSchemeError                       (ValueError) a split scheme that is malformed or unknown
-    └── SequenceError                          (ValueError) arrays that do not form a valid Sequence
+    ├── SequenceError                          (ValueError) arrays that do not form a valid Sequence
+    └── RenderError                            (RuntimeError) a preview that cannot be drawn or written
 
 Messages name the file (where there is one), say what was expected and what was found, and how to fix it.
 """
@@ -40,10 +46,14 @@ __all__ = [
     "ArrayShapeError",
     "BodyModelFileError",
     "BodyModelNotFoundError",
+    "BusyError",
     "CatalogError",
     "ChecksumMismatchError",
+    "ConfigError",
     "CorruptArchiveError",
     "CorruptFileError",
+    "DecompressionBombError",
+    "EmptySelectionError",
     "EmptySequenceError",
     "HostileArchiveError",
     "InvalidValueError",
@@ -51,6 +61,7 @@ __all__ = [
     "MotionFileNotFoundError",
     "NonFiniteError",
     "NotMotionFileError",
+    "OutputExistsError",
     "PickledDataError",
     "RenderError",
     "SequenceError",
@@ -151,8 +162,41 @@ class HostileArchiveError(ArchiveError):
     """
 
 
+class DecompressionBombError(HostileArchiveError):
+    """The archive unpacks to more than the limits allow (total size, or size relative to the archive): a
+    decompression bomb or a sparse member that would fill the disk. Nothing of it is left on disk."""
+
+
 class ChecksumMismatchError(ArchiveError):
     """The unpacked folder's checksum differs from the release table's."""
+
+
+class OutputExistsError(AmassKitError, FileExistsError):
+    """An output path already holds something amasskit may not replace as asked: a folder amasskit did not write
+    (never replaced), or an earlier result that only ``overwrite`` (``--overwrite``) replaces."""
+
+
+class BusyError(AmassKitError, RuntimeError):
+    """Another amasskit run holds the lock of the same output (prepare, unpack). The lock is released when that run
+    ends, however it ends, so a killed run never leaves it stuck."""
+
+
+class ConfigError(AmassKitError, ValueError):
+    """A config file that cannot be read, or a config value of the wrong type or outside its range.
+
+    ``key`` names the offending key (empty for the file as a whole); the message says what came and what is allowed.
+    """
+
+    def __init__(self, message: str, *, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key
+
+    def __reduce__(self) -> tuple[type, tuple[str], dict[str, object]]:
+        return (type(self), (str(self),), dict(self.__dict__))
+
+
+class EmptySelectionError(ConfigError):
+    """The selection (sub-datasets, splits, gender, model, duration) holds no sequence to prepare."""
 
 
 class CatalogError(AmassKitError, ValueError):

@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from amasskit.catalog import Catalog, scan
+from amasskit.catalog import Catalog
 from amasskit.errors import AmassKitError
 from amasskit.store import PrepareConfig, Store, _prepare, prepare
-from amasskit.synth import SynthSummary
-
-
-@pytest.fixture
-def catalogued(smplh_tree: SynthSummary, tmp_path: Path) -> Path:
-    root = tmp_path / "tree"
-    shutil.copytree(smplh_tree.root, root, ignore=shutil.ignore_patterns("archives"))
-    scan(root, workers=1)
-    with Catalog.open(root) as cat:
-        cat.assign_split("amass-paper-all")
-    return root
-
-
-def digest(folder: Path) -> dict[str, str]:
-    """Every file of a store but the run's log (which records timings and worker counts)."""
-    return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "prepare.log"}  # fmt: skip
-
-
-def config(catalogued: Path, out: Path, **changes: object) -> PrepareConfig:
-    base = dict(catalog=str(catalogued), out=str(out), scheme="amass-paper-all", fps=30.0, trim_keep=0.8,
-                rotations=1, mirror=True, noise=0.01, seed=3, workers=1)  # fmt: skip
-    base.update(changes)
-    return PrepareConfig(**base)  # type: ignore[arg-type]
+from tests.store.helpers import config, digest
 
 
 def test_prepare_makes_one_store_per_split(catalogued: Path, tmp_path: Path) -> None:
@@ -52,7 +27,10 @@ def test_prepare_makes_one_store_per_split(catalogued: Path, tmp_path: Path) -> 
         store.manifest["experiment_id"] == report.experiment_id
         and "timings:" in (report.stores["train"] / "prepare.log").read_text()
     )
-    assert not any(p.name.startswith(".") for p in (tmp_path / "out").iterdir())
+    # nothing of the run is left but its lock file (never deleted: see amasskit._util.locking)
+    assert [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")] == [
+        ".amasskit-prepare.lock"
+    ]
 
 
 def test_deterministic_whatever_the_workers(catalogued: Path, tmp_path: Path) -> None:

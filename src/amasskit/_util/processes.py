@@ -8,11 +8,12 @@ not loaded in the parent; otherwise ``spawn``.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import sys
 from multiprocessing.context import BaseContext
 
-__all__ = ["single_threaded_worker", "worker_context"]
+__all__ = ["exit_with_parent", "pool_worker", "single_threaded_worker", "worker_context"]
 
 
 def worker_context() -> BaseContext:
@@ -34,3 +35,38 @@ def single_threaded_worker() -> None:
     os.environ["MKL_NUM_THREADS"] = "1"
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
+
+
+def exit_with_parent() -> None:
+    """Pool initializer: end this worker when the process that started it dies (even by ``kill -9``), instead of
+    working on (unpacking, writing) for a run that no longer exists.
+
+    On Linux the kernel sends SIGKILL on the parent's death (``PR_SET_PDEATHSIG``); everywhere, a daemon thread also
+    watches for the worker being re-parented.
+    """
+    import os
+    import threading
+    import time
+
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(0.5)
+
+    if os.getppid() == parent and parent != 1:
+        threading.Thread(target=watch, name="amasskit-exit-with-parent", daemon=True).start()
+
+
+def pool_worker() -> None:
+    """Pool initializer for amasskit's CPU-bound worker pools: one thread each, and gone with the parent."""
+    single_threaded_worker()
+    exit_with_parent()

@@ -524,36 +524,36 @@ def prepare(
             metavar="tcp://HOST:PORT", help="Run on this Dask scheduler (paths shared with its workers)."
         ),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace stores of other experiments (never folders amasskit did not write).")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="Check everything and print what would be done; write nothing.")
+    ] = False,
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for another prepare into the same out (0: refuse).")
+    ] = 0.0,
 ) -> None:
     """Select from the catalog, resample, trim, canonicalise, augment and pack into one memory-mappable store per
     split. Deterministic for a config and its inputs; a killed run resumes where it stopped."""
-    from ..store import PrepareConfig
+    from ..store import PrepareConfig, load_config_file, plan_prepare
     from ..store import prepare as run_prepare
 
-    data: dict[str, Any] = {}
-    if config_file is not None:
-        text = config_file.read_text()
-        if config_file.suffix.lower() in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError:
-                raise typer.BadParameter("YAML configs need PyYAML: pip install 'amasskit[config]'") from None
-            data = yaml.safe_load(text) or {}
-        else:
-            data = json.loads(text)
     flags = {"catalog": catalog, "out": out, "scheme": scheme, "splits": split, "datasets": dataset,
              "gender": gender, "model": model, "min_duration": min_duration, "fps": fps, "trim_keep": trim_keep,
              "min_frames": min_frames, "canonicalise": canonicalise, "rotations": rotations, "mirror": mirror,
              "noise": noise, "frame_fraction": frame_fraction, "rotation": rotation, "dtype": dtype, "seed": seed,
              "workers": jobs, "strict": strict, "name": name, "body_models": body_models,
              "joints": joints, "dask": dask}  # fmt: skip
-    data.update({k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v not in (None, [])})
-    if "catalog" not in data or "out" not in data:
-        raise typer.BadParameter("give the catalog and out folder (in the config or as --catalog/--out)")
-    try:
+    with _errors():
+        data: dict[str, Any] = {} if config_file is None else load_config_file(config_file)
+        data.update(
+            {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v not in (None, [])}
+        )
         config = PrepareConfig.from_mapping(data)
-    except (ValueError, TypeError) as exc:
-        raise typer.BadParameter(str(exc)) from None
+        if dry_run:
+            _print_plan(plan_prepare(config, overwrite=overwrite))
+            return
     with _errors(), _progress() as bar:
         tasks: dict[str, Any] = {}
 
@@ -562,7 +562,7 @@ def prepare(
                 tasks[split_name] = bar.add_task(f"preparing {split_name}", total=total)
             bar.update(tasks[split_name], completed=done)
 
-        report = run_prepare(config, progress=on_progress)
+        report = run_prepare(config, overwrite=overwrite, wait=wait, progress=on_progress)
     table = Table(title=f"prepared stores, experiment {report.experiment_id}")
     for col in ("split", "store", "sequences", "frames"):
         table.add_column(col, justify="right" if col in ("sequences", "frames") else "left")
@@ -573,6 +573,30 @@ def prepare(
     console.print(table)
     for problem_path, error in report.problems:
         err_console.print(f"[yellow]skipped[/] {problem_path}: {error}", highlight=False)
+    for split_name in report.empty:
+        err_console.print(f"[bold red]no store[/] for split {split_name}: no selected file gave a sequence",
+                          highlight=False)  # fmt: skip
+    if report.empty:
+        raise typer.Exit(1)
+
+
+def _print_plan(plan: Any) -> None:
+    """``prepare --dry-run``: what would be done, split by split."""
+    table = Table(title=f"prepare would make experiment {plan.experiment_id} ({plan.model}) in {plan.out}")
+    for col in ("split", "store", "action", "inputs", "already done", "to process"):
+        table.add_column(col, justify="right" if col in ("inputs", "already done", "to process") else "left")
+    for name, split_plan in plan.splits.items():
+        todo = 0 if split_plan.action == "keep" else len(split_plan.inputs) - split_plan.done
+        table.add_row(name, str(split_plan.target), split_plan.action, f"{len(split_plan.inputs):,}",
+                      f"{split_plan.done:,}", f"{todo:,}")  # fmt: skip
+    console.print(table)
+    for name in plan.empty:
+        console.print(f"split {name}: the selection holds no file of it; no store", highlight=False)
+    if plan.stale:
+        console.print(
+            f"{plan.stale} results of an earlier run no longer match and would be deleted", highlight=False
+        )
+    console.print(f"dry run: nothing written ({plan.to_process:,} files to process)", highlight=False)
 
 
 class ExportFormat(str, Enum):

@@ -8,21 +8,37 @@
 
 from ..errors import StoreError
 from ._export import EXPORT_FORMATS, export_store, rotation_matrices
-from ._format import FORMAT, FORMAT_VERSION, Store, StoreWriter
-from ._prepare import PrepareConfig, PrepareReport, pelvis_offset, prepare, process_sequence
+from ._format import FORMAT, FORMAT_VERSION, Store, StoreWriter, read_manifest, target_state
+from ._prepare import (
+    PrepareConfig,
+    PreparePlan,
+    PrepareReport,
+    SplitPlan,
+    load_config_file,
+    pelvis_offset,
+    plan_prepare,
+    prepare,
+    process_sequence,
+)
 
 __all__ = [
     "EXPORT_FORMATS",
     "FORMAT",
     "FORMAT_VERSION",
     "PrepareConfig",
+    "PreparePlan",
     "PrepareReport",
+    "SplitPlan",
     "Store",
     "StoreError",
     "StoreWriter",
     "export_store",
+    "load_config_file",
     "pelvis_offset",
+    "plan_prepare",
     "prepare",
     "process_sequence",
+    "read_manifest",
     "rotation_matrices",
+    "target_state",
 ]

@@ -26,20 +26,58 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, Literal
 
 import numpy as np
 
-from .._util.atomic import atomic_open
-from ..errors import StoreError
+from .._util.atomic import atomic_open, replace_dir
+from ..errors import OutputExistsError, StoreError
 from ..sequence import Gender
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Store", "StoreWriter"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "Store", "StoreWriter", "read_manifest", "target_state"]
 
 FORMAT: Final[str] = "amasskit.store"
 FORMAT_VERSION: Final[int] = 1
 _HEADER_BYTES = 128
 _GENDERS = (Gender.MALE, Gender.FEMALE, Gender.NEUTRAL)
+_OPEN_ATTEMPTS = 5
+
+
+def _replaced(path: Path, folder: int) -> bool:
+    """Whether ``path`` now names another folder than the descriptor ``folder`` (a store swapped in meanwhile)."""
+    try:
+        now, then = os.stat(path), os.fstat(folder)
+    except OSError:
+        return True
+    return (now.st_dev, now.st_ino) != (then.st_dev, then.st_ino)
+
+
+def _open_in(folder: int, name: str) -> IO[bytes]:
+    return os.fdopen(os.open(name, os.O_RDONLY, dir_fd=folder), "rb")
+
+
+def _load_npy(folder: int, name: str) -> np.ndarray:
+    with _open_in(folder, name) as fp:
+        return np.load(fp, allow_pickle=False)
+
+
+def _memmap_npy(folder: int, name: str) -> np.ndarray:
+    """A read-only memory map of the ``.npy`` file ``name`` in the folder opened as ``folder``."""
+    with _open_in(folder, name) as fp:
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+        else:
+            raise ValueError(f"{name}: unsupported .npy version {version}")
+        if dtype.hasobject or fortran:
+            raise ValueError(f"{name}: object or Fortran-ordered arrays are not store fields")
+        offset = fp.tell()
+        if int(np.prod(shape)) == 0:  # nothing to map
+            return np.empty(shape, dtype=dtype)
+        # np.memmap maps the file by its descriptor (and keeps its own duplicate): the file is closed here
+        return np.memmap(fp, dtype=dtype, mode="r", offset=offset, shape=tuple(shape))
 
 
 def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
@@ -88,8 +126,14 @@ class StoreWriter:
 
     def __post_init__(self) -> None:
         self.target = Path(self.target)
-        if self.target.exists() and not self.overwrite:
-            raise FileExistsError(f"{self.target} already exists; pass overwrite=True to replace it")
+        existing = target_state(self.target)
+        if existing == "foreign":
+            raise OutputExistsError(
+                f"{self.target} exists and is not an amasskit store: amasskit never replaces what it did not "
+                "write; move it away or choose another output"
+            )
+        if existing == "store" and not self.overwrite:
+            raise OutputExistsError(f"{self.target} already holds a store; pass overwrite=True to replace it")
         self.staging = self.target.with_name(f".{self.target.name}.partial")
         if self.staging.exists():
             shutil.rmtree(self.staging)
@@ -191,15 +235,34 @@ class StoreWriter:
         record.update(manifest or {})
         with atomic_open(self.staging / "manifest.json") as fp:
             fp.write((json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
-        if self.target.exists():
-            old = self.target.with_name(f".{self.target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            self.target.rename(old)
-            self.staging.rename(self.target)
-            shutil.rmtree(old)
-        else:
-            self.staging.rename(self.target)
+        if target_state(self.target) == "foreign":  # appeared while this store was written
+            raise OutputExistsError(
+                f"{self.target} appeared meanwhile and is not an amasskit store; not replaced"
+            )
+        replace_dir(self.staging, self.target)  # readers see the old store or the new one, whole
         return self.target
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The manifest of the store at ``path``, or None where there is no readable amasskit store manifest."""
+    try:
+        manifest = json.loads((Path(path) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
+
+
+def target_state(path: str | os.PathLike[str]) -> Literal["absent", "empty", "store", "foreign"]:
+    """What is at an output path: nothing, an empty folder, an amasskit store, or something else (a file, a link,
+    a folder amasskit did not write), which amasskit never replaces."""
+    target = Path(path)
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        return "foreign"
+    if not target.exists():
+        return "absent"
+    if read_manifest(target) is not None:
+        return "store"
+    return "empty" if not any(target.iterdir()) else "foreign"
 
 
 class Store:
@@ -212,30 +275,51 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        # Every file is opened through one descriptor of the store folder, so a store replaced while it is being
+        # opened (prepare swaps a finished store in atomically, see ``replace_dir``) is read whole: the old or the
+        # new. If the old one is deleted before all its files were opened, it is opened again: the new one.
+        for attempt in range(_OPEN_ATTEMPTS):
+            try:
+                folder = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            except FileNotFoundError:
+                raise StoreError(self.path, "no such store folder") from None
+            except NotADirectoryError:
+                raise StoreError(self.path, "not a folder, so not a store") from None
+            try:
+                self._load(folder)
+                return
+            except StoreError:
+                if attempt + 1 == _OPEN_ATTEMPTS or not _replaced(self.path, folder):
+                    raise
+            finally:
+                os.close(folder)
+
+    def _load(self, folder: int) -> None:
+        def read_bytes(name: str) -> bytes:
+            fd = os.open(name, os.O_RDONLY, dir_fd=folder)
+            with os.fdopen(fd, "rb") as fp:
+                return fp.read()
+
         try:
-            self.manifest = json.loads((self.path / "manifest.json").read_text())
+            manifest = json.loads(read_bytes("manifest.json"))
         except FileNotFoundError:
             raise StoreError(self.path, "no manifest.json: not a store, or one still being written") from None
         except ValueError as exc:
             raise StoreError(self.path, f"manifest.json is not valid JSON: {exc}") from None
-        if self.manifest.get("format") != FORMAT:
-            raise StoreError(self.path, f"not an {FORMAT} (format {self.manifest.get('format')!r})")
-        if int(self.manifest.get("version", 0)) > FORMAT_VERSION:
-            raise StoreError(
-                self.path, f"store format {self.manifest['version']} is newer than this amasskit's"
-            )
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            found = manifest.get("format") if isinstance(manifest, dict) else None
+            raise StoreError(self.path, f"not an {FORMAT} (format {found!r})")
+        if int(manifest.get("version", 0)) > FORMAT_VERSION:
+            raise StoreError(self.path, f"store format {manifest['version']} is newer than this amasskit's")
+        self.manifest: dict[str, Any] = manifest
         try:
-            self.fields = {
-                name: np.load(self.path / "fields" / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-                for name in self.manifest["fields"]
-            }
-            index = self.path / "index"
-            self.offset = np.load(index / "offset.npy")
-            self.length = np.load(index / "length.npy")
-            self.fps = np.load(index / "fps.npy")
-            self.betas = np.load(index / "betas.npy")
-            self.gender = np.load(index / "gender.npy")
-            self.sequences: list[dict[str, Any]] = json.loads((index / "sequences.json").read_text())
+            self.fields = {name: _memmap_npy(folder, f"fields/{name}.npy") for name in manifest["fields"]}
+            self.offset = _load_npy(folder, "index/offset.npy")
+            self.length = _load_npy(folder, "index/length.npy")
+            self.fps = _load_npy(folder, "index/fps.npy")
+            self.betas = _load_npy(folder, "index/betas.npy")
+            self.gender = _load_npy(folder, "index/gender.npy")
+            self.sequences: list[dict[str, Any]] = json.loads(read_bytes("index/sequences.json"))
         except (OSError, ValueError, KeyError) as exc:
             raise StoreError(self.path, f"incomplete or damaged store: {exc}") from None
         for name, array in self.fields.items():

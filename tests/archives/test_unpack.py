@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from amasskit.archives import (
+    LOCK_NAME,
     RECORD_NAME,
     _unpack,
     load_checksum_table,
@@ -141,7 +142,7 @@ def test_truncated_archive_is_reported_and_others_carry_on(
     assert failed.status == "failed" and failed.error is not None and "CorruptArchiveError" in failed.error
     assert str(bad) in failed.error
     assert ok.status == "unpacked"
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(["ACCAD", RECORD_NAME])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(["ACCAD", RECORD_NAME, LOCK_NAME])
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not an archive" * 100, b"BZh91AY&SY" + b"\x00" * 100])
@@ -174,7 +175,7 @@ def test_interrupted_run_leaves_no_half_folder_and_resumes(
     monkeypatch.setattr(_unpack, "_extract", original)
     report = unpack_archives([archive], tmp_path / "out", workers=1)
     assert report.ok and report.results[0].status == "unpacked"
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(["KIT", RECORD_NAME])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(["KIT", RECORD_NAME, LOCK_NAME])
     assert md5_dir(tmp_path / "out" / "KIT") == md5_dir(smplh_tree.root / "KIT")
 
 

@@ -6,7 +6,6 @@ and listed before assembly; every config value checked.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -14,10 +13,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +30,7 @@ from amasskit.errors import (
 from amasskit.store import PrepareConfig, Store, StoreWriter, _prepare, plan_prepare, prepare
 from amasskit.synth import SynthSummary
 from tests.conftest import save_npz, smplh_arrays
+from tests.locks import hold_lock
 from tests.store.helpers import config, digest, rescan
 
 LOCK = ".amasskit-prepare.lock"
@@ -143,31 +141,6 @@ def test_leftovers_of_a_killed_run_are_cleaned(catalogued: Path, tmp_path: Path)
 
 
 # ---------------------------------------------------------------------------------------------- one writer
-
-
-HOLDER = textwrap.dedent(
-    """
-    import sys, time
-    from amasskit._util.locking import exclusive_lock
-    with exclusive_lock(sys.argv[1], what="test"):
-        print("locked", flush=True)
-        time.sleep(float(sys.argv[2]))
-    """
-)
-
-
-@contextlib.contextmanager
-def hold_lock(path: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
-    """Another process holding the lock at ``path`` for ``seconds`` (killed at the end of the block if need be)."""
-    with subprocess.Popen([sys.executable, "-c", HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE,
-                          text=True) as proc:  # fmt: skip
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None and seconds > 5:
-                proc.kill()
-            proc.wait()
 
 
 def test_a_second_prepare_into_the_same_out_is_refused_and_a_killed_one_frees_it(

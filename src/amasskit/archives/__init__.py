@@ -6,6 +6,9 @@
 
 from ._checksum import ArchiveChecksum, load_checksum_table, md5_dir
 from ._unpack import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_RATIO,
+    LOCK_NAME,
     RECORD_NAME,
     ArchiveResult,
     UnpackReport,
@@ -15,6 +18,9 @@ from ._unpack import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_RATIO",
+    "LOCK_NAME",
     "RECORD_NAME",
     "ArchiveChecksum",
     "ArchiveResult",

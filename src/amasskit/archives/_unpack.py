@@ -9,6 +9,16 @@ folders are renamed into place only when the archive is complete, so an interrup
 A record of what was unpacked (archive size, mtime and md5, the folders, their checksums) lives in the target as
 ``.amasskit-unpack.json``; a later run skips archives already unpacked (and verified, when asked) and unchanged.
 
+Bounded: an archive may unpack to at most ``max_ratio`` times its own size and at most ``max_bytes`` in all (defaults
+far above the real release's, overridable); each member's size, sparse members at their full size, is checked against
+what is left before a byte of it is written, and tar's own header records (long names, pax headers) are capped, so a
+decompression bomb is refused (:class:`DecompressionBombError`) with memory and disk bounded. Members that clash (a
+file and a folder of one name, a member below a file or a symbolic link) and top-level names that would collide with
+amasskit's own records refuse the archive as hostile. A folder at the target that amasskit did not unpack is never
+replaced (``overwrite`` says otherwise); a folder it did is replaced whole (an atomic exchange where the system has
+one). One unpack per target at a time (a lock the operating system releases if the run dies), and worker processes
+end with the run that started them.
+
 bz2 decompression is the bottleneck. When ``lbzip2`` or ``pbzip2`` is installed it decompresses on several cores and
 Python reads the tar stream from its output; otherwise Python's ``bz2`` is used. Several archives run in parallel in
 worker processes, largest first.
@@ -33,12 +43,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from .._util.atomic import atomic_open
-from .._util.processes import worker_context
-from ..errors import AmassKitError, ArchiveError, CorruptArchiveError, HostileArchiveError
+from .._util.atomic import atomic_open, replace_dir
+from .._util.locking import exclusive_lock
+from .._util.processes import exit_with_parent, worker_context
+from ..errors import (
+    AmassKitError,
+    ArchiveError,
+    CorruptArchiveError,
+    DecompressionBombError,
+    HostileArchiveError,
+    OutputExistsError,
+)
 from ._checksum import ArchiveChecksum, load_checksum_table, md5_dir
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_RATIO",
+    "LOCK_NAME",
     "RECORD_NAME",
     "ArchiveResult",
     "UnpackReport",
@@ -50,6 +71,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RECORD_NAME = ".amasskit-unpack.json"
+LOCK_NAME = ".amasskit-unpack.lock"
+# Limits on what one archive may unpack to. The AMASS release's bz2 archives unpack to 1-3x their size (float64 npz
+# members compress poorly) and to 25 GB in all; these defaults leave a wide margin and stop bombs.
+DEFAULT_MAX_RATIO = 100.0
+DEFAULT_MAX_BYTES = 1 << 40  # 1 TiB
+_MIN_LIMIT = 64 << 20  # a tiny archive may still unpack to 64 MiB, whatever its ratio
+_MAX_HEADER = 1 << 20  # tar's own records (long names, pax headers) above this are refused unread
 _CHUNK = 1 << 20
 Decompressor = Literal["auto", "python", "lbzip2", "pbzip2"]
 Status = Literal["unpacked", "skipped", "failed"]
@@ -152,12 +180,12 @@ class _CountingReader:
 
 
 @contextlib.contextmanager
-def _tar_stream(path: Path, tool: str, threads: int, report: Callable[[int], None] | None) -> Any:
+def _tar_stream(path: Path, tool: str, threads: int, report: Callable[[int], None] | None, limit: int) -> Any:
     """Yield ``(tar, counter)``: a streaming tar reader over the decompressed archive, and the input counter."""
     with path.open("rb") as raw:
         counter = _CountingReader(raw, report)
         if tool == "python" or not path.name.endswith((".bz2", ".tbz2", ".tbz")):
-            with tarfile.open(fileobj=counter, mode="r|*") as tar:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=counter, mode="r|*", tarinfo=_BoundedTarInfo) as tar:  # type: ignore[call-overload]
                 yield tar, counter
             return
         args = [tool, "-d", "-c"] + ([f"-n{threads}"] if tool == "lbzip2" else [f"-p{threads}"])
@@ -179,11 +207,17 @@ def _tar_stream(path: Path, tool: str, threads: int, report: Callable[[int], Non
         feeder = threading.Thread(target=feed, daemon=True)
         feeder.start()
         try:
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+            with tarfile.open(fileobj=proc.stdout, mode="r|", tarinfo=_BoundedTarInfo) as tar:
                 yield tar, counter
-                # drain, so that a truncated input is noticed by the tool's exit status
-                while proc.stdout.read(_CHUNK):
-                    pass
+                # drain, so that a truncated input is noticed by the tool's exit status (bounded: zeros after the
+                # end of the archive are a bomb too)
+                drained = 0
+                while chunk := proc.stdout.read(_CHUNK):
+                    drained += len(chunk)
+                    if drained > limit:
+                        raise DecompressionBombError(
+                            path, f"more than {limit:,} bytes after the end of the archive"
+                        )
         finally:
             proc.stdout.close()
             feeder.join()
@@ -197,6 +231,24 @@ def _tar_stream(path: Path, tool: str, threads: int, report: Callable[[int], Non
 
 
 # ---------------------------------------------------------------------------------------------- members
+
+
+class _OversizedHeaderError(Exception):
+    """A tar header record larger than :data:`_MAX_HEADER` (raised from inside tarfile, converted by the caller)."""
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """Refuses tar's extended header records (GNU long names and links, pax headers) above :data:`_MAX_HEADER`
+    before tarfile reads them into memory: a hostile archive could otherwise make one of gigabytes."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        extended = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+                    tarfile.SOLARIS_XHDTYPE)  # fmt: skip
+        if self.type in extended and self.size > _MAX_HEADER:
+            raise _OversizedHeaderError(
+                f"a tar header record of {self.size:,} bytes (at most {_MAX_HEADER:,})"
+            )
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
 
 
 def _safe_name(archive: Path, name: str) -> str:
@@ -218,20 +270,62 @@ def _inside(rel: str) -> bool:
     return not (norm.startswith("../") or norm == ".." or posixpath.isabs(norm))
 
 
-def _extract(archive: Path, tar: tarfile.TarFile, staging: Path) -> tuple[list[str], int, int]:
-    """Write every member of ``tar`` below ``staging``; returns (top-level names, files, bytes)."""
+_RESERVED_TOP = (RECORD_NAME, LOCK_NAME)
+
+
+def _check_top(archive: Path, rel: str) -> None:
+    top = rel.split("/", 1)[0]
+    if top in _RESERVED_TOP or top.startswith(".amasskit") or top.endswith((".partial", ".old")):
+        raise HostileArchiveError(
+            archive, f"member {rel!r} would collide with amasskit's own records and staging at the target"
+        )
+
+
+def _check_clash(archive: Path, rel: str, kind: str, kinds: dict[str, str]) -> None:
+    """A member may not sit below a file or a link, nor turn a folder into a file (or the reverse)."""
+    parts = rel.split("/")
+    for depth in range(1, len(parts)):
+        above = "/".join(parts[:depth])
+        if kinds.get(above, "dir") != "dir":
+            raise HostileArchiveError(
+                archive, f"conflicting members: {rel!r} would be written through the {kinds[above]} {above!r}"
+            )
+    before = kinds.get(rel)
+    if before is not None and (before == "dir") != (kind == "dir"):
+        raise HostileArchiveError(archive, f"conflicting members: {rel!r} is both a {before} and a {kind}")
+    if before == "symbolic link" or (before is not None and kind == "symbolic link"):
+        raise HostileArchiveError(archive, f"conflicting members: {rel!r} is both a {before} and a {kind}")
+
+
+def _extract(archive: Path, tar: tarfile.TarFile, staging: Path, limit: int) -> tuple[list[str], int, int]:
+    """Write every member of ``tar`` below ``staging``; returns (top-level names, files, bytes).
+
+    Raises:
+        HostileArchiveError: a member escaping the target, clashing with another, or a device file or FIFO.
+        DecompressionBombError: the members add up to more than ``limit`` bytes.
+    """
     tops: dict[str, None] = {}
     files = size = 0
     symlinks: list[tuple[str, str]] = []
-    extracted: set[str] = set()
-    for member in tar:
+    kinds: dict[str, str] = {}  # what each path was extracted as
+    members = iter(tar)
+    while True:
+        try:
+            member = next(members)
+        except StopIteration:
+            break
+        except _OversizedHeaderError as exc:
+            raise DecompressionBombError(archive, str(exc)) from None
         rel = _safe_name(archive, member.name)
         if not rel:
             continue
+        _check_top(archive, rel)
         tops.setdefault(rel.split("/", 1)[0], None)
         dest = staging / rel
         if member.isdev() or member.isfifo():
             raise HostileArchiveError(archive, f"member {member.name!r} is a device file or FIFO")
+        kind = "dir" if member.isdir() else "symbolic link" if member.issym() else "file"
+        _check_clash(archive, rel, kind, kinds)
         if member.issym():
             target = member.linkname
             if posixpath.isabs(target) or not _inside(posixpath.join(posixpath.dirname(rel), target)):
@@ -239,27 +333,37 @@ def _extract(archive: Path, tar: tarfile.TarFile, staging: Path) -> tuple[list[s
                     archive, f"symbolic link {member.name!r} -> {target!r} leaves the target"
                 )
             symlinks.append((rel, target))
+            kinds[rel] = kind
             continue
         if member.islnk():
             link = _safe_name(archive, member.linkname)
-            if link not in extracted:
+            if kinds.get(link) != "file":
                 raise HostileArchiveError(
                     archive,
-                    f"hard link {member.name!r} -> {member.linkname!r} points at no earlier member inside",
+                    f"hard link {member.name!r} -> {member.linkname!r} points at no earlier file inside",
                 )
+            linked = (staging / link).stat().st_size
+            if size + linked > limit:
+                raise DecompressionBombError(archive, f"unpacks to more than {limit:,} bytes (the limit)")
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(staging / link, dest)
-            extracted.add(rel)
+            kinds[rel] = kind
             files += 1
-            size += (staging / link).stat().st_size
+            size += linked
             continue
         if member.isdir():
             dest.mkdir(parents=True, exist_ok=True)
+            kinds[rel] = kind
             continue
         if not member.isfile():
             raise HostileArchiveError(
                 archive, f"member {member.name!r} has an unsupported type {member.type!r}"
             )
+        if size + member.size > limit:  # before a byte of it is written; a sparse member counts in full
+            raise DecompressionBombError(
+                archive, f"member {member.name!r} ({member.size:,} bytes) takes the archive past {limit:,} bytes, "
+                "the limit (max_ratio times the archive's size, at most max_bytes; raise them if it is genuine)"
+            )  # fmt: skip
         dest.parent.mkdir(parents=True, exist_ok=True)
         source = tar.extractfile(member)
         if source is None:
@@ -267,7 +371,7 @@ def _extract(archive: Path, tar: tarfile.TarFile, staging: Path) -> tuple[list[s
         with dest.open("wb") as out:
             shutil.copyfileobj(source, out, _CHUNK)
         os.utime(dest, (member.mtime, member.mtime))
-        extracted.add(rel)
+        kinds[rel] = kind
         files += 1
         size += member.size
     # symbolic links last: nothing is written after them, and each must resolve inside
@@ -306,8 +410,13 @@ def unpack_archive(
     decompressor: Decompressor = "auto",
     threads: int = 1,
     progress: Callable[[int], None] | None = None,
+    overwrite: bool = False,
+    max_ratio: float | None = DEFAULT_MAX_RATIO,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
 ) -> ArchiveResult:
     """Unpack one archive into ``to`` (see the module docstring); never raises for a bad archive, reports it.
+
+    Takes no lock: :func:`unpack_archives` holds the target's lock around its calls.
 
     Args:
         archive: a ``.tar.bz2`` (any tar compression Python reads works too).
@@ -317,6 +426,10 @@ def unpack_archive(
         decompressor: ``auto`` (a parallel tool when installed), ``python``, ``lbzip2`` or ``pbzip2``.
         threads: threads for the parallel tool.
         progress: called with the archive bytes read so far.
+        overwrite: replace top-level folders at the target that amasskit did not unpack (by default such a folder
+            fails the archive, and is left as it was).
+        max_ratio: at most this many times the archive's size unpacked (None: no ratio limit).
+        max_bytes: at most this many bytes unpacked (None: no limit).
     """
     path = Path(archive)
     target = Path(to)
@@ -328,11 +441,14 @@ def unpack_archive(
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir()
+        limit = _limit(path, max_ratio, max_bytes)
         try:
-            with _tar_stream(path, tool, threads, progress) as (tar, counter):
-                folders, files, size = _extract(path, tar, staging)
+            with _tar_stream(path, tool, threads, progress, limit) as (tar, counter):
+                folders, files, size = _extract(path, tar, staging, limit)
         except ArchiveError:
             raise
+        except _OversizedHeaderError as exc:  # tarfile reads the first header on opening
+            raise DecompressionBombError(path, str(exc)) from None
         except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
             if isinstance(exc, FileNotFoundError) and not path.exists():
                 raise ArchiveError(path, "no such archive") from None
@@ -344,13 +460,19 @@ def unpack_archive(
         if verify:
             table = checksums if checksums is not None else load_checksum_table()
             verified, sums = _verify(folders, staging, table.get(path.name))
-        for name in folders:  # into place, one rename per top-level entry
+        owned = {f for entry in _load_record(target)["archives"].values() for f in entry.get("folders", ())}
+        foreign = [n for n in folders if (target / n).exists() or (target / n).is_symlink()]
+        foreign = [n for n in foreign if n not in owned and not overwrite]
+        if foreign:
+            raise OutputExistsError(
+                f"{path}: {', '.join(str(target / n) for n in foreign)} exists and was not unpacked by amasskit; "
+                "move it away, or pass overwrite (--overwrite) to replace it"
+            )
+        for name in folders:  # into place, one atomic exchange (or rename) per top-level entry
             final = target / name
             if final.is_symlink() or final.is_file():
                 final.unlink()
-            elif final.exists():
-                shutil.rmtree(final)
-            os.replace(staging / name, final)
+            replace_dir(staging / name, final)
         shutil.rmtree(staging)
         error = None
         if verified is False:
@@ -386,6 +508,15 @@ def unpack_archive(
 
 
 # ---------------------------------------------------------------------------------------------- many archives
+
+
+def _limit(path: Path, max_ratio: float | None, max_bytes: int | None) -> int:
+    """The most bytes the archive at ``path`` may unpack to."""
+    limit = float("inf") if max_bytes is None else float(max_bytes)
+    if max_ratio is not None:
+        with contextlib.suppress(OSError):
+            limit = min(limit, max(max_ratio * path.stat().st_size, float(_MIN_LIMIT)))
+    return int(min(limit, float(1 << 62)))
 
 
 def _load_record(target: Path) -> dict[str, Any]:
@@ -425,6 +556,7 @@ def _worker(
     threads: int,
     queue: Any,
     index: int,
+    options: dict[str, Any],
 ) -> ArchiveResult:
     checksums = load_checksum_table(table) if table is not None else None
     return unpack_archive(
@@ -435,6 +567,7 @@ def _worker(
         decompressor=tool,
         threads=threads,
         progress=(lambda n: queue.put((index, n))) if queue is not None else None,
+        **options,
     )
 
 
@@ -448,6 +581,10 @@ def unpack_archives(
     decompressor: Decompressor = "auto",
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
+    max_ratio: float | None = DEFAULT_MAX_RATIO,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    wait: float = 0.0,
 ) -> UnpackReport:
     """Unpack many archives into ``to``, in parallel; bad archives are reported and the rest carry on.
 
@@ -461,12 +598,38 @@ def unpack_archives(
         decompressor: see :func:`find_decompressor`.
         force: unpack again even archives the record says are done.
         progress: called as ``progress(index, bytes_read)`` for the archive at ``index``.
+        overwrite, max_ratio, max_bytes: see :func:`unpack_archive`.
+        wait: seconds to wait for another unpack into the same target to finish (0: refuse at once).
 
     Returns:
         The report; ``report.ok`` is False when an archive failed or did not match its checksum.
+
+    Raises:
+        BusyError: another run is unpacking into ``to``.
     """
     target = Path(to)
     target.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(target / LOCK_NAME, what=f"unpack into {target}", wait=wait):
+        return _unpack_locked(archives, target, workers=workers, verify=verify, checksums=checksums,
+                              decompressor=decompressor, force=force, progress=progress,
+                              options={"overwrite": overwrite, "max_ratio": max_ratio, "max_bytes": max_bytes})  # fmt: skip
+
+
+def _unpack_locked(
+    archives: Iterable[str | os.PathLike[str]],
+    target: Path,
+    *,
+    workers: int | None,
+    verify: bool,
+    checksums: str | os.PathLike[str] | Mapping[str, Any] | None,
+    decompressor: Decompressor,
+    force: bool,
+    progress: Callable[[int, int], None] | None,
+    options: dict[str, Any],
+) -> UnpackReport:
+    for leftover in target.glob(".*.partial"):  # staging a killed run left
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover)
     paths = [Path(a) for a in archives]
     table_source: dict[str, Any] | None = None
     if checksums is not None:
@@ -541,15 +704,28 @@ def unpack_archives(
                     decompressor=tool,
                     threads=threads,
                     progress=cb,
+                    **options,
                 ),
             )
     else:
         context = worker_context()
-        with context.Manager() as manager, ProcessPoolExecutor(n_workers, mp_context=context) as pool:
+        with (
+            context.Manager() as manager,
+            ProcessPoolExecutor(n_workers, mp_context=context, initializer=exit_with_parent) as pool,
+        ):
             queue = manager.Queue() if progress is not None else None
             futures = {
                 pool.submit(
-                    _worker, str(paths[i]), str(target), verify, table_source, tool, threads, queue, i
+                    _worker,
+                    str(paths[i]),
+                    str(target),
+                    verify,
+                    table_source,
+                    tool,
+                    threads,
+                    queue,
+                    i,
+                    options,
                 ): i
                 for i in todo
             }

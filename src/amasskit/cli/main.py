@@ -276,6 +276,20 @@ def unpack(
         DecompressorChoice, typer.Option(help="auto: lbzip2 or pbzip2 when installed, else Python's bz2.")
     ] = DecompressorChoice.auto,
     force: Annotated[bool, typer.Option("--force", help="Unpack again archives already unpacked.")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="Replace folders at the target that amasskit did not unpack (refused otherwise)."),
+    ] = False,
+    max_ratio: Annotated[
+        float, typer.Option(min=1, help="Refuse an archive that unpacks to more than this times its size.")
+    ] = 100.0,
+    max_bytes: Annotated[
+        int, typer.Option(min=1, help="Refuse an archive that unpacks to more than this many bytes.")
+    ] = 1 << 40,
+    wait: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds to wait for another unpack into the same target (0: refuse)."),
+    ] = 0.0,
 ) -> None:
     """Unpack AMASS archives in parallel, safely (hostile members refused), atomically and resumably; with --verify,
     against the release checksums. A bad archive is reported and the rest carry on; the exit code is 1 if any
@@ -304,6 +318,10 @@ def unpack(
             decompressor=decompressor.value,
             force=force,
             progress=on_progress,
+            overwrite=overwrite,
+            max_ratio=max_ratio,
+            max_bytes=max_bytes,
+            wait=wait,
         )
     table = Table(title=f"unpacked into {report.target}")
     for col in ("archive", "status", "folders", "files", "MiB", "verified", "seconds"):

@@ -76,3 +76,59 @@ def test_cli_export(store_path: Path, tmp_path: Path) -> None:
     assert (tmp_path / "a.h5").is_file()
     with pytest.raises(ValueError, match="format must be"):
         export_store(store_path, tmp_path / "x", format="parquet")
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("hdf5", "out.h5"), ("pt", "pt"), ("npz", "npz")])
+def test_an_existing_output_is_replaced_only_with_overwrite_and_whole(
+    store_path: Path, tmp_path: Path, fmt: str, name: str
+) -> None:
+    from amasskit.errors import OutputExistsError
+
+    target = tmp_path / name
+    if fmt == "hdf5":
+        target.write_bytes(b"an older file")
+    else:
+        target.mkdir()
+        (target / "0009999.npz").write_bytes(b"an older export's file")
+    with pytest.raises(OutputExistsError, match="already exists"):
+        export_store(store_path, target, format=fmt)
+    assert (target.read_bytes() if fmt == "hdf5" else (target / "0009999.npz").read_bytes()).startswith(
+        b"an older"
+    )
+    export_store(store_path, target, format=fmt, overwrite=True)
+    if fmt != "hdf5":  # the new export, and nothing of the old one
+        assert (
+            not (target / "0009999.npz").exists()
+            and (target / "manifest.json" if fmt == "pt" else target / "0000000.npz").is_file()
+        )
+    else:
+        with h5py.File(target, "r") as h5:
+            assert "pose_matrot" in h5
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no staging left
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "npz"])
+def test_a_failed_export_leaves_nothing(
+    store_path: Path, tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amasskit.store import _export
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(_export, "rotation_matrices" if fmt == "hdf5" else "atomic_open", fails)
+    with pytest.raises(OSError, match="disk full"):
+        export_store(store_path, tmp_path / "out", format=fmt)
+    assert list(tmp_path.iterdir()) == []  # no output that looks finished, no .partial
+
+
+def test_export_kind_clash_and_unknown_format(store_path: Path, tmp_path: Path) -> None:
+    from amasskit.errors import ConfigError, OutputExistsError
+
+    (tmp_path / "x.h5").mkdir()
+    with pytest.raises(OutputExistsError, match="not a file"):
+        export_store(store_path, tmp_path / "x.h5", format="hdf5", overwrite=True)
+    with pytest.raises(ConfigError, match="format must be one of"):
+        export_store(store_path, tmp_path / "y", format="parquet")
+    result = CliRunner().invoke(app, ["export", str(store_path), "-f", "npz", "-o", str(tmp_path / "x.h5")])
+    assert result.exit_code == 1 and "OutputExistsError" in result.output

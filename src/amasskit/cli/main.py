@@ -666,14 +666,16 @@ def export(
     store: Annotated[Path, typer.Argument(help="A prepared store (one split's folder).")],
     format: Annotated[ExportFormat, typer.Option("--format", "-f", help="hdf5, pt or npz.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="A .h5 file (hdf5) or a folder (pt, npz).")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output (whole, once complete).")] = False,
 ) -> None:
-    """Export a store: chunked compressed HDF5 (with pose_matrot), PyTorch .pt per field, or npz per sequence."""
+    """Export a store: chunked compressed HDF5 (with pose_matrot), PyTorch .pt per field, or npz per sequence.
+    Written beside the output and renamed into place when complete."""
     from ..store import export_store
 
     with _errors(), _progress() as bar:
         task = bar.add_task(f"exporting {format.value}", total=None)
         try:
-            export_store(store, output, format=format.value,
+            export_store(store, output, format=format.value, overwrite=overwrite,
                          progress=lambda done, total: bar.update(task, completed=done, total=total))  # fmt: skip
         except ImportError as exc:
             raise typer.BadParameter(str(exc)) from None

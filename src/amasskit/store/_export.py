@@ -7,20 +7,25 @@
 * ``pt``: one PyTorch tensor file per field (``<field>.pt``) and ``index.pt``, as the AMASS tools' stage III wrote.
 * ``npz``: one npz per sequence (its fields, ``fps``, ``betas``, ``gender``, provenance as JSON).
 
-Every file is written atomically.
+An export is all or nothing: it is written beside its target (``.<name>.partial-*``) and renamed into place when
+complete, so a killed export leaves no output that looks finished, and a failed one leaves nothing. An existing output
+is replaced only with ``overwrite``, whole (never a mix of old and new files).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._util.atomic import atomic_open
+from .._util.atomic import atomic_open, replace_dir
+from ..errors import ConfigError, OutputExistsError
 from ._format import Store
 
 __all__ = ["EXPORT_FORMATS", "export_store", "rotation_matrices"]
@@ -60,24 +65,50 @@ def export_store(
     out: str | os.PathLike[str],
     *,
     format: str,
+    overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Export the store at ``store_path`` to ``out`` (a ``.h5`` file for ``hdf5``; a folder for ``pt`` and ``npz``).
 
+    Args:
+        overwrite: replace an existing ``out`` (whole, once the new export is complete).
+
     Raises:
-        ValueError: an unknown format.
+        ConfigError: an unknown format.
+        OutputExistsError: ``out`` exists and ``overwrite`` is false, or it is a folder where a file goes (or the
+            reverse).
         ImportError: h5py missing for ``hdf5``.
     """
+    if format not in EXPORT_FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}", key="format")
     store = Store(store_path)
     target = Path(out)
-    if format == "hdf5":
-        _export_hdf5(store, target, progress)
-    elif format == "pt":
-        _export_pt(store, target)
-    elif format == "npz":
-        _export_npz(store, target, progress)
-    else:
-        raise ValueError(f"format must be one of {EXPORT_FORMATS}, got {format!r}")
+    is_file = format == "hdf5"
+    if target.exists() or target.is_symlink():
+        if not overwrite:
+            raise OutputExistsError(f"{target} already exists; pass overwrite (--overwrite) to replace it")
+        if target.is_symlink() or target.is_dir() == is_file:
+            kind = "a file" if is_file else "a folder"
+            raise OutputExistsError(f"{target} is not {kind}, which a {format} export writes; not replaced")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.partial-{secrets.token_hex(4)}")
+    try:
+        if format == "hdf5":
+            _export_hdf5(store, staging, progress)
+        elif format == "pt":
+            _export_pt(store, staging)
+        else:
+            _export_npz(store, staging, progress)
+        if is_file:
+            os.replace(staging, target)
+        else:
+            replace_dir(staging, target)
+    except BaseException:
+        if staging.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            staging.unlink(missing_ok=True)
+        raise
     return target
 
 
@@ -93,8 +124,7 @@ def _export_hdf5(store: Store, target: Path, progress: Callable[[int, int], None
         raise ImportError("HDF5 export needs h5py: pip install 'amasskit[export]'") from None
     representation = str(store.manifest.get("rotation", "rotvec"))
     F = store.num_frames
-    tmp = target.with_name(f".{target.name}.partial")
-    with h5py.File(tmp, "w") as h5:
+    with h5py.File(target, "w") as h5:
         h5.attrs["manifest"] = json.dumps(store.manifest, sort_keys=True)
         h5.attrs["sequences"] = json.dumps(store.sequences, sort_keys=True)
         rot_names = [n for n in _ROTATION_FIELDS if n in store.fields]
@@ -121,7 +151,6 @@ def _export_hdf5(store: Store, target: Path, progress: Callable[[int, int], None
         group = h5.create_group("index")
         for name, value in _index(store).items():
             group.create_dataset(name, data=value)
-    os.replace(tmp, target)
 
 
 def _export_pt(store: Store, target: Path) -> None:

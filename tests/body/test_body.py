@@ -341,3 +341,16 @@ def test_cli_joints_and_mesh(model_dir: Path, tmp_path: Path) -> None:
         app, ["mesh", str(motion), "-o", str(tmp_path / "x.stl"), "--model-dir", str(model_dir)]
     )
     assert bad.exit_code != 0
+
+
+def test_betas_the_model_cannot_take_are_an_error_not_cut(model_dir: Path) -> None:
+    from amasskit.errors import SequenceError
+    from amasskit.synth import plan_tree, synth_sequence
+
+    model = BodyModel.load("smplh", "male", model_dir=model_dir, dtype=F64)
+    seq = synth_sequence(plan_tree(files=1, lengths="short", seed=3)[0], release="smplh", seed=3)
+    seq = seq.replace(betas=np.concatenate([seq.betas, np.ones(4)]))  # 20 coefficients for a 16-beta model
+    with pytest.raises(SequenceError, match="20 shape coefficients"):
+        model.sequence_joints(seq)
+    fewer = seq.replace(betas=seq.betas[:10])  # fewer: the first ten components, as documented
+    assert model.sequence_joints(fewer).shape == (seq.num_frames, 52, 3)

@@ -210,3 +210,27 @@ def test_cli_renders_a_real_file(samples: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     with Image.open(out) as im:
         assert im.n_frames == 15 and im.size == (96, 96)  # 60 frames at 120 fps -> 0.5 s at 30 fps
+
+
+def test_bad_rates_frame_ranges_and_values_are_typed_errors(tmp_path: Path) -> None:
+    np.save(tmp_path / "ok.npy", np.zeros((20, 22, 3)))
+    for fps in (0.0, -30.0, float("nan"), float("inf")):
+        with pytest.raises(RenderError, match="fps must be positive"):
+            render([tmp_path / "ok.npy"], tmp_path / "out.gif", fps=fps)
+        with pytest.raises(RenderError, match="fps must be positive"):
+            load_track(tmp_path / "ok.npy", fps=fps)
+    for frames in ((5, 5), (9, 3), (20, None), (100, 200), (-30, None)):
+        with pytest.raises(RenderError, match="select nothing"):
+            render([tmp_path / "ok.npy"], tmp_path / "out.gif", frames=frames)
+    nan = np.zeros((20, 22, 3))
+    nan[7, 3] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    with pytest.raises(RenderError, match="not finite at 1 frames"):
+        render([tmp_path / "nan.npy"], tmp_path / "out.gif")
+    assert not (tmp_path / "out.gif").exists()
+    assert render(
+        [tmp_path / "ok.npy"], tmp_path / "out.gif", frames=(-10, None)
+    ).is_file()  # the last 10 frames
+    result = CliRunner().invoke(app, ["render", str(tmp_path / "ok.npy"), "-o", str(tmp_path / "x.gif"),
+                                      "--frames", "5:5"])  # fmt: skip
+    assert result.exit_code == 1 and "RenderError" in result.output and "Traceback" not in result.output

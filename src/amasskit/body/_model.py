@@ -207,6 +207,21 @@ class BodyModel:
         for posed in self._sequence_chunks(seq, chunk):
             yield posed.vertices
 
+    def sequence_betas(self, seq: Sequence) -> np.ndarray:
+        """``seq.betas``, checked to be a shape this model can take (never silently cut).
+
+        Raises:
+            SequenceError: the sequence has more shape coefficients than the model file holds.
+        """
+        if seq.betas.shape[-1] > self.num_betas:
+            where = f" ({seq.provenance.source})" if seq.provenance.source else ""
+            raise SequenceError(
+                f"the sequence{where} has {seq.betas.shape[-1]} shape coefficients (betas); this {self.kind.value} "
+                f"model file holds {self.num_betas}: use a model file with at least as many (AMASS's SMPL+H files "
+                "have 16)"
+            )
+        return seq.betas
+
     @classmethod
     def for_sequence(
         cls, seq: Sequence, *, model_dir: str | os.PathLike[str] | None = None, **kwargs: Any
@@ -219,7 +234,7 @@ class BodyModel:
             seq.model.value == "smplh" and self.kind is ModelKind.SMPLH
         ):
             raise SequenceError(f"a {seq.model.value} sequence cannot drive a {self.kind.value} model")
-        betas = seq.betas[: self.num_betas]
+        betas = self.sequence_betas(seq)
         use_dmpls = seq.dmpls is not None and self.dmpl_basis is not None
         static = None if use_dmpls else self.with_shape(betas)
         for start in range(0, seq.num_frames, chunk):

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import __version__
-from ..errors import AmassFileError, AmassKitError, NotMotionFileError
+from ..errors import AmassFileError, AmassKitError, NonFiniteError, NotMotionFileError
 
 app = typer.Typer(
     name="amasskit",
@@ -666,7 +666,9 @@ def export(
     store: Annotated[Path, typer.Argument(help="A prepared store (one split's folder).")],
     format: Annotated[ExportFormat, typer.Option("--format", "-f", help="hdf5, pt or npz.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="A .h5 file (hdf5) or a folder (pt, npz).")],
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output (whole, once complete).")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing output (whole, once complete).")
+    ] = False,
 ) -> None:
     """Export a store: chunked compressed HDF5 (with pose_matrot), PyTorch .pt per field, or npz per sequence.
     Written beside the output and renamed into place when complete."""
@@ -804,6 +806,10 @@ def joints(
         )
         with torch.inference_mode():
             positions = model.sequence_joints(seq).numpy()
+        if not np.isfinite(positions).all():
+            raise NonFiniteError(
+                sequence, f"joint positions are not finite in {positions.dtype} (try --float64)"
+            )
         write_npy(output, positions)
     console.print(
         f"{output}: joints {positions.shape} ({model.kind.value}, {model.gender.value})", highlight=False

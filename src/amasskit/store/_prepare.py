@@ -355,7 +355,7 @@ def pelvis_offset(model: Any, seq: Sequence) -> np.ndarray:
 
     use_dmpls = seq.dmpls is not None and model.num_dmpls > 0
     with torch.inference_mode():
-        shaped = model.with_shape(seq.betas[: model.num_betas], dmpls=seq.dmpls if use_dmpls else None)
+        shaped = model.with_shape(model.sequence_betas(seq), dmpls=seq.dmpls if use_dmpls else None)
         return shaped.joints_rest[..., 0, :].numpy().astype(np.float64)
 
 

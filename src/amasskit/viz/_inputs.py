@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,6 +40,29 @@ def load_track(
         RenderError: an input that is none of these.
         AmassFileError: a motion file or store that cannot be read (its own typed error).
     """
+    _check_fps(fps)
+    track = _load_track(spec, model_dir=model_dir, fps=fps, label=label)
+    bad = ~np.isfinite(track.joints).all(axis=(1, 2))
+    if bad.any():
+        raise RenderError(f"{spec}: joint positions are not finite at {int(bad.sum())} frames (first: frame "
+                          f"{int(np.argmax(bad))}); nothing drawn")  # fmt: skip
+    if len(track.joints) == 0:
+        raise RenderError(f"{spec}: no frames to draw")
+    return track
+
+
+def _check_fps(fps: float | None) -> None:
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise RenderError(f"fps must be positive and finite, got {fps}")
+
+
+def _load_track(
+    spec: str | os.PathLike[str],
+    *,
+    model_dir: str | os.PathLike[str] | None,
+    fps: float | None,
+    label: str | None,
+) -> Track:
     text = str(spec)
     base, _, number = text.partition("#")
     path = Path(base).expanduser()
@@ -146,6 +170,7 @@ def render(
     """
     if not inputs:
         raise RenderError("nothing to render")
+    _check_fps(fps)
     names = list(labels) if labels is not None else [None] * len(inputs)
     if len(names) != len(inputs):
         raise RenderError(f"{len(names)} labels for {len(inputs)} inputs")
@@ -154,6 +179,18 @@ def render(
     ]
     first = tracks[0]
     start_frame, stop_frame = frames or (None, None)
+    length = len(first.joints)
+    lo = 0 if start_frame is None else start_frame % length if start_frame < 0 else start_frame
+    hi = length if stop_frame is None else stop_frame % length if stop_frame < 0 else min(stop_frame, length)
+    if (start_frame is not None and start_frame < -length) or lo >= hi:
+        raise RenderError(
+            f"frames {'' if start_frame is None else start_frame}:{'' if stop_frame is None else stop_frame} "
+            f"select nothing of {first.label} ({length} frames)"
+        )
+    start_frame, stop_frame = (
+        lo,
+        (None if stop_frame is None else hi),
+    )  # None: to the end of the longest input
     start = (start_frame or 0) / first.fps
     stop = None if stop_frame is None else stop_frame / first.fps
     cap = 30.0 if Path(output).suffix.lower() == ".gif" else 60.0

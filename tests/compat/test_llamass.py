@@ -73,3 +73,24 @@ def test_a_store_yields_the_same_items_as_the_tree(smplh_tree: SynthSummary, tmp
         from_store = AMASS(store, 8, False, keep=0.8)
         assert len(from_store) == len(from_tree)
         assert fingerprints(count(from_store, workers)) == expected
+
+
+def test_a_file_that_fails_mid_epoch_is_skipped_and_listed(smplh_tree: SynthSummary, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "tree"
+    shutil.copytree(smplh_tree.root, root, ignore=shutil.ignore_patterns("archives"))
+    ds = AMASS(root, 8, False, keep=1.0, seed=0)
+    full = len(list(ds))
+    damaged, shortened = (Path(str(s)) for s in ds.sources[:2])
+    data = damaged.read_bytes()
+    damaged.write_bytes(data[: len(data) // 2])  # damaged after the dataset was made
+    from tests.conftest import save_npz, smplh_arrays
+
+    save_npz(shortened, **smplh_arrays(5))  # now 5 frames long
+    items = list(ds)
+    assert {p for p, _ in ds.skipped} == {str(damaged), str(shortened)}
+    assert all(it["poses"].shape == (8, 156) for it in items)
+    lost = sum(n // 8 for n in ds.lengths[:2])
+    assert len(items) == full - lost
+    assert any(e.startswith("CorruptFileError") for _, e in ds.skipped)

@@ -18,7 +18,9 @@ Fixed, compared with llamass 0.1:
 * **``transform=None`` crashes**: llamass calls ``None``; here it means no transform.
 
 Files that are not motion files or cannot be read are logged and listed in ``skipped`` instead of stopping the
-epoch. Window starts follow llamass: ``keep`` keeps the middle fraction of each file (``int(n * drop)`` to
+epoch: when the dataset is made (headers), and during an epoch (a file damaged, removed or changed in length since;
+such a file's windows are then missing from that epoch, and ``skipped`` of the process that iterated names it: the
+main process without workers, each worker's log with them). Window starts follow llamass: ``keep`` keeps the middle fraction of each file (``int(n * drop)`` to
 ``int(n * keep + n * drop)``), then windows start every frame (``overlapping``) or every ``clip_length`` frames.
 """
 
@@ -158,7 +160,18 @@ class AMASS(torch.utils.data.IterableDataset[dict[str, Any]]):
                 continue
             if self.shuffle:
                 random.Random(self.seed * 1_000_003 + k).shuffle(starts)
-            arrays = self._arrays(self.sources[k])
+            try:
+                arrays = self._arrays(self.sources[k])
+            except AmassFileError as exc:  # damaged or removed since the dataset was made: skipped, listed
+                logger.warning("skipped %s", exc)
+                self.skipped.append((str(self.sources[k]), f"{type(exc).__name__}: {exc}"))
+                continue
+            if len(arrays["trans"]) != self.lengths[k]:
+                error = (f"CorruptFileError: {self.sources[k]}: has {len(arrays['trans'])} frames, "
+                         f"{self.lengths[k]} when the dataset was made")  # fmt: skip
+                logger.warning("skipped %s", error)
+                self.skipped.append((str(self.sources[k]), error))
+                continue
             L = self.clip_length
             for start in starts:
                 item: dict[str, Any] = {}

@@ -126,3 +126,55 @@ def test_cli_view_names_a_bad_input(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not motion")
     result = CliRunner().invoke(app, ["view", str(tmp_path / "notes.txt"), "--port", "0"])
     assert result.exit_code == 1 and "RenderError" in result.output and "notes.txt" in result.output
+
+
+def _handshake(port: int, origin: str | None) -> bool:
+    """Whether the viewer accepts a websocket handshake from a page of ``origin`` (None: no Origin header)."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    try:
+        with connect(f"ws://127.0.0.1:{port}", origin=origin, open_timeout=10) as ws:  # type: ignore[arg-type]
+            ws.close()
+    except InvalidStatus as exc:
+        assert exc.response.status_code == 403
+        return False
+    return True
+
+
+def test_the_real_port_is_reported_and_other_origins_are_refused() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        viewer = Viewer([walk_track("walk", T=10)], port=busy, autoplay=False)
+        try:
+            assert viewer.port != busy and viewer.url == f"http://127.0.0.1:{viewer.port}"
+            assert _handshake(viewer.port, f"http://127.0.0.1:{viewer.port}")
+            assert _handshake(viewer.port, f"http://localhost:{viewer.port}")
+            assert _handshake(viewer.port, None)  # not a browser: no page to forge
+            assert not _handshake(viewer.port, "http://evil.example")
+            assert not _handshake(viewer.port, f"http://evil.example:{viewer.port}")
+            assert not _handshake(viewer.port, "http://127.0.0.1:1")
+        finally:
+            viewer.close()
+    allowed = Viewer(
+        [walk_track("walk", T=10)], port=0, autoplay=False, allow_origins=("http://lab.example",)
+    )
+    try:
+        assert _handshake(allowed.port, "http://lab.example")
+        assert not _handshake(allowed.port, "http://evil.example")
+    finally:
+        allowed.close()
+
+
+def test_binding_another_address_warns(caplog: pytest.LogCaptureFixture) -> None:
+    viewer = Viewer([walk_track("walk", T=10)], host="0.0.0.0", port=0, autoplay=False)
+    try:
+        assert "anyone who can reach this machine" in caplog.text
+        assert _handshake(viewer.port, f"http://192.0.2.7:{viewer.port}")  # its own page, by another name
+        assert not _handshake(viewer.port, "http://evil.example")
+    finally:
+        viewer.close()

@@ -763,6 +763,10 @@ def view(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0: any free one).")] = 8080,
     label: Annotated[list[str] | None, typer.Option(help="A label per input (repeat the option).")] = None,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(help="Also let pages of this origin (http://host:port) connect; '*': any (repeatable)."),
+    ] = None,
 ) -> None:
     """An interactive viewer in the browser: play and pause, frame slider, speed, loop, sequence selection,
     skeleton or mesh, and per-frame facts. Serves until Ctrl-C."""
@@ -776,7 +780,7 @@ def view(
             load_track(spec, model_dir=model_dir, label=name)
             for spec, name in zip(inputs, labels, strict=True)
         ]
-        viewer = Viewer(tracks, host=host, port=port)
+        viewer = Viewer(tracks, host=host, port=port, allow_origins=tuple(allow_origin or ()))
     console.print(f"amasskit viewer: open {viewer.url} in a browser (Ctrl-C to stop)", highlight=False)
     viewer.wait()
 

@@ -8,10 +8,12 @@ while the server runs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +39,12 @@ class Viewer:
         port: the port (0: any free one; :attr:`url` says which).
         mesh: show tracks that have a body model as meshes (else their joints as a skeleton).
         autoplay: run the thread that advances playback in real time (off: call :meth:`advance` yourself).
+        allow_origins: more origins whose pages may open the viewer's websocket (``"*"``: any). By default only
+            pages served by the viewer itself may (a page of another site open in the same browser cannot drive or
+            read the viewer); clients that send no ``Origin`` (not browsers) are let in.
+
+    The port actually bound (viser moves to the next free one when the asked one is taken) is :attr:`port`, and
+    :attr:`url` uses it. Binding an address other than loopback logs a warning: anyone who can reach it can watch.
 
     Raises:
         RenderError: viser is not installed (``pip install 'amasskit[view]'``) or there is nothing to show.
@@ -50,6 +58,7 @@ class Viewer:
         port: int = 8080,
         mesh: bool = True,
         autoplay: bool = True,
+        allow_origins: Sequence[str] = (),
     ) -> None:
         try:
             import viser
@@ -64,8 +73,22 @@ class Viewer:
         self._stop = threading.Event()
         if port == 0:
             port = _free_port(host)
-        self.server = viser.ViserServer(host=host, port=port, verbose=False)
-        self.host, self.port = host, port
+        loopback = _is_loopback(host)
+        if not loopback:
+            logger.warning("the viewer binds %s: anyone who can reach this machine on that address can watch; "
+                           "use --host 127.0.0.1 to serve this machine only", host)  # fmt: skip
+        origins: list[Any] = [None]  # filled in once the port is known: websockets reads it at each handshake
+        with _origin_checked(None if "*" in allow_origins else origins):
+            self.server = viser.ViserServer(host=host, port=port, verbose=False)
+        self.host, self.port = host, int(self.server.get_port())
+        if self.port != port:
+            logger.warning("port %d is taken: the viewer serves on port %d", port, self.port)
+        # pages of the viewer itself: loopback names, and any name of this machine when it binds another address
+        hosts = "|".join(re.escape(n) for n in ("127.0.0.1", "localhost", "[::1]"))
+        if not loopback:
+            hosts += r"|[^/:\[\]]+|\[[0-9a-fA-F:.]+\]"
+        origins.append(re.compile(rf"https?://(?:{hosts}):{self.port}"))
+        origins.extend(allow_origins)
         scene, gui = self.server.scene, self.server.gui
         scene.set_up_direction("+z")  # AMASS is Z-up
         scene.add_grid("/ground", width=30.0, height=30.0, plane="xy", cell_size=0.5, section_size=1.0)
@@ -224,6 +247,37 @@ class Viewer:
             pass
         finally:
             self.close()
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def _origin_checked(origins: list[Any] | None) -> Iterator[None]:
+    """While viser starts its server, have websockets check each websocket handshake's ``Origin`` against
+    ``origins`` (None: no check). viser exposes no option for it, so its call of ``websockets.asyncio.server.serve``
+    is wrapped for the duration of its start (it starts the server before ``ViserServer()`` returns)."""
+    import websockets.asyncio.server as ws_server
+
+    original = ws_server.serve
+
+    def serve(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("origins", origins)
+        return original(*args, **kwargs)
+
+    ws_server.serve = serve  # type: ignore[misc,assignment]
+    try:
+        yield
+    finally:
+        ws_server.serve = original  # type: ignore[misc]
 
 
 def _free_port(host: str) -> int:

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from .._util.configfile import load_yaml_or_json
 from ..errors import SplitSchemeError
 from ._names import canonical_dataset
 
@@ -269,21 +269,5 @@ def load_scheme(name_or_path: str | os.PathLike[str]) -> SplitScheme:
         raise SplitSchemeError(
             f"no built-in split scheme {key!r} (built in: {', '.join(BUILTIN_SCHEMES)}) and no such file"
         )
-    text = path.read_text()
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise SplitSchemeError(
-                f"{path}: reading YAML needs PyYAML (pip install 'amasskit[config]')"
-            ) from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise SplitSchemeError(f"{path}: not valid YAML: {exc}") from None
-    else:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise SplitSchemeError(f"{path}: not valid JSON: {exc}") from None
+    data = load_yaml_or_json(path, SplitSchemeError)
     return scheme_from_mapping(data, source=str(path))

@@ -36,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._util.atomic import atomic_open
+from .._util.configfile import load_yaml_or_json
 from .._util.locking import exclusive_lock
 from .._util.processes import pool_worker, worker_context
 from .._version import __version__
@@ -85,31 +86,22 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         ConfigError: no such file, unreadable, not valid YAML/JSON, or not a mapping.
     """
     file = Path(path)
-    try:
-        text = file.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: cannot read the config: {exc}") from None
-    if file.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ConfigError(f"{file}: YAML configs need PyYAML: pip install 'amasskit[config]'") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{file}: not valid YAML: {exc}") from None
-    else:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ConfigError(f"{file}: not valid JSON ({exc}); YAML configs end in .yaml or .yml") from None
+    if not file.is_file() and not file.exists():
+        raise ConfigError(f"{file}: no such config file")
+    data = load_yaml_or_json(file, ConfigError)
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: a config is a mapping of keys to values, got {type(data).__name__}")
     return data
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "gender": ("male", "female", "neutral"),
+    "model": ("smplh", "smplx"),
+    "rotation": ("rotvec", "quat", "rotmat", "6d"),
+    "dtype": ("float32", "float64"),
+}
 
 
 def _number(key: str, value: Any, *, integer: bool = False) -> float | int:
@@ -150,21 +142,12 @@ def _checked(key: str, value: Any) -> Any:
         if not value:
             raise ConfigError(f"{key} is empty: leave it out to take every one", key=key)
         return tuple(value)
-    if key == "gender":
-        if value not in ("male", "female", "neutral"):
-            raise ConfigError(f"gender must be male, female or neutral, got {value!r}", key=key)
-        return value
-    if key == "model":
-        if value not in ("smplh", "smplx"):
-            raise ConfigError(f"model must be smplh or smplx, got {value!r}", key=key)
-        return value
-    if key == "rotation":
-        if value not in ("rotvec", "quat", "rotmat", "6d"):
-            raise ConfigError(f"rotation must be rotvec, quat, rotmat or 6d, got {value!r}", key=key)
-        return value
-    if key == "dtype":
-        if value not in ("float32", "float64"):
-            raise ConfigError(f"dtype must be float32 or float64, got {value!r}", key=key)
+    if key in _CHOICES:
+        if value not in _CHOICES[key]:
+            allowed = _CHOICES[key]
+            raise ConfigError(
+                f"{key} must be {', '.join(allowed[:-1])} or {allowed[-1]}, got {value!r}", key=key
+            )
         return value
     if key in ("canonicalise", "mirror", "strict", "joints"):
         if not isinstance(value, bool):

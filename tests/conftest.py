@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,14 +11,18 @@ import pytest
 from amasskit.synth import SynthSummary, synth_tree, write_body_models
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO.parent / "shared" / "data" / "amass_sample"
+#: the real AMASS samples: ../shared beside the checkout, or wherever AMASSKIT_SAMPLES points
+SAMPLES = Path(os.environ.get("AMASSKIT_SAMPLES") or REPO.parent / "shared" / "data" / "amass_sample")
 
 
 @pytest.fixture(scope="session")
 def samples() -> Path:
     """The folder of real AMASS samples; tests using it skip where it is absent (the licence forbids shipping them)."""
     if not (SAMPLES / "amass_sample.npz").is_file():
-        pytest.skip(f"real AMASS samples not found at {SAMPLES} (licensed data, kept outside the repository)")
+        pytest.skip(
+            f"real AMASS samples not found at {SAMPLES} (licensed data, kept outside the repository; "
+            "set AMASSKIT_SAMPLES to their folder)"
+        )
     return SAMPLES
 
 

@@ -62,7 +62,7 @@ def exit_with_parent() -> None:
                 os._exit(1)
             time.sleep(0.5)
 
-    if os.getppid() == parent and parent != 1:
+    if parent != 1:  # started by init already: nothing to watch
         threading.Thread(target=watch, name="amasskit-exit-with-parent", daemon=True).start()
 
 

@@ -291,9 +291,7 @@ def _check_clash(archive: Path, rel: str, kind: str, kinds: dict[str, str]) -> N
                 archive, f"conflicting members: {rel!r} would be written through the {kinds[above]} {above!r}"
             )
     before = kinds.get(rel)
-    if before is not None and (before == "dir") != (kind == "dir"):
-        raise HostileArchiveError(archive, f"conflicting members: {rel!r} is both a {before} and a {kind}")
-    if before == "symbolic link" or (before is not None and kind == "symbolic link"):
+    if before is not None and (before != kind or kind == "symbolic link"):  # a file or folder again is fine
         raise HostileArchiveError(archive, f"conflicting members: {rel!r} is both a {before} and a {kind}")
 
 

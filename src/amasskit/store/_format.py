@@ -296,8 +296,7 @@ class Store:
 
     def _load(self, folder: int) -> None:
         def read_bytes(name: str) -> bytes:
-            fd = os.open(name, os.O_RDONLY, dir_fd=folder)
-            with os.fdopen(fd, "rb") as fp:
+            with _open_in(folder, name) as fp:
                 return fp.read()
 
         try:

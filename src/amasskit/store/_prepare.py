@@ -86,7 +86,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         ConfigError: no such file, unreadable, not valid YAML/JSON, or not a mapping.
     """
     file = Path(path)
-    if not file.is_file() and not file.exists():
+    if not file.exists():
         raise ConfigError(f"{file}: no such config file")
     data = load_yaml_or_json(file, ConfigError)
     if data is None:
@@ -478,10 +478,12 @@ def _load_work(path: Path) -> list[tuple[dict[str, np.ndarray], dict[str, Any]]]
     return out
 
 
-def _load_schema(path: Path) -> dict[str, list[Any]] | None:
+def _load_summary(path: Path) -> tuple[dict[str, list[Any]] | None, int]:
+    """A result's field layout (None when it holds no sequence) and its number of sequences, without its arrays."""
     with np.load(path, allow_pickle=False) as data:
         schema = json.loads(str(data["schema"]))
-    return schema if isinstance(schema, dict) else None
+        count = len(json.loads(str(data["meta"])))
+    return (schema if isinstance(schema, dict) else None), count
 
 
 # ---------------------------------------------------------------------------------------------- the plan
@@ -805,15 +807,17 @@ def _run(
     # 3. every result must fit one store layout: the layout most files give (ties: the first in catalogue order);
     # a file that gives another (a field of another width, a field missing) is a problem, found before assembly
     schemas: dict[str, str] = {}
-    order: list[str] = []
+    outputs: dict[str, int] = {}  # sequences in each readable result
+    rel_of: dict[str, str] = {}
     for split_plan in plan.splits.values():
         if split_plan.action == "keep":
             continue
         for rel, key in zip(split_plan.inputs, split_plan.keys, strict=True):
-            if key in errors or key in schemas or not (work / f"{key}.npz").exists():
+            rel_of[key] = rel
+            if key in errors or key in outputs or not (work / f"{key}.npz").exists():
                 continue
             try:
-                schema = _load_schema(work / f"{key}.npz")
+                schema, outputs[key] = _load_summary(work / f"{key}.npz")
             except (OSError, ValueError, KeyError) as exc:
                 (work / f"{key}.npz").unlink(missing_ok=True)
                 errors[key] = (
@@ -822,19 +826,18 @@ def _run(
                 continue
             if schema is not None:
                 schemas[key] = json.dumps(schema, sort_keys=True)
-                order.append(key)
     if schemas:
         tally: dict[str, int] = {}
-        for key in order:
+        for key in schemas:  # catalogue order
             tally[schemas[key]] = tally.get(schemas[key], 0) + 1
         expected = max(tally, key=lambda s: tally[s])  # dicts keep insertion order: ties go to the first seen
         layout = ", ".join(
             f"{n} {tuple(shape)} {dtype}" for n, (dtype, shape) in json.loads(expected).items()
         )
-        for key in order:
+        for key in schemas:
             if schemas[key] != expected:
                 got = ", ".join(f"{n} {tuple(sh)} {dt}" for n, (dt, sh) in json.loads(schemas[key]).items())
-                errors[key] = (f"ArrayShapeError: {plan.root / jobs.get(key, _rel_of(plan, key))}: its fields "
+                errors[key] = (f"ArrayShapeError: {plan.root / rel_of[key]}: its fields "
                                f"({got}) differ from the other sequences' ({layout})")  # fmt: skip
                 if config.strict:
                     raise AmassKitError(f"prepare stopped (--strict): {errors[key]}")
@@ -859,7 +862,7 @@ def _run(
                     if key in errors]  # fmt: skip
         report_problems.extend(problems)
         results = [work / f"{key}.npz" for key in split_plan.keys if key not in errors]
-        count = sum(len(json.loads(str(np.load(p, allow_pickle=False)["meta"]))) for p in results)
+        count = sum(outputs.get(key, 0) for key in split_plan.keys if key not in errors)
         if count == 0:
             logger.error("prepare: split %s gives no sequence (%d inputs, %d problems): no store written",
                          split, len(split_plan.inputs), len(problems))  # fmt: skip
@@ -918,14 +921,6 @@ def _run(
         empty,
         plan.stale,
     )
-
-
-def _rel_of(plan: PreparePlan, key: str) -> str:
-    for split_plan in plan.splits.values():
-        for rel, k in zip(split_plan.inputs, split_plan.keys, strict=True):
-            if k == key:
-                return rel
-    return key
 
 
 def _run_on_dask(

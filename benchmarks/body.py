@@ -54,7 +54,9 @@ def measure(
                    right_hand_pose=hands[:, 45:], transl=trans)  # fmt: skip
 
     def posed() -> object:
-        return ours.with_shape(betas).with_pose(root, body, hands, trans=trans)
+        return ours.with_shape(betas).with_pose(
+            root_orient=root, pose_body=body, pose_hand=hands, trans=trans
+        )
 
     with torch.inference_mode():
         return (

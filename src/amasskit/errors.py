@@ -30,6 +30,8 @@ code written against plain Python keeps working::
     ├── CatalogError                           (ValueError) a catalog database that cannot be used
     ├── SplitSchemeError                       (ValueError) a split scheme that is malformed or unknown
     ├── SequenceError                          (ValueError) arrays that do not form a valid Sequence
+    ├── RotationError                          (ValueError) an array that is not of the rotation shape asked for
+    ├── InvalidArgumentError                   (ValueError) an argument outside its domain (a shape, a range, a name)
     └── RenderError                            (RuntimeError) a preview that cannot be drawn or written
 
 Messages name the file (where there is one), say what was expected and what was found, and how to fix it.
@@ -56,6 +58,7 @@ __all__ = [
     "EmptySelectionError",
     "EmptySequenceError",
     "HostileArchiveError",
+    "InvalidArgumentError",
     "InvalidValueError",
     "MissingKeyError",
     "MotionFileNotFoundError",
@@ -64,6 +67,7 @@ __all__ = [
     "OutputExistsError",
     "PickledDataError",
     "RenderError",
+    "RotationError",
     "SequenceError",
     "SplitSchemeError",
     "StoreError",
@@ -223,3 +227,13 @@ class StoreError(AmassFileError, ValueError):
 class RenderError(AmassKitError, RuntimeError):
     """A preview that cannot be written: no encoder for the format asked for, an unknown format, no frames, or an
     input that cannot be drawn."""
+
+
+class RotationError(AmassKitError, ValueError):
+    """An array passed to :mod:`amasskit.rotations` whose trailing shape does not fit the representation asked for,
+    or an unknown representation name."""
+
+
+class InvalidArgumentError(AmassKitError, ValueError):
+    """An argument of a library function outside its domain: a pose of the wrong shape for the body model, a
+    probability above 1, a frame rate of 0, an unknown option name. The message names the argument."""

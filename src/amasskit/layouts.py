@@ -17,6 +17,7 @@ from typing import Final
 
 import numpy as np
 
+from .errors import InvalidArgumentError
 from .topology import NUM_BODY_JOINTS, NUM_HAND_JOINTS
 
 __all__ = ["LAYOUTS", "PART_SHAPES", "PoseLayout", "get_layout", "join_pose_parts", "split_flat_poses"]
@@ -78,7 +79,9 @@ def get_layout(layout: str | PoseLayout) -> PoseLayout:
     try:
         return LAYOUTS[str(layout)]
     except KeyError:
-        raise ValueError(f"Unknown pose layout {layout!r}; expected one of {sorted(LAYOUTS)}.") from None
+        raise InvalidArgumentError(
+            f"Unknown pose layout {layout!r}; expected one of {sorted(LAYOUTS)}."
+        ) from None
 
 
 def split_flat_poses(poses: np.ndarray, layout: str | PoseLayout) -> dict[str, np.ndarray]:
@@ -96,7 +99,9 @@ def split_flat_poses(poses: np.ndarray, layout: str | PoseLayout) -> dict[str, n
     """
     lay = get_layout(layout)
     if poses.shape[-1:] != (lay.width,):
-        raise ValueError(f"Layout {lay.name!r} needs poses (..., {lay.width}), got {tuple(poses.shape)}.")
+        raise InvalidArgumentError(
+            f"Layout {lay.name!r} needs poses (..., {lay.width}), got {tuple(poses.shape)}."
+        )
     lead = poses.shape[:-1]
     return {name: poses[..., cols].reshape(*lead, *PART_SHAPES[name]) for name, cols in lay.slices}
 
@@ -124,7 +129,7 @@ def join_pose_parts(
     lay = get_layout(layout)
     root = parts.get("root_orient")
     if root is None or parts.get("pose_body") is None:
-        raise ValueError("join_pose_parts needs at least 'root_orient' and 'pose_body'.")
+        raise InvalidArgumentError("join_pose_parts needs at least 'root_orient' and 'pose_body'.")
     lead = root.shape[:-1]
     out = np.zeros((*lead, lay.width), dtype=root.dtype if dtype is None else np.dtype(dtype))  # type: ignore[call-overload]
     for name, cols in lay.slices:
@@ -133,6 +138,6 @@ def join_pose_parts(
             continue
         expected = (*lead, *PART_SHAPES[name])
         if tuple(value.shape) != expected:
-            raise ValueError(f"Part {name!r} must have shape {expected}, got {tuple(value.shape)}.")
+            raise InvalidArgumentError(f"Part {name!r} must have shape {expected}, got {tuple(value.shape)}.")
         out[..., cols] = value.reshape(*lead, cols.stop - cols.start)
     return out

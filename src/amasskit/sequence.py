@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .conventions import DEFAULT_DTYPE, resolve_dtype
+from .conventions import DEFAULT_DTYPE, POSE_PARTS, ModelType, resolve_dtype
 from .errors import SequenceError
 from .layouts import PART_SHAPES, join_pose_parts, split_flat_poses
 
@@ -61,42 +61,6 @@ class Gender(str, Enum):
             except ValueError:
                 pass
         raise ValueError(f"gender must be one of 'male', 'female', 'neutral' (str or bytes), got {value!r}")
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class ModelType(str, Enum):
-    """The body model a sequence's parameters belong to."""
-
-    SMPLH = "smplh"
-    SMPLX = "smplx"
-
-    @classmethod
-    def parse(cls, value: object) -> ModelType:
-        """Model type from ``'smplh'``/``'smplx'`` (str, bytes or 0-d array; ``smpl+h`` accepted).
-
-        Raises:
-            ValueError: any other value.
-        """
-        if isinstance(value, ModelType):
-            return value
-        if isinstance(value, np.ndarray) and value.size == 1:
-            value = value.reshape(()).item()
-        if isinstance(value, (bytes, np.bytes_)):
-            value = bytes(value).decode("ascii", errors="replace")
-        if isinstance(value, str):
-            text = value.strip().lower().replace("+", "").replace("-", "")
-            try:
-                return cls(text)
-            except ValueError:
-                pass
-        raise ValueError(f"model type must be 'smplh' or 'smplx', got {value!r}")
-
-    @property
-    def layout(self) -> str:
-        """Name of the flat pose layout of this model's AMASS release (see :mod:`amasskit.layouts`)."""
-        return self.value
 
     def __str__(self) -> str:
         return self.value
@@ -151,8 +115,7 @@ class Markers:
     vertex_ids: np.ndarray | None = None
 
 
-_POSE_FIELDS = ("root_orient", "pose_body", "pose_hand", "pose_jaw", "pose_eye")
-_TIME_FIELDS = (*_POSE_FIELDS, "trans", "dmpls")
+_TIME_FIELDS = (*POSE_PARTS, "trans", "dmpls")
 _FLOAT_FIELDS = (*_TIME_FIELDS, "betas")
 
 
@@ -201,6 +164,10 @@ class Sequence:
         set_ = object.__setattr__
         set_(self, "gender", _parse_or_raise(Gender, self.gender))
         set_(self, "model", _parse_or_raise(ModelType, self.model))
+        if self.model is ModelType.SMPL:
+            raise SequenceError(
+                "model type 'smpl': a Sequence holds SMPL+H or SMPL-X parameters (AMASS's releases)."
+            )
         try:
             fps = float(self.fps)
         except (TypeError, ValueError):
@@ -228,7 +195,7 @@ class Sequence:
         num_frames = self.root_orient.shape[0]
         if num_frames == 0:
             raise SequenceError("A Sequence needs at least one frame.")
-        for name in _POSE_FIELDS:
+        for name in POSE_PARTS:
             self._check_shape(name, (num_frames, *PART_SHAPES[name]))
         self._check_shape("trans", (num_frames, 3))
         if self.dmpls is not None and (self.dmpls.ndim != 2 or self.dmpls.shape[0] != num_frames):
@@ -341,7 +308,7 @@ class Sequence:
         Returns:
             ``(T, 156)`` or ``(T, 165)``, this sequence's dtype.
         """
-        parts: dict[str, np.ndarray | None] = {name: getattr(self, name) for name in _POSE_FIELDS}
+        parts: dict[str, np.ndarray | None] = {name: getattr(self, name) for name in POSE_PARTS}
         return join_pose_parts(parts, layout or self.model.layout)
 
     @classmethod

@@ -11,6 +11,8 @@ from typing import Final
 
 import numpy as np
 
+from .errors import InvalidArgumentError
+
 BODY_JOINT_NAMES: Final[tuple[str, ...]] = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
     "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
@@ -77,7 +79,7 @@ def mirror_permutation(num_joints: int) -> np.ndarray:
     elif num_joints == 55:
         pairs += [(23, 24)] + [(25 + k, 40 + k) for k in range(NUM_HAND_JOINTS)]
     elif num_joints != 22:
-        raise ValueError(f"No mirror table for {num_joints} joints; expected 22, 24, 52 or 55.")
+        raise InvalidArgumentError(f"No mirror table for {num_joints} joints; expected 22, 24, 52 or 55.")
     for a, b in pairs:
         perm[a], perm[b] = b, a
     return perm
@@ -87,5 +89,5 @@ def parents_array(parents: tuple[int, ...]) -> np.ndarray:
     """``parents`` as an int64 array, checked to be a tree in topological order (each parent before its child)."""
     arr = np.asarray(parents, dtype=np.int64)
     if arr[0] != -1 or np.any(arr[1:] < 0) or np.any(arr[1:] >= np.arange(1, len(arr))):
-        raise ValueError("Parents must start with -1 and list every parent before its child.")
+        raise InvalidArgumentError("Parents must start with -1 and list every parent before its child.")
     return arr

@@ -44,7 +44,7 @@ def test_smplh_parity_with_smplx(model_dir: Path, seed: int, gender: str) -> Non
     hands, trans = rand(g, B, 90, scale=0.4), rand(g, B, 3)
     out = ref(betas=betas, global_orient=root, body_pose=body, left_hand_pose=hands[:, :45],
               right_hand_pose=hands[:, 45:], transl=trans)  # fmt: skip
-    posed = ours.with_shape(betas).with_pose(root, body, hands, trans=trans)
+    posed = ours.with_shape(betas).with_pose(root_orient=root, pose_body=body, pose_hand=hands, trans=trans)
     assert torch.allclose(posed.vertices, out.vertices, atol=1e-5, rtol=0)
     assert torch.allclose(posed.joints, out.joints[:, :52], atol=1e-5, rtol=0)
 
@@ -66,7 +66,9 @@ def test_smplx_parity_with_smplx(model_dir: Path, seed: int) -> None:
     )
     out = ref(betas=betas, expression=expr, global_orient=root, body_pose=body, jaw_pose=jaw, leye_pose=eyes[:, 0],
               reye_pose=eyes[:, 1], left_hand_pose=hands[:, :45], right_hand_pose=hands[:, 45:], transl=trans)  # fmt: skip
-    posed = ours.with_shape(betas, expression=expr).with_pose(root, body, hands, jaw, eyes, trans)
+    posed = ours.with_shape(betas, expression=expr).with_pose(
+        root_orient=root, pose_body=body, pose_hand=hands, pose_jaw=jaw, pose_eye=eyes, trans=trans
+    )
     assert torch.allclose(posed.vertices, out.vertices, atol=1e-5, rtol=0)
     assert torch.allclose(posed.joints, out.joints[:, :55], atol=1e-5, rtol=0)
 
@@ -90,7 +92,7 @@ def test_smpl_pickle_without_chumpy_and_parity(model_dir: Path, tmp_path: Path) 
     g = torch.Generator().manual_seed(0)
     betas, root, body, trans = rand(g, 4, 10), rand(g, 4, 3), rand(g, 4, 69, scale=0.4), rand(g, 4, 3)
     out = ref(betas=betas, global_orient=root, body_pose=body, transl=trans)
-    posed = ours.with_shape(betas).with_pose(root, body, trans=trans)
+    posed = ours.with_shape(betas).with_pose(root_orient=root, pose_body=body, trans=trans)
     assert torch.allclose(posed.vertices, out.vertices, atol=1e-5, rtol=0)
     assert torch.allclose(posed.joints, out.joints[:, :24], atol=1e-5, rtol=0)
 
@@ -116,7 +118,7 @@ def test_joints_only_path_equals_full_path(model_dir: Path, kind: str) -> None:
     shaped = model.with_shape(rand(g, 3, 16))
     regressed = torch.einsum("jv,bvc->bjc", model.J_regressor, shaped.vertices_rest)
     assert torch.allclose(shaped.joints_rest, regressed, atol=1e-12)
-    posed = shaped.with_pose(rand(g, 3, 3), rand(g, 3, 21, 3, scale=0.4))
+    posed = shaped.with_pose(root_orient=rand(g, 3, 3), pose_body=rand(g, 3, 21, 3, scale=0.4))
     # the full path: regress the joints from the shaped vertices, then pose them
     from amasskit.body import forward_kinematics
 
@@ -127,7 +129,9 @@ def test_joints_only_path_equals_full_path(model_dir: Path, kind: str) -> None:
 @pytest.mark.parametrize("kind", ["smplh", "smplx"])
 def test_zero_pose_zero_shape_is_the_template(model_dir: Path, kind: str) -> None:
     model = BodyModel.load(kind, "male", model_dir=model_dir, dtype=F64)
-    posed = model.with_shape(torch.zeros(1, 16, dtype=F64)).with_pose(torch.zeros(1, 3, dtype=F64))
+    posed = model.with_shape(torch.zeros(1, 16, dtype=F64)).with_pose(
+        root_orient=torch.zeros(1, 3, dtype=F64)
+    )
     assert torch.allclose(posed.vertices[0], model.v_template, atol=1e-12)
     assert torch.allclose(posed.joints[0], model.J_regressor @ model.v_template, atol=1e-12)
 
@@ -144,7 +148,7 @@ def test_gradients_pass_gradcheck(model_dir: Path) -> None:
     def f(
         b: torch.Tensor, r: torch.Tensor, p: torch.Tensor, t: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        posed = model.with_shape(b).with_pose(r, p, trans=t)
+        posed = model.with_shape(b).with_pose(root_orient=r, pose_body=p, trans=t)
         return posed.joints, posed.vertices[:, idx]
 
     assert torch.autograd.gradcheck(f, (betas, root, body, trans), eps=1e-6, atol=1e-5)
@@ -158,15 +162,17 @@ def test_rotation_representations_agree(model_dir: Path) -> None:
     g = torch.Generator().manual_seed(3)
     shaped = model.with_shape(rand(g, 2, 16))
     root, body, hands = rand(g, 2, 3), rand(g, 2, 21, 3, scale=0.5), rand(g, 2, 30, 3, scale=0.3)
-    reference = shaped.with_pose(root, body, hands).vertices
+    reference = shaped.with_pose(root_orient=root, pose_body=body, pose_hand=hands).vertices
     as_mat = [roma.rotvec_to_rotmat(x) for x in (root, body, hands)]
     as_quat = [roma.rotvec_to_unitquat(x) for x in (root, body, hands)]
     as_6d = [m[..., :, :2].transpose(-1, -2).reshape(*m.shape[:-2], 6) for m in as_mat]
+    names = ("root_orient", "pose_body", "pose_hand")
     for rotation, parts in (("rotmat", as_mat), ("quat", as_quat), ("6d", as_6d)):
-        assert torch.allclose(shaped.with_pose(*parts, rotation=rotation).vertices, reference, atol=1e-10), (
-            rotation
-        )
-    flat = shaped.with_pose(root, body.reshape(2, 63), hands.reshape(2, 90)).vertices  # AMASS's flat layout
+        posed = shaped.with_pose(**dict(zip(names, parts, strict=True)), rotation=rotation)
+        assert torch.allclose(posed.vertices, reference, atol=1e-10), rotation
+    flat = shaped.with_pose(  # AMASS's flat layout
+        root_orient=root, pose_body=body.reshape(2, 63), pose_hand=hands.reshape(2, 90)
+    ).vertices
     assert torch.allclose(flat, reference, atol=1e-12)
 
 
@@ -175,12 +181,12 @@ def test_batch_dimensions_broadcast_and_dtypes(model_dir: Path) -> None:
     g = torch.Generator().manual_seed(4)
     betas = torch.randn(2, 1, 16, generator=g)
     body = torch.randn(1, 3, 21, 3, generator=g) * 0.3
-    posed = model.with_shape(betas).with_pose(torch.zeros(3), body)
+    posed = model.with_shape(betas).with_pose(root_orient=torch.zeros(3), pose_body=body)
     assert posed.joints.shape == (2, 3, 52, 3) and posed.vertices.shape == (2, 3, 6890, 3)
     assert posed.vertices.dtype == torch.float32
-    f64 = model.to(dtype=F64).with_shape(betas).with_pose(torch.zeros(3), body)
+    f64 = model.to(dtype=F64).with_shape(betas).with_pose(root_orient=torch.zeros(3), pose_body=body)
     assert torch.allclose(posed.vertices.double(), f64.vertices, atol=1e-4)
-    single = model.with_shape(betas[1, 0]).with_pose(torch.zeros(3), body[0, 2])
+    single = model.with_shape(betas[1, 0]).with_pose(root_orient=torch.zeros(3), pose_body=body[0, 2])
     assert torch.allclose(single.vertices, posed.vertices[1, 2], atol=1e-5)
 
 
@@ -204,7 +210,7 @@ def test_sequence_joints_and_vertices_in_chunks(model_dir: Path) -> None:
     seq = synth_sequence(plan_tree(files=1, lengths="short", seed=3)[0], release="smplh", seed=3)
     joints = model.sequence_joints(seq, chunk=17)
     direct = model.with_shape(seq.betas, dmpls=seq.dmpls).with_pose(
-        seq.root_orient, seq.pose_body, seq.pose_hand, trans=seq.trans
+        root_orient=seq.root_orient, pose_body=seq.pose_body, pose_hand=seq.pose_hand, trans=seq.trans
     )
     assert joints.shape == (seq.num_frames, 52, 3)
     assert torch.allclose(joints, direct.joints, atol=1e-10)

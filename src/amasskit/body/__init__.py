@@ -5,17 +5,11 @@
 * :func:`load_model_data` / :func:`find_model_file` - reading and locating model files (``AMASSKIT_BODY_MODELS``).
 """
 
+from ..conventions import ROTATIONS as ROTATION_REPRESENTATIONS  # old name, kept for existing imports
+from ..rotations import from_rotmat, to_rotmat  # moved to amasskit.rotations; kept here for existing imports
 from ._export import write_mesh, write_npy
 from ._files import MODELS_ENV, ModelData, ModelKind, find_dmpl_file, find_model_file, load_model_data
-from ._lbs import (
-    ROTATION_REPRESENTATIONS,
-    forward_kinematics,
-    from_rotmat,
-    skin,
-    skinning_transforms,
-    to_rotmat,
-    tree_levels,
-)
+from ._lbs import forward_kinematics, skin, skinning_transforms, tree_levels
 from ._model import BodyModel, BodyModelModule, PosedBody, ShapedBody
 
 __all__ = [

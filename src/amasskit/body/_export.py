@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .._util.atomic import atomic_open
+from ..errors import InvalidArgumentError
 
 __all__ = ["write_mesh", "write_npy"]
 
@@ -28,7 +29,7 @@ def write_mesh(path: str | os.PathLike[str], vertices: np.ndarray, faces: np.nda
     v = np.asarray(vertices, dtype=np.float32)
     f = np.asarray(faces, dtype=np.int64)
     if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3:
-        raise ValueError(f"need vertices (V, 3) and faces (F, 3), got {v.shape} and {f.shape}")
+        raise InvalidArgumentError(f"need vertices (V, 3) and faces (F, 3), got {v.shape} and {f.shape}")
     suffix = target.suffix.lower()
     if suffix == ".obj":
         buf = io.StringIO()
@@ -47,7 +48,7 @@ def write_mesh(path: str | os.PathLike[str], vertices: np.ndarray, faces: np.nda
         face_records["idx"] = f
         data = header.encode() + v.astype("<f4").tobytes() + face_records.tobytes()
     else:
-        raise ValueError(f"{target}: mesh files are .obj or .ply")
+        raise InvalidArgumentError(f"{target}: mesh files are .obj or .ply")
     with atomic_open(target) as fp:
         fp.write(data)
     return target

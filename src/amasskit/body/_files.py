@@ -18,12 +18,12 @@ from __future__ import annotations
 import os
 import pickle
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
+from ..conventions import ModelType
 from ..errors import AmassFileError, BodyModelFileError, BodyModelNotFoundError
 from ..io import NpzArchive
 from ..sequence import Gender
@@ -35,16 +35,8 @@ __all__ = ["MODELS_ENV", "ModelData", "ModelKind", "find_dmpl_file", "find_model
 MODELS_ENV: Final[str] = "AMASSKIT_BODY_MODELS"
 
 
-class ModelKind(str, Enum):
-    """The SMPL-family model types."""
-
-    SMPL = "smpl"
-    SMPLH = "smplh"
-    SMPLX = "smplx"
-
-    def __str__(self) -> str:
-        return self.value
-
+ModelKind = ModelType
+"""The old name of :class:`amasskit.conventions.ModelType` (one enum for sequences and body models)."""
 
 _PARENTS = {ModelKind.SMPL: SMPL_PARENTS, ModelKind.SMPLH: SMPLH_PARENTS, ModelKind.SMPLX: SMPLX_PARENTS}
 _KIND_BY_JOINTS = {24: ModelKind.SMPL, 52: ModelKind.SMPLH, 55: ModelKind.SMPLX}

@@ -17,64 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import roma
 import torch
 
 __all__ = [
-    "ROTATION_REPRESENTATIONS",
     "blend",
     "forward_kinematics",
     "skin",
     "skin_groups",
     "skin_sparse",
     "skinning_transforms",
-    "to_rotmat",
     "tree_levels",
 ]
-
-ROTATION_REPRESENTATIONS = ("rotvec", "rotmat", "quat", "6d")
-
-
-def to_rotmat(rotations: torch.Tensor, representation: str) -> torch.Tensor:
-    """Rotation matrices ``(..., 3, 3)`` from ``rotvec (..., 3)``, ``rotmat (..., 3, 3)``, ``quat (..., 4)`` (XYZW,
-    normalised here) or ``6d (..., 6)`` (the first two columns; orthonormalised by Gram-Schmidt).
-
-    Raises:
-        ValueError: an unknown representation or a trailing shape that does not fit it.
-    """
-    trailing = {"rotvec": (3,), "rotmat": (3, 3), "quat": (4,), "6d": (6,)}
-    if representation not in trailing:
-        raise ValueError(f"rotation must be one of {ROTATION_REPRESENTATIONS}, got {representation!r}")
-    want = trailing[representation]
-    if tuple(rotations.shape[-len(want) :]) != want:
-        raise ValueError(f"{representation} rotations must end in {want}, got shape {tuple(rotations.shape)}")
-    if representation == "rotvec":
-        return roma.rotvec_to_rotmat(rotations)
-    if representation == "rotmat":
-        return rotations
-    if representation == "quat":
-        return roma.unitquat_to_rotmat(rotations / rotations.norm(dim=-1, keepdim=True))
-    columns = rotations.reshape(*rotations.shape[:-1], 2, 3).transpose(-1, -2)  # (..., 3, 2)
-    return roma.special_gramschmidt(columns)
-
-
-def from_rotmat(rotmat: torch.Tensor, representation: str) -> torch.Tensor:
-    """The inverse of :func:`to_rotmat`: ``(..., 3, 3)`` rotation matrices as ``rotvec (..., 3)`` (angle in
-    ``[0, pi]``), ``rotmat``, ``quat (..., 4)`` (XYZW, ``w >= 0``) or ``6d (..., 6)`` (first column, then second).
-
-    Raises:
-        ValueError: an unknown representation.
-    """
-    if representation == "rotvec":
-        return roma.rotmat_to_rotvec(rotmat)
-    if representation == "rotmat":
-        return rotmat
-    if representation == "quat":
-        q = roma.rotmat_to_unitquat(rotmat)
-        return torch.where(q[..., 3:] < 0, -q, q)
-    if representation == "6d":
-        return rotmat[..., :, :2].transpose(-1, -2).reshape(*rotmat.shape[:-2], 6)
-    raise ValueError(f"rotation must be one of {ROTATION_REPRESENTATIONS}, got {representation!r}")
 
 
 def tree_levels(parents: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:

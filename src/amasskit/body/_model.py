@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import SequenceError
+from ..conventions import ModelType, Rotation
+from ..errors import InvalidArgumentError, SequenceError
+from ..rotations import to_rotmat
 from ..sequence import Gender, Sequence
-from ._files import ModelData, ModelKind, load_model_data
+from ._files import ModelData, load_model_data
 from ._lbs import (
     blend,
     forward_kinematics,
@@ -35,11 +37,13 @@ from ._lbs import (
     skin_groups,
     skin_sparse,
     skinning_transforms,
-    to_rotmat,
     tree_levels,
 )
 
 __all__ = ["BodyModel", "BodyModelModule", "PosedBody", "ShapedBody"]
+
+PoseInput = np.ndarray | torch.Tensor | list[Any] | tuple[Any, ...] | None
+"""A pose part: a numpy array, a tensor or nested numbers; ``None`` leaves the part at rest."""
 
 _VERTEX_CHUNK = 512
 """Poses skinned at once when vertices are asked for: bounds memory (a 4,096-pose batch would otherwise hold over a
@@ -118,7 +122,7 @@ class BodyModel:
     @classmethod
     def load(
         cls,
-        source: str | os.PathLike[str] | ModelKind,
+        source: str | os.PathLike[str] | ModelType,
         gender: Gender | str | None = None,
         *,
         model_dir: str | os.PathLike[str] | None = None,
@@ -183,10 +187,12 @@ class BodyModel:
             if value is None:
                 continue
             if basis is None or joint_basis is None:
-                raise ValueError(f"this {self.kind.value} model has no {name} blend shapes")
+                raise InvalidArgumentError(f"this {self.kind.value} model has no {name} blend shapes")
             x = _tensor(value, self.v_template)
             if x.shape[-1] > basis.shape[0]:
-                raise ValueError(f"{name} has {x.shape[-1]} coefficients; the model has {basis.shape[0]}")
+                raise InvalidArgumentError(
+                    f"{name} has {x.shape[-1]} coefficients; the model has {basis.shape[0]}"
+                )
             coeffs.append(x)
             joint_bases.append(joint_basis[: x.shape[-1]])
             vertex_bases.append(basis[: x.shape[-1]])
@@ -230,9 +236,7 @@ class BodyModel:
         return cls.load(seq.model.value, seq.gender, model_dir=model_dir, **kwargs)
 
     def _sequence_chunks(self, seq: Sequence, chunk: int) -> Iterator[PosedBody]:
-        if seq.model.value != self.kind.value and not (
-            seq.model.value == "smplh" and self.kind is ModelKind.SMPLH
-        ):
+        if seq.model is not self.kind:
             raise SequenceError(f"a {seq.model.value} sequence cannot drive a {self.kind.value} model")
         betas = self.sequence_betas(seq)
         use_dmpls = seq.dmpls is not None and self.dmpl_basis is not None
@@ -286,16 +290,19 @@ class ShapedBody:
 
     def with_pose(
         self,
-        root_orient: Any = None,
-        pose_body: Any = None,
-        pose_hand: Any = None,
-        pose_jaw: Any = None,
-        pose_eye: Any = None,
-        trans: Any = None,
         *,
-        rotation: str = "rotvec",
+        root_orient: PoseInput = None,
+        pose_body: PoseInput = None,
+        pose_hand: PoseInput = None,
+        pose_jaw: PoseInput = None,
+        pose_eye: PoseInput = None,
+        trans: PoseInput = None,
+        rotation: Rotation = "rotvec",
     ) -> PosedBody:
         """Pose the shaped body. Parts left out stay at rest (identity); leading dimensions broadcast.
+
+        Every part is given by name, in the one representation ``rotation`` names (``R`` below is its trailing
+        shape); flat parts as in the AMASS files (``(..., 63)`` for the body in ``rotvec``) are accepted too.
 
         Args:
             root_orient: ``(..., R)`` pelvis orientation.
@@ -307,15 +314,15 @@ class ShapedBody:
         """
         m = self.model
         parts: list[tuple[str, Any, int]] = [("root_orient", root_orient, 1)]
-        parts.append(("pose_body", pose_body, 23 if m.kind is ModelKind.SMPL else 21))
-        if m.kind is ModelKind.SMPLX:
+        parts.append(("pose_body", pose_body, 23 if m.kind is ModelType.SMPL else 21))
+        if m.kind is ModelType.SMPLX:
             parts += [("pose_jaw", pose_jaw, 1), ("pose_eye", pose_eye, 2)]
         elif pose_jaw is not None or pose_eye is not None:
-            raise ValueError(f"a {m.kind.value} model has no jaw or eye joints")
-        if m.kind is not ModelKind.SMPL:
+            raise InvalidArgumentError(f"a {m.kind.value} model has no jaw or eye joints")
+        if m.kind is not ModelType.SMPL:
             parts.append(("pose_hand", pose_hand, 30))
         elif pose_hand is not None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "SMPL has no finger joints; its two hand joints are the last of pose_body (23 joints)"
             )
         size = {"rotvec": 3, "quat": 4, "6d": 6}
@@ -334,7 +341,9 @@ class ShapedBody:
                 x = x.reshape(*x.shape[:-1], count, size[rotation])
             if name == "pose_hand" and m.hands_mean is not None and not m.flat_hand_mean:
                 if rotation != "rotvec":
-                    raise ValueError("the hand mean is an axis-angle offset: give pose_hand as rotvec")
+                    raise InvalidArgumentError(
+                        "the hand mean is an axis-angle offset: give pose_hand as rotvec"
+                    )
                 x = x + m.hands_mean
             R = _rotmat(x, rotation, name, count)
             mats.append(R)
@@ -354,7 +363,9 @@ class ShapedBody:
         m = self.model
         rel = _tensor(rel_rotmat, m.v_template)
         if rel.shape[-3:] != (m.num_joints, 3, 3):
-            raise ValueError(f"rel_rotmat must be (..., {m.num_joints}, 3, 3), got {tuple(rel.shape)}")
+            raise InvalidArgumentError(
+                f"rel_rotmat must be (..., {m.num_joints}, 3, 3), got {tuple(rel.shape)}"
+            )
         return PosedBody(self, rel, None if trans is None else _tensor(trans, m.v_template))
 
 
@@ -362,9 +373,11 @@ def _rotmat(x: torch.Tensor, rotation: str, name: str, count: int) -> torch.Tens
     try:
         R = to_rotmat(x, rotation)
     except ValueError as exc:
-        raise ValueError(f"{name}: {exc}") from None
+        raise InvalidArgumentError(f"{name}: {exc}") from None
     if R.shape[-3] != count:
-        raise ValueError(f"{name} must have {count} joints, got {R.shape[-3]} (shape {tuple(x.shape)})")
+        raise InvalidArgumentError(
+            f"{name} must have {count} joints, got {R.shape[-3]} (shape {tuple(x.shape)})"
+        )
     return R
 
 
@@ -488,13 +501,21 @@ class BodyModelModule(torch.nn.Module):
         trans: torch.Tensor | None = None,
         expression: torch.Tensor | None = None,
         dmpls: torch.Tensor | None = None,
-        rotation: str = "rotvec",
+        rotation: Rotation = "rotvec",
         vertices: bool = True,
     ) -> dict[str, torch.Tensor]:
         posed = (
             self._current()
             .with_shape(betas, expression=expression, dmpls=dmpls)
-            .with_pose(root_orient, pose_body, pose_hand, pose_jaw, pose_eye, trans, rotation=rotation)
+            .with_pose(
+                root_orient=root_orient,
+                pose_body=pose_body,
+                pose_hand=pose_hand,
+                pose_jaw=pose_jaw,
+                pose_eye=pose_eye,
+                trans=trans,
+                rotation=rotation,
+            )
         )
         out = {"joints": posed.joints}
         if vertices:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import AmassFileError
+from ..errors import AmassFileError, InvalidArgumentError
 from ..io import read, read_header
 from ..io._reader import FileKind, classify_path
 
@@ -71,9 +71,9 @@ class AMASS(torch.utils.data.IterableDataset[dict[str, Any]]):
         seed: int | None = None,
     ) -> None:
         if not 0.0 < keep <= 1.0:
-            raise ValueError("keep must be in (0, 1]")
+            raise InvalidArgumentError("keep must be in (0, 1]")
         if clip_length < 1:
-            raise ValueError("clip_length must be >= 1")
+            raise InvalidArgumentError("clip_length must be >= 1")
         self.location = Path(amass_location)
         self.clip_length, self.overlapping, self.keep = int(clip_length), bool(overlapping), float(keep)
         self.transform = transform
@@ -88,7 +88,7 @@ class AMASS(torch.utils.data.IterableDataset[dict[str, Any]]):
 
             store = Store(self.location)
             if store.manifest.get("rotation", "rotvec") != "rotvec":
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{self.location}: the llamass layout needs a store prepared with rotation: rotvec"
                 )
             self.sources: list[str | int] = list(range(len(store)))

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..conventions import POSE_PARTS
+from ..errors import InvalidArgumentError
 from ..topology import mirror_permutation
 
 __all__ = ["Augment", "counter_normal", "counter_uniform"]
@@ -77,7 +79,7 @@ class Augment:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.mirror <= 1.0 or self.noise < 0:
-            raise ValueError("mirror is a probability and noise a standard deviation >= 0")
+            raise InvalidArgumentError("mirror is a probability and noise a standard deviation >= 0")
 
     @property
     def active(self) -> bool:
@@ -112,9 +114,7 @@ class Augment:
         if self.noise > 0:
             import roma
 
-            for k, name in enumerate(
-                n for n in ("pose_body", "pose_hand", "pose_jaw", "pose_eye") if n in out
-            ):
+            for k, name in enumerate(n for n in POSE_PARTS[1:] if n in out):
                 value = out[name]
                 count = int(np.prod(value.shape[1:-2])) * 3
                 noise = counter_normal(self.seed, epoch, index, 10 + k, count) * self.noise

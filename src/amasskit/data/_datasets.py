@@ -39,7 +39,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..body import from_rotmat, to_rotmat
+from ..conventions import POSE_PARTS, ROTATION_SHAPES, ROTATIONS
+from ..errors import ConfigError, InvalidArgumentError
+from ..rotations import from_rotmat, to_rotmat
 from ..store import Store
 from ._augment import Augment, counter_uniform
 from ._samplers import IndexBatch
@@ -47,8 +49,6 @@ from ._windows import WindowIndex
 
 __all__ = ["ClipDataset", "FrameDataset", "SequenceDataset", "pad_collate"]
 
-ROTATION_FIELDS = ("root_orient", "pose_body", "pose_hand", "pose_jaw", "pose_eye")
-_TRAILING = {"rotvec": (3,), "quat": (4,), "rotmat": (3, 3), "6d": (6,)}
 
 Transform = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 #: ``alloc(shape, dtype)``: an array to gather into, or None (then a new one is made)
@@ -90,8 +90,8 @@ class _StoreDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         opened = store if isinstance(store, Store) else Store(self.path)
         self.stored_rotation: str = opened.manifest.get("rotation", "rotvec")
         self.rotation = rotation or self.stored_rotation
-        if self.rotation not in _TRAILING:
-            raise ValueError(f"rotation must be one of {sorted(_TRAILING)}, got {self.rotation!r}")
+        if self.rotation not in ROTATION_SHAPES:
+            raise ConfigError(f"rotation must be one of {ROTATIONS}, got {self.rotation!r}", key="rotation")
         available = list(opened.fields)
         self.fields = list(fields) if fields is not None else available
         missing = [f for f in self.fields if f not in available]
@@ -99,7 +99,7 @@ class _StoreDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
             raise KeyError(f"{self.path}: no field {missing} (the store has {available})")
         self.augment = augment if augment is not None and augment.active else None
         if self.augment is not None and not {"root_orient", "trans"} <= set(available):
-            raise ValueError("augmentation needs root_orient and trans in the store")
+            raise InvalidArgumentError("augmentation needs root_orient and trans in the store")
         self.transform = transform
         self.epoch = 0
         self.device = None if device is None else torch.device(_pick_device(device))
@@ -170,7 +170,7 @@ class _StoreDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
     ) -> dict[str, torch.Tensor]:
         """Augment (in rotation matrices) and convert rotations to the requested representation."""
         if self._converting():
-            for name in ROTATION_FIELDS:
+            for name in POSE_PARTS:
                 if name in batch:
                     batch[name] = to_rotmat(batch[name].to(torch.float64), self.stored_rotation)
             if self.augment is not None:
@@ -183,7 +183,7 @@ class _StoreDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
                 if "joints" in batch:
                     batch["joints"] = batch["joints"].to(dtype)
             stored = str(next(iter(self.store.fields.values())).dtype)  # float32 or float64, as prepared
-            for name in ROTATION_FIELDS:
+            for name in POSE_PARTS:
                 if name in batch:
                     batch[name] = from_rotmat(batch[name], self.rotation).to(getattr(torch, stored))
         return {k: v for k, v in batch.items() if k in self.fields}
@@ -322,7 +322,7 @@ class SequenceDataset(_StoreDataset):
     ) -> None:
         super().__init__(store, fields=fields, rotation=rotation, transform=transform, augment=augment)
         if crop is not None and crop < 1:
-            raise ValueError(f"crop must be >= 1, got {crop}")
+            raise InvalidArgumentError(f"crop must be >= 1, got {crop}")
         self.crop, self.seed = crop, int(seed)
 
     def __len__(self) -> int:
@@ -372,4 +372,4 @@ def _length(item: dict[str, torch.Tensor]) -> int:
     for key, value in item.items():
         if key != "betas" and value.ndim >= 1:
             return len(value)
-    raise ValueError("an item with no time-varying field")
+    raise InvalidArgumentError("an item with no time-varying field")

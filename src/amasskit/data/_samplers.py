@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["IndexBatch", "ShardedBatchSampler", "ShardedSampler", "epoch_order"]
 
 
@@ -37,7 +39,7 @@ def _world(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
         num_replicas = num_replicas if num_replicas is not None else (dist.get_world_size() if ready else 1)
         rank = rank if rank is not None else (dist.get_rank() if ready else 0)
     if num_replicas < 1 or not 0 <= rank < num_replicas:
-        raise ValueError(f"rank {rank} is not in a world of {num_replicas}")
+        raise InvalidArgumentError(f"rank {rank} is not in a world of {num_replicas}")
     return num_replicas, rank
 
 
@@ -85,7 +87,7 @@ class ShardedBatchSampler:
         even: bool = False,
     ) -> None:
         if size < 0 or batch_size < 1:
-            raise ValueError(f"need size >= 0 and batch_size >= 1, got {size} and {batch_size}")
+            raise InvalidArgumentError(f"need size >= 0 and batch_size >= 1, got {size} and {batch_size}")
         self.size, self.batch_size = int(size), int(batch_size)
         self.shuffle, self.seed = shuffle, int(seed)
         self.num_replicas, self.rank = _world(num_replicas, rank)
@@ -131,7 +133,7 @@ class ShardedBatchSampler:
         """
         for key in ("seed", "num_replicas", "size", "batch_size"):
             if state[key] != getattr(self, key):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"cannot resume: the saved {key} is {state[key]}, this sampler's is {getattr(self, key)}"
                 )
         self.epoch = int(state["epoch"])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["WindowIndex"]
 
 
@@ -22,7 +24,7 @@ class WindowIndex:
 
     def __init__(self, offsets: np.ndarray, lengths: np.ndarray, clip_length: int, stride: int) -> None:
         if clip_length < 1 or stride < 1:
-            raise ValueError(f"clip_length and stride must be >= 1, got {clip_length} and {stride}")
+            raise InvalidArgumentError(f"clip_length and stride must be >= 1, got {clip_length} and {stride}")
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.clip_length, self.stride = int(clip_length), int(stride)
@@ -56,4 +58,4 @@ class WindowIndex:
             return np.ones(self.total)
         if by == "sequence":
             return np.repeat(1.0 / np.maximum(self.counts, 1), self.counts)
-        raise ValueError(f"weights by 'frames' or 'sequence', got {by!r}")
+        raise InvalidArgumentError(f"weights by 'frames' or 'sequence', got {by!r}")

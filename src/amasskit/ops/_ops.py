@@ -9,7 +9,7 @@ therefore correct ``trans`` for that offset: pass ``pelvis_offset`` (from the bo
 :func:`amasskit.store.pelvis_offset`); without it the offset is taken as zero, which leaves the pelvis a few
 centimetres off for rotations and mirrors (the error is ``|(I - M) J_pelvis|``).
 
-Rotations are computed in float64 (in numpy, :mod:`amasskit.ops._rotations`, so these operations never import
+Rotations are computed in float64 (in numpy, :mod:`amasskit.rotations`, so these operations never import
 torch) and returned in the sequence's dtype. Everything is vectorised over frames and joints; there is no per-frame
 Python loop.
 """
@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from ..conventions import POSE_PARTS
+from ..errors import InvalidArgumentError
+from ..rotations import quat_product, quat_to_rotvec, rotvec_to_quat, rotvec_to_rotmat
 from ..sequence import Sequence
 from ..topology import mirror_permutation
-from ._rotations import quat_multiply, quat_to_rotvec, rotvec_to_quat, rotvec_to_rotmat
 
 __all__ = [
     "add_pose_noise",
@@ -34,8 +36,6 @@ __all__ = [
     "rotate_about_vertical",
     "trim",
 ]
-
-_POSE_FIELDS = ("root_orient", "pose_body", "pose_hand", "pose_jaw", "pose_eye")
 
 
 def _slerp_rotvec(r0: np.ndarray, r1: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -75,7 +75,7 @@ def resample(seq: Sequence, fps: float) -> Sequence:
         ValueError: ``fps`` not positive and finite.
     """
     if not (math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be positive and finite, got {fps}")
+        raise InvalidArgumentError(f"fps must be positive and finite, got {fps}")
     if fps == seq.fps:
         return seq
     last = (seq.num_frames - 1) / seq.fps
@@ -89,7 +89,7 @@ def resample(seq: Sequence, fps: float) -> Sequence:
     alpha[on_frame] = 0.0
     between = np.flatnonzero(~on_frame)
     # Every rotation field is slerped in one batch: (T', joints, 3), then split back.
-    names = [n for n in _POSE_FIELDS if getattr(seq, n) is not None]
+    names = [n for n in POSE_PARTS if getattr(seq, n) is not None]
     parts = [getattr(seq, n).reshape(seq.num_frames, -1, 3) for n in names]
     widths = [p.shape[1] for p in parts]
     rotations = np.concatenate(parts, axis=1)
@@ -119,21 +119,21 @@ def trim(seq: Sequence, *, keep: float | None = None, seconds: tuple[float, floa
         ValueError: neither or both given, values out of range, or nothing left.
     """
     if (keep is None) == (seconds is None):
-        raise ValueError("give either keep (a fraction) or seconds (start, end)")
+        raise InvalidArgumentError("give either keep (a fraction) or seconds (start, end)")
     T = seq.num_frames
     if keep is not None:
         if not 0 < keep <= 1:
-            raise ValueError(f"keep must be in (0, 1], got {keep}")
+            raise InvalidArgumentError(f"keep must be in (0, 1], got {keep}")
         drop = round(T * (1 - keep) / 2)
         first, stop = drop, T - drop
     else:
         assert seconds is not None
         start_s, end_s = seconds
         if start_s < 0 or end_s < 0:
-            raise ValueError(f"seconds to cut must be >= 0, got {seconds}")
+            raise InvalidArgumentError(f"seconds to cut must be >= 0, got {seconds}")
         first, stop = math.ceil(start_s * seq.fps - 1e-9), T - math.ceil(end_s * seq.fps - 1e-9)
     if stop <= first:
-        raise ValueError(f"trimming leaves no frame of a {T}-frame sequence")
+        raise InvalidArgumentError(f"trimming leaves no frame of a {T}-frame sequence")
     return seq[first:stop]
 
 
@@ -143,7 +143,7 @@ def _pelvis(pelvis_offset: np.ndarray | None, seq: Sequence) -> np.ndarray:
         return np.zeros(3)
     pelvis = np.asarray(pelvis_offset, dtype=np.float64)
     if pelvis.shape not in ((3,), (seq.num_frames, 3)):
-        raise ValueError(f"pelvis_offset must be (3,) or ({seq.num_frames}, 3), got {pelvis.shape}")
+        raise InvalidArgumentError(f"pelvis_offset must be (3,) or ({seq.num_frames}, 3), got {pelvis.shape}")
     return pelvis
 
 
@@ -152,7 +152,7 @@ def _apply_yaw(seq: Sequence, angle: np.ndarray | float, pelvis: np.ndarray) -> 
     a = np.broadcast_to(np.asarray(angle, dtype=np.float64), (seq.num_frames,))
     q_yaw = np.zeros((seq.num_frames, 4))
     q_yaw[:, 2], q_yaw[:, 3] = np.sin(a / 2), np.cos(a / 2)
-    root_orient = quat_to_rotvec(quat_multiply(q_yaw, rotvec_to_quat(seq.root_orient)))
+    root_orient = quat_to_rotvec(quat_product(q_yaw, rotvec_to_quat(seq.root_orient)))
     world_pelvis = seq.trans.astype(np.float64) + pelvis
     c, s = np.cos(a), np.sin(a)
     turned = np.stack(
@@ -217,11 +217,11 @@ def add_pose_noise(seq: Sequence, sigma: float, *, rng: np.random.Generator) -> 
     """Compose every joint rotation (not the root) with a small random rotation: axis-angle noise with standard
     deviation ``sigma`` radians per component, drawn from ``rng``."""
     changes: dict[str, Any] = {}
-    for name in ("pose_body", "pose_hand", "pose_jaw", "pose_eye"):
+    for name in POSE_PARTS[1:]:
         value = getattr(seq, name)
         if value is None:
             continue
         noise = rng.normal(0.0, sigma, size=value.shape)
-        composed = quat_to_rotvec(quat_multiply(rotvec_to_quat(value), rotvec_to_quat(noise)))
+        composed = quat_to_rotvec(quat_product(rotvec_to_quat(value), rotvec_to_quat(noise)))
         changes[name] = composed.astype(seq.dtype)
     return seq.replace(**changes)

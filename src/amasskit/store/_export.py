@@ -26,38 +26,28 @@ import numpy as np
 
 from .._util.atomic import atomic_open, replace_dir
 from ..errors import ConfigError, OutputExistsError
+from ..rotations import to_rotmat
 from ._format import Store
 
 __all__ = ["EXPORT_FORMATS", "export_store", "rotation_matrices"]
 
 EXPORT_FORMATS = ("hdf5", "pt", "npz")
-_ROTATION_FIELDS = ("root_orient", "pose_body", "pose_jaw", "pose_eye", "pose_hand")
+_JOINT_ORDER = ("root_orient", "pose_body", "pose_jaw", "pose_eye", "pose_hand")  # the body model's joints
 _CHUNK_FRAMES = 65536
 
 
 def rotation_matrices(fields: dict[str, np.ndarray], representation: str) -> np.ndarray:
     """``(F, J, 3, 3)`` rotation matrices of every joint, in the body model's joint order, from a store's rotation
     fields (``root_orient``, ``pose_body``, [``pose_jaw``, ``pose_eye``,] ``pose_hand``) in ``representation``."""
-    import roma
-    import torch
-
     parts = []
-    for name in _ROTATION_FIELDS:
+    for name in _JOINT_ORDER:
         if name not in fields:
             continue
-        value = torch.from_numpy(np.ascontiguousarray(fields[name], dtype=np.float64))
+        value = np.asarray(fields[name], dtype=np.float64)
         if name in ("root_orient", "pose_jaw"):
-            value = value.unsqueeze(1)
-        if representation == "rotvec":
-            R = roma.rotvec_to_rotmat(value)
-        elif representation == "quat":
-            R = roma.unitquat_to_rotmat(value)
-        elif representation == "rotmat":
-            R = value
-        else:
-            R = roma.special_gramschmidt(value.reshape(*value.shape[:-1], 2, 3).transpose(-1, -2))
-        parts.append(R)
-    return torch.cat(parts, dim=1).numpy()
+            value = value[:, None]
+        parts.append(to_rotmat(value, representation))
+    return np.concatenate(parts, axis=1)
 
 
 def export_store(
@@ -127,7 +117,7 @@ def _export_hdf5(store: Store, target: Path, progress: Callable[[int, int], None
     with h5py.File(target, "w") as h5:
         h5.attrs["manifest"] = json.dumps(store.manifest, sort_keys=True)
         h5.attrs["sequences"] = json.dumps(store.sequences, sort_keys=True)
-        rot_names = [n for n in _ROTATION_FIELDS if n in store.fields]
+        rot_names = [n for n in _JOINT_ORDER if n in store.fields]
         first = {n: np.asarray(store.fields[n][:1]) for n in rot_names}
         joints = rotation_matrices(first, representation).shape[1] if rot_names else 0
         datasets: dict[str, Any] = {}

@@ -41,6 +41,7 @@ from .._util.locking import exclusive_lock
 from .._util.processes import pool_worker, worker_context
 from .._version import __version__
 from ..catalog import Catalog
+from ..conventions import POSE_PARTS
 from ..errors import (
     AmassKitError,
     ArrayShapeError,
@@ -52,7 +53,7 @@ from ..errors import (
 )
 from ..io import read
 from ..ops import add_pose_noise, canonicalise, mirror, resample, rotate_about_vertical, trim
-from ..ops._rotations import rotmat_to_6d, rotvec_to_quat, rotvec_to_rotmat
+from ..rotations import convert, quat_canonical, rotvec_to_quat
 from ..sequence import Sequence
 from ._format import StoreWriter, read_manifest, target_state
 
@@ -69,7 +70,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_ROTATION_FIELDS = ("root_orient", "pose_body", "pose_hand", "pose_jaw", "pose_eye")
 # Frame rates prepare accepts from a file: real captures run from 30 to a few hundred fps; a rate far outside would
 # resample a short file into millions of frames (or one), so it is named as a problem instead.
 FPS_RANGE = (1.0, 2000.0)
@@ -306,13 +306,9 @@ def _rng(seed: int, rel: str) -> np.random.Generator:
 
 def _rotations(value: np.ndarray, representation: str) -> np.ndarray:
     """Axis-angle ``(..., 3)`` in the stored representation (numpy: workers need not import torch)."""
-    if representation == "rotvec":
-        return value
-    if representation == "quat":
-        q = rotvec_to_quat(value)
-        return np.where(q[..., 3:] < 0, -q, q)
-    R = rotvec_to_rotmat(value)
-    return R if representation == "rotmat" else rotmat_to_6d(R)
+    if representation == "quat":  # w >= 0 also for the angles above pi that some AMASS files hold
+        return quat_canonical(rotvec_to_quat(value))
+    return convert(value, source="rotvec", target=representation)
 
 
 _MODELS: dict[tuple[str, str, str], Any] = {}  # per process: body models by (folder, kind, gender)
@@ -345,7 +341,7 @@ def pelvis_offset(model: Any, seq: Sequence) -> np.ndarray:
 def _fields(path: str, seq: Sequence, config: PrepareConfig, model: Any = None) -> dict[str, np.ndarray]:
     dtype = np.dtype(config.dtype)
     out: dict[str, np.ndarray] = {}
-    for name in _ROTATION_FIELDS:
+    for name in POSE_PARTS:
         value = getattr(seq, name)
         if value is not None:
             out[name] = _rotations(value, config.rotation).astype(dtype)

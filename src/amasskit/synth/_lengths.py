@@ -18,6 +18,8 @@ from typing import Final
 
 import numpy as np
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["DATASETS", "DatasetSpec", "LengthTable", "find_lengths_table", "load_lengths_table"]
 
 logger = logging.getLogger(__name__)
@@ -112,7 +114,7 @@ def load_lengths_table(path: str | os.PathLike[str]) -> LengthTable:
         for dataset, _md5, frames in rows:
             by_dataset.setdefault(str(dataset), []).append(int(frames))
     except (OSError, ValueError, TypeError, EOFError) as exc:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{path}: not a lengths table ([dataset_dir, md5, n_frames] rows in gzip JSON): {exc}"
         ) from exc
     return LengthTable(os.fspath(path), {k: np.asarray(v, dtype=np.int64) for k, v in by_dataset.items()})

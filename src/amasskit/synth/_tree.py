@@ -20,6 +20,7 @@ import numpy as np
 from .._util.atomic import atomic_open
 from .._util.processes import single_threaded_worker, worker_context
 from .._version import __version__
+from ..errors import InvalidArgumentError
 from ..io import META_KEY, write
 from ..sequence import Gender, Markers, ModelType, Provenance, Sequence
 from ._lengths import DATASETS, DatasetSpec, LengthTable, find_lengths_table, load_lengths_table
@@ -129,7 +130,7 @@ def plan_tree(
         table: real per-file lengths.
     """
     if files < 1:
-        raise ValueError(f"files must be at least 1, got {files}")
+        raise InvalidArgumentError(f"files must be at least 1, got {files}")
     rng = np.random.default_rng(seed)
     counts = _allocate(files, np.array([spec.files for spec in DATASETS], dtype=np.float64))
     suffix = "_poses.npz" if release == "smplh" else "_stageii.npz"
@@ -174,7 +175,7 @@ def _draw_lengths(
     if mode == "short":
         return rng.integers(30, 181, size=count)
     if mode != "real":
-        raise ValueError(f"lengths must be 'real' or 'short', got {mode!r}")
+        raise InvalidArgumentError(f"lengths must be 'real' or 'short', got {mode!r}")
     if table is not None and spec.name in table.lengths:
         pool = table.lengths[spec.name]
         return rng.choice(pool, size=count, replace=count > len(pool))
@@ -314,7 +315,7 @@ def synth_tree(
     if root.exists() and not overwrite:
         raise FileExistsError(f"{root} already exists; choose another folder or pass overwrite=True")
     if release not in ("smplh", "smplx"):
-        raise ValueError(f"release must be 'smplh' or 'smplx', got {release!r}")
+        raise InvalidArgumentError(f"release must be 'smplh' or 'smplx', got {release!r}")
     table = None
     source = "short" if lengths == "short" else "fitted"
     if lengths == "real":

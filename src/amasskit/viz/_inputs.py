@@ -118,7 +118,7 @@ def _motion_track(path: Path, model_dir: str | os.PathLike[str] | None, fps: flo
 def _store_track(path: Path, index: int, label: str | None) -> Track:
     import torch
 
-    from ..body import to_rotmat
+    from ..rotations import to_rotmat
     from ..store import Store
 
     store = Store(path)

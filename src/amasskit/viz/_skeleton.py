@@ -18,7 +18,8 @@ from typing import Final
 
 import numpy as np
 
-from ..ops._rotations import rotvec_to_rotmat
+from ..errors import InvalidArgumentError
+from ..rotations import rotvec_to_rotmat
 from ..topology import (
     BODY_JOINT_NAMES,
     BODY_PARENTS,
@@ -106,7 +107,7 @@ def tree_for(num_joints: int) -> tuple[tuple[int, ...], tuple[str, ...]]:
         55: (SMPLX_PARENTS, SMPLX_JOINT_NAMES),
     }
     if num_joints not in trees:
-        raise ValueError(f"no SMPL-family skeleton has {num_joints} joints (22, 24, 52 or 55)")
+        raise InvalidArgumentError(f"no SMPL-family skeleton has {num_joints} joints (22, 24, 52 or 55)")
     return trees[num_joints]
 
 

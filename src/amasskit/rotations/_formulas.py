@@ -1,0 +1,162 @@
+"""The rotation formulas, written once for numpy and torch.
+
+Every function takes ``xp``, the array namespace (the ``numpy`` or ``torch`` module), and uses only what both
+spell the same way (``sqrt``, ``arctan2``, ``sin``, ``cos``, ``where``, ``stack``, ``abs``, ``clip``, indexing,
+arithmetic), so the numpy path (``prepare``'s workers, which never import torch) and the torch path (body models,
+loaders, fitting) give the same numbers from the same code. Inputs are already shape-checked and floating point;
+the public wrappers in :mod:`amasskit.rotations` do that.
+
+Small angles use series expansions where a quotient would be ``0/0``, with the quotient's denominator replaced by a
+safe value on the masked side, so neither branch produces NaN values or NaN gradients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Array = Any
+"""A ``numpy.ndarray`` or a ``torch.Tensor``; the formulas do not care which."""
+
+# Below these angles (radians) the quotients switch to their series; both are far above float32's resolution of
+# the squared terms they guard and far below where the series' next term (angle^4/3840) reaches float64 epsilon.
+_SMALL_ANGLE = 1e-4
+
+
+def norm(xp: Any, x: Array) -> Array:
+    """``(..., n)`` -> ``(...)`` Euclidean norm (torch: ``vector_norm``, whose gradient at 0 is 0, not NaN)."""
+    if xp.__name__ == "torch":
+        return xp.linalg.vector_norm(x, dim=-1)
+    return xp.sqrt((x * x).sum(-1))
+
+
+def rotvec_to_quat(xp: Any, rotvec: Array) -> Array:
+    angle = norm(xp, rotvec)
+    small = angle < _SMALL_ANGLE
+    safe = xp.where(small, xp.ones_like(angle), angle)
+    # sin(a/2)/a, with its series 1/2 - a^2/48 where a is tiny
+    scale = xp.where(small, 0.5 - angle * angle / 48.0, xp.sin(0.5 * safe) / safe)
+    return xp.stack(
+        [rotvec[..., 0] * scale, rotvec[..., 1] * scale, rotvec[..., 2] * scale, xp.cos(0.5 * angle)], -1
+    )
+
+
+def quat_log(xp: Any, quat: Array) -> Array:
+    """``(..., 4)`` unit XYZW -> ``(..., 3)``: ``v`` with ``quat = exp(v)``, ``|v|`` in ``[0, pi]``."""
+    v = quat[..., :3]
+    w = quat[..., 3]
+    s = norm(xp, v)
+    small = (s < _SMALL_ANGLE) & (w > 0)
+    safe_s = xp.where(s > 0, s, xp.ones_like(s))
+    safe_w = xp.where(small, w, xp.ones_like(w))
+    # atan2(s, w) / s, with its series 1/w - s^2/(3 w^3) where s is tiny and w close to 1. (A quaternion of
+    # w < 0 and no vector part is -1, whose logarithm has length pi along an undefined axis; it maps to 0.)
+    scale = xp.where(small, 1.0 / safe_w - s * s / (3.0 * safe_w**3), xp.arctan2(s, w) / safe_s)
+    return v * scale[..., None]
+
+
+def quat_exp(xp: Any, v: Array) -> Array:
+    """``(..., 3)`` -> ``(..., 4)`` unit XYZW: ``(sin|v| v/|v|, cos|v|)``."""
+    angle = norm(xp, v)
+    small = angle < _SMALL_ANGLE
+    safe = xp.where(small, xp.ones_like(angle), angle)
+    scale = xp.where(small, 1.0 - angle * angle / 6.0, xp.sin(safe) / safe)
+    return xp.stack([v[..., 0] * scale, v[..., 1] * scale, v[..., 2] * scale, xp.cos(angle)], -1)
+
+
+def quat_canonical(xp: Any, quat: Array) -> Array:
+    """The sign of each quaternion chosen so that ``w >= 0`` (the same rotation)."""
+    return xp.where(quat[..., 3:] < 0, -quat, quat)
+
+
+def quat_to_rotvec(xp: Any, quat: Array) -> Array:
+    return 2.0 * quat_log(xp, quat_canonical(xp, quat))
+
+
+def quat_product(xp: Any, a: Array, b: Array) -> Array:
+    ax, ay, az, aw = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
+    bx, by, bz, bw = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    return xp.stack(
+        [
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz,
+        ],
+        -1,
+    )
+
+
+def quat_conjugate(xp: Any, quat: Array) -> Array:
+    return xp.stack([-quat[..., 0], -quat[..., 1], -quat[..., 2], quat[..., 3]], -1)
+
+
+def quat_to_rotmat(xp: Any, quat: Array) -> Array:
+    x, y, z, w = quat[..., 0], quat[..., 1], quat[..., 2], quat[..., 3]
+    xx, yy, zz = x * x, y * y, z * z
+    xy, xz, yz, wx, wy, wz = x * y, x * z, y * z, w * x, w * y, w * z
+    rows = [
+        1 - 2 * (yy + zz), 2 * (xy - wz), 2 * (xz + wy),
+        2 * (xy + wz), 1 - 2 * (xx + zz), 2 * (yz - wx),
+        2 * (xz - wy), 2 * (yz + wx), 1 - 2 * (xx + yy),
+    ]  # fmt: skip
+    return xp.stack(rows, -1).reshape(*quat.shape[:-1], 3, 3)
+
+
+def rotmat_to_quat(xp: Any, rotmat: Array) -> Array:
+    """Shepperd's method: of the four ways to read a quaternion off the matrix, the one whose divisor is largest;
+    normalised and with ``w >= 0``."""
+    m = rotmat
+    m00, m01, m02 = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
+    m10, m11, m12 = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
+    m20, m21, m22 = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
+    trace = m00 + m11 + m22
+    candidates = [
+        xp.stack([1 + 2 * m00 - trace, m01 + m10, m02 + m20, m21 - m12], -1),
+        xp.stack([m01 + m10, 1 + 2 * m11 - trace, m12 + m21, m02 - m20], -1),
+        xp.stack([m02 + m20, m12 + m21, 1 + 2 * m22 - trace, m10 - m01], -1),
+        xp.stack([m21 - m12, m02 - m20, m10 - m01, 1 + trace], -1),
+    ]
+    # pick the candidate with the largest diagonal term (its norm is ~2x that term: no cancellation)
+    diag = [m00, m11, m22, trace]
+    best, best_value = candidates[3], diag[3]
+    for candidate, value in zip(candidates[:3], diag[:3], strict=True):
+        take = value > best_value
+        best = xp.where(take[..., None], candidate, best)
+        best_value = xp.where(take, value, best_value)
+    quat = best / norm(xp, best)[..., None]
+    return quat_canonical(xp, quat)
+
+
+def rot6d_to_rotmat(xp: Any, rot6d: Array) -> Array:
+    """Gram-Schmidt on the two stored columns; the third is their cross product."""
+    a, b = rot6d[..., 0:3], rot6d[..., 3:6]
+    c0 = a / norm(xp, a)[..., None]
+    b = b - (c0 * b).sum(-1)[..., None] * c0
+    c1 = b / norm(xp, b)[..., None]
+    c2 = xp.stack(
+        [
+            c0[..., 1] * c1[..., 2] - c0[..., 2] * c1[..., 1],
+            c0[..., 2] * c1[..., 0] - c0[..., 0] * c1[..., 2],
+            c0[..., 0] * c1[..., 1] - c0[..., 1] * c1[..., 0],
+        ],
+        -1,
+    )
+    return xp.stack([c0, c1, c2], -1)
+
+
+def rotmat_to_rot6d(xp: Any, rotmat: Array) -> Array:
+    """The first column, then the second: ``[c0x, c0y, c0z, c1x, c1y, c1z]``."""
+    return xp.stack([rotmat[..., :, 0], rotmat[..., :, 1]], -2).reshape(*rotmat.shape[:-2], 6)
+
+
+def quat_geodesic(xp: Any, a: Array, b: Array) -> Array:
+    """The angle in ``[0, pi]`` of the rotation from ``a`` to ``b``: ``2 atan2(|vec(a* b)|, |w(a* b)|)``, which is
+    ``2 acos |<a, b>|`` for unit quaternions but accurate near 0 (where ``acos`` loses half the digits)."""
+    rel = quat_product(xp, quat_conjugate(xp, a), b)
+    return 2.0 * xp.arctan2(norm(xp, rel[..., :3]), xp.abs(rel[..., 3]))
+
+
+def quat_slerp(xp: Any, a: Array, b: Array, t: Array) -> Array:
+    """Along the shorter arc: ``a exp(t log(a* b))`` with ``a* b`` sign-canonicalised."""
+    rel = quat_canonical(xp, quat_product(xp, quat_conjugate(xp, a), b))
+    return quat_product(xp, a, quat_exp(xp, quat_log(xp, rel) * t[..., None]))

@@ -20,7 +20,16 @@ import numpy as np
 from .errors import InvalidArgumentError
 from .topology import NUM_BODY_JOINTS, NUM_HAND_JOINTS
 
-__all__ = ["LAYOUTS", "PART_SHAPES", "PoseLayout", "get_layout", "join_pose_parts", "split_flat_poses"]
+__all__ = [
+    "LAYOUTS",
+    "PART_SHAPES",
+    "RELEASE_SUFFIXES",
+    "PoseLayout",
+    "get_layout",
+    "join_pose_parts",
+    "sequence_name",
+    "split_flat_poses",
+]
 
 PART_SHAPES: Final[dict[str, tuple[int, ...]]] = {
     "root_orient": (3,),
@@ -141,3 +150,17 @@ def join_pose_parts(
             raise InvalidArgumentError(f"Part {name!r} must have shape {expected}, got {tuple(value.shape)}.")
         out[..., cols] = value.reshape(*lead, cols.stop - cols.start)
     return out
+
+
+RELEASE_SUFFIXES: Final[tuple[str, ...]] = ("_poses", "_stageii")
+"""What the releases append to a sequence's name: ``_poses`` (SMPL+H), ``_stageii`` (SMPL-X)."""
+
+
+def sequence_name(filename: str) -> str:
+    """The sequence's name from its file name: without ``.npz`` (any case) and the release suffix
+    (``01_01_poses.npz`` -> ``01_01``, ``Walk_stageii.npz`` -> ``Walk``)."""
+    stem = filename[: -len(".npz")] if filename.lower().endswith(".npz") else filename
+    for suffix in RELEASE_SUFFIXES:
+        if stem.endswith(suffix):
+            return stem[: -len(suffix)]
+    return stem

@@ -20,7 +20,7 @@ import numpy as np
 
 from .conventions import DEFAULT_DTYPE, POSE_PARTS, ModelType, resolve_dtype
 from .errors import SequenceError
-from .layouts import PART_SHAPES, join_pose_parts, split_flat_poses
+from .layouts import PART_SHAPES, join_pose_parts, sequence_name, split_flat_poses
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -87,11 +87,7 @@ class Provenance:
         """Provenance from the AMASS layout ``<Dataset>/<Subject>/<sequence>.npz``."""
         source = os.fspath(path)
         folder, filename = os.path.split(source)
-        name = filename[: -len(".npz")] if filename.endswith(".npz") else os.path.splitext(filename)[0]
-        for suffix in ("_poses", "_stageii"):
-            if name.endswith(suffix):
-                name = name[: -len(suffix)]
-                break
+        name = sequence_name(filename if filename.lower().endswith(".npz") else os.path.splitext(filename)[0])
         folder, subject = os.path.split(folder)
         dataset = os.path.basename(folder)
         return cls(source=source, dataset=dataset or None, subject=subject or None, name=name)

@@ -27,7 +27,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,9 +35,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from .._util.atomic import staged_dir
 from .._util.processes import worker_context
 from ..errors import AmassFileError, CatalogError, NotMotionFileError
 from ..io import NpzArchive, header_from_archive
+from ..layouts import sequence_name
 from ._names import canonical_dataset
 from ._splits import SplitAssignment, SplitScheme, load_scheme
 
@@ -206,11 +207,7 @@ def _place(rel: str, root_name: str) -> tuple[str, str | None, str]:
     """``(dataset folder, subject, sequence)`` from ``<Dataset>/<Subject>/<sequence>.npz`` (deeper trees: the last
     three levels)."""
     parts = rel.split("/")
-    stem = parts[-1][: -len(".npz")] if parts[-1].lower().endswith(".npz") else parts[-1]
-    for suffix in ("_poses", "_stageii"):
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
+    stem = sequence_name(parts[-1])
     if len(parts) >= 3:
         return parts[-3], parts[-2], stem
     if len(parts) == 2:
@@ -700,22 +697,16 @@ class Catalog:
             raise CatalogError(
                 f"{self.path}: no split scheme {scheme!r} recorded; run `amasskit split {scheme}`"
             )
-        staging = target.with_name(f".{target.name}.partial")
-        if staging.exists():
-            shutil.rmtree(staging)
         root = self.root
         counts: dict[str, int] = {}
         rows = self._con.execute(
             "SELECT s.split, s.path FROM split_files s JOIN files f ON f.path = s.path WHERE s.scheme=?",
             (scheme,),
         )
-        for split, rel in rows:
-            link = staging / split / rel
-            link.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(root / rel, link)
-            counts[split] = counts.get(split, 0) + 1
-        staging.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        with staged_dir(target) as staging:
+            for split, rel in rows:
+                link = staging / split / rel
+                link.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(root / rel, link)
+                counts[split] = counts.get(split, 0) + 1
         return dict(sorted(counts.items()))

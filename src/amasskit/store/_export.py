@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._util.atomic import atomic_open, replace_dir
+from .._util.atomic import atomic_open, atomic_path, staged_dir
 from ..errors import ConfigError, OutputExistsError
 from ..rotations import to_rotmat
 from ._format import Store
@@ -80,25 +78,15 @@ def export_store(
         if target.is_symlink() or target.is_dir() == is_file:
             kind = "a file" if is_file else "a folder"
             raise OutputExistsError(f"{target} is not {kind}, which a {format} export writes; not replaced")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.partial-{secrets.token_hex(4)}")
-    try:
-        if format == "hdf5":
+    if is_file:
+        with atomic_path(target) as staging:
             _export_hdf5(store, staging, progress)
-        elif format == "pt":
-            _export_pt(store, staging)
-        else:
-            _export_npz(store, staging, progress)
-        if is_file:
-            os.replace(staging, target)
-        else:
-            replace_dir(staging, target)
-    except BaseException:
-        if staging.is_dir():
-            shutil.rmtree(staging, ignore_errors=True)
-        else:
-            staging.unlink(missing_ok=True)
-        raise
+    else:
+        with staged_dir(target, unique=True) as staging:
+            if format == "pt":
+                _export_pt(store, staging)
+            else:
+                _export_npz(store, staging, progress)
     return target
 
 

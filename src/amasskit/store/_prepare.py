@@ -706,7 +706,7 @@ def _clean_leftovers(out: Path, plan: PreparePlan) -> None:
         logger.info("prepare: discarded %d results of an earlier run that no longer match the selection, the "
                     "files or the settings", len(stale))  # fmt: skip
     if work.is_dir():
-        for tmp in work.glob(".*.tmp"):  # atomic writes a killed worker did not finish
+        for tmp in work.glob(".*.tmp*"):  # atomic writes a killed worker did not finish
             tmp.unlink()
     for split in plan.splits:
         for name in (f".{split}.partial", f".{split}.old", f".{split}.prepare"):  # .prepare: before 0.1.1

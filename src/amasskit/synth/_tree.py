@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tarfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -17,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._util.atomic import atomic_open
+from .._util.atomic import atomic_open, staged_dir
 from .._util.processes import single_threaded_worker, worker_context
 from .._version import __version__
 from ..errors import InvalidArgumentError
@@ -329,10 +328,45 @@ def synth_tree(
             logger.info("real lengths table not found; drawing lengths from the fitted distribution")
     plans = plan_tree(files=files, release=release, lengths=lengths, seed=seed, table=table)
 
-    staging = root.with_name(f".{root.name}.partial")
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    with staged_dir(root) as staging:
+        total_frames, datasets, archive_paths = _write_tree(
+            staging,
+            plans,
+            release=release,
+            seed=seed,
+            lengths=lengths,
+            source=source,
+            archives=archives,
+            workers=workers,
+            progress=progress,
+        )
+    logger.info("wrote %d synthetic files (%d frames) to %s", len(plans), total_frames, root)
+    return SynthSummary(
+        root=root,
+        release=release,
+        files=len(plans),
+        frames=total_frames,
+        seconds=sum(d["seconds"] for d in datasets.values()),
+        datasets=datasets,
+        lengths_source=source,
+        seed=seed,
+        archives=tuple(root / "archives" / p.name for p in archive_paths),
+    )
+
+
+def _write_tree(
+    staging: Path,
+    plans: list[FilePlan],
+    *,
+    release: Release,
+    seed: int,
+    lengths: str,
+    source: str,
+    archives: bool,
+    workers: int,
+    progress: Callable[[int], None] | None,
+) -> tuple[int, dict[str, dict[str, float]], list[Path]]:
+    """Write the planned files, shape files, manifest and (optionally) archives into ``staging``."""
     total_frames = 0
     if workers > 1:
         context = worker_context()
@@ -383,26 +417,4 @@ def synth_tree(
     archive_paths: list[Path] = []
     if archives:
         archive_paths = pack_archives(staging, staging / "archives", list(datasets), workers=workers)
-
-    if root.exists():
-        trash = root.with_name(f".{root.name}.old")
-        if trash.exists():
-            shutil.rmtree(trash)
-        root.rename(trash)
-        staging.rename(root)
-        shutil.rmtree(trash)
-    else:
-        root.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(root)
-    logger.info("wrote %d synthetic files (%d frames) to %s", len(plans), total_frames, root)
-    return SynthSummary(
-        root=root,
-        release=release,
-        files=len(plans),
-        frames=total_frames,
-        seconds=sum(d["seconds"] for d in datasets.values()),
-        datasets=datasets,
-        lengths_source=source,
-        seed=seed,
-        archives=tuple(root / "archives" / p.name for p in archive_paths),
-    )
+    return total_frames, datasets, archive_paths

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RenderError
+from ..layouts import sequence_name
 from ._render import Track, View, frame_times, render_frames
 from ._skeleton import skeleton_joints, skeleton_joints_rotmat, tree_for
 from ._video import write_video
@@ -95,7 +96,7 @@ def _motion_track(path: Path, model_dir: str | os.PathLike[str] | None, fps: flo
     from ..io import read
 
     seq = read(path)
-    name = label or path.stem.removesuffix("_poses").removesuffix("_stageii")
+    name = label or sequence_name(path.stem)
     info = {"sub-dataset": path.parent.parent.name, "subject": path.parent.name, "source": path.name,
             "gender": seq.gender.value, "model": seq.model.value}  # fmt: skip
     if model_dir is not None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._util.atomic import atomic_path
 from ..errors import RenderError
 
 __all__ = ["StoreStats", "plot_catalog", "plot_store", "store_stats"]
@@ -50,13 +51,8 @@ def _save(plt: Any, fig: Any, path: str | os.PathLike[str]) -> Path:
 
 def _write(fig: Any, path: str | os.PathLike[str]) -> Path:
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
-    try:
+    with atomic_path(target) as partial:
         fig.savefig(partial, dpi=110, format=target.suffix.lstrip(".") or "png")
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
     return target
 
 

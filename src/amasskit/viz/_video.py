@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .._util.atomic import atomic_path
 from ..errors import RenderError
 
 __all__ = ["find_ffmpeg", "write_video"]
@@ -55,16 +56,11 @@ def write_video(
     suffix = target.suffix.lower()
     if suffix not in (".mp4", ".gif"):
         raise RenderError(f"{target}: write .mp4 or .gif, not {suffix or 'no suffix'!r}")
-    partial = target.with_name(f".{target.stem}.partial{suffix}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with atomic_path(target) as partial:
         if suffix == ".gif":
             _gif(frames, partial, fps, progress)
         else:
             _mp4(frames, partial, fps, progress)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
     return target
 
 

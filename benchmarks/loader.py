@@ -38,7 +38,8 @@ from _common import settle
 
 from amasskit.catalog import scan
 from amasskit.data import ClipDataset, Loader
-from amasskit.store import PrepareConfig, Store, prepare
+from amasskit.prepare import PrepareConfig, prepare
+from amasskit.store import Store
 from amasskit.synth import synth_tree
 
 FULL_FILES = 14_096

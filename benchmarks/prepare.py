@@ -24,7 +24,7 @@ import numpy as np
 from _common import load_every_array, settle
 
 from amasskit.catalog import scan
-from amasskit.store import PrepareConfig, prepare
+from amasskit.prepare import PrepareConfig, prepare
 from amasskit.synth import synth_tree
 
 FULL_FILES = 14_096

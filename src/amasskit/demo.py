@@ -22,7 +22,7 @@ from .archives import UnpackReport, unpack_archives
 from .catalog import Catalog, DatasetSummary, ScanReport, SplitAssignment, scan
 from .errors import AmassKitError
 from .io import read
-from .store import PrepareConfig, PrepareReport, prepare
+from .prepare import PrepareConfig, PrepareReport, prepare
 from .synth import SynthSummary, synth_tree
 
 __all__ = ["DEMO_SPLIT", "DemoReport", "LoadingReport", "load_batches", "run_demo", "write_preview"]

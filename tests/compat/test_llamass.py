@@ -56,7 +56,7 @@ def test_a_store_yields_the_same_items_as_the_tree(smplh_tree: SynthSummary, tmp
     """Over a store prepared without changing anything (native rate, every frame, rotation vectors) the compat
     loader must yield exactly the tree's items, with any number of workers."""
     from amasskit.catalog import scan
-    from amasskit.store import PrepareConfig, prepare
+    from amasskit.prepare import PrepareConfig, prepare
 
     db = tmp_path / "catalog.sqlite"
     scan(smplh_tree.root, db, workers=1)

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 from amasskit.catalog import Catalog, scan
-from amasskit.store import PrepareConfig
+from amasskit.prepare import PrepareConfig
 
 
 def digest(folder: Path) -> dict[str, str]:

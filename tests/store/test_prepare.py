@@ -9,7 +9,8 @@ import pytest
 
 from amasskit.catalog import Catalog
 from amasskit.errors import AmassKitError
-from amasskit.store import PrepareConfig, Store, _prepare, prepare
+from amasskit.prepare import PrepareConfig, _run, prepare
+from amasskit.store import Store
 from tests.store.helpers import config, digest
 
 
@@ -45,7 +46,7 @@ def test_killed_run_resumes_to_the_same_bytes(
     catalogued: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reference = prepare(config(catalogued, tmp_path / "ref"))
-    original = _prepare._work_one
+    original = _run.work_one
     calls = {"n": 0}
 
     def dies(*args: object) -> object:
@@ -54,18 +55,18 @@ def test_killed_run_resumes_to_the_same_bytes(
             raise KeyboardInterrupt
         return original(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_prepare, "_work_one", dies)
+    monkeypatch.setattr(_run, "work_one", dies)
     with pytest.raises(KeyboardInterrupt):
         prepare(config(catalogued, tmp_path / "run"))
     assert not (tmp_path / "run" / "train").exists()  # no half store
-    monkeypatch.setattr(_prepare, "_work_one", original)
+    monkeypatch.setattr(_run, "work_one", original)
     counted = {"n": 0}
 
     def counting(*args: object) -> object:
         counted["n"] += 1
         return original(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_prepare, "_work_one", counting)
+    monkeypatch.setattr(_run, "work_one", counting)
     resumed = prepare(config(catalogued, tmp_path / "run"))
     assert counted["n"] == sum(reference.sequences.values()) // 4 - 5  # only the files not done before
     for split in reference.stores:

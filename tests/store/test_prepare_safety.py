@@ -27,7 +27,8 @@ from amasskit.errors import (
     EmptySelectionError,
     OutputExistsError,
 )
-from amasskit.store import PrepareConfig, Store, StoreWriter, _prepare, plan_prepare, prepare
+from amasskit.prepare import PrepareConfig, _run, _work, plan_prepare, prepare
+from amasskit.store import Store, StoreWriter
 from amasskit.synth import SynthSummary
 from tests.conftest import save_npz, smplh_arrays
 from tests.locks import hold_lock
@@ -38,7 +39,7 @@ LOCK = ".amasskit-prepare.lock"
 
 def interrupted(monkeypatch: pytest.MonkeyPatch, cfg: PrepareConfig, after: int) -> None:
     """Run ``prepare`` and kill it (KeyboardInterrupt) once ``after`` files are done."""
-    original = _prepare._work_one
+    original = _run.work_one
     calls = {"n": 0}
 
     def dies(*args: object) -> object:
@@ -47,10 +48,10 @@ def interrupted(monkeypatch: pytest.MonkeyPatch, cfg: PrepareConfig, after: int)
             raise KeyboardInterrupt
         return original(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_prepare, "_work_one", dies)
+    monkeypatch.setattr(_run, "work_one", dies)
     with pytest.raises(KeyboardInterrupt):
         prepare(cfg)
-    monkeypatch.setattr(_prepare, "_work_one", original)
+    monkeypatch.setattr(_run, "work_one", original)
 
 
 def same_stores(a: dict[str, Path], b: dict[str, Path]) -> None:
@@ -301,14 +302,14 @@ def test_files_that_cannot_be_prepared_are_skipped_and_listed(catalogued: Path, 
 def test_an_unexpected_error_in_one_file_does_not_end_the_run(
     catalogued: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = _prepare.process_sequence
+    original = _work.process_sequence
 
     def flaky(root: str, rel: str, cfg: PrepareConfig) -> object:
         if rel.startswith("KIT/"):
             raise RuntimeError("something no file should do")
         return original(root, rel, cfg)
 
-    monkeypatch.setattr(_prepare, "process_sequence", flaky)
+    monkeypatch.setattr(_work, "process_sequence", flaky)
     report = prepare(config(catalogued, tmp_path / "out", splits=("train",)))
     ((path, error),) = report.problems
     assert path.startswith("KIT/") and error.startswith("RuntimeError") and path in error

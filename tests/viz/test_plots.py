@@ -11,9 +11,8 @@ from typer.testing import CliRunner
 
 from amasskit.catalog import scan
 from amasskit.cli import app
-from amasskit.store import Store, StoreWriter
+from amasskit.store import Store, StoreWriter, store_stats
 from amasskit.synth import SynthSummary
-from amasskit.viz import store_stats
 
 
 @pytest.fixture

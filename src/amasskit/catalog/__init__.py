@@ -7,17 +7,10 @@ queries, per-dataset statistics and split schemes.
 * :func:`canonical_dataset` - sub-dataset names across releases.
 """
 
-from ._catalog import (
-    DEFAULT_DB_NAME,
-    SCHEMA_VERSION,
-    Catalog,
-    CatalogRecord,
-    DatasetSummary,
-    Problem,
-    ScanReport,
-    scan,
-)
+from ._db import DEFAULT_DB_NAME, SCHEMA_VERSION, CatalogRecord, DatasetSummary, Problem
 from ._names import ALIASES, CANONICAL_DATASETS, NEWER_DATASETS, canonical_dataset
+from ._query import Catalog
+from ._scan import ScanReport, scan
 from ._splits import (
     BUILTIN_SCHEMES,
     RandomSplit,

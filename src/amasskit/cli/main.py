@@ -554,8 +554,8 @@ def prepare(
 ) -> None:
     """Select from the catalog, resample, trim, canonicalise, augment and pack into one memory-mappable store per
     split. Deterministic for a config and its inputs; a killed run resumes where it stopped."""
-    from ..store import PrepareConfig, load_config_file, plan_prepare
-    from ..store import prepare as run_prepare
+    from ..prepare import PrepareConfig, load_config_file, plan_prepare
+    from ..prepare import prepare as run_prepare
 
     flags = {"catalog": catalog, "out": out, "scheme": scheme, "splits": split, "datasets": dataset,
              "gender": gender, "model": model, "min_duration": min_duration, "fps": fps, "trim_keep": trim_keep,
@@ -635,8 +635,8 @@ def store_command(
     value ranges: `amasskit store stats STORE [--plot F]`."""
     import numpy as np
 
-    from ..store import Store
-    from ..viz import plot_store, store_stats
+    from ..store import Store, store_stats
+    from ..viz import plot_store
 
     if action != "stats":
         raise typer.BadParameter(f"unknown action {action!r}; try 'stats'")

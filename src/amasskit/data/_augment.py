@@ -60,7 +60,7 @@ def _yaw_matrices(angle: torch.Tensor) -> torch.Tensor:
     return torch.stack([c, -s, zero, s, c, zero, zero, zero, one], dim=-1).reshape(-1, 3, 3)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Augment:
     """What to do to each window, drawn per window from ``(seed, epoch, index)``.
 

@@ -4,7 +4,8 @@
 * :func:`load_track`, :class:`Track`, :class:`View`, :func:`render_frames` - the pieces, for custom layouts.
 * :func:`skeleton_joints` - forward kinematics of amasskit's built-in approximate skeleton.
 * :class:`Viewer` - the interactive browser viewer (viser) behind ``amasskit view``.
-* :func:`plot_catalog`, :func:`plot_store` (+ :func:`store_stats`) - a catalog or a store at a glance, as PNG.
+* :func:`plot_catalog`, :func:`plot_store` - a catalog or a store at a glance, as PNG (statistics:
+  :func:`amasskit.store.store_stats`, also importable from here).
 """
 
 from ._inputs import load_track, render

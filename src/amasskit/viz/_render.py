@@ -62,7 +62,7 @@ class Track:
         return len(self.joints) / self.fps
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class View:
     """How frames are drawn: panel size in pixels, camera distance (m), elevation and azimuth (degrees; azimuth 0
     looks along +Y), vertical field of view, seconds over which the camera's target is smoothed, whether tracks

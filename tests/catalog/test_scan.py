@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import amasskit
-from amasskit.catalog import Catalog, CatalogRecord, _catalog, canonical_dataset, scan
+from amasskit.catalog import Catalog, CatalogRecord, canonical_dataset, scan
+from amasskit.catalog import _scan as scan_module
 from amasskit.errors import CatalogError
 from amasskit.synth import SynthSummary, synth_tree
 
@@ -123,8 +124,8 @@ def test_parallel_scan_equals_serial(tree: Path) -> None:
 
 
 def test_killed_scan_keeps_what_it_recorded(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_catalog, "_COMMIT_EVERY", 4)
-    original = _catalog._scan_one
+    monkeypatch.setattr(scan_module, "_COMMIT_EVERY", 4)
+    original = scan_module._scan_one
     calls = {"n": 0}
 
     def dies(*args: object) -> object:
@@ -133,7 +134,7 @@ def test_killed_scan_keeps_what_it_recorded(tree: Path, monkeypatch: pytest.Monk
             raise KeyboardInterrupt  # the process is killed mid-scan
         return original(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_catalog, "_scan_one", dies)
+    monkeypatch.setattr(scan_module, "_scan_one", dies)
     with pytest.raises(KeyboardInterrupt):
         scan(tree, workers=1)
     con = sqlite3.connect(tree / "amasskit-catalog.sqlite")
@@ -142,7 +143,7 @@ def test_killed_scan_keeps_what_it_recorded(tree: Path, monkeypatch: pytest.Monk
     )
     con.close()
     assert 8 <= kept <= 10  # every committed batch survived
-    monkeypatch.setattr(_catalog, "_scan_one", original)
+    monkeypatch.setattr(scan_module, "_scan_one", original)
     report = scan(tree, workers=1)
     assert report.read == report.seen - kept  # the rescan reads only what was not recorded
     assert len(rows(tree / "amasskit-catalog.sqlite")) == 19

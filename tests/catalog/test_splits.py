@@ -184,6 +184,6 @@ def test_cli_catalog_and_split(catalogued: Path, tmp_path: Path) -> None:
     assert "amass-paper-all" in listed.output
     missing = runner.invoke(app, ["split", "amass-paper", "--db", str(tmp_path / "none.sqlite")])
     assert missing.exit_code == 1 and "CatalogError" in missing.output
-    rescan = runner.invoke(app, ["-q", "catalog", str(catalogued)])
+    rescan = runner.invoke(app, ["-q", "catalog", "scan", str(catalogued)])
     assert rescan.exit_code == 0, rescan.output
     assert "0 read" in rescan.output

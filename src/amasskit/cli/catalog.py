@@ -1,0 +1,176 @@
+"""``amasskit catalog scan|stats`` and ``amasskit split``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from typer.core import TyperGroup
+
+from ._app import app, console, err_console, handle_errors, progress_bar
+
+
+class HashChoice(str, Enum):
+    crc = "crc"
+    md5 = "md5"
+
+
+def _catalog_db(where: Path | None, db: Path | None) -> Path:
+    from ..catalog import DEFAULT_DB_NAME
+
+    if db is not None:
+        return db
+    if where is None:
+        return Path(DEFAULT_DB_NAME)
+    return where / DEFAULT_DB_NAME if where.is_dir() else where
+
+
+class _ScanByDefault(TyperGroup):
+    """``amasskit catalog DIR`` (the form before sub-commands) still scans DIR, with a note; ``catalog stats`` is
+    always the statistics and ``catalog scan stats`` scans a folder named ``stats``."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            err_console.print(
+                f"note: `amasskit catalog {args[0]}` is now `amasskit catalog scan {args[0]}`",
+                highlight=False,
+            )
+            args = ["scan", *args]
+        return super().resolve_command(ctx, args)
+
+
+catalog_app = typer.Typer(
+    cls=_ScanByDefault,
+    no_args_is_help=True,
+    help="The catalog: `catalog scan DIR` records every motion file in SQLite; `catalog stats` summarises it.",
+)
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("scan")
+def catalog_scan(
+    tree: Annotated[Path, typer.Argument(help="The AMASS tree to scan.")],
+    db: Annotated[
+        Path | None, typer.Option(help="Catalog database (default: TREE/amasskit-catalog.sqlite).")
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Reader processes (default: all cores).")
+    ] = None,
+    hash_kind: Annotated[
+        HashChoice, typer.Option("--hash", help="crc: from the zip directory (fast); md5: of every byte.")
+    ] = HashChoice.crc,
+) -> None:
+    """Scan a tree into an SQLite catalog: headers only, in parallel, incremental (a rescan reads only new or
+    changed files), then print per-dataset statistics."""
+    from ..catalog import Catalog, scan
+
+    with handle_errors():
+        with progress_bar() as bar:
+            task = bar.add_task("reading headers", total=None)
+            report = scan(
+                tree,
+                db,
+                workers=jobs,
+                hash_kind=hash_kind.value,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        console.print(
+            f"{report.db}: {report.seen} npz files; {report.read} read ({report.added} added, {report.updated} "
+            f"updated, {report.skipped} not motion, {report.problems} problems), {report.unchanged} unchanged, "
+            f"{report.removed} removed; {report.seconds:.2f} s",
+            highlight=False,
+        )
+        with Catalog.open(report.db) as cat:
+            print_catalog_stats(cat)
+
+
+@catalog_app.command("stats")
+def catalog_stats(
+    where: Annotated[
+        Path | None, typer.Argument(help="The scanned folder or the catalog file (default: here).")
+    ] = None,
+    db: Annotated[Path | None, typer.Option(help="The catalog database, if not WHERE.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Also draw the statistics to this image (.png, .svg, .pdf).")
+    ] = None,
+) -> None:
+    """Per-sub-dataset statistics of a catalog: files, frames, hours, frame rates, genders; problems."""
+    from ..catalog import Catalog
+
+    with handle_errors(), Catalog.open(_catalog_db(where, db)) as cat:
+        print_catalog_stats(cat)
+        if plot is not None:
+            from ..viz import plot_catalog
+
+            written = plot_catalog(cat.records(), plot, title=cat.root.name)
+            console.print(f"plot: {written}", highlight=False)
+
+
+def print_catalog_stats(cat: Any) -> None:
+    stats = cat.stats()
+    table = Table(title=f"catalog of {cat.root}")
+    for col in ("sub-dataset", "files", "frames", "hours", "fps", "genders"):
+        table.add_column(col, justify="right" if col in ("files", "frames", "hours") else "left")
+    for d in stats:
+        fps = ", ".join(f"{f:g}" + (f" ({n})" if len(d.fps) > 1 else "") for f, n in d.fps.items())
+        genders = ", ".join(f"{g} {n}" for g, n in d.genders.items())
+        table.add_row(d.dataset, f"{d.files:,}", f"{d.frames:,}", f"{d.hours:.2f}", fps, genders)
+    table.add_row(
+        "[bold]total[/]",
+        f"{sum(d.files for d in stats):,}",
+        f"{sum(d.frames for d in stats):,}",
+        f"{sum(d.hours for d in stats):.2f}",
+        "",
+        "",
+    )
+    console.print(table)
+    problems = cat.problems()
+    if problems:
+        err_console.print(f"[yellow]{len(problems)} files failed to read:[/]")
+        for p in problems[:20]:
+            err_console.print(f"  {p.path}: {p.error}: {p.message}", highlight=False)
+        if len(problems) > 20:
+            err_console.print(f"  ... and {len(problems) - 20} more (Catalog.problems())")
+
+
+@app.command()
+def split(
+    scheme: Annotated[
+        str | None,
+        typer.Argument(help="Built-in scheme (amass-paper, amass-paper-all) or a YAML/JSON scheme file."),
+    ] = None,
+    db: Annotated[Path, typer.Option(help="The catalog (a database file or a scanned folder).")] = Path("."),
+    link: Annotated[
+        Path | None, typer.Option(help="Also materialise the split as a tree of symlinks here.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --link tree.")] = False,
+    list_schemes: Annotated[bool, typer.Option("--list", help="List the built-in schemes and exit.")] = False,
+) -> None:
+    """Record a split assignment in the catalog (no file moves) and report sub-datasets it leaves unallocated."""
+    from ..catalog import BUILTIN_SCHEMES, Catalog
+
+    if list_schemes or scheme is None:
+        for name, s in BUILTIN_SCHEMES.items():
+            console.print(f"{name}: {s.definition.get('description', '')}", highlight=False)
+        return
+    with handle_errors(), Catalog.open(db) as cat:
+        assignment = cat.assign_split(scheme)
+        name = assignment.scheme
+        counts = cat.split_counts(name)
+        table = Table(title=f"split {name} of {cat.root}")
+        table.add_column("split")
+        table.add_column("files", justify="right")
+        table.add_column("hours", justify="right")
+        for split_name, n in counts.items():
+            hours = sum(r.duration for r in cat.records(split=split_name, scheme=name)) / 3600
+            table.add_row(split_name, f"{n:,}", f"{hours:.2f}")
+        console.print(table)
+        if assignment.unallocated:
+            left = ", ".join(f"{d} ({n})" for d, n in assignment.unallocated.items())
+            err_console.print(f"[yellow]unallocated (in no split):[/] {left}", highlight=False)
+        if link is not None:
+            linked = cat.link_split(name, link, overwrite=overwrite)
+            console.print(f"linked {sum(linked.values())} files under {link}", highlight=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from amasskit.synth import SynthSummary, synth_tree, write_body_models
@@ -48,24 +47,3 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
     write_body_models(root, hand_pca=True)
     return root
-
-
-def save_npz(path: Path, **arrays: object) -> Path:
-    """Write arrays to an uncompressed npz exactly as given (object arrays pickled, as a hostile file would be)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fp:
-        np.savez(fp, **arrays)  # type: ignore[arg-type]
-    return path
-
-
-def smplh_arrays(num_frames: int = 10, *, seed: int = 0) -> dict[str, np.ndarray]:
-    """Valid SMPL+H release arrays, to be broken one at a time by the tests."""
-    rng = np.random.default_rng(seed)
-    return {
-        "poses": rng.normal(0, 0.3, size=(num_frames, 156)),
-        "trans": rng.normal(0, 1, size=(num_frames, 3)),
-        "betas": rng.normal(0, 1, size=16),
-        "dmpls": rng.normal(0, 1, size=(num_frames, 8)),
-        "gender": np.array("female"),
-        "mocap_framerate": np.array(120.0),
-    }

@@ -10,7 +10,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from amasskit.cli import app
-from tests.conftest import save_npz, smplh_arrays
+from amasskit.testing import smplh_arrays, write_npz
 
 runner = CliRunner()
 
@@ -37,8 +37,8 @@ def test_info_table_and_full(samples: Path) -> None:
 def test_info_reports_bad_and_non_motion_files(tmp_path: Path) -> None:
     bad = tmp_path / "bad_poses.npz"
     bad.write_bytes(b"garbage")
-    save_npz(tmp_path / "shape.npz", betas=np.zeros(16), gender=np.array("male"))
-    save_npz(tmp_path / "good_poses.npz", **smplh_arrays())
+    write_npz(tmp_path / "shape.npz", betas=np.zeros(16), gender=np.array("male"))
+    write_npz(tmp_path / "good_poses.npz", **smplh_arrays())
     result = runner.invoke(app, ["info", "--json", str(tmp_path)])
     assert result.exit_code == 1
     rows = {Path(r["path"]).name: r for r in json.loads(result.stdout)}

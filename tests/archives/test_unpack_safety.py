@@ -20,7 +20,7 @@ import pytest
 
 from amasskit.archives import LOCK_NAME, RECORD_NAME, unpack_archive, unpack_archives
 from amasskit.errors import BusyError
-from tests.archives.test_unpack import good_members, make_tar, member
+from tests.archives.helpers import good_members, make_tar, member
 from tests.locks import hold_lock
 
 

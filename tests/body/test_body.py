@@ -14,7 +14,7 @@ import torch
 import amasskit
 from amasskit.body import BodyModel, BodyModelModule, ModelKind, find_model_file, load_model_data
 from amasskit.errors import BodyModelFileError, BodyModelNotFoundError
-from tests.body.conftest import smpl_arrays, write_chumpy_pickle
+from amasskit.testing import smpl_model_arrays, write_smpl_pickle
 
 smplx = pytest.importorskip("smplx", reason="smplx is the test-only reference (pip install 'amasskit[test]')")
 
@@ -76,9 +76,9 @@ def test_smplx_parity_with_smplx(model_dir: Path, seed: int) -> None:
 def test_smpl_pickle_without_chumpy_and_parity(model_dir: Path, tmp_path: Path) -> None:
     """A release-style SMPL pickle (chumpy objects, a scipy CSC regressor) loads without chumpy or scipy, and poses
     as smplx poses the same arrays."""
-    arrays = smpl_arrays()
+    arrays = smpl_model_arrays()
     (tmp_path / "smpl").mkdir()
-    write_chumpy_pickle(tmp_path / "smpl" / "SMPL_MALE.pkl", arrays)
+    write_smpl_pickle(tmp_path / "smpl" / "SMPL_MALE.pkl", arrays)
     data = load_model_data("smpl", "male", model_dir=tmp_path)
     assert data.kind is ModelKind.SMPL and data.num_joints == 24 and data.num_betas == 10
     assert np.array_equal(data.J_regressor, arrays["J_regressor"]) and np.array_equal(

@@ -85,9 +85,9 @@ def test_a_file_that_fails_mid_epoch_is_skipped_and_listed(smplh_tree: SynthSumm
     damaged, shortened = (Path(str(s)) for s in ds.sources[:2])
     data = damaged.read_bytes()
     damaged.write_bytes(data[: len(data) // 2])  # damaged after the dataset was made
-    from tests.conftest import save_npz, smplh_arrays
+    from amasskit.testing import smplh_arrays, write_npz
 
-    save_npz(shortened, **smplh_arrays(5))  # now 5 frames long
+    write_npz(shortened, **smplh_arrays(5))  # now 5 frames long
     items = list(ds)
     assert {p for p, _ in ds.skipped} == {str(damaged), str(shortened)}
     assert all(it["poses"].shape == (8, 156) for it in items)

@@ -13,7 +13,7 @@ import pytest
 import amasskit
 from amasskit import errors
 from amasskit.io import NpzArchive
-from tests.conftest import save_npz, smplh_arrays
+from amasskit.testing import smplh_arrays, write_npz
 
 
 def expect(path: Path, error: type[Exception], builtin: type[Exception], match: str) -> None:
@@ -27,7 +27,7 @@ def expect(path: Path, error: type[Exception], builtin: type[Exception], match: 
 
 def test_valid_arrays_read(tmp_path: Path) -> None:
     """The base case every test below breaks one thing of."""
-    seq = amasskit.read(save_npz(tmp_path / "ok_poses.npz", **smplh_arrays()))
+    seq = amasskit.read(write_npz(tmp_path / "ok_poses.npz", **smplh_arrays()))
     assert seq.num_frames == 10
 
 
@@ -49,7 +49,7 @@ def test_not_a_zip(tmp_path: Path, content: bytes) -> None:
 
 @pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9, 0.999])
 def test_truncated(tmp_path: Path, fraction: float) -> None:
-    full = save_npz(tmp_path / "full_poses.npz", **smplh_arrays(200)).read_bytes()
+    full = write_npz(tmp_path / "full_poses.npz", **smplh_arrays(200)).read_bytes()
     path = tmp_path / "cut_poses.npz"
     path.write_bytes(full[: int(len(full) * fraction)])
     with pytest.raises(errors.CorruptFileError, match=r"cut_poses\.npz") as info:
@@ -59,7 +59,7 @@ def test_truncated(tmp_path: Path, fraction: float) -> None:
 
 def test_corrupt_member_data_fails_crc(tmp_path: Path) -> None:
     """Damaged pose bytes (same length) are caught by the zip CRC check, not returned as motion."""
-    path = save_npz(tmp_path / "flip_poses.npz", **smplh_arrays(50))
+    path = write_npz(tmp_path / "flip_poses.npz", **smplh_arrays(50))
     data = bytearray(path.read_bytes())
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo("poses.npy")
@@ -75,7 +75,7 @@ def test_corrupt_member_data_fails_crc(tmp_path: Path) -> None:
 def test_missing_key(tmp_path: Path, key: str) -> None:
     arrays = smplh_arrays()
     del arrays[key]
-    path = save_npz(tmp_path / f"no_{key}_poses.npz", **arrays)
+    path = write_npz(tmp_path / f"no_{key}_poses.npz", **arrays)
     with pytest.raises(errors.MissingKeyError, match=f"no array '{key}'|no '{key}'") as info:
         amasskit.read(path)
     assert isinstance(info.value, KeyError)
@@ -85,13 +85,13 @@ def test_missing_key(tmp_path: Path, key: str) -> None:
 def test_missing_poses(tmp_path: Path) -> None:
     arrays = smplh_arrays()
     del arrays["poses"]
-    expect(save_npz(tmp_path / "x_poses.npz", **arrays), errors.MissingKeyError, KeyError, "no 'poses'")
+    expect(write_npz(tmp_path / "x_poses.npz", **arrays), errors.MissingKeyError, KeyError, "no 'poses'")
 
 
 def test_missing_frame_rate(tmp_path: Path) -> None:
     arrays = smplh_arrays()
     del arrays["mocap_framerate"]
-    expect(save_npz(tmp_path / "x_poses.npz", **arrays), errors.MissingKeyError, KeyError, "no frame rate")
+    expect(write_npz(tmp_path / "x_poses.npz", **arrays), errors.MissingKeyError, KeyError, "no frame rate")
 
 
 @pytest.mark.parametrize(
@@ -108,13 +108,13 @@ def test_missing_frame_rate(tmp_path: Path) -> None:
 )
 def test_wrong_shape(tmp_path: Path, key: str, value: np.ndarray, match: str) -> None:
     arrays = smplh_arrays() | {key: value}
-    expect(save_npz(tmp_path / "bad_poses.npz", **arrays), errors.ArrayShapeError, ValueError, match)
+    expect(write_npz(tmp_path / "bad_poses.npz", **arrays), errors.ArrayShapeError, ValueError, match)
 
 
 def test_wrong_dmpls_shape(tmp_path: Path) -> None:
     arrays = smplh_arrays() | {"dmpls": np.zeros((3, 8))}
     with pytest.raises(errors.ArrayShapeError, match="'dmpls' must have shape"):
-        amasskit.read(save_npz(tmp_path / "bad_poses.npz", **arrays))
+        amasskit.read(write_npz(tmp_path / "bad_poses.npz", **arrays))
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.bool_, "U4"])
@@ -122,7 +122,7 @@ def test_wrong_dtype(tmp_path: Path, dtype: object) -> None:
     arrays = smplh_arrays()
     arrays["poses"] = np.zeros((10, 156), dtype=dtype)  # type: ignore[call-overload]
     expect(
-        save_npz(tmp_path / "int_poses.npz", **arrays), errors.ArrayShapeError, ValueError, "floating point"
+        write_npz(tmp_path / "int_poses.npz", **arrays), errors.ArrayShapeError, ValueError, "floating point"
     )
 
 
@@ -133,7 +133,10 @@ def test_zero_frames(tmp_path: Path) -> None:
         "dmpls": np.zeros((0, 8)),
     }
     expect(
-        save_npz(tmp_path / "empty_poses.npz", **arrays), errors.EmptySequenceError, ValueError, "zero frames"
+        write_npz(tmp_path / "empty_poses.npz", **arrays),
+        errors.EmptySequenceError,
+        ValueError,
+        "zero frames",
     )
 
 
@@ -144,7 +147,7 @@ def test_non_finite(tmp_path: Path, key: str, bad: float) -> None:
     arrays = smplh_arrays()
     arrays[key] = arrays[key].copy()
     arrays[key].reshape(-1)[7] = bad
-    path = save_npz(tmp_path / "nan_poses.npz", **arrays)
+    path = write_npz(tmp_path / "nan_poses.npz", **arrays)
     amasskit.read_header(path)  # the header does not look at values
     with pytest.raises(errors.NonFiniteError, match=f"'{key}' holds 1 NaN or infinite") as info:
         amasskit.read(path)
@@ -161,13 +164,13 @@ def test_non_finite(tmp_path: Path, key: str, bad: float) -> None:
 )  # fmt: skip
 def test_bad_frame_rate(tmp_path: Path, value: object, error: type[Exception], match: str) -> None:
     arrays = smplh_arrays() | {"mocap_framerate": np.array(value)}
-    expect(save_npz(tmp_path / "fps_poses.npz", **arrays), error, ValueError, match)
+    expect(write_npz(tmp_path / "fps_poses.npz", **arrays), error, ValueError, match)
 
 
 @pytest.mark.parametrize("value", ["robot", b"\xff\xfe", "", 3])
 def test_bad_gender(tmp_path: Path, value: object) -> None:
     arrays = smplh_arrays() | {"gender": np.array(value)}
-    expect(save_npz(tmp_path / "g_poses.npz", **arrays), errors.InvalidValueError, ValueError, "gender")
+    expect(write_npz(tmp_path / "g_poses.npz", **arrays), errors.InvalidValueError, ValueError, "gender")
 
 
 class _Boom:
@@ -184,12 +187,12 @@ def test_pickled_object_array_is_refused_without_unpickling(tmp_path: Path) -> N
     marker = tmp_path / "pwned"
     arrays: dict[str, object] = dict(smplh_arrays())
     arrays["poses"] = np.array([_Boom(marker)], dtype=object)
-    path = save_npz(tmp_path / "evil_poses.npz", **arrays)
+    path = write_npz(tmp_path / "evil_poses.npz", **arrays)
     expect(path, errors.PickledDataError, ValueError, "Python objects")
     arrays2: dict[str, object] = dict(smplh_arrays())
     arrays2["gender"] = np.array(_Boom(marker), dtype=object)
     with pytest.raises(errors.PickledDataError):
-        amasskit.read(save_npz(tmp_path / "evil2_poses.npz", **arrays2))
+        amasskit.read(write_npz(tmp_path / "evil2_poses.npz", **arrays2))
     assert not marker.exists()
 
 
@@ -203,7 +206,7 @@ def test_oversized_npy_header_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "huge_poses.npz"
     arrays = smplh_arrays()
     del arrays["poses"]
-    save_npz(path, **arrays)
+    write_npz(path, **arrays)
     with zipfile.ZipFile(path, "a") as zf:
         zf.writestr("poses.npy", buf.getvalue())
     expect(path, errors.CorruptFileError, ValueError, "no valid .npy header")
@@ -213,7 +216,7 @@ def test_header_claims_more_data_than_stored(tmp_path: Path) -> None:
     """A member whose .npy header promises more bytes than it holds is caught before any data is read."""
     arrays = smplh_arrays()
     del arrays["poses"]
-    path = save_npz(tmp_path / "short_poses.npz", **arrays)
+    path = write_npz(tmp_path / "short_poses.npz", **arrays)
     buf = io.BytesIO()
     np.lib.format.write_array(buf, np.zeros((10, 156)))
     with zipfile.ZipFile(path, "a") as zf:
@@ -223,17 +226,19 @@ def test_header_claims_more_data_than_stored(tmp_path: Path) -> None:
 
 def test_model_type_disagrees_with_width(tmp_path: Path) -> None:
     arrays = smplh_arrays() | {"surface_model_type": np.array("smplx")}
-    expect(save_npz(tmp_path / "x_stageii.npz", **arrays), errors.ArrayShapeError, ValueError, "says smplx")
+    expect(write_npz(tmp_path / "x_stageii.npz", **arrays), errors.ArrayShapeError, ValueError, "says smplx")
 
 
 def test_unknown_model_type(tmp_path: Path) -> None:
     arrays = smplh_arrays() | {"surface_model_type": np.array("mano")}
-    expect(save_npz(tmp_path / "x_stageii.npz", **arrays), errors.InvalidValueError, ValueError, "model type")
+    expect(
+        write_npz(tmp_path / "x_stageii.npz", **arrays), errors.InvalidValueError, ValueError, "model type"
+    )
 
 
 @pytest.mark.parametrize("name", ["shape.npz", "01_stagei.npz", "female_stagei.npz", "male_stagei.npz"])
 def test_non_motion_files_by_name(tmp_path: Path, name: str) -> None:
-    path = save_npz(tmp_path / "CMU" / "01" / name, betas=np.zeros(16), gender=np.array("male"))
+    path = write_npz(tmp_path / "CMU" / "01" / name, betas=np.zeros(16), gender=np.array("male"))
     expect(path, errors.NotMotionFileError, ValueError, "not a motion")
     with pytest.raises(errors.NotMotionFileError) as info:
         amasskit.read(path)
@@ -241,7 +246,7 @@ def test_non_motion_files_by_name(tmp_path: Path, name: str) -> None:
 
 
 def test_shape_file_recognised_by_content(tmp_path: Path) -> None:
-    path = save_npz(tmp_path / "betas_of_subject.npz", betas=np.zeros(16), gender=np.array(b"female"))
+    path = write_npz(tmp_path / "betas_of_subject.npz", betas=np.zeros(16), gender=np.array(b"female"))
     expect(path, errors.NotMotionFileError, ValueError, "not a motion")
 
 
@@ -259,7 +264,7 @@ def test_errors_survive_pickling() -> None:
 
 
 def test_archive_reports_keys_and_is_lazy(tmp_path: Path) -> None:
-    path = save_npz(tmp_path / "ok_poses.npz", **smplh_arrays(20))
+    path = write_npz(tmp_path / "ok_poses.npz", **smplh_arrays(20))
     with NpzArchive(path) as npz:
         assert set(npz.keys()) == set(smplh_arrays())
         info = npz.info("poses")
@@ -287,20 +292,20 @@ def test_smplx_split_keys_without_poses(tmp_path: Path) -> None:
     poses = np.concatenate(
         [parts[k] for k in ("root_orient", "pose_body", "pose_jaw", "pose_eye", "pose_hand")], 1
     )
-    split = amasskit.read(save_npz(tmp_path / "a_stageii.npz", **parts, **common), dtype=np.float64)
-    flat = amasskit.read(save_npz(tmp_path / "b_stageii.npz", poses=poses, **common), dtype=np.float64)
+    split = amasskit.read(write_npz(tmp_path / "a_stageii.npz", **parts, **common), dtype=np.float64)
+    flat = amasskit.read(write_npz(tmp_path / "b_stageii.npz", poses=poses, **common), dtype=np.float64)
     assert np.array_equal(split.to_flat(), poses)
     assert split.replace(provenance=flat.provenance) == flat
     assert amasskit.read_header(tmp_path / "a_stageii.npz").num_frames == T
     bad = dict(parts) | {"pose_jaw": np.zeros((T - 1, 3))}
     with pytest.raises(errors.ArrayShapeError, match="'pose_jaw' must have shape"):
-        amasskit.read_header(save_npz(tmp_path / "c_stageii.npz", **bad, **common))
+        amasskit.read_header(write_npz(tmp_path / "c_stageii.npz", **bad, **common))
 
 
 def test_compressed_npz_reads_the_same(tmp_path: Path) -> None:
     """np.savez_compressed files (deflated members) go through the zip stream path and read identically."""
     arrays = smplh_arrays(30)
-    plain = amasskit.read(save_npz(tmp_path / "plain_poses.npz", **arrays), dtype=np.float64)
+    plain = amasskit.read(write_npz(tmp_path / "plain_poses.npz", **arrays), dtype=np.float64)
     with (tmp_path / "zipped_poses.npz").open("wb") as fp:
         np.savez_compressed(fp, **arrays)  # type: ignore[arg-type]
     zipped = amasskit.read(tmp_path / "zipped_poses.npz", dtype=np.float64)

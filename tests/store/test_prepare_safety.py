@@ -30,7 +30,7 @@ from amasskit.errors import (
 from amasskit.prepare import PrepareConfig, _run, _work, plan_prepare, prepare
 from amasskit.store import Store, StoreWriter
 from amasskit.synth import SynthSummary
-from tests.conftest import save_npz, smplh_arrays
+from amasskit.testing import smplh_arrays, write_npz
 from tests.locks import hold_lock
 from tests.store.helpers import config, digest, rescan
 
@@ -107,7 +107,7 @@ def test_resume_after_files_were_added_removed_and_changed(
     files[0].unlink()  # removed
     shutil.copy(files[1], files[1].with_name("walk_02_poses.npz"))  # added: now two files of that subject
     changed = smplh_arrays(40, seed=5)  # changed content at the same path (a new capture, say)
-    save_npz(files[2], **changed)
+    write_npz(files[2], **changed)
     rescan(catalogued)
     resumed = prepare(config(catalogued, tmp_path / "run"))
     clean = prepare(config(catalogued, tmp_path / "clean"))
@@ -122,7 +122,7 @@ def test_a_file_changed_after_the_scan_is_not_taken_from_an_earlier_run(
     """The catalog still has the old content hash; the file's size and time give the change away."""
     victim = sorted(catalogued.glob("CMU/*/*_poses.npz"))[0]
     interrupted(monkeypatch, config(catalogued, tmp_path / "run", datasets=("CMU", "KIT")), after=1)
-    save_npz(victim, **smplh_arrays(33, seed=9))
+    write_npz(victim, **smplh_arrays(33, seed=9))
     os.utime(victim, ns=(time.time_ns(), time.time_ns() + 10**9))
     resumed = prepare(config(catalogued, tmp_path / "run", datasets=("CMU", "KIT")))
     clean = prepare(config(catalogued, tmp_path / "clean", datasets=("CMU", "KIT")))
@@ -269,7 +269,7 @@ def test_readers_during_a_swap_see_whole_stores(tmp_path: Path) -> None:
 
 def add_file(root: Path, rel: str, **changes: object) -> str:
     arrays = smplh_arrays(60, seed=11) | changes
-    save_npz(root / rel, **arrays)
+    write_npz(root / rel, **arrays)
     return rel
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tests.conftest import save_npz, smplh_arrays
 from typer.testing import CliRunner
 
 from amasskit.body import BodyModel
 from amasskit.cli import app
+from amasskit.testing import smplh_arrays, write_npz
 from amasskit.viz import View, render
 from amasskit.viz._mesh import GLRenderer, gl_renderer, vertex_normals
 from amasskit.viz._render import look_at, project
@@ -79,7 +79,7 @@ def test_render_with_a_model_draws_the_mesh_or_falls_back(
     arrays = smplh_arrays(num_frames=24)
     arrays["poses"][:, :3] = [np.pi / 2, 0, 0]
     arrays["trans"][:] = [0.0, 0.0, 0.9]
-    motion = save_npz(tmp_path / "S1" / "walk_poses.npz", **arrays)
+    motion = write_npz(tmp_path / "S1" / "walk_poses.npz", **arrays)
     view = View(width=160, height=160)
     mesh_gif = render([motion], tmp_path / "mesh.gif", model_dir=model_dir, fps=12, view=view)
     skeleton_gif = render([motion], tmp_path / "skel.gif", fps=12, view=view)
@@ -109,7 +109,7 @@ def test_render_with_a_model_draws_the_mesh_or_falls_back(
 
 def test_cli_no_mesh_draws_the_models_joints(gl: GLRenderer, model_dir: Path, tmp_path: Path) -> None:
     arrays = smplh_arrays(num_frames=12)
-    motion = save_npz(tmp_path / "S1" / "a_poses.npz", **arrays)
+    motion = write_npz(tmp_path / "S1" / "a_poses.npz", **arrays)
     out = tmp_path / "joints.gif"
     result = CliRunner().invoke(app, ["render", str(motion), "-o", str(out), "--model-dir", str(model_dir),
                                       "--no-mesh", "--size", "96"])  # fmt: skip

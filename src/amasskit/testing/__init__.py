@@ -1,4 +1,13 @@
-"""Synthetic body-model files (the real keys and shapes) and the smplx reference built on them."""
+"""Helpers for tests, amasskit's own and yours: small motion files written exactly as given, and synthetic body-model
+files in the released layouts. Nothing here is licensed data; everything is generated.
+
+* :func:`write_npz` - an npz written exactly as given (object arrays pickled, as a hostile file would hold them).
+* :func:`smplh_arrays` - valid SMPL+H release arrays, to break one at a time.
+* :func:`smpl_model_arrays`, :func:`write_smpl_pickle` - a synthetic SMPL model, pickled as the SMPL release is
+  (chumpy objects, a scipy sparse regressor), without chumpy or scipy installed.
+* :func:`write_body_models`, :func:`synth_tree` - synthetic body-model folders and AMASS trees (from
+  :mod:`amasskit.synth`).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +18,41 @@ from pathlib import Path
 
 import numpy as np
 
-from amasskit.synth import body_model_arrays
-from amasskit.topology import SMPL_PARENTS
+from ..synth import body_model_arrays, synth_tree, write_body_models
+from ..topology import SMPL_PARENTS
+
+__all__ = [
+    "smpl_model_arrays",
+    "smplh_arrays",
+    "synth_tree",
+    "write_body_models",
+    "write_npz",
+    "write_smpl_pickle",
+]
 
 
-def smpl_arrays() -> dict[str, np.ndarray]:
+def write_npz(path: Path, **arrays: object) -> Path:
+    """Write arrays to an uncompressed npz exactly as given (object arrays pickled, as a hostile file would be)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fp:
+        np.savez(fp, **arrays)  # type: ignore[arg-type]
+    return path
+
+
+def smplh_arrays(num_frames: int = 10, *, seed: int = 0) -> dict[str, np.ndarray]:
+    """Valid SMPL+H release arrays, to be broken one at a time by the tests."""
+    rng = np.random.default_rng(seed)
+    return {
+        "poses": rng.normal(0, 0.3, size=(num_frames, 156)),
+        "trans": rng.normal(0, 1, size=(num_frames, 3)),
+        "betas": rng.normal(0, 1, size=16),
+        "dmpls": rng.normal(0, 1, size=(num_frames, 8)),
+        "gender": np.array("female"),
+        "mocap_framerate": np.array(120.0),
+    }
+
+
+def smpl_model_arrays() -> dict[str, np.ndarray]:
     """A synthetic SMPL model (24 joints, 10 betas) derived from the SMPL+H humanoid: the fingers fold into one hand
     joint per side."""
     h = body_model_arrays("smplh", "male", seed=1)
@@ -36,7 +75,7 @@ def smpl_arrays() -> dict[str, np.ndarray]:
     }
 
 
-def write_chumpy_pickle(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def write_smpl_pickle(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Pickle ``arrays`` the way the SMPL release does: chumpy objects and a scipy CSC regressor (made with stand-in
     classes registered under chumpy's and scipy's module names, so neither package is needed)."""
     ch_module = types.ModuleType("chumpy.ch")
@@ -72,7 +111,7 @@ def write_chumpy_pickle(path: Path, arrays: dict[str, np.ndarray]) -> None:
     sys.modules["chumpy.ch"] = ch_module
     sys.modules["scipy.sparse._csc"] = sparse_module
     try:
-        payload = {k: v for k, v in arrays.items()}
+        payload: dict[str, object] = dict(arrays)
         for key in ("v_template", "shapedirs", "posedirs", "weights"):
             payload[key] = Ch(arrays[key])
         payload["J_regressor"] = csc_matrix(arrays["J_regressor"])

@@ -46,7 +46,7 @@ class Catalog:
         if db.is_dir():
             db = db / DEFAULT_DB_NAME
         if not db.is_file():
-            raise CatalogError(f"{db}: no catalog here; run `amasskit catalog DIR` first")
+            raise CatalogError(f"{db}: no catalog here; run `amasskit catalog scan DIR` first")
         con = connect(db)
         if con.execute("SELECT value FROM meta WHERE key='root'").fetchone() is None:
             con.close()

@@ -1,1 +1,0 @@
-"""Conversion of SMPL+H motion to SMPL-X parameters. (Planned.)"""

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..conventions import ModelType, Rotation
+from ..conventions import ROTATION_SHAPES, ModelType, Rotation
 from ..errors import InvalidArgumentError, SequenceError
 from ..rotations import to_rotmat
 from ..sequence import Gender, Sequence
@@ -325,7 +325,7 @@ class ShapedBody:
             raise InvalidArgumentError(
                 "SMPL has no finger joints; its two hand joints are the last of pose_body (23 joints)"
             )
-        size = {"rotvec": 3, "quat": 4, "6d": 6}
+        width = ROTATION_SHAPES.get(rotation, (0, 0))  # (3,) for rotvec; a matrix is never flat
         mats: list[torch.Tensor | None] = []
         batch: list[torch.Size] = [self.batch_shape]
         for name, value, count in parts:
@@ -337,8 +337,8 @@ class ShapedBody:
                 x = x.unsqueeze(-3) if count == 1 else x
             elif count == 1:
                 x = x.unsqueeze(-2)
-            elif rotation in size and x.shape[-1] == count * size[rotation]:  # flat, as in the AMASS files
-                x = x.reshape(*x.shape[:-1], count, size[rotation])
+            elif len(width) == 1 and x.shape[-1] == count * width[0]:  # flat, as in the AMASS files
+                x = x.reshape(*x.shape[:-1], count, width[0])
             if name == "pose_hand" and m.hands_mean is not None and not m.flat_hand_mean:
                 if rotation != "rotvec":
                     raise InvalidArgumentError(

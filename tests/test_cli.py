@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
+import amasskit.demo as demo_module
 from amasskit.cli import app
+from amasskit.demo import DemoReport, run_demo
 from amasskit.testing import smplh_arrays, write_npz
 
 runner = CliRunner()
@@ -64,24 +66,46 @@ def test_synth_then_info(tmp_path: Path) -> None:
     assert sum(1 for r in rows if r.get("model") == "smplx") == 4
 
 
-def test_demo_summarises_a_synthetic_tree(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--files", "19", "-j", "1"])
+@pytest.fixture(scope="module")
+def demo_report(tmp_path_factory: pytest.TempPathFactory) -> DemoReport:
+    """The main job, run once through the library: 19 files, one per sub-dataset, the release's lengths."""
+    return run_demo(tmp_path_factory.mktemp("demo") / "demo", files=19, workers=1)
+
+
+def test_demo_runs_the_whole_path(demo_report: DemoReport) -> None:
+    report = demo_report
+    assert report.ok and report.files == 19 and not report.problems
+    assert all(r.verified for r in report.unpack.results) and len(report.unpack.results) > 0
+    assert report.scan.db.is_file() and report.scan.added == 19 and report.scan.skipped == 19  # + shape files
+    assert set(report.split_counts) == {"train", "vald", "test"} and sum(report.split_counts.values()) <= 19
+    train = report.prepared.stores["train"]
+    assert (train / "manifest.json").is_file() and report.prepared.sequences["train"] > 0
+    # mirrored copies: twice the sequences of the training files that are long enough
+    assert report.prepared.sequences["train"] % 2 == 0
+    assert report.loading is not None and report.loading.batches == 100 and report.loading.batch_size == 256
+    assert report.loading.shapes["pose_body"][1:] == (32, 21, 3) and report.loading.frames_per_second > 0
+    assert report.preview is not None and report.preview.stat().st_size > 10_000
+
+
+def test_demo_command_prints_the_report(demo_report: DemoReport, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command formats what run_demo returns (run once above, not again here)."""
+    calls: list[dict[str, object]] = []
+
+    def fake(out: Path, **options: object) -> DemoReport:
+        calls.append({"out": out, **options})
+        return demo_report
+
+    monkeypatch.setattr(demo_module, "run_demo", fake)
+    result = runner.invoke(app, ["demo", "--out", "somewhere", "--files", "19", "-j", "1"])
     assert result.exit_code == 0, result.output
+    assert calls == [{"out": Path("somewhere"), "files": 19, "seed": 0, "release": "smplh", "workers": 1,
+                      "progress": calls[0]["progress"]}]  # fmt: skip
     text = " ".join(result.output.split())  # rich wraps long lines
-    assert "total" in text and "19 motion files read back" in text
-    assert "0 problems" in text and "(19 verified" in text and "split amass-paper" in text
-    assert (tmp_path / "demo" / "amass" / "amasskit-catalog.sqlite").is_file()
-    assert "prepared stores" in text and (tmp_path / "demo" / "stores" / "train" / "manifest.json").is_file()
-    loaded = re.search(
-        r"loaded (\d+) batches of 256 x 32-frame clips .*pose_body \(\d+, 32, 21, 3\).*: ([\d,]+) frames/s",
-        text,
-    )
-    assert loaded is not None, text
-    assert int(loaded.group(1)) == 100 and int(loaded.group(2).replace(",", "")) > 0
-    preview = re.search(
-        r"preview video \(built-in skeleton\): (\S+\.(mp4|gif))", result.output.replace("\n", "")
-    )
-    assert preview is not None and Path(preview.group(1)).stat().st_size > 10_000
+    assert "19 motion files read back, 0 problems" in text and "(19 verified" in text
+    counts = ", ".join(f"{k} {v}" for k, v in demo_report.split_counts.items())
+    assert f"split amass-paper: {counts}; unallocated:" in text
+    assert f"loaded 100 batches of 256 x 32-frame clips from {demo_report.loading.store}" in text  # type: ignore[union-attr]
+    assert f"preview video (built-in skeleton): {demo_report.preview}" in result.output.replace("\n", "")
 
 
 def test_quiet_and_verbose_set_the_log_level(tmp_path: Path) -> None:
@@ -91,9 +115,19 @@ def test_quiet_and_verbose_set_the_log_level(tmp_path: Path) -> None:
     assert loud.exit_code == 0 and "wrote 1 synthetic files" in loud.output
 
 
-def test_synth_models_command(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["-q", "synth-models", str(tmp_path / "models")])
+def test_synth_models_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command passes its options to write_body_models (tested on its own, and written whole for the session's
+    model_dir fixture) and lists what it wrote."""
+    import amasskit.synth
+
+    calls: list[tuple[Path, dict[str, object]]] = []
+
+    def fake(out: Path, **options: object) -> list[Path]:
+        calls.append((out, options))
+        return [out / "smplh" / "female" / "model.npz", out / "smplx" / "SMPLX_MALE.npz"]
+
+    monkeypatch.setattr(amasskit.synth, "write_body_models", fake)
+    result = runner.invoke(app, ["synth-models", str(tmp_path / "models"), "--seed", "3", "--hand-pca"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "models" / "smplh" / "female" / "model.npz").is_file()
-    assert (tmp_path / "models" / "dmpls" / "neutral" / "model.npz").is_file()
-    assert (tmp_path / "models" / "smplx" / "SMPLX_MALE.npz").is_file()
+    assert calls == [(tmp_path / "models", {"seed": 3, "hand_pca": True})]
+    assert str(tmp_path / "models" / "smplx" / "SMPLX_MALE.npz") in result.output.replace("\n", "")

@@ -243,7 +243,7 @@ def test_module_adapter_moves_and_differentiates(model_dir: Path) -> None:
 def test_missing_model_says_where_and_how(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AMASSKIT_BODY_MODELS", raising=False)
     with pytest.raises(BodyModelNotFoundError) as info:
-        find_model_file("smplx", "female", tmp_path)
+        find_model_file("smplx", "female", model_dir=tmp_path)
     message = str(info.value)
     assert isinstance(info.value, FileNotFoundError)
     assert str(tmp_path / "smplx" / "SMPLX_FEMALE.npz") in message

@@ -77,7 +77,7 @@ def _roots(model_dir: str | os.PathLike[str] | None) -> list[Path]:
 
 
 def find_model_file(
-    kind: ModelKind | str, gender: Gender | str, model_dir: str | os.PathLike[str] | None = None
+    kind: ModelKind | str, gender: Gender | str, *, model_dir: str | os.PathLike[str] | None = None
 ) -> Path:
     """Where the model file of ``kind`` and ``gender`` is (see the module docstring for the layout).
 
@@ -207,7 +207,7 @@ def load_model_data(
     """
     g = Gender.parse(gender) if gender is not None else Gender.NEUTRAL
     if isinstance(source, ModelKind) or str(source) in {k.value for k in ModelKind}:
-        path = find_model_file(ModelKind(str(source)), g, model_dir)
+        path = find_model_file(ModelKind(str(source)), g, model_dir=model_dir)
     else:
         path = Path(source)
         if not path.is_file():

@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SplitRule:
     """What one split takes: sub-datasets (names or patterns), path globs, explicit relative paths."""
 
@@ -68,7 +68,7 @@ class SplitRule:
         return path in self.files
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RandomSplit:
     """A subject-level random split.
 
@@ -117,7 +117,7 @@ class SplitAssignment:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SplitScheme:
     """A named split scheme (see the module docstring)."""
 
@@ -197,7 +197,10 @@ def scheme_from_mapping(data: Mapping[str, Any], *, source: str = "scheme") -> S
             raise SplitSchemeError(f"{source}: random splits are by 'subject'")
         datasets = _tuple(spec.get("datasets", ["*"]), f"{source}: random.datasets")
         return SplitScheme(
-            name, default=default, random=RandomSplit(fractions, seed, datasets), definition=dict(data)
+            name=name,
+            default=default,
+            random=RandomSplit(fractions=fractions, seed=seed, datasets=datasets),
+            definition=dict(data),
         )
     splits = data["splits"]
     if not isinstance(splits, Mapping) or not splits:
@@ -217,7 +220,7 @@ def scheme_from_mapping(data: Mapping[str, Any], *, source: str = "scheme") -> S
         if not (parsed.datasets or parsed.globs or parsed.files):
             raise SplitSchemeError(f"{source}: split {split!r} selects nothing")
         rules.append((str(split), parsed))
-    return SplitScheme(name, rules=tuple(rules), default=default, definition=dict(data))
+    return SplitScheme(name=name, rules=tuple(rules), default=default, definition=dict(data))
 
 
 _PAPER: Final[dict[str, Any]] = {

@@ -173,7 +173,7 @@ def plan_prepare(config: PrepareConfig, *, overwrite: bool = False) -> PreparePl
         from ..body import find_model_file
 
         for kind, gender in sorted({(r.model, r.gender) for recs in selections.values() for r in recs}):
-            find_model_file(kind, gender, config.body_models)
+            find_model_file(kind, gender, model_dir=config.body_models)
     inputs = sorted((r.path, r.content_hash) for recs in selections.values() for r in recs)
     config_json = json.dumps(dataclasses.asdict(config) | {"workers": None, "out": None, "catalog": None, "dask": None},
                              sort_keys=True, default=list)  # fmt: skip

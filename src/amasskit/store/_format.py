@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal
 
@@ -114,15 +114,16 @@ class StoreWriter:
     """
 
     target: Path
+    _: KW_ONLY
     overwrite: bool = False
-    _fields: dict[str, _FieldFile] = field(default_factory=dict)
-    _offset: list[int] = field(default_factory=list)
-    _length: list[int] = field(default_factory=list)
-    _fps: list[float] = field(default_factory=list)
-    _betas: list[np.ndarray] = field(default_factory=list)
-    _gender: list[int] = field(default_factory=list)
-    _meta: list[dict[str, Any]] = field(default_factory=list)
-    _frames: int = 0
+    _fields: dict[str, _FieldFile] = field(default_factory=dict, init=False)
+    _offset: list[int] = field(default_factory=list, init=False)
+    _length: list[int] = field(default_factory=list, init=False)
+    _fps: list[float] = field(default_factory=list, init=False)
+    _betas: list[np.ndarray] = field(default_factory=list, init=False)
+    _gender: list[int] = field(default_factory=list, init=False)
+    _meta: list[dict[str, Any]] = field(default_factory=list, init=False)
+    _frames: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self.target = Path(self.target)

@@ -196,7 +196,7 @@ def render(
     stop = None if stop_frame is None else stop_frame / first.fps
     cap = 30.0 if Path(output).suffix.lower() == ".gif" else 60.0
     out_fps = float(fps) if fps else min(first.fps, cap)
-    times = frame_times(tracks, out_fps, start, stop)
+    times = frame_times(tracks, out_fps, start=start, stop=stop)
     total = len(times)
     logger.info("rendering %d frames at %g fps from %d input(s)", total, out_fps, len(tracks))
     return write_video(render_frames(tracks, times, view), output, out_fps,

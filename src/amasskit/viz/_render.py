@@ -134,7 +134,7 @@ def _smoothed(points: np.ndarray, window: int) -> np.ndarray:
 
 
 def frame_times(
-    tracks: Sequence[Track], fps: float, start: float = 0.0, stop: float | None = None
+    tracks: Sequence[Track], fps: float, *, start: float = 0.0, stop: float | None = None
 ) -> np.ndarray:
     """Output frame instants (seconds): every ``1/fps`` from ``start`` to ``stop`` (default: the longest track)."""
     end = max(t.duration for t in tracks) if stop is None else stop

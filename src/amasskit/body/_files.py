@@ -38,24 +38,24 @@ MODELS_ENV: Final[str] = "AMASSKIT_BODY_MODELS"
 ModelKind = ModelType
 """The old name of :class:`amasskit.conventions.ModelType` (one enum for sequences and body models)."""
 
-_PARENTS = {ModelKind.SMPL: SMPL_PARENTS, ModelKind.SMPLH: SMPLH_PARENTS, ModelKind.SMPLX: SMPLX_PARENTS}
-_KIND_BY_JOINTS = {24: ModelKind.SMPL, 52: ModelKind.SMPLH, 55: ModelKind.SMPLX}
+_PARENTS = {ModelType.SMPL: SMPL_PARENTS, ModelType.SMPLH: SMPLH_PARENTS, ModelType.SMPLX: SMPLX_PARENTS}
+_KIND_BY_JOINTS = {24: ModelType.SMPL, 52: ModelType.SMPLH, 55: ModelType.SMPLX}
 _WHERE_TO_GET = {
-    ModelKind.SMPL: "SMPL: register and download at https://smpl.is.tue.mpg.de (SMPL for Python)",
-    ModelKind.SMPLH: (
+    ModelType.SMPL: "SMPL: register and download at https://smpl.is.tue.mpg.de (SMPL for Python)",
+    ModelType.SMPLH: (
         "SMPL+H as AMASS uses it: register at https://amass.is.tue.mpg.de and download 'Extended SMPL+H model' "
         "(and 'DMPLs compatible with SMPL' for soft tissue); the MANO site https://mano.is.tue.mpg.de has SMPL+H too"
     ),
-    ModelKind.SMPLX: "SMPL-X: register and download at https://smpl-x.is.tue.mpg.de (SMPL-X npz files)",
+    ModelType.SMPLX: "SMPL-X: register and download at https://smpl-x.is.tue.mpg.de (SMPL-X npz files)",
 }
 _SHAPE_SPACE_SMPLX = 300
 
 
-def _candidates(kind: ModelKind, gender: Gender, root: Path) -> list[Path]:
+def _candidates(kind: ModelType, gender: Gender, root: Path) -> list[Path]:
     g = gender.value
-    if kind is ModelKind.SMPLH:
+    if kind is ModelType.SMPLH:
         return [root / "smplh" / g / "model.npz", root / g / "model.npz", root / f"SMPLH_{g.upper()}.npz"]
-    if kind is ModelKind.SMPLX:
+    if kind is ModelType.SMPLX:
         return [root / "smplx" / f"SMPLX_{g.upper()}.npz", root / f"SMPLX_{g.upper()}.npz"]
     short = {"male": "m", "female": "f", "neutral": "neutral"}[g]
     return [
@@ -77,14 +77,14 @@ def _roots(model_dir: str | os.PathLike[str] | None) -> list[Path]:
 
 
 def find_model_file(
-    kind: ModelKind | str, gender: Gender | str, *, model_dir: str | os.PathLike[str] | None = None
+    kind: ModelType | str, gender: Gender | str, *, model_dir: str | os.PathLike[str] | None = None
 ) -> Path:
     """Where the model file of ``kind`` and ``gender`` is (see the module docstring for the layout).
 
     Raises:
         BodyModelNotFoundError: no such file; the message lists every place looked, the layout, and where to register.
     """
-    k, g = ModelKind(kind), Gender.parse(gender)
+    k, g = ModelType(kind), Gender.parse(gender)
     looked: list[Path] = []
     for root in _roots(model_dir):
         for path in _candidates(k, g, root):
@@ -130,7 +130,7 @@ class ModelData:
         dmpl_eigvec: ``(V, 3, 8)`` DMPL soft-tissue eigenvectors, where loaded.
     """
 
-    kind: ModelKind
+    kind: ModelType
     gender: Gender
     path: str
     v_template: np.ndarray
@@ -187,7 +187,7 @@ def _read_arrays(path: Path, keys: tuple[str, ...], optional: tuple[str, ...]) -
 
 
 def load_model_data(
-    source: str | os.PathLike[str] | ModelKind,
+    source: str | os.PathLike[str] | ModelType,
     gender: Gender | str | None = None,
     *,
     model_dir: str | os.PathLike[str] | None = None,
@@ -196,7 +196,7 @@ def load_model_data(
     """Read and check a body model.
 
     Args:
-        source: a model file, or a :class:`ModelKind` (``"smplh"``, ...) to look up with ``gender`` and ``model_dir``.
+        source: a model file, or a :class:`ModelType` (``"smplh"``, ...) to look up with ``gender`` and ``model_dir``.
         gender: needed with a kind; with a file, recorded (default neutral).
         model_dir: the model folder (else ``AMASSKIT_BODY_MODELS``).
         dmpl: for SMPL+H, also load the DMPL eigenvectors: True (from the folder, when present), a file, or False.
@@ -206,8 +206,8 @@ def load_model_data(
         BodyModelFileError: an unreadable or inconsistent file.
     """
     g = Gender.parse(gender) if gender is not None else Gender.NEUTRAL
-    if isinstance(source, ModelKind) or str(source) in {k.value for k in ModelKind}:
-        path = find_model_file(ModelKind(str(source)), g, model_dir=model_dir)
+    if isinstance(source, ModelType) or str(source) in {k.value for k in ModelType}:
+        path = find_model_file(ModelType(str(source)), g, model_dir=model_dir)
     else:
         path = Path(source)
         if not path.is_file():
@@ -254,7 +254,7 @@ def load_model_data(
     regressor = check("J_regressor", arrays["J_regressor"], (J, V)).astype(np.float64)
     weights = check("weights", arrays["weights"], (V, J)).astype(np.float64)
     exprdirs = None
-    if kind is ModelKind.SMPLX and shapedirs.shape[2] > _SHAPE_SPACE_SMPLX:
+    if kind is ModelType.SMPLX and shapedirs.shape[2] > _SHAPE_SPACE_SMPLX:
         shapedirs, exprdirs = shapedirs[:, :, :_SHAPE_SPACE_SMPLX], shapedirs[:, :, _SHAPE_SPACE_SMPLX:]
     hands_mean = None
     if "hands_meanl" in arrays and "hands_meanr" in arrays:
@@ -269,7 +269,7 @@ def load_model_data(
             raise BodyModelFileError(path, f"{name} holds NaN or infinite values")
 
     eigvec = None
-    if kind is ModelKind.SMPLH and dmpl is not False:
+    if kind is ModelType.SMPLH and dmpl is not False:
         dmpl_path = find_dmpl_file(g, model_dir if model_dir is not None else _sibling_root(path)) if dmpl is True \
             else Path(dmpl)  # fmt: skip
         if dmpl_path is not None:

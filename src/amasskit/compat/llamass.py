@@ -37,8 +37,7 @@ import numpy as np
 import torch
 
 from ..errors import AmassFileError, InvalidArgumentError
-from ..io import read, read_header
-from ..io._reader import FileKind, classify_path
+from ..io import FileKind, classify_path, read, read_header
 
 __all__ = ["AMASS", "keep_slice"]
 

@@ -31,7 +31,7 @@ from typing import IO, Any, Final, Literal
 import numpy as np
 
 from .._util.atomic import atomic_open, replace_dir
-from ..errors import OutputExistsError, StoreError
+from ..errors import InvalidArgumentError, OutputExistsError, StoreError
 from ..sequence import Gender
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Store", "StoreWriter", "read_manifest", "target_state"]
@@ -168,10 +168,12 @@ class StoreWriter:
         """
         lengths = {name: int(np.shape(value)[0]) for name, value in fields.items()}
         if not lengths or len(set(lengths.values())) != 1:
-            raise ValueError(f"every field needs the same number of frames, got {lengths}")
+            raise InvalidArgumentError(f"every field needs the same number of frames, got {lengths}")
         T = next(iter(lengths.values()))
         if self._fields and set(fields) != set(self._fields):
-            raise ValueError(f"fields {sorted(fields)} differ from the store's {sorted(self._fields)}")
+            raise InvalidArgumentError(
+                f"fields {sorted(fields)} differ from the store's {sorted(self._fields)}"
+            )
         for name, value in fields.items():
             array = np.ascontiguousarray(value)
             f = self._fields.get(name)
@@ -181,7 +183,7 @@ class StoreWriter:
                 fp.write(b"\0" * _HEADER_BYTES)
                 f = self._fields[name] = _FieldFile(path, array.dtype, tuple(array.shape[1:]), fp)
             if array.dtype != f.dtype or tuple(array.shape[1:]) != f.tail:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"field {name!r}: {array.dtype} {array.shape[1:]} differs from the store's {f.dtype} {f.tail}"
                 )
             f.fp.write(array.tobytes())

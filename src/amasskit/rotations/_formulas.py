@@ -26,7 +26,7 @@ def norm(xp: Any, x: Array) -> Array:
     """``(..., n)`` -> ``(...)`` Euclidean norm (torch: ``vector_norm``, whose gradient at 0 is 0, not NaN)."""
     if xp.__name__ == "torch":
         return xp.linalg.vector_norm(x, dim=-1)
-    return xp.sqrt((x * x).sum(-1))
+    return xp.sqrt(xp.einsum("...i,...i->...", x, x))  # one pass, no squared temporary
 
 
 def rotvec_to_quat(xp: Any, rotvec: Array) -> Array:
@@ -35,9 +35,7 @@ def rotvec_to_quat(xp: Any, rotvec: Array) -> Array:
     safe = xp.where(small, xp.ones_like(angle), angle)
     # sin(a/2)/a, with its series 1/2 - a^2/48 where a is tiny
     scale = xp.where(small, 0.5 - angle * angle / 48.0, xp.sin(0.5 * safe) / safe)
-    return xp.stack(
-        [rotvec[..., 0] * scale, rotvec[..., 1] * scale, rotvec[..., 2] * scale, xp.cos(0.5 * angle)], -1
-    )
+    return xp.concatenate([rotvec * scale[..., None], xp.cos(0.5 * angle)[..., None]], -1)
 
 
 def quat_log(xp: Any, quat: Array) -> Array:
@@ -60,7 +58,7 @@ def quat_exp(xp: Any, v: Array) -> Array:
     small = angle < _SMALL_ANGLE
     safe = xp.where(small, xp.ones_like(angle), angle)
     scale = xp.where(small, 1.0 - angle * angle / 6.0, xp.sin(safe) / safe)
-    return xp.stack([v[..., 0] * scale, v[..., 1] * scale, v[..., 2] * scale, xp.cos(angle)], -1)
+    return xp.concatenate([v * scale[..., None], xp.cos(angle)[..., None]], -1)
 
 
 def quat_canonical(xp: Any, quat: Array) -> Array:
@@ -69,7 +67,17 @@ def quat_canonical(xp: Any, quat: Array) -> Array:
 
 
 def quat_to_rotvec(xp: Any, quat: Array) -> Array:
-    return 2.0 * quat_log(xp, quat_canonical(xp, quat))
+    """``2 quat_log(quat_canonical(quat))``, in one pass: the sign is folded into the scale (prepare's hot path)."""
+    v = quat[..., :3]
+    sign = xp.where(quat[..., 3] < 0, -xp.ones_like(quat[..., 3]), xp.ones_like(quat[..., 3]))
+    w = quat[..., 3] * sign
+    s = norm(xp, v)
+    small = s < _SMALL_ANGLE
+    safe_s = xp.where(s > 0, s, xp.ones_like(s))
+    safe_w = xp.where(small & (w != 0), w, xp.ones_like(w))
+    # 2 atan2(s, w) / s, with its series 2/w - 2 s^2/(3 w^3) where s is tiny (w is then close to 1)
+    scale = xp.where(small, 2.0 / safe_w - 2.0 * s * s / (3.0 * safe_w**3), 2.0 * xp.arctan2(s, w) / safe_s)
+    return v * (sign * scale)[..., None]
 
 
 def quat_product(xp: Any, a: Array, b: Array) -> Array:

@@ -27,7 +27,7 @@ from ..errors import (
 )
 from ..io import read
 from ..ops import add_pose_noise, canonicalise, mirror, resample, rotate_about_vertical, trim
-from ..rotations import convert, quat_canonical, rotvec_to_quat
+from ..rotations import convert
 from ..sequence import Sequence
 from ._config import FPS_RANGE, PrepareConfig
 
@@ -37,13 +37,6 @@ logger = logging.getLogger(__name__)
 def _rng(seed: int, rel: str) -> np.random.Generator:
     digest = hashlib.sha256(rel.encode()).digest()
     return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
-
-
-def _rotations(value: np.ndarray, representation: str) -> np.ndarray:
-    """Axis-angle ``(..., 3)`` in the stored representation (numpy: workers need not import torch)."""
-    if representation == "quat":  # w >= 0 also for the angles above pi that some AMASS files hold
-        return quat_canonical(rotvec_to_quat(value))
-    return convert(value, source="rotvec", target=representation)
 
 
 _MODELS: dict[tuple[str, str, str], Any] = {}  # per process: body models by (folder, kind, gender)
@@ -79,7 +72,8 @@ def _fields(path: str, seq: Sequence, config: PrepareConfig, model: Any = None) 
     for name in POSE_PARTS:
         value = getattr(seq, name)
         if value is not None:
-            out[name] = _rotations(value, config.rotation).astype(dtype)
+            # in numpy (workers never import torch); quaternions with w >= 0, also for angles beyond pi
+            out[name] = convert(value, source="rotvec", target=config.rotation).astype(dtype)
     out["trans"] = seq.trans.astype(dtype)
     if seq.dmpls is not None:
         out["dmpls"] = seq.dmpls.astype(dtype)

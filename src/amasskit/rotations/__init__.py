@@ -221,7 +221,8 @@ def from_rotmat(rotmat: A, representation: str) -> A:
 def convert(rotations: A, *, source: str, target: str) -> A:
     """Rotations from one named representation to another (see the module docstring for the names).
 
-    ``rotvec -> quat`` and ``quat -> rotvec`` go directly; every other pair goes through the matrix.
+    ``rotvec -> quat`` and ``quat -> rotvec`` go directly; every other pair goes through the matrix. Quaternions come
+    out with ``w >= 0`` from every source (axis-angle beyond pi included).
     """
     _check_name(source, "convert")
     _check_name(target, "convert")
@@ -229,7 +230,7 @@ def convert(rotations: A, *, source: str, target: str) -> A:
         _prepare(rotations, source, "convert")
         return rotations
     if (source, target) == ("rotvec", "quat"):
-        return rotvec_to_quat(rotations)
+        return quat_canonical(rotvec_to_quat(rotations))
     if (source, target) == ("quat", "rotvec"):
         return quat_to_rotvec(rotations)
     return from_rotmat(to_rotmat(rotations, source), target)

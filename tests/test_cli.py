@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 import amasskit.demo as demo_module
 from amasskit.cli import app
 from amasskit.demo import DemoReport, run_demo
+from amasskit.synth import SynthSummary
 from amasskit.testing import smplh_arrays, write_npz
 
 runner = CliRunner()
@@ -131,3 +133,26 @@ def test_synth_models_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert result.exit_code == 0, result.output
     assert calls == [(tmp_path / "models", {"seed": 3, "hand_pca": True})]
     assert str(tmp_path / "models" / "smplx" / "SMPLX_MALE.npz") in result.output.replace("\n", "")
+
+
+def test_library_errors_print_type_and_message_and_a_traceback_only_with_verbose(tmp_path: Path) -> None:
+    plain = runner.invoke(app, ["store", "stats", str(tmp_path)])
+    assert plain.exit_code == 1
+    assert "StoreError: " in plain.output and str(tmp_path) in plain.output.replace("\n", "")
+    assert "Traceback" not in plain.output
+    verbose = runner.invoke(app, ["-v", "store", "stats", str(tmp_path)])
+    assert verbose.exit_code == 1 and "Traceback" in verbose.output and "StoreError" in verbose.output
+
+
+def test_catalog_sub_commands_and_the_old_form(smplh_tree: SynthSummary, tmp_path: Path) -> None:
+    """`catalog scan DIR` scans even a folder named `stats`; `catalog DIR` (the form before sub-commands) still scans,
+    with a note; `catalog stats` summarises."""
+    named_stats = tmp_path / "stats"
+    shutil.copytree(smplh_tree.root / "CMU", named_stats / "CMU")
+    scanned = runner.invoke(app, ["-q", "catalog", "scan", str(named_stats)])
+    assert scanned.exit_code == 0, scanned.output
+    assert (named_stats / "amasskit-catalog.sqlite").is_file()
+    old = runner.invoke(app, ["-q", "catalog", str(named_stats)])
+    assert old.exit_code == 0 and "is now `amasskit catalog scan" in " ".join(old.output.split())
+    stats = runner.invoke(app, ["catalog", "stats", str(named_stats)])
+    assert stats.exit_code == 0 and "CMU" in stats.output

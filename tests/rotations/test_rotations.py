@@ -52,7 +52,9 @@ def test_conversions_match_roma() -> None:
     assert np.all(np.linalg.norm(back, axis=-1) <= np.pi + 1e-12)
     assert np.allclose(rot.rotvec_to_rotmat(back), ref, atol=1e-12)
     assert np.any(q[:, 3] < 0)  # angles beyond pi: cos(angle / 2) < 0 ...
-    assert np.all(rot.convert(r, source="rotvec", target="quat")[:, 3] >= 0)  # ... which convert canonicalises
+    assert np.all(
+        rot.convert(r, source="rotvec", target="quat")[:, 3] >= 0
+    )  # ... which convert canonicalises
     q_from_m = rot.rotmat_to_quat(ref)
     q_ref = roma.rotmat_to_unitquat(torch.from_numpy(ref)).numpy()
     assert np.all(q_from_m[:, 3] >= 0)

@@ -70,7 +70,7 @@ def test_npz_per_sequence(store_path: Path, tmp_path: Path) -> None:
 
 def test_cli_export(store_path: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, ["-q", "export", str(store_path), "--format", "hdf5", "-o", str(tmp_path / "a.h5")]
+        app, ["-q", "store", "export", str(store_path), "--format", "hdf5", "-o", str(tmp_path / "a.h5")]
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "a.h5").is_file()

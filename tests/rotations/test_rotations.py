@@ -147,6 +147,12 @@ def test_torch_matches_numpy(r: np.ndarray, dtype: torch.dtype) -> None:
         assert np.allclose(rot.from_rotmat(M_t, rep).double().numpy(), rot.from_rotmat(M_t.double().numpy(), rep),
                            atol=tol * 10), rep  # fmt: skip
     assert np.allclose(rot.quat_log(q_t).double().numpy(), rot.quat_log(q_np), atol=tol)
+    half = rot.quat_slerp(q_t, q_t.flip(0), 0.25).double().numpy()
+    assert np.allclose(
+        rot.quat_geodesic(half, rot.quat_slerp(q_np, q_np[::-1], 0.25)), 0.0, atol=math.sqrt(tol)
+    )
+    six = rot.rotmat_to_rot6d(M_t)
+    assert np.allclose(rot.rot6d_to_rotmat(six).double().numpy(), rot.rotvec_to_rotmat(r), atol=tol * 10)
     assert np.allclose(rot.quat_geodesic(q_t, q_t.flip(0)).double().numpy(), rot.quat_geodesic(q_np, q_np[::-1]),
                        atol=math.sqrt(tol))  # fmt: skip
 
@@ -227,8 +233,19 @@ def test_shapes_are_checked() -> None:
 
 
 def test_old_import_paths() -> None:
-    from amasskit.body import ModelKind, from_rotmat, to_rotmat
-    from amasskit.conventions import ModelType
+    """What moved in issue 13 is still importable from where it was (see CHANGELOG.md)."""
+    import amasskit.prepare
+    import amasskit.store
+    from amasskit.body import ROTATION_REPRESENTATIONS, ModelKind, from_rotmat, to_rotmat
+    from amasskit.conventions import ROTATIONS, ModelType
+    from amasskit.sequence import ModelType as SequenceModelType
+    from amasskit.store import PrepareConfig, StoreStats, prepare, store_stats
+    from amasskit.viz import StoreStats as VizStoreStats
+    from amasskit.viz import store_stats as viz_store_stats
 
     assert to_rotmat is rot.to_rotmat and from_rotmat is rot.from_rotmat
-    assert ModelKind is ModelType
+    assert ModelKind is ModelType is SequenceModelType and set(ROTATION_REPRESENTATIONS) == set(ROTATIONS)
+    assert prepare is amasskit.prepare.prepare and PrepareConfig is amasskit.prepare.PrepareConfig
+    assert viz_store_stats is store_stats and VizStoreStats is StoreStats
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        amasskit.store.nothing  # noqa: B018

@@ -229,10 +229,14 @@ def test_model_type_disagrees_with_width(tmp_path: Path) -> None:
     expect(write_npz(tmp_path / "x_stageii.npz", **arrays), errors.ArrayShapeError, ValueError, "says smplx")
 
 
-def test_unknown_model_type(tmp_path: Path) -> None:
-    arrays = smplh_arrays() | {"surface_model_type": np.array("mano")}
+@pytest.mark.parametrize("value", ["mano", "smpl"])  # smpl: a body model amasskit knows, but no motion layout
+def test_unknown_model_type(tmp_path: Path, value: str) -> None:
+    arrays = smplh_arrays() | {"surface_model_type": np.array(value)}
     expect(
-        write_npz(tmp_path / "x_stageii.npz", **arrays), errors.InvalidValueError, ValueError, "model type"
+        write_npz(tmp_path / "x_stageii.npz", **arrays),
+        errors.InvalidValueError,
+        ValueError,
+        "surface_model_type",
     )
 
 

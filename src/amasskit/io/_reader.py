@@ -278,6 +278,11 @@ def _inspect(npz: NpzArchive) -> _Layout:
             model = ModelType.parse(npz.read_scalar("surface_model_type"))
         except ValueError as exc:
             raise InvalidValueError(npz.path, f"'surface_model_type': {exc}") from None
+        if model.layout not in LAYOUTS:
+            raise InvalidValueError(
+                npz.path,
+                f"'surface_model_type' is {model.value!r}; AMASS motion files are 'smplh' or 'smplx'",
+            )
     else:
         by_width = {lay.width: ModelType(name) for name, lay in LAYOUTS.items()}
         if width not in by_width:

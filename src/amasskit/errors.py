@@ -21,6 +21,7 @@ code written against plain Python keeps working::
     │   │   │   └── DecompressionBombError     unpacks to more than the size or ratio limits allow
     │   │   └── ChecksumMismatchError          unpacked contents differ from the release checksum
     │   ├── BodyModelFileError                 (ValueError) a body-model file that is corrupt or inconsistent
+    │   ├── TransferFileError                  (ValueError) a deformation-transfer or mask file that cannot be used
     │   └── StoreError                         (ValueError) a store folder that is incomplete or of unknown format
     ├── BodyModelNotFoundError                 (FileNotFoundError) no body-model file where amasskit looked
     ├── OutputExistsError                      (FileExistsError) an output amasskit may not replace as asked
@@ -71,6 +72,7 @@ __all__ = [
     "SequenceError",
     "SplitSchemeError",
     "StoreError",
+    "TransferFileError",
 ]
 
 
@@ -237,3 +239,9 @@ class RotationError(AmassKitError, ValueError):
 class InvalidArgumentError(AmassKitError, ValueError):
     """An argument of a library function outside its domain: a pose of the wrong shape for the body model, a
     probability above 1, a frame rate of 0, an unknown option name. The message names the argument."""
+
+
+class TransferFileError(AmassFileError, ValueError):
+    """A deformation-transfer file (``*_deftrafo_setup.pkl`` or its npz form) or a vertex-mask file that cannot be
+    used: unreadable, a forbidden pickle, not a sparse matrix, rows that are not barycentric weights, sizes that do not
+    fit the models."""

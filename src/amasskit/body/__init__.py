@@ -11,6 +11,7 @@ from ._export import write_mesh, write_npy
 from ._files import MODELS_ENV, ModelData, ModelKind, find_dmpl_file, find_model_file, load_model_data
 from ._lbs import forward_kinematics, skin, skinning_transforms, tree_levels
 from ._model import BodyModel, BodyModelModule, PosedBody, ShapedBody
+from ._pickle import load_restricted_pickle, sparse_to_coo
 
 __all__ = [
     "MODELS_ENV",
@@ -26,8 +27,10 @@ __all__ = [
     "forward_kinematics",
     "from_rotmat",
     "load_model_data",
+    "load_restricted_pickle",
     "skin",
     "skinning_transforms",
+    "sparse_to_coo",
     "to_rotmat",
     "tree_levels",
     "write_mesh",

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RestrictedUnpickler", "load_restricted_pickle", "to_array"]
+__all__ = ["RestrictedUnpickler", "load_restricted_pickle", "sparse_to_coo", "to_array"]
 
 _NUMPY_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -58,6 +58,12 @@ class _CscStub(_SparseStub):
     pass
 
 
+class _CooStub(_SparseStub):
+    def __setstate__(self, state: Any) -> None:
+        self.state = dict(state)
+        self.kind = "coo"
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """An unpickler that knows numpy arrays, chumpy objects and scipy sparse matrices, and refuses everything else."""
 
@@ -88,6 +94,8 @@ class RestrictedUnpickler(pickle.Unpickler):
                 return _CsrStub
             if "csc" in name:
                 return _CscStub
+            if "coo" in name:
+                return _CooStub
         raise pickle.UnpicklingError(
             f"refusing to load {module}.{name}: not numpy, chumpy or scipy.sparse data"
         )
@@ -96,6 +104,36 @@ class RestrictedUnpickler(pickle.Unpickler):
 def load_restricted_pickle(data: bytes) -> Any:
     """Unpickle ``data`` with :class:`RestrictedUnpickler` (``latin1`` for Python 2 pickles)."""
     return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+
+
+def sparse_to_coo(value: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+    """``(rows, cols, values, shape)`` of a pickled scipy sparse matrix (csr, csc or coo), without forming the dense
+    matrix (a deformation-transfer matrix would take a gigabyte dense).
+
+    Raises:
+        ValueError: not a sparse matrix, or arrays that do not fit its shape.
+    """
+    if not isinstance(value, _SparseStub):
+        raise ValueError(f"expected a scipy sparse matrix, got {type(value).__name__}")
+    st = value.state
+    shape = tuple(int(n) for n in st.get("_shape", st.get("shape", ())))
+    if len(shape) != 2:
+        raise ValueError("a sparse matrix without a 2-D shape")
+    data = np.asarray(st["data"])
+    if value.kind == "coo":
+        rows, cols = np.asarray(st["row"], np.int64), np.asarray(st["col"], np.int64)
+    else:
+        indices, indptr = np.asarray(st["indices"], np.int64), np.asarray(st["indptr"], np.int64)
+        major = shape[1] if value.kind == "csc" else shape[0]
+        if len(indptr) != major + 1 or indptr[-1] != len(indices) or np.any(np.diff(indptr) < 0):
+            raise ValueError("a sparse matrix whose indptr does not fit its shape")
+        owner = np.repeat(np.arange(major, dtype=np.int64), np.diff(indptr))
+        rows, cols = (indices, owner) if value.kind == "csc" else (owner, indices)
+    if not (len(rows) == len(cols) == len(data)):
+        raise ValueError("a sparse matrix whose index and value arrays differ in length")
+    if len(rows) and (rows.min() < 0 or rows.max() >= shape[0] or cols.min() < 0 or cols.max() >= shape[1]):
+        raise ValueError(f"a sparse matrix with entries outside its shape {shape}")
+    return rows, cols, data, (shape[0], shape[1])
 
 
 def to_array(value: Any) -> np.ndarray:

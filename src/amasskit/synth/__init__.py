@@ -7,12 +7,22 @@ written is labelled synthetic (``amasskit_meta`` in each npz, ``SYNTHETIC.txt`` 
 * :func:`synth_sequence` / :func:`plan_tree` - the pieces, for tests.
 * :class:`MotionStyle` / :func:`motion_arrays` - plausible motion as a closed-form function of time.
 * :func:`write_body_models` / :func:`body_model_arrays` - SMPL+H, DMPL and SMPL-X files with the real keys and shapes
-  on amasskit's own humanoid, for the body-model tests.
+  on amasskit's own humanoid, for the body-model tests, and the deformation-transfer files between them
+  (:func:`transfer_coo`, :func:`mask_ids`) in the released pickle layout (:func:`dumps_released`).
 """
 
-from ._body_models import BODY_MODEL_SIZES, body_model_arrays, dmpl_arrays, humanoid_joints, write_body_models
+from ._body_models import (
+    BODY_MODEL_SIZES,
+    body_model_arrays,
+    dmpl_arrays,
+    humanoid_joints,
+    mask_ids,
+    transfer_coo,
+    write_body_models,
+)
 from ._lengths import DATASETS, DatasetSpec, LengthTable, find_lengths_table, load_lengths_table
 from ._motion import MotionStyle, motion_arrays
+from ._pickles import Ch, CscMatrix, dumps_released
 from ._tree import (
     SYNTHETIC_NOTE,
     FilePlan,
@@ -27,6 +37,8 @@ __all__ = [
     "BODY_MODEL_SIZES",
     "DATASETS",
     "SYNTHETIC_NOTE",
+    "Ch",
+    "CscMatrix",
     "DatasetSpec",
     "FilePlan",
     "LengthTable",
@@ -34,13 +46,16 @@ __all__ = [
     "SynthSummary",
     "body_model_arrays",
     "dmpl_arrays",
+    "dumps_released",
     "find_lengths_table",
     "humanoid_joints",
     "load_lengths_table",
+    "mask_ids",
     "motion_arrays",
     "pack_archives",
     "plan_tree",
     "synth_sequence",
     "synth_tree",
+    "transfer_coo",
     "write_body_models",
 ]

@@ -31,6 +31,7 @@ from .._util.atomic import atomic_open
 from ..io import META_KEY
 from ..sequence import Gender
 from ..topology import SMPLH_PARENTS, SMPLX_PARENTS
+from ._pickles import CscMatrix, dumps_released
 from ._tree import SYNTHETIC_NOTE
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "body_model_arrays",
     "dmpl_arrays",
     "humanoid_joints",
+    "mask_ids",
+    "transfer_coo",
     "write_body_models",
 ]
 
@@ -459,6 +462,67 @@ def dmpl_arrays(gender: Gender | str = Gender.NEUTRAL, *, seed: int = 0) -> dict
     return {"eigvec": eigvec}
 
 
+def transfer_coo(
+    source: BodyModelName, target: BodyModelName
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+    """The deformation transfer between the synthetic meshes, as the entries of the released matrix
+    ``(V_target, 2 V_source)``: each target vertex from its three nearest source vertices of the neutral rest meshes,
+    inverse-distance weights summing to 1 (a point inside their triangle, as barycentric weights are); the normals'
+    half repeats the positions' (amasskit does not use it).
+
+    Returns:
+        ``(rows, cols, values, shape)``.
+    """
+    src = _humanoid_mesh(source, humanoid_joints(source, Gender.NEUTRAL))[0]  # the v_template of each model
+    dst = _humanoid_mesh(target, humanoid_joints(target, Gender.NEUTRAL))[0]
+    rows, cols, values = [], [], []
+    for start in range(0, len(dst), 1024):
+        chunk = dst[start : start + 1024]
+        d2 = (chunk**2).sum(1)[:, None] - 2.0 * chunk @ src.T + (src**2).sum(1)[None]
+        near = np.argpartition(d2, 3, axis=1)[:, :3]
+        dist = np.sqrt(np.maximum(np.take_along_axis(d2, near, axis=1), 0.0))
+        inv = 1.0 / np.maximum(dist, 1e-9)
+        w = inv / inv.sum(axis=1, keepdims=True)
+        rows.append(np.repeat(np.arange(start, start + len(chunk)), 3))
+        cols.append(near.reshape(-1))
+        values.append(w.reshape(-1))
+    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
+    V_s = len(src)
+    shape = (len(dst), 2 * V_s)
+    return np.concatenate([r, r]), np.concatenate([c, c + V_s]), np.concatenate([v, v]), shape
+
+
+def mask_ids() -> np.ndarray:
+    """The SMPL-X vertex ids to fit (``smplx_mask_ids.npy``): every vertex of the synthetic SMPL-X mesh but the
+    eyeballs', as the released mask leaves out the eyeballs and the inside of the mouth."""
+    joints = humanoid_joints("smplx", Gender.NEUTRAL)
+    _verts, _faces, caps, owner = _humanoid_mesh("smplx", joints)
+    eyes = [i for i, cap in enumerate(caps) if cap.joint in (23, 24)]
+    return np.flatnonzero(~np.isin(owner, eyes)).astype(np.int64)
+
+
+def _write_transfer(base: Path) -> list[Path]:
+    """``transfer/<a>2<b>_deftrafo_setup.pkl`` both ways between the meshes (SMPL and SMPL+H share one), and the
+    mask."""
+    written = []
+    folder = base / "transfer"
+    for source, target in (("smplh", "smplx"), ("smplx", "smplh")):
+        rows, cols, values, shape = transfer_coo(source, target)  # type: ignore[arg-type]
+        payload = dumps_released(
+            {"mtx": CscMatrix.from_coo(rows, cols, values, shape), "synthetic": SYNTHETIC_NOTE}
+        )
+        names = [f"{source}2{target}", f"{source.replace('smplh', 'smpl')}2{target.replace('smplh', 'smpl')}"]
+        for name in names:
+            path = folder / f"{name}_deftrafo_setup.pkl"
+            with atomic_open(path, fsync=False) as fp:
+                fp.write(payload)
+            written.append(path)
+    with atomic_open(folder / "smplx_mask_ids.npy", fsync=False) as fp:
+        np.save(fp, mask_ids())
+    written.append(folder / "smplx_mask_ids.npy")
+    return written
+
+
 def write_body_models(
     root: str | os.PathLike[str],
     *,
@@ -466,10 +530,13 @@ def write_body_models(
     models: tuple[BodyModelName, ...] = ("smplh", "smplx"),
     genders: tuple[Gender, ...] = (Gender.MALE, Gender.FEMALE, Gender.NEUTRAL),
     hand_pca: bool = False,
+    transfer: bool = True,
 ) -> list[Path]:
     """Write synthetic body-model files in amasskit's model-folder layout (the one ``AMASSKIT_BODY_MODELS`` points at):
 
-    ``root/smplh/{gender}/model.npz``, ``root/dmpls/{gender}/model.npz`` and ``root/smplx/SMPLX_{GENDER}.npz``.
+    ``root/smplh/{gender}/model.npz``, ``root/dmpls/{gender}/model.npz`` and ``root/smplx/SMPLX_{GENDER}.npz``; with
+    both models and ``transfer``, also ``root/transfer/smplh2smplx_deftrafo_setup.pkl`` (and ``smplx2smplh``,
+    ``smpl2smplx``, ``smplx2smpl``) in the released pickle layout, and ``root/transfer/smplx_mask_ids.npy``.
 
     Returns:
         The files written.
@@ -499,4 +566,6 @@ def write_body_models(
                 with atomic_open(path, fsync=False) as fp:
                     np.savez(fp, **arrays, **{META_KEY: meta})  # type: ignore[arg-type]
                 written.append(path)
+    if transfer and {"smplh", "smplx"} <= set(models):
+        written += _write_transfer(base)
     return written

@@ -11,14 +11,11 @@ files in the released layouts. Nothing here is licensed data; everything is gene
 
 from __future__ import annotations
 
-import pickle
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
 
-from ..synth import body_model_arrays, synth_tree, write_body_models
+from ..synth import Ch, CscMatrix, body_model_arrays, dumps_released, synth_tree, write_body_models
 from ..topology import SMPL_PARENTS
 
 __all__ = [
@@ -76,50 +73,11 @@ def smpl_model_arrays() -> dict[str, np.ndarray]:
 
 
 def write_smpl_pickle(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Pickle ``arrays`` the way the SMPL release does: chumpy objects and a scipy CSC regressor (made with stand-in
-    classes registered under chumpy's and scipy's module names, so neither package is needed)."""
-    ch_module = types.ModuleType("chumpy.ch")
-    sparse_module = types.ModuleType("scipy.sparse._csc")
-
-    class Ch:
-        def __init__(self, x: np.ndarray) -> None:
-            self.x = x
-
-        def __getstate__(self) -> dict[str, object]:
-            return {"x": self.x, "_cache": {}}
-
-    class csc_matrix:  # noqa: N801
-        def __init__(self, dense: np.ndarray) -> None:
-            nz_cols = [np.flatnonzero(dense[:, c]) for c in range(dense.shape[1])]
-            self.data = np.concatenate([dense[rows, c] for c, rows in enumerate(nz_cols)])
-            self.indices = np.concatenate(nz_cols).astype(np.int32)
-            self.indptr = np.concatenate([[0], np.cumsum([len(r) for r in nz_cols])]).astype(np.int32)
-            self._shape = dense.shape
-
-        def __getstate__(self) -> dict[str, object]:
-            return {"data": self.data, "indices": self.indices, "indptr": self.indptr, "_shape": self._shape,
-                    "maxprint": 50}  # fmt: skip
-
-    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
-    csc_matrix.__module__, csc_matrix.__qualname__ = "scipy.sparse._csc", "csc_matrix"
-    ch_module.Ch = Ch  # type: ignore[attr-defined]
-    sparse_module.csc_matrix = csc_matrix  # type: ignore[attr-defined]
-    names = ("chumpy", "chumpy.ch", "scipy", "scipy.sparse", "scipy.sparse._csc")
-    saved = {name: sys.modules.get(name) for name in names}
-    for name in names:  # parent packages too: pickle imports each class's module to check it
-        sys.modules[name] = types.ModuleType(name)
-    sys.modules["chumpy.ch"] = ch_module
-    sys.modules["scipy.sparse._csc"] = sparse_module
-    try:
-        payload: dict[str, object] = dict(arrays)
-        for key in ("v_template", "shapedirs", "posedirs", "weights"):
-            payload[key] = Ch(arrays[key])
-        payload["J_regressor"] = csc_matrix(arrays["J_regressor"])
-        payload["bs_style"] = "lbs"
-        path.write_bytes(pickle.dumps(payload, protocol=2))
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
+    """Pickle ``arrays`` the way the SMPL release does: chumpy objects and a scipy CSC regressor (written through
+    stand-in classes under chumpy's and scipy's names, so neither package is needed)."""
+    payload: dict[str, object] = dict(arrays)
+    for key in ("v_template", "shapedirs", "posedirs", "weights"):
+        payload[key] = Ch(arrays[key])
+    payload["J_regressor"] = CscMatrix.from_dense(arrays["J_regressor"])
+    payload["bs_style"] = "lbs"
+    path.write_bytes(dumps_released(payload))

@@ -1,0 +1,36 @@
+"""Converting motion between SMPL-family models: SMPL+H <-> SMPL-X, SMPL <-> SMPL-X, SMPL <-> SMPL+H.
+
+* :class:`Converter` - built once from two body models and the deformation transfer between their meshes; converts
+  :class:`~amasskit.Sequence` objects or batches of poses, and reports every frame's error.
+* :func:`load_transfer`, :func:`find_transfer_file`, :class:`TransferMatrix` - the released
+  ``*_deftrafo_setup.pkl`` files (or their npz form) in ``<model folder>/transfer/``.
+* :func:`load_mask`, :func:`find_mask_file` - SMPL-X's ``smplx_mask_ids.npy`` (vertices to fit).
+"""
+
+from ._converter import JOINT_MAPS, ConversionResult, Converter
+from ._transfer import (
+    MASK_FILE,
+    TRANSFER_DIR,
+    TransferMatrix,
+    find_mask_file,
+    find_transfer_file,
+    load_mask,
+    load_transfer,
+    mesh_of,
+    transfer_file_name,
+)
+
+__all__ = [
+    "JOINT_MAPS",
+    "MASK_FILE",
+    "TRANSFER_DIR",
+    "ConversionResult",
+    "Converter",
+    "TransferMatrix",
+    "find_mask_file",
+    "find_transfer_file",
+    "load_mask",
+    "load_transfer",
+    "mesh_of",
+    "transfer_file_name",
+]

@@ -1,0 +1,368 @@
+"""The converter: source parameters -> source mesh -> deformation transfer -> the target model's parameters.
+
+:class:`Converter` is built once from the two body models and the transfer between their meshes. For each batch it
+runs the source model, maps its vertices through the transfer, starts the target from the source pose copied through
+the joint map (:data:`JOINT_MAPS`; joints without a counterpart, such as SMPL-X's jaw and eyes, at rest) and the
+source shape through a linear map between the shape spaces, then fits (:mod:`amasskit.convert._fit`): the poses of all
+frames by Levenberg-Marquardt, the one shape of the sequence by an exact linear solve over all its frames, in
+alternation. Every frame reports its vertex errors (mean, max, per part), joint error and iterations.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import torch
+
+from ..body import BodyModel
+from ..conventions import ModelType
+from ..errors import InvalidArgumentError
+from ..rotations import rotmat_to_rotvec, rotvec_to_rotmat
+from ..sequence import Gender, Sequence
+from ._fit import FitState, TargetModel, fit_poses, fit_shape, posed_vertices
+from ._transfer import TransferMatrix, find_mask_file, find_transfer_file, load_mask, load_transfer, mesh_of
+
+__all__ = ["JOINT_MAPS", "ConversionResult", "Converter"]
+
+logger = logging.getLogger(__name__)
+
+
+def _pairs(*spans: tuple[int, int, int]) -> tuple[tuple[int, int], ...]:
+    return tuple((s + i, t + i) for s, t, n in spans for i in range(n))
+
+
+JOINT_MAPS: Final[dict[tuple[ModelType, ModelType], tuple[tuple[int, int], ...]]] = {
+    (ModelType.SMPLH, ModelType.SMPLX): _pairs((0, 0, 22), (22, 25, 15), (37, 40, 15)),
+    (ModelType.SMPLX, ModelType.SMPLH): _pairs((0, 0, 22), (25, 22, 15), (40, 37, 15)),
+    (ModelType.SMPL, ModelType.SMPLX): _pairs((0, 0, 22)),
+    (ModelType.SMPLX, ModelType.SMPL): _pairs((0, 0, 22)),
+    (ModelType.SMPL, ModelType.SMPLH): _pairs((0, 0, 22)),
+    (ModelType.SMPLH, ModelType.SMPL): _pairs((0, 0, 22)),
+}
+"""``(source joint, target joint)`` pairs whose rotations carry over: the body (0-21) always; SMPL+H's hands
+(22-36, 37-51) are SMPL-X's 25-39 and 40-54. SMPL's two hand joints, SMPL-X's jaw and eyes have no counterpart."""
+
+_PARTS: Final[dict[str, tuple[str, ...]]] = {
+    "hands": ("wrist", "index", "middle", "pinky", "ring", "thumb", "hand"),
+    "head": ("head", "jaw", "eye", "neck"),
+    "feet": ("ankle", "foot"),
+}
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """Converted parameters and per-frame errors (metres) of ``N`` poses or frames.
+
+    Attributes:
+        rel_rotvec: ``(N, J, 3)`` local rotations of every target joint (root first), axis-angle.
+        trans: ``(N, 3)`` translation in the AMASS convention (pelvis at ``trans + J_pelvis(betas)``).
+        betas: ``(S,)`` the one shape of the batch.
+        vertex_error_mean, vertex_error_max: ``(N,)`` over the fitted (masked) vertices.
+        part_error_mean: part name (hands, head, feet) -> ``(N,)`` mean error of its vertices.
+        joint_error_mean: ``(N,)`` mean distance of the body joints (0-21) to the source's.
+        iterations: ``(N,)`` Levenberg-Marquardt iterations, all rounds.
+        vertex_error_initial: ``(N,)`` mean vertex error of the starting guess (the fit never ends above it).
+    """
+
+    rel_rotvec: np.ndarray
+    trans: np.ndarray
+    betas: np.ndarray
+    vertex_error_mean: np.ndarray
+    vertex_error_max: np.ndarray
+    part_error_mean: dict[str, np.ndarray] = field(default_factory=dict)
+    joint_error_mean: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    iterations: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    vertex_error_initial: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def summary(self) -> dict[str, float]:
+        """Means over the frames (millimetres)."""
+        out = {"vertex_error_mean_mm": float(self.vertex_error_mean.mean() * 1000),
+               "vertex_error_max_mm": float(self.vertex_error_max.max() * 1000),
+               "joint_error_mean_mm": float(self.joint_error_mean.mean() * 1000) if len(self.joint_error_mean) else 0.0,
+               "iterations_mean": float(self.iterations.mean()) if len(self.iterations) else 0.0}  # fmt: skip
+        out.update({f"{k}_error_mean_mm": float(v.mean() * 1000) for k, v in self.part_error_mean.items()})
+        return out
+
+
+class Converter:
+    """Converts poses and sequences from one SMPL-family model to another (see the module docstring).
+
+    Args:
+        source, target: the body models (any gender; AMASS's flat hand mean).
+        transfer: the map from the source mesh to the target mesh (:func:`~amasskit.convert.load_transfer`).
+        mask: target vertex ids to fit (default: all; :func:`~amasskit.convert.load_mask` for SMPL-X's).
+        num_betas: target shape coefficients fitted (16, as AMASS's SMPL-X release).
+        max_iterations: Levenberg-Marquardt iterations per round and frame (frames stop earlier when converged).
+        rounds: alternations of the pose fit and the shape solve.
+        chunk: frames fitted at once (memory: about 1 MB per frame for SMPL-X).
+
+    Raises:
+        InvalidArgumentError: a transfer whose sizes do not fit the models, or no joint map for the pair.
+    """
+
+    def __init__(
+        self,
+        source: BodyModel,
+        target: BodyModel,
+        transfer: TransferMatrix,
+        *,
+        mask: np.ndarray | None = None,
+        num_betas: int = 16,
+        max_iterations: int = 30,
+        rounds: int = 4,
+        chunk: int = 256,
+    ) -> None:
+        if transfer.source_vertices != source.num_vertices or transfer.target_vertices != target.num_vertices:
+            raise InvalidArgumentError(
+                f"the transfer maps {transfer.source_vertices} to {transfer.target_vertices} vertices; the models "
+                f"have {source.num_vertices} ({source.kind.value}) and {target.num_vertices} ({target.kind.value})"
+            )
+        if (source.kind, target.kind) not in JOINT_MAPS and source.kind is not target.kind:
+            raise InvalidArgumentError(f"no joint map from {source.kind.value} to {target.kind.value}")
+        self.source, self.target, self.transfer = source, target, transfer
+        self.max_iterations, self.rounds, self.chunk = max_iterations, rounds, chunk
+        self.num_betas = min(num_betas, target.num_betas)
+        self.fit_model = TargetModel.build(target, mask, num_betas=self.num_betas)
+        if source.kind is target.kind:
+            pairs = tuple((j, j) for j in range(source.num_joints))
+        else:
+            pairs = JOINT_MAPS[(source.kind, target.kind)]
+        self.joint_map = pairs
+        self._parts = self._part_rows()
+        self._shape_map = self._shape_space_map()
+
+    @classmethod
+    def from_folder(
+        cls,
+        source: ModelType | str,
+        target: ModelType | str,
+        *,
+        model_dir: str | os.PathLike[str] | None = None,
+        source_gender: Gender | str = Gender.NEUTRAL,
+        target_gender: Gender | str = Gender.NEUTRAL,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        **options: Any,
+    ) -> Converter:
+        """Models, transfer file and (for SMPL-X) mask from a model folder (see :mod:`amasskit.convert`)."""
+        src, dst = ModelType.parse(source), ModelType.parse(target)
+        src_model = BodyModel.load(src, source_gender, model_dir=model_dir, device=device, dtype=dtype)
+        dst_model = BodyModel.load(
+            dst, target_gender, model_dir=model_dir, device=device, dtype=dtype, dmpl=False
+        )
+        if mesh_of(src) == mesh_of(dst):
+            transfer = TransferMatrix.identity(src_model.num_vertices)
+        else:
+            path = find_transfer_file(src, dst, model_dir=model_dir)
+            transfer = load_transfer(path, source_vertices=src_model.num_vertices)
+        mask = None
+        if dst is ModelType.SMPLX and "mask" not in options:
+            mask_file = find_mask_file(model_dir)
+            mask = None if mask_file is None else load_mask(mask_file, num_vertices=dst_model.num_vertices)
+        return cls(src_model, dst_model, transfer, **({"mask": mask} | options))
+
+    # ------------------------------------------------------------------------------------------------ pieces
+
+    def _part_rows(self) -> dict[str, torch.Tensor]:
+        from ..topology import SMPL_JOINT_NAMES, SMPLH_JOINT_NAMES, SMPLX_JOINT_NAMES
+
+        names = {ModelType.SMPL: SMPL_JOINT_NAMES, ModelType.SMPLH: SMPLH_JOINT_NAMES,
+                 ModelType.SMPLX: SMPLX_JOINT_NAMES}[self.target.kind]  # fmt: skip
+        dominant = self.fit_model.skin_joint[:, 0].cpu().numpy()
+        out = {}
+        for part, keys in _PARTS.items():
+            joints = [j for j, n in enumerate(names) if any(k in n.lower() for k in keys)]
+            rows = np.flatnonzero(np.isin(dominant, joints))
+            if len(rows):
+                out[part] = torch.as_tensor(rows, device=self.target.device)
+        return out
+
+    def _shape_space_map(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(A (S_t, S_s), b (S_t,))`` with ``beta_t = A beta_s + b`` the least-squares match of the rest meshes
+        through the transfer (precomputed once)."""
+        src, fm = self.source, self.fit_model
+        V = src.num_vertices
+        S_s = src.shape_basis.shape[0]
+        T_s = src.v_template.double().cpu().numpy()
+        basis_s = src.shape_basis.double().cpu().numpy().reshape(S_s, V, 3)
+        mask = fm.mask.cpu().numpy()
+        moved_T = self.transfer.apply(T_s)[mask]
+        moved_B = np.stack([self.transfer.apply(b)[mask] for b in basis_s], -1)  # (Vm, 3, S_s)
+        St = fm.shape_basis.double().cpu().numpy().reshape(fm.num_betas, -1).T  # (Vm*3, S_t)
+        Tt = fm.template.double().cpu().numpy().reshape(-1)
+        pinv = np.linalg.pinv(St)
+        A = pinv @ moved_B.reshape(-1, S_s)
+        b = pinv @ (moved_T.reshape(-1) - Tt)
+        dev, dt = self.target.device, self.target.dtype
+        return torch.as_tensor(A, device=dev, dtype=dt), torch.as_tensor(b, device=dev, dtype=dt)
+
+    def initial_betas(self, source_betas: torch.Tensor | np.ndarray | None) -> torch.Tensor:
+        A, b = self._shape_map
+        if source_betas is None:
+            return b.clone()
+        x = torch.as_tensor(np.asarray(source_betas) if not isinstance(source_betas, torch.Tensor) else source_betas,
+                            device=A.device, dtype=A.dtype)[: A.shape[1]]  # fmt: skip
+        return A[:, : len(x)] @ x + b
+
+    # ------------------------------------------------------------------------------------------------ converting
+
+    def convert_poses(
+        self,
+        rel_rotvec: Any,
+        *,
+        betas: Any = None,
+        trans: Any = None,
+        dmpls: Any = None,
+    ) -> ConversionResult:
+        """Convert ``N`` poses of the source model that share one shape (one sequence, or a pose list).
+
+        Args:
+            rel_rotvec: ``(N, J_source, 3)`` local rotations, root first, axis-angle.
+            betas: ``(S_source,)`` source shape (default zeros).
+            trans: ``(N, 3)`` (default zeros).
+            dmpls: ``(N, 8)`` SMPL+H soft tissue, where the source model has DMPLs.
+        """
+        src, dst, fm = self.source, self.target, self.fit_model
+        dev, dt = dst.device, dst.dtype
+        pose = torch.as_tensor(np.asarray(rel_rotvec), device=dev, dtype=dt)
+        if pose.ndim != 3 or pose.shape[1:] != (src.num_joints, 3):
+            raise InvalidArgumentError(
+                f"rel_rotvec must be (N, {src.num_joints}, 3), got {tuple(pose.shape)}"
+            )
+        N = pose.shape[0]
+        src_betas = None if betas is None else torch.as_tensor(np.asarray(betas), device=dev, dtype=dt)
+        src_trans = torch.zeros(N, 3, device=dev, dtype=dt) if trans is None else torch.as_tensor(
+            np.asarray(trans), device=dev, dtype=dt)  # fmt: skip
+        src_dmpls = None
+        if dmpls is not None and src.num_dmpls:
+            src_dmpls = torch.as_tensor(np.asarray(dmpls), device=dev, dtype=dt)
+        with torch.no_grad():
+            goals, states, src_joints = [], [], []
+            beta = self.initial_betas(src_betas)
+            J0_src = self._source_pelvis(src_betas)
+            J0_dst = fm.rest_joints(beta)[0]
+            for start in range(0, N, self.chunk):
+                sl = slice(start, start + self.chunk)
+                R_src = rotvec_to_rotmat(pose[sl])
+                shaped = src.with_shape(src_betas, dmpls=None if src_dmpls is None else src_dmpls[sl])
+                posed = shaped.with_rotmats(R_src, trans=src_trans[sl])
+                goals.append(self.transfer.apply(posed.vertices)[:, fm.mask])
+                src_joints.append(posed.joints[:, :22])
+                rel = torch.eye(3, device=dev, dtype=dt).repeat(len(R_src), dst.num_joints, 1, 1)
+                s_idx = [s for s, _ in self.joint_map]
+                t_idx = [t for _, t in self.joint_map]
+                rel[:, t_idx] = R_src[:, s_idx]
+                states.append(FitState(rel, src_trans[sl] + (J0_src - J0_dst)))
+            initial = torch.cat(
+                [self._errors(beta, g, st)[0].mean(1) for g, st in zip(goals, states, strict=True)]
+            )
+            iterations = torch.zeros(N, dtype=torch.long, device=dev)
+            for round_ in range(self.rounds):
+                for k, (goal, state) in enumerate(zip(goals, states, strict=True)):
+                    states[k], _cost, its = fit_poses(
+                        fm, beta, goal, state, max_iterations=self.max_iterations
+                    )
+                    iterations[k * self.chunk : k * self.chunk + len(goal)] += its
+                if round_ < self.rounds - 1 or self.rounds == 1:
+                    beta = fit_shape(fm, beta, goals, states)
+            if self.rounds > 1:  # the last shape solve is followed by a last pose fit
+                for k, (goal, state) in enumerate(zip(goals, states, strict=True)):
+                    states[k], _cost, its = fit_poses(
+                        fm, beta, goal, state, max_iterations=self.max_iterations
+                    )
+                    iterations[k * self.chunk : k * self.chunk + len(goal)] += its
+            return self._result(beta, goals, states, src_joints, iterations, initial)
+
+    def _source_pelvis(self, betas: torch.Tensor | None) -> torch.Tensor:
+        shaped = self.source.with_shape(betas)
+        return shaped.joints_rest[..., 0, :]
+
+    def _result(
+        self,
+        beta: torch.Tensor,
+        goals: list[torch.Tensor],
+        states: list[FitState],
+        src_joints: list[torch.Tensor],
+        iterations: torch.Tensor,
+        initial: torch.Tensor,
+    ) -> ConversionResult:
+        errors, joint_err, rel = [], [], []
+        for goal, state, sj in zip(goals, states, src_joints, strict=True):
+            err, joints = self._errors(beta, goal, state)
+            errors.append(err)
+            joint_err.append((joints[:, :22] - sj).norm(dim=-1).mean(-1))
+            rel.append(rotmat_to_rotvec(state.rel))
+        err = torch.cat(errors)
+        # AMASS's convention (the pelvis at trans + J_pelvis(betas)) is the fit's: the root sits at J_0 + t
+        t_out = torch.cat([s.trans for s in states])
+        parts = {
+            name: err[:, rows].mean(1).cpu().numpy().astype(np.float64) for name, rows in self._parts.items()
+        }
+        return ConversionResult(
+            rel_rotvec=torch.cat(rel).cpu().numpy().astype(np.float64),
+            trans=t_out.cpu().numpy().astype(np.float64),
+            betas=beta.cpu().numpy().astype(np.float64),
+            vertex_error_mean=err.mean(1).cpu().numpy().astype(np.float64),
+            vertex_error_max=err.amax(1).cpu().numpy().astype(np.float64),
+            part_error_mean=parts,
+            joint_error_mean=torch.cat(joint_err).cpu().numpy().astype(np.float64),
+            iterations=iterations.cpu().numpy(),
+            vertex_error_initial=initial.cpu().numpy().astype(np.float64),
+        )
+
+    def _errors(
+        self, beta: torch.Tensor, goal: torch.Tensor, state: FitState
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(per-vertex errors (B, Vm), posed joints (B, J, 3))``."""
+        fm = self.fit_model
+        fwd = posed_vertices(fm, fm.rest_vertices(beta), fm.rest_joints(beta), state)
+        return (fwd.vertices - goal).norm(dim=-1), fwd.joints
+
+    def convert_sequence(self, seq: Sequence) -> tuple[Sequence, ConversionResult]:
+        """A motion sequence of the source model as one of the target model (SMPL+H <-> SMPL-X), with its report.
+
+        Raises:
+            InvalidArgumentError: the sequence is not of the source model, or the target is not a sequence model.
+        """
+        if seq.model is not self.source.kind:
+            raise InvalidArgumentError(f"a {seq.model.value} sequence, but the converter's source is "
+                                       f"{self.source.kind.value}")  # fmt: skip
+        if self.target.kind not in (ModelType.SMPLH, ModelType.SMPLX):
+            raise InvalidArgumentError(
+                "sequences are SMPL+H or SMPL-X; convert SMPL targets with convert_poses"
+            )
+        src = self.source
+        parts = [seq.root_orient[:, None], seq.pose_body]
+        if seq.model is ModelType.SMPLX:
+            assert seq.pose_jaw is not None and seq.pose_eye is not None
+            parts += [seq.pose_jaw[:, None], seq.pose_eye]
+        parts.append(seq.pose_hand)
+        pose = np.concatenate(parts, axis=1).astype(np.float64)
+        if pose.shape[1] != src.num_joints:
+            raise InvalidArgumentError(
+                f"the sequence has {pose.shape[1]} joints; the source model {src.num_joints}"
+            )
+        betas = seq.betas[: src.num_betas].astype(np.float64)
+        result = self.convert_poses(pose, betas=betas, trans=seq.trans.astype(np.float64),
+                                    dmpls=seq.dmpls if src.num_dmpls else None)  # fmt: skip
+        rv = result.rel_rotvec.astype(seq.dtype)
+        fields: dict[str, Any]
+        if self.target.kind is ModelType.SMPLX:
+            fields = dict(root_orient=rv[:, 0], pose_body=rv[:, 1:22], pose_jaw=rv[:, 22], pose_eye=rv[:, 23:25],
+                          pose_hand=rv[:, 25:55])  # fmt: skip
+        else:
+            fields = dict(root_orient=rv[:, 0], pose_body=rv[:, 1:22], pose_hand=rv[:, 22:52])
+        out = Sequence(
+            **fields,
+            trans=result.trans.astype(seq.dtype),
+            betas=result.betas.astype(seq.dtype),
+            gender=self.target.gender,
+            fps=seq.fps,
+            model=self.target.kind,
+            provenance=seq.provenance,
+        )
+        return out, result

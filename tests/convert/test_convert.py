@@ -1,0 +1,266 @@
+"""Conversion between SMPL-family models, on synthetic models and transfer files in the released layouts.
+
+The exact case: an SMPL-X-like model built from the synthetic SMPL+H one (same vertices, joints renumbered to SMPL-X's
+order, jaw and eyes added with no vertex of their own) and a one-hot transfer; every source pose is then reachable, so
+the fit must recover it. The general case (the synthetic SMPL+H -> SMPL-X pair) is checked against an independent
+float64 reference fit (autograd L-BFGS over every parameter through the body model's own forward pass).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from amasskit import read
+from amasskit.body import BodyModel, load_model_data
+from amasskit.conventions import ModelType
+from amasskit.convert import (
+    JOINT_MAPS,
+    Converter,
+    TransferMatrix,
+    find_mask_file,
+    find_transfer_file,
+    load_mask,
+    load_transfer,
+)
+from amasskit.errors import BodyModelNotFoundError, InvalidArgumentError, TransferFileError
+from amasskit.rotations import rotvec_geodesic
+from amasskit.synth import CscMatrix, dumps_released, mask_ids, transfer_coo
+from amasskit.topology import SMPLX_PARENTS
+
+F64 = torch.float64
+
+
+# ------------------------------------------------------------------------------------------------ transfer files
+
+
+def test_synthetic_transfer_file_reads_as_barycentric_weights(model_dir: Path) -> None:
+    path = find_transfer_file("smplh", "smplx", model_dir=model_dir)
+    assert path == model_dir / "transfer" / "smplh2smplx_deftrafo_setup.pkl"
+    transfer = load_transfer(path)
+    assert transfer.index.shape == (10475, 3) and transfer.source_vertices == 6890
+    assert np.allclose(transfer.weight.sum(1), 1.0) and (transfer.weight >= 0).all()
+    # the same matrix through a plain reimplementation: rows, cols, values -> dense product
+    rows, cols, values, shape = transfer_coo("smplh", "smplx")
+    dense = np.zeros(shape)
+    dense[rows, cols] = values
+    verts = np.random.default_rng(0).normal(size=(2, 6890, 3))
+    expected = np.einsum("tv,bvc->btc", dense[:, :6890], verts)
+    assert np.allclose(transfer.apply(verts), expected, atol=1e-12)
+    assert np.allclose(transfer.apply(torch.as_tensor(verts)).numpy(), expected, atol=1e-12)
+    back = load_transfer(find_transfer_file("smplx", "smplh", model_dir=model_dir))
+    assert back.index.shape[0] == 6890 and back.source_vertices == 10475
+    assert find_transfer_file("smpl", "smplx", model_dir=model_dir).name == "smpl2smplx_deftrafo_setup.pkl"
+
+
+def test_npz_form_equals_the_pickle(model_dir: Path, tmp_path: Path) -> None:
+    rows, cols, values, shape = transfer_coo("smplh", "smplx")
+    csc = CscMatrix.from_coo(rows, cols, values, shape)
+    npz = tmp_path / "smplh2smplx_deftrafo_setup.npz"
+    np.savez(npz, format=np.array(b"csc"), shape=np.array(shape), data=csc.data, indices=csc.indices,
+             indptr=csc.indptr)  # fmt: skip
+    a, b = load_transfer(npz), load_transfer(model_dir / "transfer" / "smplh2smplx_deftrafo_setup.pkl")
+    assert np.array_equal(a.index, b.index) and np.allclose(a.weight, b.weight)
+    coo = tmp_path / "coo.npz"
+    np.savez(coo, format=np.array("coo"), shape=np.array(shape), data=values, row=rows, col=cols)
+    assert np.array_equal(load_transfer(coo).index, b.index)
+
+
+def test_bad_transfer_files_are_named(tmp_path: Path) -> None:
+    hostile = tmp_path / "hostile.pkl"
+    hostile.write_bytes(b"cos\nsystem\n(S'echo no'\ntR.")
+    with pytest.raises(TransferFileError, match=r"hostile\.pkl"):
+        load_transfer(hostile)
+    not_weights = tmp_path / "sum.pkl"
+    csc = CscMatrix.from_dense(np.array([[0.5, 0.2, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]))
+    not_weights.write_bytes(dumps_released({"mtx": csc}))
+    with pytest.raises(TransferFileError, match=r"sums to 0\.7"):
+        load_transfer(not_weights)
+    empty_row = tmp_path / "row.pkl"
+    empty_row.write_bytes(
+        dumps_released({"mtx": CscMatrix.from_dense(np.array([[1.0, 0, 0, 0], [0, 0, 0, 0]]))})
+    )
+    with pytest.raises(TransferFileError, match="target vertex 1 has no source vertex"):
+        load_transfer(empty_row)
+    no_matrix = tmp_path / "none.pkl"
+    no_matrix.write_bytes(pickle.dumps({"faces": np.zeros(3)}, protocol=2))
+    with pytest.raises(TransferFileError, match="no 'mtx'"):
+        load_transfer(no_matrix)
+    with pytest.raises(BodyModelNotFoundError, match=r"model_transfer\.zip"):
+        find_transfer_file("smplh", "smplx", model_dir=tmp_path)
+    with pytest.raises(BodyModelNotFoundError):
+        load_transfer(tmp_path / "missing.pkl")
+
+
+def test_mask_file(model_dir: Path, tmp_path: Path) -> None:
+    path = find_mask_file(model_dir)
+    assert path is not None
+    ids = load_mask(path, num_vertices=10475)
+    assert np.array_equal(ids, mask_ids()) and 9000 < len(ids) < 10475
+    bad = tmp_path / "mask.npy"
+    np.save(bad, np.array([0, 10475]))
+    with pytest.raises(TransferFileError, match="outside"):
+        load_mask(bad, num_vertices=10475)
+
+
+# ------------------------------------------------------------------------------------------------ the exact case
+
+
+def _smplx_like(data: object) -> object:
+    """An SMPL-X-ordered model on the SMPL+H mesh: joints renumbered through the joint map, jaw and eyes added at
+    the head with no vertex of their own."""
+    d = data  # ModelData of the synthetic SMPL+H
+    mapping = dict(JOINT_MAPS[(ModelType.SMPLH, ModelType.SMPLX)])
+    src = [s for s in range(52)]
+    dst = [mapping[s] for s in src]
+    V = d.v_template.shape[0]  # type: ignore[attr-defined]
+    weights = np.zeros((V, 55))
+    weights[:, dst] = d.weights  # type: ignore[attr-defined]
+    reg = np.zeros((55, V))
+    reg[dst] = d.J_regressor  # type: ignore[attr-defined]
+    reg[[22, 23, 24]] = d.J_regressor[15]  # type: ignore[attr-defined]
+    posedirs = np.zeros((V, 3, 9 * 54))
+    for s, t in zip(src[1:], dst[1:], strict=True):
+        posedirs[:, :, 9 * (t - 1) : 9 * t] = d.posedirs[:, :, 9 * (s - 1) : 9 * s]  # type: ignore[attr-defined]
+    return dataclasses.replace(d, kind=ModelType.SMPLX, weights=weights, J_regressor=reg, posedirs=posedirs,  # type: ignore[type-var]
+                               parents=np.asarray(SMPLX_PARENTS), hands_mean=None, dmpl_eigvec=None)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def exact(model_dir: Path) -> Converter:
+    data = load_model_data("smplh", "male", model_dir=model_dir, dmpl=False)
+    source = BodyModel(data, dtype=F64)
+    target = BodyModel(_smplx_like(data), dtype=F64)  # type: ignore[arg-type]
+    return Converter(source, target, TransferMatrix.identity(6890), num_betas=16, rounds=2, max_iterations=40)
+
+
+def _poses(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pose = rng.normal(0.0, 0.3, size=(n, 52, 3))
+    pose[:, 22:] *= 0.6  # fingers bend less
+    return pose
+
+
+def test_one_hot_transfer_recovers_the_source_exactly(exact: Converter) -> None:
+    pose = _poses(6, 1)
+    betas = np.random.default_rng(2).normal(0, 1, size=16)
+    trans = np.random.default_rng(3).normal(0, 0.5, size=(6, 3))
+    result = exact.convert_poses(pose, betas=betas, trans=trans)
+    assert result.vertex_error_max.max() < 1e-5  # 0.01 mm
+    mapping = JOINT_MAPS[(ModelType.SMPLH, ModelType.SMPLX)]
+    src = np.array([s for s, _ in mapping])
+    dst = np.array([t for _, t in mapping])
+    angle = rotvec_geodesic(result.rel_rotvec[:, dst], pose[:, src])
+    assert angle.max() < 1e-3
+    assert (
+        np.abs(result.rel_rotvec[:, 22:25]).max() == 0.0
+    )  # jaw and eyes: nothing constrains them, left at rest
+    assert np.allclose(result.betas, betas, atol=1e-5) and np.allclose(result.trans, trans, atol=1e-5)
+
+
+def test_exact_case_from_a_poor_start_and_at_angles_zero_and_pi(exact: Converter) -> None:
+    pose = np.zeros((3, 52, 3))
+    pose[1, 18] = [np.pi, 0.0, 0.0]  # an elbow turned by exactly pi
+    pose[2, 1:22] = np.random.default_rng(4).normal(0, 0.8, size=(21, 3))  # large rotations
+    result = exact.convert_poses(pose)
+    assert np.isfinite(result.rel_rotvec).all() and np.isfinite(result.trans).all()
+    assert result.vertex_error_max.max() < 1e-5
+
+
+# ------------------------------------------------------------------------------------------------ the general case
+
+
+@pytest.fixture(scope="module")
+def pair(model_dir: Path) -> Converter:
+    return Converter.from_folder(
+        "smplh", "smplx", model_dir=model_dir, dtype=F64, rounds=4, max_iterations=30
+    )
+
+
+@pytest.fixture(scope="module")
+def quick(pair: Converter) -> Converter:
+    """The same converter with a short schedule, for properties that do not need convergence."""
+    out = copy.copy(pair)
+    out.rounds, out.max_iterations = 2, 8
+    return out
+
+
+def test_never_worse_than_the_start_and_deterministic(quick: Converter) -> None:
+    pose = _poses(2, 5)
+    betas = np.random.default_rng(6).normal(0, 1, size=16)
+    a = quick.convert_poses(pose, betas=betas)
+    assert (a.vertex_error_mean < a.vertex_error_initial).all()
+    b = quick.convert_poses(pose, betas=betas)
+    assert np.array_equal(a.rel_rotvec, b.rel_rotvec) and np.array_equal(a.betas, b.betas)
+    assert set(a.part_error_mean) == {"hands", "head", "feet"} and a.iterations.min() > 0
+
+
+def test_chunking_does_not_change_the_result(quick: Converter) -> None:
+    pose = _poses(3, 7)
+    small = copy.copy(quick)
+    small.chunk = 2  # two chunks of one sequence: the shape is still fitted over all of its frames
+    a, b = quick.convert_poses(pose), small.convert_poses(pose)
+    assert np.allclose(a.betas, b.betas, atol=1e-7)
+    assert np.allclose(a.vertex_error_mean, b.vertex_error_mean, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_close_to_an_independent_float64_reference_fit(pair: Converter) -> None:
+    """The reference: L-BFGS on every parameter (poses, translation, shape) through the body model's forward pass,
+    from the converter's answer, to convergence. The converter ends within 0.25 mm of it (mean vertex error; the
+    issue's aim is 0.1 mm, see the closing note)."""
+    pose = _poses(2, 8)
+    betas = np.random.default_rng(9).normal(0, 1, size=16)
+    ours = pair.convert_poses(pose, betas=betas)
+    src, tgt, mask = pair.source, pair.target, pair.fit_model.mask
+    with torch.no_grad():
+        from amasskit.rotations import rotvec_to_rotmat
+
+        goal = pair.transfer.apply(src.with_shape(torch.as_tensor(betas)).with_rotmats(
+            rotvec_to_rotmat(torch.as_tensor(pose))).vertices)[:, mask]  # fmt: skip
+    rv = torch.tensor(ours.rel_rotvec, requires_grad=True)
+    tr = torch.tensor(ours.trans, requires_grad=True)
+    be = torch.tensor(ours.betas, requires_grad=True)
+
+    def vertices() -> torch.Tensor:
+        return tgt.with_shape(be).with_pose(root_orient=rv[:, 0], pose_body=rv[:, 1:22], pose_jaw=rv[:, 22],
+                                            pose_eye=rv[:, 23:25], pose_hand=rv[:, 25:], trans=tr).vertices[:, mask]  # fmt: skip
+
+    opt = torch.optim.LBFGS([rv, tr, be], max_iter=300, tolerance_grad=1e-15, tolerance_change=1e-18,
+                            history_size=50, line_search_fn="strong_wolfe")  # fmt: skip
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = (vertices() - goal).pow(2).sum(-1).mean()
+        loss.backward()
+        return loss
+
+    for _ in range(2):
+        opt.step(closure)
+    with torch.no_grad():
+        reference = (vertices() - goal).norm(dim=-1).mean().item()
+    ours_mean = float(ours.vertex_error_mean.mean())
+    assert reference <= ours_mean + 1e-9  # the reference starts from ours and only improves
+    assert ours_mean - reference < 0.25e-3, (ours_mean * 1000, reference * 1000)
+
+
+def test_sequences_convert_to_files_every_reader_takes(
+    quick: Converter, smplh_tree: object, tmp_path: Path
+) -> None:
+    root = smplh_tree.root  # type: ignore[attr-defined]
+    path = sorted(Path(root).rglob("*_poses.npz"))[0]
+    seq = read(path)[:3]
+    out, result = quick.convert_sequence(seq)
+    assert out.model is ModelType.SMPLX and out.num_frames == 3 and out.pose_jaw is not None
+    saved = out.save(tmp_path / "x_stageii.npz")
+    back = read(saved)
+    assert back.model is ModelType.SMPLX and np.allclose(back.pose_body, out.pose_body)
+    assert result.vertex_error_mean.shape == (3,)
+    with pytest.raises(InvalidArgumentError, match="source is smplh"):
+        quick.convert_sequence(out)

@@ -2,7 +2,7 @@
 
 One module per area registers its commands on :data:`app`: ``files`` (info), ``synth``, ``unpack``, ``catalog``
 (``catalog scan``, ``catalog stats``, ``split``), ``prepare``, ``store`` (``store stats``, ``store export``),
-``previews`` (render, view), ``body`` (joints, mesh), ``demo``.
+``previews`` (render, view), ``body`` (joints, mesh), ``convert``, ``demo``.
 
 Errors from amasskit are printed as ``ErrorType: message`` (no traceback; ``-v`` adds it) and give exit code 1.
 """
@@ -14,7 +14,18 @@ import importlib
 from ._app import app
 
 # each module registers its commands on import; this order is the order of `amasskit --help`
-for _module in ("files", "synth", "unpack", "catalog", "prepare", "store", "previews", "body", "demo"):
+for _module in (
+    "files",
+    "synth",
+    "unpack",
+    "catalog",
+    "prepare",
+    "store",
+    "previews",
+    "body",
+    "convert",
+    "demo",
+):
     importlib.import_module(f"{__package__}.{_module}")
 
 __all__ = ["app", "main"]

@@ -99,6 +99,7 @@ class Converter:
         max_iterations: Levenberg-Marquardt iterations per round and frame (frames stop earlier when converged).
         rounds: alternations of the pose fit and the shape solve.
         chunk: frames fitted at once (memory: about 1 MB per frame for SMPL-X).
+        fit_betas: fit the target shape; False keeps it at zero (pose lists converted with zero shape).
 
     Raises:
         InvalidArgumentError: a transfer whose sizes do not fit the models, or no joint map for the pair.
@@ -115,6 +116,7 @@ class Converter:
         max_iterations: int = 30,
         rounds: int = 4,
         chunk: int = 256,
+        fit_betas: bool = True,
     ) -> None:
         if transfer.source_vertices != source.num_vertices or transfer.target_vertices != target.num_vertices:
             raise InvalidArgumentError(
@@ -124,7 +126,12 @@ class Converter:
         if (source.kind, target.kind) not in JOINT_MAPS and source.kind is not target.kind:
             raise InvalidArgumentError(f"no joint map from {source.kind.value} to {target.kind.value}")
         self.source, self.target, self.transfer = source, target, transfer
-        self.max_iterations, self.rounds, self.chunk = max_iterations, rounds, chunk
+        self.max_iterations, self.rounds, self.chunk, self.fit_betas = (
+            max_iterations,
+            rounds,
+            chunk,
+            fit_betas,
+        )
         self.num_betas = min(num_betas, target.num_betas)
         self.fit_model = TargetModel.build(target, mask, num_betas=self.num_betas)
         if source.kind is target.kind:
@@ -242,7 +249,7 @@ class Converter:
             src_dmpls = torch.as_tensor(np.asarray(dmpls), device=dev, dtype=dt)
         with torch.no_grad():
             goals, states, src_joints = [], [], []
-            beta = self.initial_betas(src_betas)
+            beta = self.initial_betas(src_betas) if self.fit_betas else torch.zeros_like(self._shape_map[1])
             J0_src = self._source_pelvis(src_betas)
             J0_dst = fm.rest_joints(beta)[0]
             for start in range(0, N, self.chunk):
@@ -261,20 +268,17 @@ class Converter:
                 [self._errors(beta, g, st)[0].mean(1) for g, st in zip(goals, states, strict=True)]
             )
             iterations = torch.zeros(N, dtype=torch.long, device=dev)
-            for round_ in range(self.rounds):
+            rounds = self.rounds if self.fit_betas else 1
+            for round_ in range(rounds + (1 if self.fit_betas and rounds > 1 else 0)):
                 for k, (goal, state) in enumerate(zip(goals, states, strict=True)):
                     states[k], _cost, its = fit_poses(
                         fm, beta, goal, state, max_iterations=self.max_iterations
                     )
                     iterations[k * self.chunk : k * self.chunk + len(goal)] += its
-                if round_ < self.rounds - 1 or self.rounds == 1:
+                if (
+                    self.fit_betas and round_ < rounds
+                ):  # each pose fit but the last is followed by a shape solve
                     beta = fit_shape(fm, beta, goals, states)
-            if self.rounds > 1:  # the last shape solve is followed by a last pose fit
-                for k, (goal, state) in enumerate(zip(goals, states, strict=True)):
-                    states[k], _cost, its = fit_poses(
-                        fm, beta, goal, state, max_iterations=self.max_iterations
-                    )
-                    iterations[k * self.chunk : k * self.chunk + len(goal)] += its
             return self._result(beta, goals, states, src_joints, iterations, initial)
 
     def _source_pelvis(self, betas: torch.Tensor | None) -> torch.Tensor:

@@ -246,6 +246,50 @@ def _tube(a: np.ndarray, b: np.ndarray, verts: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
+def _gendered_mesh(
+    model: BodyModelName, gender: Gender
+) -> tuple[np.ndarray, np.ndarray, list[_Capsule], np.ndarray]:
+    """The humanoid mesh of ``gender`` on the neutral mesh's topology (see :func:`_humanoid_mesh` for the outputs).
+
+    The released models of one kind share their mesh across genders (vertex ``i`` is the same surface point on all
+    three), which is what lets one deformation-transfer file serve every gender. So the mesh is built once, for the
+    neutral body, and each vertex is carried to the gender's body by its capsule: along the axis in proportion to the
+    capsule's length (the end caps by the radius), around it scaled by the radius and turned with the axis.
+    """
+    verts, faces, caps, owner = _humanoid_mesh(model, humanoid_joints(model, Gender.NEUTRAL))
+    if gender is Gender.NEUTRAL:
+        return verts, faces, caps, owner
+    target = _capsule_specs(model, humanoid_joints(model, gender))
+    out = verts.copy()
+    for i, (c0, c1) in enumerate(zip(caps, target, strict=True)):
+        c1.ring_at_start = c0.ring_at_start
+        idx = np.flatnonzero(owner == i)
+        ratio = c1.radius / c0.radius
+        a0, a1 = c0.end - c0.start, c1.end - c1.start
+        L0, L1 = float(np.linalg.norm(a0)), float(np.linalg.norm(a1))
+        rel = verts[idx] - c0.start
+        if L0 < 1e-9 or L1 < 1e-9:  # spheres (eyeballs)
+            out[idx] = c1.start + rel * ratio
+            continue
+        d0, d1 = a0 / L0, a1 / L1
+        t = rel @ d0
+        radial = rel - t[:, None] * d0
+        t_new = np.where(t < 0, t * ratio, np.where(t > L0, L1 + (t - L0) * ratio, t * L1 / L0))
+        out[idx] = c1.start + _turn(d0, d1, radial * ratio) + t_new[:, None] * d1
+    return out, faces, target, owner
+
+
+def _turn(a: np.ndarray, b: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``v (N, 3)`` turned by the rotation taking unit ``a`` to unit ``b`` (Rodrigues; a and b are never opposite
+    here: the genders' bones point the same way to within a few degrees)."""
+    axis = np.cross(a, b)
+    s, c = float(np.linalg.norm(axis)), float(a @ b)
+    if s < 1e-12:
+        return v
+    k = axis / s
+    return v * c + np.cross(k, v) * s + np.outer(v @ k, k) * (1 - c)
+
+
 def _humanoid_mesh(
     model: BodyModelName, joints: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, list[_Capsule], np.ndarray]:
@@ -365,7 +409,7 @@ def body_model_arrays(
     sizes = BODY_MODEL_SIZES[model]
     rng = np.random.default_rng([seed, ["smplh", "smplx"].index(model), list(Gender).index(g)])
     joints = humanoid_joints(model, g)
-    verts, faces, caps, owner = _humanoid_mesh(model, joints)
+    verts, faces, caps, owner = _gendered_mesh(model, g)
     V, J = sizes.vertices, sizes.joints
     parents = np.asarray(SMPLH_PARENTS if model == "smplh" else SMPLX_PARENTS)
 
@@ -447,8 +491,7 @@ def dmpl_arrays(gender: Gender | str = Gender.NEUTRAL, *, seed: int = 0) -> dict
     thighs of the SMPL+H humanoid."""
     g = Gender.parse(gender)
     rng = np.random.default_rng([seed, 7, list(Gender).index(g)])
-    joints = humanoid_joints("smplh", g)
-    verts, _faces, caps, owner = _humanoid_mesh("smplh", joints)
+    verts, _faces, caps, owner = _gendered_mesh("smplh", g)
     soft = np.isin(owner, [0, 1, 2, 3, 6, 9, 16, 17])  # pelvis, thighs, spine, upper arms
     radial = np.zeros_like(verts)
     for i, cap in enumerate(caps):

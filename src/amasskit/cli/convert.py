@@ -1,0 +1,94 @@
+"""``amasskit convert``: motion files, trees or pose lists from one SMPL-family model to another."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ._app import app, console, err_console, handle_errors, progress_bar
+
+
+class TargetModel(str, Enum):
+    smplx = "smplx"
+    smplh = "smplh"
+
+
+class GenderChoice(str, Enum):
+    same = "same"
+    neutral = "neutral"
+
+
+class BetasChoice(str, Enum):
+    fit = "fit"
+    zero = "zero"
+
+
+@app.command()
+def convert(
+    inputs: Annotated[list[Path], typer.Argument(help="Motion files or folders of an AMASS tree.")],
+    to: Annotated[TargetModel, typer.Option("--to", help="The target model.")] = TargetModel.smplx,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Body models and transfer/ (default: $AMASSKIT_BODY_MODELS).")
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the converted tree.")] = Path(
+        "converted"
+    ),
+    gender: Annotated[
+        GenderChoice, typer.Option(help="Target gender: each file's own, or the neutral model.")
+    ] = GenderChoice.same,
+    betas: Annotated[
+        BetasChoice, typer.Option(help="Fit the target shape, or keep it at zero.")
+    ] = BetasChoice.fit,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes.")] = 1,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    pose_list: Annotated[
+        bool,
+        typer.Option(
+            "--pose-list", help="INPUT is an npz of poses (PoseScript/PoseFix style); -o is an .npz."
+        ),
+    ] = False,
+    strict: Annotated[bool, typer.Option(help="Stop at the first file that cannot be converted.")] = False,
+) -> None:
+    """Convert SMPL+H motion to SMPL-X (or back) by fitting the target model to the source mesh mapped through the
+    deformation transfer: per-frame errors in every output, resumable, atomic."""
+    from ..convert import convert_files, convert_pose_list
+
+    with handle_errors():
+        if pose_list:
+            if len(inputs) != 1:
+                raise typer.BadParameter("--pose-list takes one npz")
+            summary = convert_pose_list(inputs[0], output, to=to.value, model_dir=model_dir, device=device)
+            console.print(
+                f"{output}: {int(summary['poses'])} poses, mean vertex error {summary['vertex_error_mean_mm']:.2f} "
+                f"mm (max {summary['vertex_error_max_mm']:.2f} mm)",
+                highlight=False,
+            )
+            return
+        with progress_bar() as bar:
+            task = bar.add_task("converting files", total=None)
+            report = convert_files(
+                inputs, output, to=to.value, model_dir=model_dir, gender=gender.value,
+                fit_betas=betas is BetasChoice.fit, device=device, workers=jobs, strict=strict,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
+    table = Table(title=f"converted to {to.value} in {output}")
+    for col in ("file", "frames", "mean mm", "max mm", "hands mm", "joints mm"):
+        table.add_column(col, justify="left" if col == "file" else "right")
+    for path, s in report.files.items():
+        table.add_row(Path(path).name, f"{int(s['frames'])}", f"{s['vertex_error_mean_mm']:.2f}",
+                      f"{s['vertex_error_max_mm']:.2f}", f"{s.get('hands_error_mean_mm', 0.0):.2f}",
+                      f"{s['joint_error_mean_mm']:.2f}")  # fmt: skip
+    console.print(table)
+    console.print(
+        f"{len(report.written)} written, {len(report.skipped)} already done, {len(report.problems)} problems; "
+        f"{report.seconds:.1f} s; report: {output / 'convert_report.json'}",
+        highlight=False,
+    )
+    for path, error in report.problems:
+        err_console.print(f"  {path}: {error}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,241 @@
+"""Converting files: AMASS motion trees and pose lists, resumable, atomic, with a report.
+
+:func:`convert_files` takes motion files (or folders of a tree) of one model and writes each as a file of the other
+in its release's layout (SMPL-X: ``<name>_stageii.npz``; SMPL+H: ``<name>_poses.npz``), mirroring the input tree, so
+``amasskit.read``, ``catalog``, ``prepare``, ``render`` and ``view`` take them as they are. Each output also holds its
+per-frame errors (``conversion_vertex_error_mean``, ``conversion_vertex_error_max``, ``conversion_joint_error``, in
+metres, and ``conversion_iterations``), and ``convert_report.json`` beside them sums up every file. Outputs are
+written atomically, so a finished file is whole and a rerun skips it; an unreadable input is reported and the others
+carry on (``strict`` stops at the first).
+
+:func:`convert_pose_list` converts an npz of poses (PoseScript / PoseFix style: ``poses (N, 52 or 22, 3)`` or flat,
+axis-angle, optional ``ids``) with the neutral bodies and zero shape, order and ids kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._util.atomic import atomic_open
+from .._util.processes import pool_worker, worker_context
+from ..conventions import ModelType
+from ..errors import AmassKitError, InvalidArgumentError
+from ..io import META_KEY, read, sequence_arrays
+from ..layouts import sequence_name
+
+__all__ = ["ConvertReport", "convert_files", "convert_pose_list"]
+
+logger = logging.getLogger(__name__)
+
+_SUFFIX = {ModelType.SMPLH: "_poses.npz", ModelType.SMPLX: "_stageii.npz"}
+_CONVERTERS: dict[tuple[Any, ...], Any] = {}  # per process: converters by (source, target, genders, options)
+
+
+@dataclass(frozen=True)
+class ConvertReport:
+    """What :func:`convert_files` did: ``written`` and ``skipped`` (already converted) outputs, ``problems``
+    (input, ``ErrorType: message``), per-file summaries (millimetres) and the wall time."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    files: dict[str, dict[str, float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _converter(
+    source: str, target: str, source_gender: str, target_gender: str, options: dict[str, Any]
+) -> Any:
+    from ._converter import Converter
+
+    key = (source, target, source_gender, target_gender, tuple(sorted(options.items())))
+    if key not in _CONVERTERS:
+        import torch
+
+        opts = dict(options)
+        device = opts.pop("device", "cpu")
+        model_dir = opts.pop("model_dir", None)
+        _CONVERTERS[key] = Converter.from_folder(source, target, model_dir=model_dir, source_gender=source_gender,
+                                                 target_gender=target_gender, device=device, dtype=torch.float32,
+                                                 **opts)  # fmt: skip
+    return _CONVERTERS[key]
+
+
+def _inputs(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, Path]]:
+    """``(file, path relative to its root)`` for every motion file named or below a named folder."""
+    from ..io import FileKind, classify_path
+
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += [
+                (f, f.relative_to(p)) for f in sorted(p.rglob("*.npz")) if classify_path(f) is FileKind.MOTION
+            ]
+        else:
+            out.append((p, Path(p.name)))
+    return out
+
+
+def _convert_one(
+    path: str, target_path: str, target: str, gender: str, options: dict[str, Any]
+) -> dict[str, float]:
+    """Convert one file (in a worker or in process); returns its summary."""
+    seq = read(path, dtype=np.float64)
+    target_gender = seq.gender.value if gender == "same" else gender
+    conv = _converter(seq.model.value, target, seq.gender.value, target_gender, options)
+    out, result = conv.convert_sequence(seq)
+    arrays = sequence_arrays(out, meta={"conversion": {
+        "source": os.fspath(path), "source_model": seq.model.value, "target_model": target,
+        "source_gender": seq.gender.value, "target_gender": target_gender,
+        "transfer": conv.transfer.path or "identity (one mesh)", "fitted_vertices": len(conv.fit_model.mask),
+        "units": "metres"}})  # fmt: skip
+    arrays.update(
+        conversion_vertex_error_mean=result.vertex_error_mean,
+        conversion_vertex_error_max=result.vertex_error_max,
+        conversion_joint_error=result.joint_error_mean,
+        conversion_iterations=result.iterations.astype(np.int64),
+    )
+    with atomic_open(target_path) as fp:
+        np.savez(fp, **arrays)  # type: ignore[arg-type]
+    return {"frames": float(out.num_frames), **result.summary()}
+
+
+def convert_files(
+    inputs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    to: ModelType | str,
+    model_dir: str | os.PathLike[str] | None = None,
+    gender: str = "same",
+    fit_betas: bool = True,
+    device: str = "cpu",
+    workers: int = 1,
+    strict: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ConvertReport:
+    """Convert motion files (or trees) to ``to`` under ``out`` (see the module docstring).
+
+    Args:
+        gender: ``same`` (each file's own) or ``neutral`` (the neutral target model).
+        fit_betas: fit the target shape (one per sequence); False keeps it at zero.
+        workers: processes, each with its own converter (one thread each).
+        strict: stop at the first file that cannot be converted.
+
+    Raises:
+        InvalidArgumentError: an unknown gender choice or a target that is not a motion model.
+        AmassKitError: the first problem, with ``strict``.
+    """
+    start = time.perf_counter()
+    target = ModelType.parse(to)
+    if target not in _SUFFIX:
+        raise InvalidArgumentError(
+            f"motion files are smplh or smplx; convert to smpl with convert_poses, not {to!r}"
+        )
+    if gender not in ("same", "neutral"):
+        raise InvalidArgumentError(f"gender is 'same' or 'neutral', not {gender!r}")
+    root = Path(out)
+    options = {"model_dir": None if model_dir is None else os.fspath(model_dir), "device": device,
+               "fit_betas": fit_betas}  # fmt: skip
+    report = ConvertReport()
+    todo = []
+    for path, rel in _inputs(inputs):
+        dest = root / rel.parent / (sequence_name(rel.name) + _SUFFIX[target])
+        if dest.is_file():
+            report.skipped.append(dest)
+        else:
+            todo.append((path, dest))
+    done = 0
+
+    def finished(path: Path, dest: Path, summary: dict[str, float] | None, error: str | None) -> None:
+        nonlocal done
+        done += 1
+        if error is not None:
+            report.problems.append((str(path), error))
+            logger.warning("%s: %s", path, error)
+            if strict:
+                raise AmassKitError(f"convert stopped (--strict): {path}: {error}")
+        else:
+            assert summary is not None
+            report.written.append(dest)
+            report.files[str(dest)] = summary
+        if progress is not None:
+            progress(done, len(todo))
+
+    if workers > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(workers, mp_context=worker_context(), initializer=pool_worker) as pool:
+            futures = [(p, d, pool.submit(_convert_one, str(p), str(d), target.value, gender, options))
+                       for p, d in todo]  # fmt: skip
+            for path, dest, future in futures:
+                try:
+                    finished(path, dest, future.result(), None)
+                except AmassKitError as exc:
+                    finished(path, dest, None, f"{type(exc).__name__}: {exc}")
+    else:
+        for path, dest in todo:
+            try:
+                summary = _convert_one(str(path), str(dest), target.value, gender, options)
+            except AmassKitError as exc:
+                finished(path, dest, None, f"{type(exc).__name__}: {exc}")
+            else:
+                finished(path, dest, summary, None)
+    report = ConvertReport(report.written, report.skipped, report.problems, report.files,
+                           time.perf_counter() - start)  # fmt: skip
+    record = {"target": target.value, "gender": gender, "fit_betas": fit_betas, "written": len(report.written),
+              "skipped": len(report.skipped), "problems": [{"path": p, "error": e} for p, e in report.problems],
+              "files": report.files, "seconds": report.seconds}  # fmt: skip
+    with atomic_open(root / "convert_report.json") as fp:
+        fp.write((json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
+    return report
+
+
+def convert_pose_list(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    to: ModelType | str = ModelType.SMPLX,
+    model_dir: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+) -> dict[str, float]:
+    """Convert an npz of poses with the neutral models and zero shape (see the module docstring); writes ``out``
+    (npz: ``poses (N, J_target, 3)``, ``ids``, ``trans``, ``betas``, the per-pose errors) and returns the summary.
+
+    Raises:
+        InvalidArgumentError: no ``poses`` array, or one of another width than 52 or 22 joints.
+    """
+    with np.load(source, allow_pickle=False) as npz:
+        if "poses" not in npz:
+            raise InvalidArgumentError(f"{source}: no 'poses' array (keys: {sorted(npz.files)})")
+        poses = np.asarray(npz["poses"], dtype=np.float64)
+        ids = np.asarray(npz["ids"]) if "ids" in npz else np.arange(len(poses))
+    poses = poses.reshape(len(poses), -1, 3)
+    if poses.shape[1] not in (22, 52):
+        raise InvalidArgumentError(
+            f"{source}: poses have {poses.shape[1]} joints; expected 52 (SMPL+H) or 22 (body)"
+        )
+    if poses.shape[1] == 22:
+        poses = np.concatenate([poses, np.zeros((len(poses), 30, 3))], axis=1)
+    conv = _converter("smplh", ModelType.parse(to).value, "neutral", "neutral",
+                      {"model_dir": None if model_dir is None else os.fspath(model_dir), "device": device,
+                       "fit_betas": False})  # fmt: skip
+    result = conv.convert_poses(poses)
+    with atomic_open(out) as fp:
+        arrays = {"poses": result.rel_rotvec, "ids": ids, "trans": result.trans, "betas": result.betas,
+                  "vertex_error_mean": result.vertex_error_mean, "vertex_error_max": result.vertex_error_max,
+                  "iterations": result.iterations, META_KEY: np.array(json.dumps({"conversion": "pose list",
+                  "target_model": ModelType.parse(to).value, "units": "metres"}))}  # fmt: skip
+        np.savez(fp, **arrays)
+    return {"poses": float(len(poses)), **result.summary()}

@@ -100,6 +100,7 @@ class Converter:
         rounds: alternations of the pose fit and the shape solve.
         chunk: frames fitted at once (memory: about 1 MB per frame for SMPL-X).
         fit_betas: fit the target shape; False keeps it at zero (pose lists converted with zero shape).
+        tolerance: a frame stops when an iteration lowers its squared error by less than this fraction.
 
     Raises:
         InvalidArgumentError: a transfer whose sizes do not fit the models, or no joint map for the pair.
@@ -113,10 +114,11 @@ class Converter:
         *,
         mask: np.ndarray | None = None,
         num_betas: int = 16,
-        max_iterations: int = 30,
-        rounds: int = 4,
+        max_iterations: int = 15,
+        rounds: int = 3,
         chunk: int = 256,
         fit_betas: bool = True,
+        tolerance: float = 1e-5,
     ) -> None:
         if transfer.source_vertices != source.num_vertices or transfer.target_vertices != target.num_vertices:
             raise InvalidArgumentError(
@@ -126,12 +128,8 @@ class Converter:
         if (source.kind, target.kind) not in JOINT_MAPS and source.kind is not target.kind:
             raise InvalidArgumentError(f"no joint map from {source.kind.value} to {target.kind.value}")
         self.source, self.target, self.transfer = source, target, transfer
-        self.max_iterations, self.rounds, self.chunk, self.fit_betas = (
-            max_iterations,
-            rounds,
-            chunk,
-            fit_betas,
-        )
+        self.max_iterations, self.rounds, self.tolerance = max_iterations, rounds, tolerance
+        self.chunk, self.fit_betas = chunk, fit_betas
         self.num_betas = min(num_betas, target.num_betas)
         self.fit_model = TargetModel.build(target, mask, num_betas=self.num_betas)
         if source.kind is target.kind:
@@ -272,7 +270,7 @@ class Converter:
             for round_ in range(rounds + (1 if self.fit_betas and rounds > 1 else 0)):
                 for k, (goal, state) in enumerate(zip(goals, states, strict=True)):
                     states[k], _cost, its = fit_poses(
-                        fm, beta, goal, state, max_iterations=self.max_iterations
+                        fm, beta, goal, state, max_iterations=self.max_iterations, tolerance=self.tolerance
                     )
                     iterations[k * self.chunk : k * self.chunk + len(goal)] += its
                 if (

@@ -66,6 +66,7 @@ class TargetModel:
     shape_basis: torch.Tensor
     pose_basis: torch.Tensor
     groups: tuple[_Group, ...]
+    pose_gram: torch.Tensor  # (J - 1, 9, 9): sum over vertices of P_i^(k)T P_i^(k), per joint k
 
     @classmethod
     def build(
@@ -108,6 +109,8 @@ class TargetModel:
                                  torch.as_tensor(coords, device=dev)))  # fmt: skip
         S = model.shape_basis.shape[0] if num_betas is None else num_betas
         cols = (3 * torch.as_tensor(ids, device=dev)[:, None] + torch.arange(3, device=dev)).reshape(-1)
+        P = model.data.posedirs[ids].reshape(len(ids), 3, J - 1, 9)
+        gram = np.einsum("vcjm,vcjn->jmn", P, P)
         return cls(
             model=model,
             mask=torch.as_tensor(ids, device=dev),
@@ -117,6 +120,7 @@ class TargetModel:
             shape_basis=model.shape_basis[:S][:, cols],
             pose_basis=model.pose_basis[:, cols],
             groups=tuple(groups),
+            pose_gram=torch.as_tensor(gram, device=dev, dtype=torch.float64),
         )
 
     @property
@@ -228,6 +232,12 @@ def _normal_equations(
     rows = fwd.glob[:, parents].double()  # (B, J-1, 3, 3): row a is G_parent^T e_a
     F = (_skew(rows) @ rel[:, 1:, None].double()).reshape(B, J - 1, 3, 9)  # [a] -> vec
     g[:, 3 : 3 * J] += torch.einsum("bjn,bjan->bja", z, F).reshape(B, -1)
+    # and the matrix its own diagonal blocks: F_k^T (sum_i P_i^(k)T P_i^(k)) F_k, taking each vertex's blended
+    # rotation as orthonormal (it is a weighted mean of rotations), the cross terms left out
+    diag_blocks = F @ target.pose_gram @ F.transpose(-1, -2)  # (B, J-1, 3, 3)
+    k = torch.arange(3, 3 * J, device=q.device).reshape(J - 1, 3)
+    flat = (k[:, :, None] * n + k[:, None, :]).reshape(-1)
+    H.view(B, -1).index_add_(1, flat, diag_blocks.reshape(B, -1))
     return H, g
 
 

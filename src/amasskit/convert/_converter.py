@@ -97,10 +97,12 @@ class Converter:
         mask: target vertex ids to fit (default: all; :func:`~amasskit.convert.load_mask` for SMPL-X's).
         num_betas: target shape coefficients fitted (16, as AMASS's SMPL-X release).
         max_iterations: Levenberg-Marquardt iterations per round and frame (frames stop earlier when converged).
-        rounds: alternations of the pose fit and the shape solve.
+        rounds: pose fits on every vertex, each but the last followed by a shape solve.
         chunk: frames fitted at once (memory: about 1 MB per frame for SMPL-X).
         fit_betas: fit the target shape; False keeps it at zero (pose lists converted with zero shape).
         tolerance: a frame stops when an iteration lowers its squared error by less than this fraction.
+        coarse, coarse_rounds: rounds fitted first on one vertex in ``coarse`` (spread over the mesh), before the
+            ``rounds`` on every vertex.
 
     Raises:
         InvalidArgumentError: a transfer whose sizes do not fit the models, or no joint map for the pair.
@@ -115,10 +117,12 @@ class Converter:
         mask: np.ndarray | None = None,
         num_betas: int = 16,
         max_iterations: int = 15,
-        rounds: int = 3,
+        rounds: int = 4,
         chunk: int = 256,
         fit_betas: bool = True,
         tolerance: float = 1e-5,
+        coarse: int = 4,
+        coarse_rounds: int = 0,
     ) -> None:
         if transfer.source_vertices != source.num_vertices or transfer.target_vertices != target.num_vertices:
             raise InvalidArgumentError(
@@ -129,9 +133,15 @@ class Converter:
             raise InvalidArgumentError(f"no joint map from {source.kind.value} to {target.kind.value}")
         self.source, self.target, self.transfer = source, target, transfer
         self.max_iterations, self.rounds, self.tolerance = max_iterations, rounds, tolerance
+        self.coarse_rounds = coarse_rounds
         self.chunk, self.fit_betas = chunk, fit_betas
         self.num_betas = min(num_betas, target.num_betas)
         self.fit_model = TargetModel.build(target, mask, num_betas=self.num_betas)
+        # one vertex in ``coarse`` (spread over the whole mesh) for the early rounds and the shape
+        self._coarse_rows = torch.arange(0, len(self.fit_model.mask), coarse, device=target.device)
+        self.coarse_model = TargetModel.build(
+            target, self.fit_model.mask[self._coarse_rows].cpu().numpy(), num_betas=self.num_betas
+        )
         if source.kind is target.kind:
             pairs = tuple((j, j) for j in range(source.num_joints))
         else:
@@ -266,17 +276,24 @@ class Converter:
                 [self._errors(beta, g, st)[0].mean(1) for g, st in zip(goals, states, strict=True)]
             )
             iterations = torch.zeros(N, dtype=torch.long, device=dev)
+            # pose fits alternating with shape solves: the first ``coarse_rounds`` on the coarse vertex subset, the
+            # rest on every vertex (each shape solve on the vertices of the pose fit that follows it)
+            coarse, pick = self.coarse_model, self._coarse_rows
+            coarse_goals = [g[:, pick] for g in goals]
             rounds = self.rounds if self.fit_betas else 1
-            for round_ in range(rounds + (1 if self.fit_betas and rounds > 1 else 0)):
-                for k, (goal, state) in enumerate(zip(goals, states, strict=True)):
+            total = self.coarse_rounds + rounds
+            for round_ in range(total):
+                full = round_ >= self.coarse_rounds
+                model, targets = (fm, goals) if full else (coarse, coarse_goals)
+                for k, (goal, state) in enumerate(zip(targets, states, strict=True)):
                     states[k], _cost, its = fit_poses(
-                        fm, beta, goal, state, max_iterations=self.max_iterations, tolerance=self.tolerance
+                        model, beta, goal, state, max_iterations=self.max_iterations, tolerance=self.tolerance
                     )
                     iterations[k * self.chunk : k * self.chunk + len(goal)] += its
-                if (
-                    self.fit_betas and round_ < rounds
-                ):  # each pose fit but the last is followed by a shape solve
-                    beta = fit_shape(fm, beta, goals, states)
+                if self.fit_betas and round_ < total - 1:
+                    next_full = round_ + 1 >= self.coarse_rounds
+                    beta = fit_shape(fm, beta, goals, states) if next_full else fit_shape(
+                        coarse, beta, coarse_goals, states)  # fmt: skip
             return self._result(beta, goals, states, src_joints, iterations, initial)
 
     def _source_pelvis(self, betas: torch.Tensor | None) -> torch.Tensor:

@@ -9,12 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ._app import app, console, err_console, handle_errors, progress_bar
-
-
-class TargetModel(str, Enum):
-    smplx = "smplx"
-    smplh = "smplh"
+from ._app import Release, app, console, err_console, handle_errors, progress_bar
 
 
 class GenderChoice(str, Enum):
@@ -30,7 +25,7 @@ class BetasChoice(str, Enum):
 @app.command()
 def convert(
     inputs: Annotated[list[Path], typer.Argument(help="Motion files or folders of an AMASS tree.")],
-    to: Annotated[TargetModel, typer.Option("--to", help="The target model.")] = TargetModel.smplx,
+    to: Annotated[Release, typer.Option("--to", help="The target model.")] = Release.smplx,
     model_dir: Annotated[
         Path | None, typer.Option(help="Body models and transfer/ (default: $AMASSKIT_BODY_MODELS).")
     ] = None,

@@ -314,3 +314,9 @@ def test_pose_list_mode(model_dir: Path, tmp_path: Path) -> None:
         assert npz["poses"].shape == (3, 55, 3) and list(npz["ids"]) == [7, 3, 5]
         assert np.all(npz["betas"] == 0) and npz["vertex_error_mean"].shape == (3,)
     assert summary["poses"] == 3
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where CUDA is missing")
+def test_cuda_asked_where_there_is_none(model_dir: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="CUDA is not available"):
+        Converter.from_folder("smplh", "smplx", model_dir=model_dir, device="cuda")

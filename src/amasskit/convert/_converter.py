@@ -165,6 +165,8 @@ class Converter:
     ) -> Converter:
         """Models, transfer file and (for SMPL-X) mask from a model folder (see :mod:`amasskit.convert`)."""
         src, dst = ModelType.parse(source), ModelType.parse(target)
+        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            raise InvalidArgumentError(f"device {device!r}: CUDA is not available here (use 'cpu')")
         src_model = BodyModel.load(src, source_gender, model_dir=model_dir, device=device, dtype=dtype)
         dst_model = BodyModel.load(
             dst, target_gender, model_dir=model_dir, device=device, dtype=dtype, dmpl=False

@@ -320,3 +320,15 @@ def test_pose_list_mode(model_dir: Path, tmp_path: Path) -> None:
 def test_cuda_asked_where_there_is_none(model_dir: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="CUDA is not available"):
         Converter.from_folder("smplh", "smplx", model_dir=model_dir, device="cuda")
+
+
+def test_the_reverse_direction_smplx_to_smplh(model_dir: Path, smplx_tree: object) -> None:
+    """SMPL-X motion back to SMPL+H through the reverse transfer file: an SMPL+H sequence whose fit improved on its
+    start (the source pose copied through the joint map; jaw and eyes dropped)."""
+    conv = Converter.from_folder("smplx", "smplh", model_dir=model_dir, rounds=2, max_iterations=8)
+    path = sorted(Path(smplx_tree.root).rglob("*_stageii.npz"))[0]  # type: ignore[attr-defined]
+    seq = read(path)[:3]
+    out, result = conv.convert_sequence(seq)
+    assert out.model is ModelType.SMPLH and out.pose_jaw is None and out.num_frames == 3
+    assert (result.vertex_error_mean < result.vertex_error_initial).all()
+    assert np.isfinite(out.pose_hand).all() and len(conv.fit_model.mask) == 6890  # no mask for SMPL+H

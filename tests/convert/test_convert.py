@@ -332,3 +332,17 @@ def test_the_reverse_direction_smplx_to_smplh(model_dir: Path, smplx_tree: objec
     assert out.model is ModelType.SMPLH and out.pose_jaw is None and out.num_frames == 3
     assert (result.vertex_error_mean < result.vertex_error_initial).all()
     assert np.isfinite(out.pose_hand).all() and len(conv.fit_model.mask) == 6890  # no mask for SMPL+H
+
+
+def test_a_source_and_its_conversion_render_side_by_side(
+    quick: Converter, smplh_tree: object, model_dir: Path, tmp_path: Path
+) -> None:
+    from amasskit.viz import View, render
+
+    path = sorted(Path(smplh_tree.root).rglob("*_poses.npz"))[0]  # type: ignore[attr-defined]
+    seq = read(path)[:4]
+    src = seq.save(tmp_path / "walk_poses.npz")
+    converted = quick.convert_sequence(seq)[0].save(tmp_path / "walk_stageii.npz")
+    out = render([src, converted], tmp_path / "side.gif", model_dir=model_dir, labels=["SMPL+H", "SMPL-X"],
+                 view=View(width=96, height=96))  # fmt: skip
+    assert out.stat().st_size > 1000

@@ -287,7 +287,8 @@ def test_convert_command_on_a_tree_resumes_and_reports(
     (tree / "broken_poses.npz").write_bytes(b"not a zip")
     out = tmp_path / "out"
     runner = CliRunner()
-    result = runner.invoke(app, ["-q", "convert", str(tree), "--model-dir", str(model_dir), "-o", str(out)])
+    result = runner.invoke(app, ["-q", "convert", str(tree), "--model-dir", str(model_dir), "-o", str(out),
+                                 "--schedule", "fast"])  # fmt: skip
     assert result.exit_code == 1, result.output  # one problem
     assert "CorruptFileError" in result.output and "2 written" in " ".join(result.output.split())
     written = sorted(out.rglob("*_stageii.npz"))
@@ -297,7 +298,7 @@ def test_convert_command_on_a_tree_resumes_and_reports(
     with np.load(written[0]) as npz:
         assert npz["conversion_vertex_error_mean"].shape == (4,) and npz["conversion_iterations"].min() > 0
     report = json.loads((out / "convert_report.json").read_text())
-    assert report["written"] == 2 and len(report["problems"]) == 1
+    assert report["written"] == 2 and len(report["problems"]) == 1 and report["schedule"] == "fast"
     again = runner.invoke(app, ["-q", "convert", str(tree), "--model-dir", str(model_dir), "-o", str(out)])
     assert "0 written, 2 already done" in " ".join(again.output.split())
     shutil.rmtree(out)

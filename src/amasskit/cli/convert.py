@@ -17,6 +17,11 @@ class GenderChoice(str, Enum):
     neutral = "neutral"
 
 
+class ScheduleChoice(str, Enum):
+    accurate = "accurate"
+    fast = "fast"
+
+
 class BetasChoice(str, Enum):
     fit = "fit"
     zero = "zero"
@@ -38,6 +43,9 @@ def convert(
     betas: Annotated[
         BetasChoice, typer.Option(help="Fit the target shape, or keep it at zero.")
     ] = BetasChoice.fit,
+    schedule: Annotated[
+        ScheduleChoice, typer.Option(help="accurate: within 0.1 mm of convergence; fast: about 8x faster.")
+    ] = ScheduleChoice.accurate,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes.")] = 1,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     pose_list: Annotated[
@@ -67,7 +75,8 @@ def convert(
             task = bar.add_task("converting files", total=None)
             report = convert_files(
                 inputs, output, to=to.value, model_dir=model_dir, gender=gender.value,
-                fit_betas=betas is BetasChoice.fit, device=device, workers=jobs, strict=strict,
+                fit_betas=betas is BetasChoice.fit, device=device, schedule=schedule.value, workers=jobs,
+                strict=strict,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )  # fmt: skip
     table = Table(title=f"converted to {to.value} in {output}")

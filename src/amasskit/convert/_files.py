@@ -123,6 +123,7 @@ def convert_files(
     gender: str = "same",
     fit_betas: bool = True,
     device: str = "cpu",
+    schedule: str = "accurate",
     workers: int = 1,
     strict: bool = False,
     progress: Callable[[int, int], None] | None = None,
@@ -132,6 +133,7 @@ def convert_files(
     Args:
         gender: ``same`` (each file's own) or ``neutral`` (the neutral target model).
         fit_betas: fit the target shape (one per sequence); False keeps it at zero.
+        schedule: ``accurate`` or ``fast`` (see :data:`amasskit.convert.SCHEDULES`).
         workers: processes, each with its own converter (one thread each).
         strict: stop at the first file that cannot be converted.
 
@@ -145,11 +147,15 @@ def convert_files(
         raise InvalidArgumentError(
             f"motion files are smplh or smplx; convert to smpl with convert_poses, not {to!r}"
         )
+    from ._converter import SCHEDULES
+
+    if schedule not in SCHEDULES:
+        raise InvalidArgumentError(f"schedule is one of {sorted(SCHEDULES)}, not {schedule!r}")
     if gender not in ("same", "neutral"):
         raise InvalidArgumentError(f"gender is 'same' or 'neutral', not {gender!r}")
     root = Path(out)
     options = {"model_dir": None if model_dir is None else os.fspath(model_dir), "device": device,
-               "fit_betas": fit_betas}  # fmt: skip
+               "fit_betas": fit_betas, **SCHEDULES[schedule]}  # fmt: skip
     report = ConvertReport()
     todo = []
     for path, rel in _inputs(inputs):
@@ -194,7 +200,7 @@ def convert_files(
                 finished(path, dest, summary, None)
     report = ConvertReport(report.written, report.skipped, report.problems, report.files,
                            time.perf_counter() - start)  # fmt: skip
-    record = {"target": target.value, "gender": gender, "fit_betas": fit_betas, "written": len(report.written),
+    record = {"target": target.value, "gender": gender, "fit_betas": fit_betas, "schedule": schedule, "written": len(report.written),
               "skipped": len(report.skipped), "problems": [{"path": p, "error": e} for p, e in report.problems],
               "files": report.files, "seconds": report.seconds}  # fmt: skip
     with atomic_open(root / "convert_report.json") as fp:

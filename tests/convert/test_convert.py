@@ -29,7 +29,7 @@ from amasskit.convert import (
     load_mask,
     load_transfer,
 )
-from amasskit.errors import BodyModelNotFoundError, InvalidArgumentError, TransferFileError
+from amasskit.errors import BodyModelNotFoundError, CorruptFileError, InvalidArgumentError, TransferFileError
 from amasskit.rotations import rotvec_geodesic
 from amasskit.synth import CscMatrix, dumps_released, mask_ids, transfer_coo
 from amasskit.topology import SMPLX_PARENTS
@@ -92,6 +92,12 @@ def test_bad_transfer_files_are_named(tmp_path: Path) -> None:
     no_matrix.write_bytes(pickle.dumps({"faces": np.zeros(3)}, protocol=2))
     with pytest.raises(TransferFileError, match="no 'mtx'"):
         load_transfer(no_matrix)
+    truncated = tmp_path / "cut.npz"
+    np.savez(truncated, format=np.array("coo"), shape=np.array([2, 2]), data=np.ones(2), row=np.arange(2),
+             col=np.arange(2))  # fmt: skip
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    with pytest.raises(TransferFileError, match=r"cut\.npz"):
+        load_transfer(truncated)
     with pytest.raises(BodyModelNotFoundError, match=r"model_transfer\.zip"):
         find_transfer_file("smplh", "smplx", model_dir=tmp_path)
     with pytest.raises(BodyModelNotFoundError):
@@ -315,6 +321,10 @@ def test_pose_list_mode(model_dir: Path, tmp_path: Path) -> None:
         assert npz["poses"].shape == (3, 55, 3) and list(npz["ids"]) == [7, 3, 5]
         assert np.all(npz["betas"] == 0) and npz["vertex_error_mean"].shape == (3,)
     assert summary["poses"] == 3
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(CorruptFileError, match=r"bad\.npz"):
+        convert_pose_list(tmp_path / "bad.npz", tmp_path / "never.npz", model_dir=model_dir)
+    assert not (tmp_path / "never.npz").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where CUDA is missing")

@@ -11,7 +11,7 @@ from ._export import write_mesh, write_npy
 from ._files import MODELS_ENV, ModelData, ModelKind, find_dmpl_file, find_model_file, load_model_data
 from ._lbs import forward_kinematics, skin, skinning_transforms, tree_levels
 from ._model import BodyModel, BodyModelModule, PosedBody, ShapedBody
-from ._pickle import load_restricted_pickle, sparse_to_coo
+from ._pickle import coo_from_arrays, load_restricted_pickle, sparse_to_coo
 
 __all__ = [
     "MODELS_ENV",
@@ -22,6 +22,7 @@ __all__ = [
     "ModelKind",
     "PosedBody",
     "ShapedBody",
+    "coo_from_arrays",
     "find_dmpl_file",
     "find_model_file",
     "forward_kinematics",

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RestrictedUnpickler", "load_restricted_pickle", "sparse_to_coo", "to_array"]
+__all__ = ["RestrictedUnpickler", "coo_from_arrays", "load_restricted_pickle", "sparse_to_coo", "to_array"]
 
 _NUMPY_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -116,24 +116,39 @@ def sparse_to_coo(value: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple
     if not isinstance(value, _SparseStub):
         raise ValueError(f"expected a scipy sparse matrix, got {type(value).__name__}")
     st = value.state
-    shape = tuple(int(n) for n in st.get("_shape", st.get("shape", ())))
-    if len(shape) != 2:
+    return coo_from_arrays(value.kind, st.get("_shape", st.get("shape", ())), st)
+
+
+def coo_from_arrays(
+    kind: str, shape: Any, arrays: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+    """``(rows, cols, values, shape)`` from a sparse matrix's arrays as scipy keeps them: ``data`` with ``indices``
+    and ``indptr`` (``csr``, ``csc``) or with ``row`` and ``col`` (``coo``); ``arrays`` maps those names to arrays
+    (a pickled matrix's state, or an npz written by ``scipy.sparse.save_npz``).
+
+    Raises:
+        ValueError: an unknown kind, or arrays that do not fit the shape or each other.
+    """
+    size = tuple(int(n) for n in shape)
+    if len(size) != 2:
         raise ValueError("a sparse matrix without a 2-D shape")
-    data = np.asarray(st["data"])
-    if value.kind == "coo":
-        rows, cols = np.asarray(st["row"], np.int64), np.asarray(st["col"], np.int64)
-    else:
-        indices, indptr = np.asarray(st["indices"], np.int64), np.asarray(st["indptr"], np.int64)
-        major = shape[1] if value.kind == "csc" else shape[0]
+    data = np.asarray(arrays["data"])
+    if kind == "coo":
+        rows, cols = np.asarray(arrays["row"], np.int64), np.asarray(arrays["col"], np.int64)
+    elif kind in ("csr", "csc"):
+        indices, indptr = np.asarray(arrays["indices"], np.int64), np.asarray(arrays["indptr"], np.int64)
+        major = size[1] if kind == "csc" else size[0]
         if len(indptr) != major + 1 or indptr[-1] != len(indices) or np.any(np.diff(indptr) < 0):
             raise ValueError("a sparse matrix whose indptr does not fit its shape")
         owner = np.repeat(np.arange(major, dtype=np.int64), np.diff(indptr))
-        rows, cols = (indices, owner) if value.kind == "csc" else (owner, indices)
+        rows, cols = (indices, owner) if kind == "csc" else (owner, indices)
+    else:
+        raise ValueError(f"sparse format {kind!r} (expected csr, csc or coo)")
     if not (len(rows) == len(cols) == len(data)):
         raise ValueError("a sparse matrix whose index and value arrays differ in length")
-    if len(rows) and (rows.min() < 0 or rows.max() >= shape[0] or cols.min() < 0 or cols.max() >= shape[1]):
-        raise ValueError(f"a sparse matrix with entries outside its shape {shape}")
-    return rows, cols, data, (shape[0], shape[1])
+    if len(rows) and (rows.min() < 0 or rows.max() >= size[0] or cols.min() < 0 or cols.max() >= size[1]):
+        raise ValueError(f"a sparse matrix with entries outside its shape {size}")
+    return rows, cols, data, (size[0], size[1])
 
 
 def to_array(value: Any) -> np.ndarray:
@@ -150,22 +165,9 @@ def to_array(value: Any) -> np.ndarray:
             return to_array(state["x"])
         raise ValueError("a chumpy object without its array ('x')")
     if isinstance(value, _SparseStub):
-        st = value.state
-        shape = tuple(int(n) for n in st.get("_shape", st.get("shape", ())))
-        data, indices, indptr = (np.asarray(st[k]) for k in ("data", "indices", "indptr"))
-        if len(shape) != 2:
-            raise ValueError("a sparse matrix without a 2-D shape")
+        rows, cols, data, shape = sparse_to_coo(value)
         dense = np.zeros(shape, dtype=data.dtype)
-        major = shape[1] if value.kind == "csc" else shape[0]
-        if len(indptr) != major + 1:
-            raise ValueError("a sparse matrix whose indptr does not fit its shape")
-        for k in range(major):
-            rows = indices[indptr[k] : indptr[k + 1]]
-            vals = data[indptr[k] : indptr[k + 1]]
-            if value.kind == "csc":
-                dense[rows, k] = vals
-            else:
-                dense[k, rows] = vals
+        dense[rows, cols] = data
         return dense
     if isinstance(value, (list, tuple)):
         return np.asarray(value)

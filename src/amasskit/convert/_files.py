@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ import numpy as np
 from .._util.atomic import atomic_open
 from .._util.processes import pool_worker, worker_context
 from ..conventions import ModelType
-from ..errors import AmassKitError, InvalidArgumentError
+from ..errors import AmassKitError, CorruptFileError, InvalidArgumentError, MotionFileNotFoundError
 from ..io import META_KEY, read, sequence_arrays
 from ..layouts import sequence_name
 
@@ -187,15 +188,17 @@ def convert_files(
                        for p, d in todo]  # fmt: skip
             for path, dest, future in futures:
                 try:
-                    finished(path, dest, future.result(), None)
-                except AmassKitError as exc:
-                    finished(path, dest, None, f"{type(exc).__name__}: {exc}")
+                    summary = future.result()
+                except Exception as exc:  # one file's failure, whatever it is, is that file's problem
+                    finished(path, dest, None, _problem(path, exc))
+                else:
+                    finished(path, dest, summary, None)
     else:
         for path, dest in todo:
             try:
                 summary = _convert_one(str(path), str(dest), target.value, gender, options)
-            except AmassKitError as exc:
-                finished(path, dest, None, f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # as above
+                finished(path, dest, None, _problem(path, exc))
             else:
                 finished(path, dest, summary, None)
     report = ConvertReport(report.written, report.skipped, report.problems, report.files,
@@ -206,6 +209,14 @@ def convert_files(
     with atomic_open(root / "convert_report.json") as fp:
         fp.write((json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
     return report
+
+
+def _problem(path: Path, exc: Exception) -> str:
+    """``ErrorType: message`` for the report; a failure outside amasskit's error tree keeps its traceback in the
+    debug log."""
+    if not isinstance(exc, AmassKitError):
+        logger.debug("converting %s failed", path, exc_info=exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def convert_pose_list(
@@ -221,12 +232,23 @@ def convert_pose_list(
 
     Raises:
         InvalidArgumentError: no ``poses`` array, or one of another width than 52 or 22 joints.
+        MotionFileNotFoundError, CorruptFileError: no such file, or not a readable npz.
     """
-    with np.load(source, allow_pickle=False) as npz:
-        if "poses" not in npz:
-            raise InvalidArgumentError(f"{source}: no 'poses' array (keys: {sorted(npz.files)})")
-        poses = np.asarray(npz["poses"], dtype=np.float64)
-        ids = np.asarray(npz["ids"]) if "ids" in npz else np.arange(len(poses))
+    try:
+        with (
+            open(source, "rb") as raw,
+            np.load(raw, allow_pickle=False) as npz,
+        ):  # the file is closed whatever np.load does
+            if "poses" not in npz:
+                raise InvalidArgumentError(f"{source}: no 'poses' array (keys: {sorted(npz.files)})")
+            poses = np.asarray(npz["poses"], dtype=np.float64)
+            ids = np.asarray(npz["ids"]) if "ids" in npz else np.arange(len(poses))
+    except FileNotFoundError:
+        raise MotionFileNotFoundError(source, "no such pose list") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        if isinstance(exc, InvalidArgumentError):
+            raise
+        raise CorruptFileError(source, f"is not a readable npz of poses ({exc})") from None
     poses = poses.reshape(len(poses), -1, 3)
     if poses.shape[1] not in (22, 52):
         raise InvalidArgumentError(

@@ -337,7 +337,7 @@ def _solve_spd(A: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return step
 
 
-def shape_jacobian(target: TargetModel, state: FitState, glob: torch.Tensor, num_betas: int) -> torch.Tensor:
+def shape_jacobian(target: TargetModel, glob: torch.Tensor, num_betas: int) -> torch.Tensor:
     """``(B, Vm * 3, S)``: d vertices / d betas for fixed rotations and translation (exact: the model is affine in
     the shape there)."""
     m = target.model
@@ -376,7 +376,7 @@ def fit_shape(
     rest, joints_rest = target.rest_vertices(betas), target.rest_joints(betas)
     for goal, state in zip(goals, states, strict=True):
         fwd = posed_vertices(target, rest, joints_rest, state)
-        Jb = shape_jacobian(target, state, fwd.glob, S).double()
+        Jb = shape_jacobian(target, fwd.glob, S).double()
         r = (goal - fwd.vertices).double().reshape(goal.shape[0], -1)
         A += torch.einsum("bvs,bvt->st", Jb, Jb)
         b += torch.einsum("bvs,bv->s", Jb, r)

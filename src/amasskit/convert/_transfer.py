@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import os
 import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from ..body import MODELS_ENV, load_restricted_pickle, sparse_to_coo
+from ..body import MODELS_ENV, coo_from_arrays, load_restricted_pickle, sparse_to_coo
 from ..conventions import ModelType
 from ..errors import BodyModelNotFoundError, TransferFileError
 
@@ -219,33 +220,20 @@ def load_transfer(path: str | os.PathLike[str], *, source_vertices: int | None =
                 values, shape = matrix[rows, cols], (matrix.shape[0], matrix.shape[1])
             else:
                 rows, cols, values, shape = sparse_to_coo(matrix)
-    except (pickle.UnpicklingError, ValueError, KeyError, EOFError, TypeError) as exc:
+    except (pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError, EOFError, TypeError) as exc:
         raise TransferFileError(where, f"is not a usable transfer file: {exc}") from None
     count = source_vertices if source_vertices is not None else shape[1] // 2
     return TransferMatrix.from_coo(rows, cols, values, shape, source_vertices=count, path=str(where))
 
 
 def _npz_coo(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
-    with np.load(path, allow_pickle=False) as npz:
+    """The entries of a matrix written by ``scipy.sparse.save_npz``."""
+    with open(path, "rb") as fp, np.load(fp, allow_pickle=False) as npz:  # fp: closed even when np.load fails
         fmt = npz["format"].item()
         fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
-        shape = tuple(int(n) for n in npz["shape"])
-        if len(shape) != 2:
-            raise ValueError(f"shape {shape} is not 2-D")
-        data = npz["data"]
-        if fmt == "coo":
-            return npz["row"].astype(np.int64), npz["col"].astype(np.int64), data, (shape[0], shape[1])
-        if fmt not in ("csr", "csc"):
-            raise ValueError(f"sparse format {fmt!r} (expected csr, csc or coo)")
-        indices, indptr = npz["indices"].astype(np.int64), npz["indptr"].astype(np.int64)
-    major = shape[0] if fmt == "csr" else shape[1]
-    if len(indptr) != major + 1 or indptr[-1] != len(indices):
-        raise ValueError("indptr does not fit the shape")
-    owner = np.repeat(np.arange(major, dtype=np.int64), np.diff(indptr))
-    rows, cols = (owner, indices) if fmt == "csr" else (indices, owner)
-    if len(rows) and (rows.max() >= shape[0] or cols.max() >= shape[1] or min(rows.min(), cols.min()) < 0):
-        raise ValueError(f"entries outside the shape {shape}")
-    return rows, cols, data, (shape[0], shape[1])
+        return coo_from_arrays(
+            fmt, npz["shape"], {k: npz[k] for k in npz.files if k not in ("format", "shape")}
+        )
 
 
 def load_mask(path: str | os.PathLike[str], *, num_vertices: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from ..conventions import ModelType
 from ..errors import InvalidArgumentError
 from ..rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from ..sequence import Gender, Sequence
-from ._fit import FitState, TargetModel, fit_poses, fit_shape, posed_vertices
+from ._fit import FitState, TargetModel, evaluate, fit
 from ._transfer import TransferMatrix, find_mask_file, find_transfer_file, load_mask, load_transfer, mesh_of
 
 __all__ = ["JOINT_MAPS", "SCHEDULES", "ConversionResult", "Converter"]
@@ -47,8 +47,8 @@ JOINT_MAPS: Final[dict[tuple[ModelType, ModelType], tuple[tuple[int, int], ...]]
 (22-36, 37-51) are SMPL-X's 25-39 and 40-54. SMPL's two hand joints, SMPL-X's jaw and eyes have no counterpart."""
 
 SCHEDULES: Final[dict[str, dict[str, Any]]] = {
-    "accurate": {"rounds": 4, "max_iterations": 15, "tolerance": 1e-5},
-    "fast": {"rounds": 1, "max_iterations": 5, "tolerance": 1e-3},
+    "accurate": {"max_iterations": 10, "tolerance": 1e-6},
+    "fast": {"max_iterations": 3, "tolerance": 1e-3},
 }
 """Named fit schedules (``Converter(..., **SCHEDULES["fast"])``; ``--schedule`` on the command line). ``accurate``,
 the default, ends within 0.1 mm of a fit run to convergence; ``fast`` (one pose fit of at most 5 iterations from the
@@ -125,13 +125,10 @@ class Converter:
         *,
         mask: np.ndarray | None = None,
         num_betas: int = 16,
-        max_iterations: int = 15,
-        rounds: int = 4,
+        max_iterations: int = 10,
         chunk: int = 256,
         fit_betas: bool = True,
-        tolerance: float = 1e-5,
-        coarse: int = 4,
-        coarse_rounds: int = 0,
+        tolerance: float = 1e-6,
     ) -> None:
         if transfer.source_vertices != source.num_vertices or transfer.target_vertices != target.num_vertices:
             raise InvalidArgumentError(
@@ -141,16 +138,10 @@ class Converter:
         if (source.kind, target.kind) not in JOINT_MAPS and source.kind is not target.kind:
             raise InvalidArgumentError(f"no joint map from {source.kind.value} to {target.kind.value}")
         self.source, self.target, self.transfer = source, target, transfer
-        self.max_iterations, self.rounds, self.tolerance = max_iterations, rounds, tolerance
-        self.coarse_rounds = coarse_rounds
+        self.max_iterations, self.tolerance = max_iterations, tolerance
         self.chunk, self.fit_betas = chunk, fit_betas
         self.num_betas = min(num_betas, target.num_betas)
         self.fit_model = TargetModel.build(target, mask, num_betas=self.num_betas)
-        # one vertex in ``coarse`` (spread over the whole mesh) for the early rounds and the shape
-        self._coarse_rows = torch.arange(0, len(self.fit_model.mask), coarse, device=target.device)
-        self.coarse_model = TargetModel.build(
-            target, self.fit_model.mask[self._coarse_rows].cpu().numpy(), num_betas=self.num_betas
-        )
         if source.kind is target.kind:
             pairs = tuple((j, j) for j in range(source.num_joints))
         else:
@@ -286,25 +277,8 @@ class Converter:
             initial = torch.cat(
                 [self._errors(beta, g, st)[0].mean(1) for g, st in zip(goals, states, strict=True)]
             )
-            iterations = torch.zeros(N, dtype=torch.long, device=dev)
-            # pose fits alternating with shape solves: the first ``coarse_rounds`` on the coarse vertex subset, the
-            # rest on every vertex (each shape solve on the vertices of the pose fit that follows it)
-            coarse, pick = self.coarse_model, self._coarse_rows
-            coarse_goals = [g[:, pick] for g in goals]
-            rounds = self.rounds if self.fit_betas else 1
-            total = self.coarse_rounds + rounds
-            for round_ in range(total):
-                full = round_ >= self.coarse_rounds
-                model, targets = (fm, goals) if full else (coarse, coarse_goals)
-                for k, (goal, state) in enumerate(zip(targets, states, strict=True)):
-                    states[k], _cost, its = fit_poses(
-                        model, beta, goal, state, max_iterations=self.max_iterations, tolerance=self.tolerance
-                    )
-                    iterations[k * self.chunk : k * self.chunk + len(goal)] += its
-                if self.fit_betas and round_ < total - 1:
-                    next_full = round_ + 1 >= self.coarse_rounds
-                    beta = fit_shape(fm, beta, goals, states) if next_full else fit_shape(
-                        coarse, beta, coarse_goals, states)  # fmt: skip
+            beta, _cost, iterations = fit(fm, beta, goals, states, fit_shape=self.fit_betas,
+                                          max_iterations=self.max_iterations, tolerance=self.tolerance)  # fmt: skip
             return self._result(beta, goals, states, src_joints, iterations, initial)
 
     def _source_pelvis(self, betas: torch.Tensor | None) -> torch.Tensor:
@@ -348,9 +322,8 @@ class Converter:
         self, beta: torch.Tensor, goal: torch.Tensor, state: FitState
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(per-vertex errors (B, Vm), posed joints (B, J, 3))``."""
-        fm = self.fit_model
-        fwd = posed_vertices(fm, fm.rest_vertices(beta), fm.rest_joints(beta), state)
-        return (fwd.vertices - goal).norm(dim=-1), fwd.joints
+        ev = evaluate(self.fit_model, beta, state, goal)
+        return ev.residual.norm(dim=-1), ev.joints
 
     def convert_sequence(self, seq: Sequence) -> tuple[Sequence, ConversionResult]:
         """A motion sequence of the source model as one of the target model (SMPL+H <-> SMPL-X), with its report.

@@ -1,24 +1,34 @@
-"""Fitting a body model's parameters to target vertices: batched Levenberg-Marquardt with an analytic Jacobian, and
-an exact linear solve for a shape shared by many frames.
+"""Fitting a body model's parameters to target vertices: Levenberg-Marquardt over the poses of every frame and the one
+shape they share, with an exact gradient and a Gauss-Newton matrix from per-joint moments.
 
-Model (see :mod:`amasskit.body`): ``v_i = sum_m w_im (G_m vbar_i + tau_m)``, the rest vertex ``vbar_i = T_i + S_i beta +
-P_i f(theta)`` (template, shape and pose blend shapes), ``G_m`` joint ``m``'s global rotation and ``tau_m = p_m -
-G_m J_m`` its skinning translation (``p_m`` the posed joint, ``J_m`` the rest joint; the root sits at ``J_0 + t``).
+Model (see :mod:`amasskit.body`): ``v_i = sum_m w_im A_m [vbar_i; 1]`` with ``A_m = [G_m | tau_m]`` joint ``m``'s
+global rotation and skinning translation (``tau_m = p_m - G_m J_m``, ``p_m`` the posed joint, ``J_m`` the rest joint;
+the root sits at ``J_0 + t``) and the rest vertex ``vbar_i = T_i + S_i beta + P_i f(theta)`` (template, shape and
+pose blend shapes).
 
-Pose step. Each joint's rotation is updated by a small rotation ``delta_k`` of its whole subtree about its posed joint
-``p_k`` (in the output frame), the translation by ``dt``. To first order a vertex moves by ``delta_k x c_ik`` with
-``c_ik = u_ik - a_ik p_k``, where ``u_ik = sum_{m in subtree(k)} w_im (G_m vbar_i + tau_m)`` is the part of the vertex
-carried by the subtree and ``a_ik`` its skinning weight. So ``dv_i/d delta_k = -[c_ik]x`` and ``dv_i/dt = I``, and
-the Gauss-Newton matrix has 3x3 blocks ``sum_i (c_ik . c_il) I - c_il c_ik^T``. A vertex only involves the ancestors of
-the joints that skin it, so vertices are grouped by that ancestor set and each group adds one small dense block: the
-cost is about 10 k vertices x (3 x 12)^2 per frame, not (3 x 55)^2. The pose blend shapes' own dependence on the
-rotations is left out of the Jacobian (it is small next to the lever arms; the residual is always exact, and steps are
-accepted only when they lower it). The update ``L_k <- exp([G_parent^T delta_k]x) L_k`` applies ``delta_k`` to the
-local rotations. Damping is Marquardt's (``lambda diag(H)``), per frame; a frame stops when its cost no longer falls.
+Parameters. Each joint's rotation is updated by a small rotation ``delta_k`` of its whole subtree about its posed
+joint ``p_k`` (in the output frame), the translation by ``dt``, the shape by ``dbeta``. To first order a vertex moves
+by ``delta_k x c_ik`` with ``c_ik = sum_{m in subtree(k)} w_im (A_m [vbar_i; 1] - p_k)``, by ``dt``, and by
+``u_is = sum_m w_im (G_m S_is + dtau_ms)`` per shape coefficient. The update ``L_k <- exp([G_parent^T delta_k]x) L_k``
+applies ``delta_k`` to the local rotations.
 
-Shape step. With rotations and translations fixed, the vertices are affine in ``beta`` (the shape moves the rest
-vertices and, through the joint regressor, the joints and so the skinning translations), so the shape shared by all
-frames is one exact linear least-squares solve over all of them.
+Gradient (exact, pose blend shapes included). ``sum_i c_ik x r_i`` needs only the per-joint moments
+``E_m = sum_i w_im [vbar_i; 1] r_i^T`` (one product of the skinning weights with the vertices): it is the axial vector
+of ``A_m E_m`` minus ``p_k x E_m[3]``, summed over the subtree. The pose blend shapes add ``F_k^T P^(k)T (B_i^T r_i)``
+(``B_i`` the vertex's blended rotation), the shape ``S_i^T B_i^T r_i`` and ``dtau_m^T E_m[3]``: products with the
+pose and shape bases. So the fit ends at the exact minimum of the squared vertex error.
+
+Gauss-Newton matrix (it only steers the steps). With the rest vertices taken without pose blend shapes, every block is
+a contraction of per-frame transforms with moments of the rest mesh computed once per fit: ``M_mn = sum_i w_im w_in
+x_i x_i^T`` over the pairs of joints that share a vertex (``x_i = [vbar_i; 1]``) for the rotations, ``T_mn =
+sum_i w_im w_in x_i [S_is; 1]^T`` for the rotation-shape coupling; subtree sums are products with the descendant
+matrix. Its cost does not grow with the number of vertices (the shape block alone is built from one vertex in
+:data:`SHAPE_STRIDE`). The pose blend shapes add their diagonal blocks ``F_k^T (sum_i P_i^(k)T P_i^(k)) F_k``.
+
+Shared shape. The shape couples all frames of a sequence; a step eliminates every frame's pose block (the Schur
+complement), solves the small shape system, and substitutes back, so poses and shape move together (alternating them
+converges slowly: the pose compensates the shape). Frames are handled in chunks, so memory stays bounded. Without a
+shape to fit, frames are independent: each has its own damping, accepts its own steps and stops on its own.
 """
 
 from __future__ import annotations
@@ -31,18 +41,10 @@ import torch
 from ..body import BodyModel, forward_kinematics
 from ..rotations import quat_exp, quat_to_rotmat
 
-__all__ = ["HESSIAN_STRIDE", "FitState", "Posed", "TargetModel", "fit_poses", "fit_shape", "posed_vertices"]
+__all__ = ["SHAPE_STRIDE", "FitState", "TargetModel", "evaluate", "fit"]
 
-HESSIAN_STRIDE = 4
-"""The Gauss-Newton matrix is built from one vertex in this many (of each skinning group); the gradient from all."""
-
-
-@dataclass(frozen=True, eq=False)
-class _Group:
-    rows: torch.Tensor  # (Vg,) positions in the masked-vertex list
-    joints: torch.Tensor  # (A,) the ancestors of the joints skinning these vertices
-    indicator: torch.Tensor  # (Vg, A, K): skinning slot k's joint is in the subtree of joints[a]
-    coords: torch.Tensor  # (3A,) positions of the joints' three rotation parameters in the parameter vector
+SHAPE_STRIDE = 8
+"""The Gauss-Newton matrix's shape block is built from one vertex in this many; everything else from all."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,21 +54,31 @@ class TargetModel:
     Attributes:
         model: the body model.
         mask: ``(Vm,)`` vertex ids fitted.
-        skin_joint, skin_weight: ``(Vm, K)`` the joints skinning each masked vertex and their weights.
+        weights: ``(Vm, J)`` their skinning weights.
+        skin_joint, skin_weight: ``(Vm, K)`` the joints skinning each masked vertex (dominant first) and weights.
         template, shape_basis, pose_basis: the masked rows of ``v_template``, the shape and the pose bases
             (``(Vm, 3)``, ``(S, Vm * 3)``, ``(9 (J - 1), Vm * 3)``).
-        groups: the masked vertices grouped by the ancestor set of their skinning joints.
+        joint_template, joint_shape_basis: ``(J, 3)`` and ``(J, 3, S)`` rest joints and their shape dependence.
+        descendants: ``(J, J)`` ``[k, m] = 1`` where ``m`` is ``k`` or below it.
+        pairs: ``(P, 2)`` the ordered pairs of joints that skin a common vertex; ``pair_of_slots (Vm, K, K)`` the
+            pair of each vertex's two skinning slots.
+        pose_gram: ``(J - 1, 9, 9)`` ``sum_i P_i^(k)T P_i^(k)`` per joint ``k``.
     """
 
     model: BodyModel
     mask: torch.Tensor
+    weights: torch.Tensor
     skin_joint: torch.Tensor
     skin_weight: torch.Tensor
     template: torch.Tensor
     shape_basis: torch.Tensor
     pose_basis: torch.Tensor
-    groups: tuple[_Group, ...]
-    pose_gram: torch.Tensor  # (J - 1, 9, 9): sum over vertices of P_i^(k)T P_i^(k), per joint k
+    joint_template: torch.Tensor
+    joint_shape_basis: torch.Tensor
+    descendants: torch.Tensor
+    pairs: torch.Tensor
+    pair_of_slots: torch.Tensor
+    pose_gram: torch.Tensor
 
     @classmethod
     def build(
@@ -79,59 +91,48 @@ class TargetModel:
         order = np.argsort(-np.abs(weights), axis=1, kind="stable")[:, :K]
         skin_weight = np.take_along_axis(weights, order, axis=1)
         skin_joint = np.where(skin_weight != 0, order, 0)
-        parents = model.parents
-        ancestors = []
-        for j in range(J):
-            chain, k = [], j
+        key = skin_joint[:, :, None] * J + skin_joint[:, None, :]
+        unique, inverse = np.unique(key, return_inverse=True)
+        descendants = np.zeros((J, J))
+        for m in range(J):
+            k = m
             while k >= 0:
-                chain.append(k)
-                k = parents[k]
-            ancestors.append(frozenset(chain))
-        keys: dict[tuple[int, ...], list[int]] = {}
-        for row in range(len(ids)):
-            joints: set[int] = set()
-            for slot in range(K):
-                if skin_weight[row, slot] != 0:
-                    joints |= ancestors[int(skin_joint[row, slot])]
-            keys.setdefault(tuple(sorted(joints)), []).append(row)
+                descendants[k, m] = 1.0
+                k = model.parents[k]
         dev, dt = model.device, model.dtype
-        groups = []
-        for joints_key, rows in keys.items():
-            rows_np = np.asarray(rows)
-            indicator = np.zeros((len(rows), len(joints_key), K))
-            for a, k in enumerate(joints_key):
-                for slot in range(K):
-                    member = np.array([k in ancestors[int(j)] for j in skin_joint[rows_np, slot]])
-                    indicator[:, a, slot] = member & (skin_weight[rows_np, slot] != 0)
-            coords = (3 * np.asarray(joints_key)[:, None] + np.arange(3)).reshape(-1)
-            groups.append(_Group(torch.as_tensor(rows_np, device=dev), torch.as_tensor(joints_key, device=dev),
-                                 torch.as_tensor(indicator, device=dev, dtype=dt),
-                                 torch.as_tensor(coords, device=dev)))  # fmt: skip
         S = model.shape_basis.shape[0] if num_betas is None else num_betas
         cols = (3 * torch.as_tensor(ids, device=dev)[:, None] + torch.arange(3, device=dev)).reshape(-1)
         P = model.data.posedirs[ids].reshape(len(ids), 3, J - 1, 9)
-        gram = np.einsum("vcjm,vcjn->jmn", P, P)
+        assert model.joint_shape_basis is not None  # every SMPL-family model has shape blend shapes
+        f64 = torch.float64
         return cls(
             model=model,
             mask=torch.as_tensor(ids, device=dev),
+            weights=torch.as_tensor(weights, device=dev, dtype=dt),
             skin_joint=torch.as_tensor(skin_joint, device=dev),
             skin_weight=torch.as_tensor(skin_weight, device=dev, dtype=dt),
             template=model.v_template[ids],
             shape_basis=model.shape_basis[:S][:, cols],
             pose_basis=model.pose_basis[:, cols],
-            groups=tuple(groups),
-            pose_gram=torch.as_tensor(gram, device=dev, dtype=torch.float64),
+            joint_template=model.joint_template,
+            joint_shape_basis=model.joint_shape_basis[:S].reshape(S, J, 3).permute(1, 2, 0).contiguous(),
+            descendants=torch.as_tensor(descendants, device=dev, dtype=f64),
+            pairs=torch.as_tensor(np.stack([unique // J, unique % J], 1), device=dev),
+            pair_of_slots=torch.as_tensor(inverse.reshape(key.shape), device=dev),
+            pose_gram=torch.as_tensor(np.einsum("vcjm,vcjn->jmn", P, P), device=dev, dtype=f64),
         )
 
     @property
     def num_betas(self) -> int:
         return int(self.shape_basis.shape[0])
 
+    @property
+    def num_joints(self) -> int:
+        return int(self.weights.shape[1])
+
     def rest_joints(self, betas: torch.Tensor) -> torch.Tensor:
         """``(J, 3)`` rest joints for ``betas (S,)``."""
-        m = self.model
-        assert m.joint_shape_basis is not None  # every SMPL-family model has shape blend shapes
-        return m.joint_template + (betas @ m.joint_shape_basis[: len(betas)]).reshape(-1, 3)
+        return self.joint_template + self.joint_shape_basis[..., : len(betas)] @ betas
 
     def rest_vertices(self, betas: torch.Tensor) -> torch.Tensor:
         """``(Vm, 3)`` shaped rest vertices (masked)."""
@@ -145,100 +146,114 @@ class FitState:
     rel: torch.Tensor
     trans: torch.Tensor
 
+    def take(self, idx: torch.Tensor) -> FitState:
+        return FitState(self.rel[idx], self.trans[idx])
+
+    def put(self, idx: torch.Tensor, other: FitState) -> None:
+        self.rel[idx] = other.rel
+        self.trans[idx] = other.trans
+
 
 @dataclass(frozen=True, eq=False)
-class Posed:
-    """One forward pass over the masked vertices: ``vertices (B, Vm, 3)``, the per-slot parts ``q (B, Vm, K, 3)``
-    (``sum_k q = vertices``), ``glob (B, J, 3, 3)``, posed ``joints (B, J, 3)`` and each vertex's blended rotation
-    ``blend (B, Vm, 3, 3) = sum_m w_im G_m``."""
+class Evaluation:
+    """One forward pass over the masked vertices of ``B`` frames.
+
+    Attributes:
+        vertices, residual: ``(B, Vm, 3)`` posed vertices and ``vertices - goal``.
+        rest: ``(B, Vm, 3)`` rest vertices with the pose blend shapes.
+        blended: ``(B, Vm, 3, 4)`` each vertex's blended transform ``sum_m w_im A_m``.
+        glob, joints: ``(B, J, 3, 3)`` global rotations and ``(B, J, 3)`` posed joints.
+        cost: ``(B,)`` squared error summed over the vertices (float64).
+    """
 
     vertices: torch.Tensor
-    q: torch.Tensor
+    residual: torch.Tensor
+    rest: torch.Tensor
+    blended: torch.Tensor
     glob: torch.Tensor
     joints: torch.Tensor
-    blend: torch.Tensor
+    cost: torch.Tensor
 
 
-def posed_vertices(
-    target: TargetModel, rest: torch.Tensor, joints_rest: torch.Tensor, state: FitState
-) -> Posed:
-    """The target model's masked vertices for ``state`` with the shaped ``rest (Vm, 3)``, ``joints_rest (J, 3)``."""
+def evaluate(
+    target: TargetModel, betas: torch.Tensor, state: FitState, goal: torch.Tensor | None = None
+) -> Evaluation:
+    """The target model's masked vertices for ``state`` and the shape ``betas (S,)``, and their residual to
+    ``goal (B, Vm, 3)`` where given."""
     m = target.model
-    B = state.rel.shape[0]
+    rest, joints_rest = target.rest_vertices(betas), target.rest_joints(betas)
+    B, J = state.rel.shape[:2]
     eye = torch.eye(3, device=rest.device, dtype=rest.dtype)
     feature = (state.rel[:, 1:] - eye).reshape(B, -1)
     v_rest = (rest.reshape(1, -1) + feature @ target.pose_basis).reshape(B, -1, 3)
     glob, posed = forward_kinematics(state.rel, joints_rest, m.levels)
     posed = posed + state.trans[:, None, :]
     tau = posed - (glob @ joints_rest[..., None]).squeeze(-1)
-    # weighted transforms of each vertex's skinning slots, then element-wise products (tiny batched 3x3 matmuls
-    # measured several times slower)
-    w = target.skin_weight[None, :, :, None, None]
-    T = torch.cat([glob, tau[..., None]], dim=-1)[:, target.skin_joint] * w  # (B, Vm, K, 3, 4)
-    x, y, z = v_rest[:, :, None, None, 0], v_rest[:, :, None, None, 1], v_rest[:, :, None, None, 2]
-    q = T[..., 0] * x + T[..., 1] * y + T[..., 2] * z + T[..., 3]  # (B, Vm, K, 3)
-    blend = T[..., :3].sum(2)
-    return Posed(q.sum(2), q, glob, posed, blend)
+    A = torch.cat([glob, tau[..., None]], dim=-1)  # (B, J, 3, 4)
+    # one dense product with the skinning weights (a gather of each vertex's few joints measured slower)
+    blended = (target.weights @ A.reshape(B, J, 12)).reshape(B, -1, 3, 4)
+    x, y, z = v_rest[..., 0, None], v_rest[..., 1, None], v_rest[..., 2, None]
+    vertices = blended[..., 0] * x + blended[..., 1] * y + blended[..., 2] * z + blended[..., 3]
+    residual = vertices if goal is None else vertices - goal
+    cost = residual.double().pow(2).sum((1, 2))
+    return Evaluation(vertices, residual, v_rest, blended, glob, posed, cost)
 
 
-def _normal_equations(
-    target: TargetModel, fwd: Posed, rel: torch.Tensor, residual: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gauss-Newton ``H (B, n, n)`` (of the rigid part of the Jacobian) and the exact gradient ``g (B, n)`` (the pose
-    blend shapes' part included) over ``n = 3 J + 3`` parameters (rotations, then the translation), in float64."""
-    q, posed = fwd.q, fwd.joints
-    B, J = q.shape[0], target.model.num_joints
-    n = 3 * J + 3
-    H = torch.zeros(B, n * n, device=q.device, dtype=torch.float64)
-    g = torch.zeros(B, n, device=q.device, dtype=torch.float64)
-    eye = torch.eye(3, device=q.device, dtype=torch.float64)
-    t_slice = slice(3 * J, n)
-    for group in target.groups:
-        A = len(group.joints)
-        qg = q[:, group.rows]
-        w = target.skin_weight[group.rows]
-        u = torch.einsum("vak,bvkc->bvac", group.indicator, qg)
-        a = torch.einsum("vak,vk->va", group.indicator, w)
-        c = u - a[None, :, :, None] * posed[:, group.joints][:, None]  # (B, Vg, A, 3)
-        r = residual[:, group.rows]
-        grad = torch.linalg.cross(c, r[:, :, None, :].expand_as(c)).double().sum(1)  # (B, A, 3)
-        # H only steers the steps (the gradient above is exact, so the fit still ends at the exact minimum): it is
-        # built in the working precision from every HESSIAN_STRIDE-th vertex of the group, scaled up
-        sub = c[:, ::HESSIAN_STRIDE]
-        flat = sub.reshape(B, -1, 3 * A)
-        N = ((flat.transpose(1, 2) @ flat).double() * (c.shape[1] / max(sub.shape[1], 1))).reshape(
-            B, A, 3, A, 3
-        )
-        dots = torch.diagonal(N, dim1=2, dim2=4).sum(-1)  # (B, A, A)
-        block = dots[..., None, None] * eye - N.permute(0, 1, 3, 4, 2)  # (B, A, A, 3, 3): [s, t][c, d]
-        block = block.permute(0, 1, 3, 2, 4).reshape(B, 3 * A, 3 * A)
-        idx = group.coords
-        H.index_add_(1, (idx[:, None] * n + idx[None, :]).reshape(-1), block.reshape(B, -1))
-        csum = c.double().sum(1)  # (B, A, 3): rotation-translation coupling [sum c]x
-        cross = _skew(csum).reshape(B, 3 * A, 3)
-        t_idx = torch.arange(3 * J, n, device=q.device)
-        H.index_add_(1, (idx[:, None] * n + t_idx[None, :]).reshape(-1), cross.reshape(B, -1))
-        H.index_add_(1, (t_idx[:, None] * n + idx[None, :]).reshape(-1), cross.transpose(1, 2).reshape(B, -1))
-        g.index_add_(1, idx, grad.reshape(B, -1))
-    H = H.reshape(B, n, n)
-    H[:, t_slice, t_slice] += residual.shape[1] * eye
-    g[:, t_slice] += residual.double().sum(1)
-    # the pose blend shapes: joint k's features f_k = vec(L_k - I) move with delta_k as
-    # d vec(L_k) / d delta_k[a] = vec([G_parent^T e_a]x L_k); the rest-vertex change reaches the output through the
-    # blended rotation, so the gradient gains F_k^T P^(k)T (blend^T r), one product with the pose basis
-    s_ = (fwd.blend.transpose(-1, -2) @ residual[..., None]).squeeze(-1)  # (B, Vm, 3)
-    z = (s_.reshape(B, -1) @ target.pose_basis.T).double().reshape(B, J - 1, 9)
-    parents = torch.as_tensor(target.model.parents[1:], device=q.device)
-    rows = fwd.glob[:, parents].double()  # (B, J-1, 3, 3): row a is G_parent^T e_a
-    F = (_skew(rows) @ rel[:, 1:, None].double()).reshape(B, J - 1, 3, 9)  # [a] -> vec
-    g[:, 3 : 3 * J] += torch.einsum("bjn,bjan->bja", z, F).reshape(B, -1)
-    # and the matrix its own diagonal blocks: F_k^T (sum_i P_i^(k)T P_i^(k)) F_k, taking each vertex's blended
-    # rotation as orthonormal (it is a weighted mean of rotations), the cross terms left out
-    diag_blocks = F @ target.pose_gram @ F.transpose(-1, -2)  # (B, J-1, 3, 3)
-    k = torch.arange(3, 3 * J, device=q.device).reshape(J - 1, 3)
-    flat = (k[:, :, None] * n + k[:, None, :]).reshape(-1)
-    H.view(B, -1).index_add_(1, flat, diag_blocks.reshape(B, -1))
-    return H, g
+@dataclass(frozen=True, eq=False)
+class _Moments:
+    """Moments of the rest mesh (without pose blend shapes) for the Gauss-Newton matrix (float64):
+    ``M (P, 4, 4)``, ``T (P, S, 4, 4)``, ``mu (J, 4) = sum_i w_im x_i``, ``nu (J, S, 4) = sum_i w_im [S_is; 1]``."""
+
+    M: torch.Tensor
+    T: torch.Tensor
+    mu: torch.Tensor
+    nu: torch.Tensor
+
+
+def _moments(target: TargetModel, betas: torch.Tensor) -> _Moments:
+    f64 = torch.float64
+    rest = target.rest_vertices(betas).to(f64)
+    V = rest.shape[0]
+    S = len(betas)
+    ones = torch.ones(V, 1, dtype=f64, device=rest.device)
+    x = torch.cat([rest, ones], 1)  # (V, 4)
+    Sv = target.shape_basis[:S].reshape(S, V, 3).permute(1, 0, 2).to(f64)  # (V, S, 3)
+    Sh = torch.cat([Sv, ones[:, None].expand(V, S, 1)], 2)  # (V, S, 4)
+    xx = (x[:, :, None] * x[:, None, :]).reshape(V, 16)
+    xs = (x[:, None, :, None] * Sh[:, :, None, :]).reshape(V, S * 16)
+    P = target.pairs.shape[0]
+    M = torch.zeros(P, 16, dtype=f64, device=rest.device)
+    T = torch.zeros(P, S * 16, dtype=f64, device=rest.device)
+    w = target.skin_weight.to(f64)
+    K = w.shape[1]
+    for a in range(K):
+        for b in range(K):
+            ww = (w[:, a] * w[:, b])[:, None]
+            M.index_add_(0, target.pair_of_slots[:, a, b], ww * xx)
+            T.index_add_(0, target.pair_of_slots[:, a, b], ww * xs)
+    W = target.weights.to(f64)
+    return _Moments(M.reshape(P, 4, 4), T.reshape(P, S, 4, 4), W.T @ x, torch.einsum("vj,vsc->jsc", W, Sh))
+
+
+@dataclass
+class _Linear:
+    """The normal equations of ``B`` frames: ``H (B, n, n)`` (float32: it only steers), ``g (B, n)``, and with a
+    shared shape ``C (B, n, S)``, ``Hss (B, S, S)``, ``h (B, S)`` (float64), ``n = 3 J + 3``."""
+
+    H: torch.Tensor
+    g: torch.Tensor
+    C: torch.Tensor | None = None
+    Hss: torch.Tensor | None = None
+    h: torch.Tensor | None = None
+
+    def take(self, idx: torch.Tensor) -> _Linear:
+        return _Linear(*(None if t is None else t[idx] for t in (self.H, self.g, self.C, self.Hss, self.h)))
+
+    def put(self, idx: torch.Tensor, other: _Linear) -> None:
+        for name in ("H", "g", "C", "Hss", "h"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is not None:
+                mine[idx] = theirs
 
 
 def _skew(v: torch.Tensor) -> torch.Tensor:
@@ -246,6 +261,109 @@ def _skew(v: torch.Tensor) -> torch.Tensor:
     x, y, z = v.unbind(-1)
     o = torch.zeros_like(x)
     return torch.stack([o, -z, y, z, o, -x, -y, x, o], -1).reshape(*v.shape, 3)
+
+
+def _axial(Y: torch.Tensor) -> torch.Tensor:
+    """``sum_i a_i x b_i`` from ``Y = sum_i a_i b_i^T`` (``(..., 3, 3)`` -> ``(..., 3)``)."""
+    return torch.stack([Y[..., 1, 2] - Y[..., 2, 1], Y[..., 2, 0] - Y[..., 0, 2], Y[..., 0, 1] - Y[..., 1, 0]], -1)
+
+
+def _linearize(
+    target: TargetModel, moments: _Moments, betas: torch.Tensor, state: FitState, ev: Evaluation, *, shape: bool
+) -> _Linear:
+    f64 = torch.float64
+    B, J = state.rel.shape[:2]
+    n = 3 * J + 3
+    S = len(betas)
+    D = target.descendants
+    r = ev.residual
+    G, p = ev.glob, ev.joints
+    joints_rest = target.rest_joints(betas)
+    tau = p - (G @ joints_rest[..., None]).squeeze(-1)
+    A = torch.cat([G, tau[..., None]], dim=-1)  # (B, J, 3, 4)
+
+    # ---- exact gradient
+    xr = torch.cat([ev.rest, torch.ones_like(ev.rest[..., :1])], -1)[..., :, None] * r[..., None, :]
+    E = (target.weights.T @ xr.reshape(B, -1, 12)).reshape(B, J, 4, 3).to(f64)
+    A64, p64 = A.to(f64), p.to(f64)
+    rot = _axial(A64 @ E)  # (B, J, 3)
+    e = E[:, :, 3]  # (B, J, 3): sum_i w_im r_i
+    g = torch.zeros(B, n, dtype=f64, device=r.device)
+    g_rot = (D @ rot) - torch.linalg.cross(p64, D @ e)
+    s_ = (ev.blended[..., :3] * r[..., :, None]).sum(-2)  # (B, Vm, 3): B_i^T r_i
+    z = (s_.reshape(B, -1) @ target.pose_basis.T).to(f64).reshape(B, J - 1, 9)
+    parents = torch.as_tensor(target.model.parents[1:], device=r.device)
+    rows = G[:, parents].to(f64)  # (B, J-1, 3, 3): row a is G_parent^T e_a
+    F = (_skew(rows) @ state.rel[:, 1:, None].to(f64)).reshape(B, J - 1, 3, 9)  # d vec(L_k) / d delta_k[a]
+    g_rot[:, 1:] += torch.einsum("bjn,bjan->bja", z, F)
+    g[:, : 3 * J] = g_rot.reshape(B, -1)
+    g[:, 3 * J :] = r.to(f64).sum(1)
+
+    # ---- Gauss-Newton matrix from the moments, about the root (the matrix does not depend on the origin)
+    o = p64[:, :1]
+    Ao = A64.clone()
+    Ao[..., 3] -= o
+    po = p64 - o
+    pm, pn = target.pairs[:, 0], target.pairs[:, 1]
+    Am, An = Ao[:, pm], Ao[:, pn]  # (B, P, 3, 4)
+    Mp = moments.M
+    Q = Am @ Mp @ An.transpose(-1, -2)  # (B, P, 3, 3)
+    R = Am @ Mp[:, :, 3:4]  # (B, P, 3, 1)
+    X = torch.zeros(B, J * J, 13, dtype=f64, device=r.device)
+    X.index_add_(1, pm * J + pn, torch.cat([Q.reshape(B, -1, 9), R.reshape(B, -1, 3),
+                                            Mp[:, 3, 3][None, :, None].expand(B, -1, 1)], -1))  # fmt: skip
+    Y = torch.einsum("km,bmnx,ln->bklx", D, X.reshape(B, J, J, 13), D)
+    YQ, YR, Ys = Y[..., :9].reshape(B, J, J, 3, 3), Y[..., 9:12], Y[..., 12]
+    pk, pl = po[:, :, None, :, None], po[:, None, :, None, :]
+    N = YQ - YR[..., :, None] * pl - pk * YR.transpose(1, 2)[..., None, :] + Ys[..., None, None] * pk * pl
+    eye = torch.eye(3, dtype=f64, device=r.device)
+    trace = torch.diagonal(N, dim1=-2, dim2=-1).sum(-1)
+    blocks = trace[..., None, None] * eye - N.transpose(-1, -2)  # (B, J, J, 3, 3)
+    H = torch.zeros(B, n, n, dtype=f64, device=r.device)
+    H[:, : 3 * J, : 3 * J] = blocks.permute(0, 1, 3, 2, 4).reshape(B, 3 * J, 3 * J)
+    csum = D @ (Ao @ moments.mu[..., None]).squeeze(-1) - po * (D @ moments.mu[:, 3])[..., None]
+    cross = _skew(csum).reshape(B, 3 * J, 3)
+    H[:, : 3 * J, 3 * J :] = cross
+    H[:, 3 * J :, : 3 * J] = cross.transpose(1, 2)
+    H[:, 3 * J :, 3 * J :] = r.shape[1] * eye
+    # the pose blend shapes' diagonal blocks, taking each blended rotation as orthonormal
+    diag_blocks = F @ target.pose_gram @ F.transpose(-1, -2)  # (B, J-1, 3, 3)
+    Hr = H[:, : 3 * J, : 3 * J].reshape(B, J, 3, J, 3)
+    idx = torch.arange(1, J, device=r.device)
+    Hr[:, idx, :, idx, :] += diag_blocks.permute(1, 0, 2, 3)
+    lin = _Linear(H.to(torch.float32), g)
+    if not shape:
+        return lin
+
+    # ---- the shape: exact gradient, coupling from the moments, shape block from a vertex subset
+    JS = target.joint_shape_basis[..., :S].to(f64)  # (J, 3, S)
+    dp = torch.empty(B, J, 3, S, device=r.device, dtype=f64)
+    dp[:, 0] = JS[0]
+    G64 = G.to(f64)
+    for joints, parents_ in target.model.levels:
+        dp[:, joints] = dp[:, parents_] + G64[:, parents_] @ (JS[joints] - JS[parents_])[None]
+    dtau = dp - G64 @ JS[None]  # (B, J, 3, S)
+    h = (s_.reshape(B, -1) @ target.shape_basis[:S].T).to(f64) + torch.einsum("bjcs,bjc->bs", dtau, e)
+    Bs = torch.cat([G64[:, pn, None].expand(-1, -1, S, -1, -1), dtau[:, pn].permute(0, 1, 3, 2)[..., None]], -1)
+    Z = Am[:, :, None] @ moments.T[None] @ Bs.transpose(-1, -2)  # (B, P, S, 3, 3)
+    Wv = (Bs @ moments.T[None, :, :, 3, :, None]).squeeze(-1)  # (B, P, S, 3)
+    Cz = torch.zeros(B, J, S, 6, dtype=f64, device=r.device)
+    Cz.index_add_(1, pm, torch.cat([_axial(Z), Wv], -1))
+    Cz = torch.einsum("km,bmsx->bksx", D, Cz)
+    C_rot = Cz[..., :3] - torch.linalg.cross(po[:, :, None].expand(-1, -1, S, -1), Cz[..., 3:])  # (B, J, S, 3)
+    C = torch.empty(B, n, S, dtype=f64, device=r.device)
+    C[:, : 3 * J] = C_rot.permute(0, 1, 3, 2).reshape(B, 3 * J, S)
+    nu = moments.nu  # (J, S, 4)
+    C[:, 3 * J :] = (torch.einsum("bjcd,jsd->bcs", G64, nu[..., :3]) + torch.einsum("bjcs,js->bcs", dtau, nu[..., 3]))
+    rows_s = torch.arange(0, r.shape[1], SHAPE_STRIDE, device=r.device)
+    Vs = len(rows_s)
+    Sv = target.shape_basis[:S].reshape(S, -1, 3)[:, rows_s].permute(1, 2, 0).to(f64)  # (Vs, 3, S)
+    Jb = ev.blended[:, rows_s, :, :3].to(f64) @ Sv + (target.weights[rows_s].to(f64) @ dtau.reshape(B, J, 3 * S)
+                                                      ).reshape(B, Vs, 3, S)  # fmt: skip
+    Jb = Jb.reshape(B, Vs * 3, S)
+    Hss = Jb.transpose(1, 2) @ Jb * (r.shape[1] / Vs)
+    lin.C, lin.Hss, lin.h = C, Hss, h
+    return lin
 
 
 def _apply_step(
@@ -266,119 +384,162 @@ def _apply_step(
     return FitState(R @ state.rel, state.trans + step[:, 3 * J :].to(state.trans.dtype))
 
 
-def fit_poses(
-    target: TargetModel,
-    betas: torch.Tensor,
-    goal: torch.Tensor,
-    state: FitState,
-    *,
-    max_iterations: int = 30,
-    tolerance: float = 1e-7,
-) -> tuple[FitState, torch.Tensor, torch.Tensor]:
-    """Fit rotations and translation of every frame to ``goal (B, Vm, 3)`` with the shape ``betas (S,)`` fixed.
-
-    Returns:
-        The fitted state, ``cost (B,)`` (mean squared vertex error, m^2) and ``iterations (B,)``.
-    """
-    rest, joints_rest = target.rest_vertices(betas), target.rest_joints(betas)
-    parents = target.model.parents
-    B = goal.shape[0]
-    fwd = posed_vertices(target, rest, joints_rest, state)
-    glob = fwd.glob
-    residual = fwd.vertices - goal
-    cost = residual.double().pow(2).sum((1, 2))
-    H, g = _normal_equations(target, fwd, state.rel, residual)
-    lam = torch.full((B,), 1e-3, device=goal.device, dtype=torch.float64)
-    iterations = torch.zeros(B, dtype=torch.long, device=goal.device)
-    active = torch.ones(B, dtype=torch.bool, device=goal.device)
-    for _ in range(max_iterations):
-        idx = torch.nonzero(active).squeeze(1)
-        if idx.numel() == 0:
-            break
-        Ha, ga = H[idx], g[idx]
-        diag = torch.diagonal(Ha, dim1=1, dim2=2)
-        scale = diag.mean(1, keepdim=True).clamp_min(1e-30)
-        damped = Ha + torch.diag_embed(lam[idx, None] * diag + 1e-12 * scale)
-        step = _solve_spd(damped, ga)
-        sub = FitState(state.rel[idx], state.trans[idx])
-        candidate = _apply_step(sub, glob[idx], step, parents)
-        fwd_c = posed_vertices(target, rest, joints_rest, candidate)
-        res_c = fwd_c.vertices - goal[idx]
-        cost_c = res_c.double().pow(2).sum((1, 2))
-        better = cost_c < cost[idx]
-        iterations[idx] += 1
-        if better.any():
-            take = idx[better]
-            kept = Posed(*(getattr(fwd_c, f)[better] for f in ("vertices", "q", "glob", "joints", "blend")))
-            H_c, g_c = _normal_equations(target, kept, candidate.rel[better], res_c[better])
-            state.rel[take] = candidate.rel[better]
-            state.trans[take] = candidate.trans[better]
-            glob[take] = kept.glob
-            H[take], g[take] = H_c, g_c
-            gain = (cost[take] - cost_c[better]) / cost[take].clamp_min(1e-300)
-            cost[take] = cost_c[better]
-            lam[take] = (lam[take] / 3).clamp_min(1e-9)
-            done = (gain < tolerance) | (step[better].abs().amax(1) < 1e-9)
-            active[take[done]] = False
-        worse = idx[~better]
-        lam[worse] = lam[worse] * 4
-        active[worse[lam[worse] > 1e6]] = False  # no step lowers the cost: a minimum (to rounding)
-    return state, cost / goal.shape[1], iterations
+def _damped(H: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """Marquardt's damping ``H + lam diag(H)`` (float64), with a floor that keeps it positive definite."""
+    H = H.double()
+    diag = torch.diagonal(H, dim1=-2, dim2=-1)
+    scale = diag.mean(-1, keepdim=True).clamp_min(1e-30)
+    return H + torch.diag_embed(lam[:, None] * diag + 1e-12 * scale)
 
 
-def _solve_spd(A: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """``-A^{-1} g`` for damped Gauss-Newton matrices (symmetric positive definite) by Cholesky; a frame whose
-    matrix fails to factor takes no step."""
+def _factor(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cholesky factors of ``(B, n, n)`` and which frames factored (the others take no step)."""
     L, info = torch.linalg.cholesky_ex(A)
     ok = info == 0
-    step = torch.zeros_like(g)
-    if ok.any():
-        step[ok] = -torch.cholesky_solve(g[ok, :, None], L[ok]).squeeze(-1)
-    return step
+    return torch.where(ok[:, None, None], L, torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)), ok
 
 
-def shape_jacobian(target: TargetModel, glob: torch.Tensor, num_betas: int) -> torch.Tensor:
-    """``(B, Vm * 3, S)``: d vertices / d betas for fixed rotations and translation (exact: the model is affine in
-    the shape there)."""
-    m = target.model
-    B, J = glob.shape[:2]
-    S = num_betas
-    assert m.joint_shape_basis is not None
-    JS = m.joint_shape_basis[:S].reshape(S, J, 3).permute(1, 2, 0)  # (J, 3, S)
-    dp = torch.empty(B, J, 3, S, device=glob.device, dtype=glob.dtype)
-    dp[:, 0] = JS[0]
-    for joints, parents in m.levels:
-        bone = (JS[joints] - JS[parents])[None]  # (1, n, 3, S)
-        dp[:, joints] = dp[:, parents] + glob[:, parents] @ bone
-    dtau = dp - glob @ JS[None]  # (B, J, 3, S)
-    Sv = target.shape_basis[:S].reshape(S, -1, 3).permute(1, 2, 0)  # (Vm, 3, S)
-    out = torch.zeros(B, Sv.shape[0], 3, S, device=glob.device, dtype=glob.dtype)
-    for slot in range(target.skin_joint.shape[1]):
-        joint = target.skin_joint[:, slot]
-        w = target.skin_weight[:, slot][None, :, None, None]
-        out += w * (glob[:, joint] @ Sv[None] + dtau[:, joint])
-    return out.reshape(B, -1, S)
-
-
-def fit_shape(
+def fit(
     target: TargetModel,
     betas: torch.Tensor,
     goals: list[torch.Tensor],
     states: list[FitState],
     *,
-    ridge: float = 1e-8,
-) -> torch.Tensor:
-    """The shape shared by every frame of ``states`` (chunks of one sequence) that best fits ``goals``: one exact
-    linear least-squares solve (normal equations accumulated over all chunks, in float64)."""
-    S = len(betas)
-    A = torch.zeros(S, S, dtype=torch.float64, device=betas.device)
-    b = torch.zeros(S, dtype=torch.float64, device=betas.device)
-    rest, joints_rest = target.rest_vertices(betas), target.rest_joints(betas)
+    fit_shape: bool = True,
+    max_iterations: int = 10,
+    tolerance: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fit every frame's rotations and translation, and (``fit_shape``) the one shape they share, to ``goals``.
+
+    Args:
+        betas: ``(S,)`` the starting shape.
+        goals: chunks ``(B_c, Vm, 3)`` of target vertices (frames of one sequence, or independent poses).
+        states: their starting parameters, updated in place.
+        max_iterations: Levenberg-Marquardt iterations at most.
+        tolerance: stop when an iteration lowers the squared error by less than this fraction (of the whole
+            sequence with a shared shape, of each frame without).
+
+    Returns:
+        The fitted shape, ``cost (N,)`` (mean squared vertex error per frame, m^2) and ``iterations (N,)``.
+    """
+    if fit_shape:
+        return _fit_shared(target, betas, goals, states, max_iterations=max_iterations, tolerance=tolerance)
+    return _fit_independent(target, betas, goals, states, max_iterations=max_iterations, tolerance=tolerance)
+
+
+def _fit_independent(
+    target: TargetModel,
+    betas: torch.Tensor,
+    goals: list[torch.Tensor],
+    states: list[FitState],
+    *,
+    max_iterations: int,
+    tolerance: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    moments = _moments(target, betas)
+    parents = target.model.parents
+    costs, its = [], []
     for goal, state in zip(goals, states, strict=True):
-        fwd = posed_vertices(target, rest, joints_rest, state)
-        Jb = shape_jacobian(target, fwd.glob, S).double()
-        r = (goal - fwd.vertices).double().reshape(goal.shape[0], -1)
-        A += torch.einsum("bvs,bvt->st", Jb, Jb)
-        b += torch.einsum("bvs,bv->s", Jb, r)
-    A += ridge * torch.trace(A).clamp_min(1e-30) / S * torch.eye(S, dtype=torch.float64, device=betas.device)
-    return betas + torch.linalg.solve(A, b).to(betas.dtype)
+        B = goal.shape[0]
+        dev = goal.device
+        ev = evaluate(target, betas, state, goal)
+        cost, glob = ev.cost, ev.glob
+        lin = _linearize(target, moments, betas, state, ev, shape=False)
+        lam = torch.full((B,), 1e-3, device=dev, dtype=torch.float64)
+        iterations = torch.zeros(B, dtype=torch.long, device=dev)
+        active = torch.ones(B, dtype=torch.bool, device=dev)
+        for _ in range(max_iterations):
+            idx = torch.nonzero(active).squeeze(1)
+            if idx.numel() == 0:
+                break
+            L, ok = _factor(_damped(lin.H[idx], lam[idx]))
+            step = -torch.cholesky_solve(lin.g[idx, :, None], L).squeeze(-1) * ok[:, None]
+            candidate = _apply_step(state.take(idx), glob[idx], step, parents)
+            ev_c = evaluate(target, betas, candidate, goal[idx])
+            better = ev_c.cost < cost[idx]
+            iterations[idx] += 1
+            if better.any():
+                take = idx[better]
+                kept = Evaluation(*(getattr(ev_c, f)[better] for f in Evaluation.__dataclass_fields__))
+                sub = candidate.take(better)
+                lin.put(take, _linearize(target, moments, betas, sub, kept, shape=False))
+                state.put(take, sub)
+                glob[take] = kept.glob
+                gain = (cost[take] - kept.cost) / cost[take].clamp_min(1e-300)
+                cost[take] = kept.cost
+                lam[take] = (lam[take] / 3).clamp_min(1e-9)
+                done = (gain < tolerance) | (step[better].abs().amax(1) < 1e-9)
+                active[take[done]] = False
+            worse = idx[~better]
+            lam[worse] = lam[worse] * 4
+            active[worse[lam[worse] > 1e6]] = False  # no step lowers the cost: a minimum (to rounding)
+        costs.append(cost / goal.shape[1])
+        its.append(iterations)
+    return betas, torch.cat(costs), torch.cat(its)
+
+
+def _fit_shared(
+    target: TargetModel,
+    betas: torch.Tensor,
+    goals: list[torch.Tensor],
+    states: list[FitState],
+    *,
+    max_iterations: int,
+    tolerance: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    moments = _moments(target, betas)
+    parents = target.model.parents
+    S = len(betas)
+    dev = betas.device
+    f64 = torch.float64
+
+    def linearize_all(
+        beta: torch.Tensor, chunks: list[FitState]
+    ) -> tuple[list[_Linear], list[tuple[torch.Tensor, torch.Tensor]]]:
+        lins, evs = [], []
+        for goal, state in zip(goals, chunks, strict=True):
+            ev = evaluate(target, beta, state, goal)
+            lins.append(_linearize(target, moments, beta, state, ev, shape=True))
+            evs.append((ev.glob, ev.cost))
+        return lins, evs
+
+    lins, evs = linearize_all(betas, states)
+    total = sum(float(cost.sum()) for _, cost in evs)
+    lam = 1e-3
+    iterations = 0
+    for _ in range(max_iterations):
+        iterations += 1
+        # eliminate each frame's pose block, solve the shape, substitute back
+        reduced = torch.zeros(S, S, dtype=f64, device=dev)
+        rhs = torch.zeros(S, dtype=f64, device=dev)
+        solved = []
+        for lin in lins:
+            assert lin.C is not None and lin.Hss is not None and lin.h is not None
+            L, ok = _factor(_damped(lin.H, torch.full((lin.H.shape[0],), lam, dtype=f64, device=dev)))
+            rhs_all = torch.cat([lin.g[..., None], lin.C], -1) * ok[:, None, None]
+            sol = torch.cholesky_solve(rhs_all, L)  # (B, n, 1 + S): H^-1 g, H^-1 C
+            reduced += (lin.Hss - lin.C.transpose(1, 2) @ sol[..., 1:]).sum(0)
+            rhs += (lin.h - (lin.C.transpose(1, 2) @ sol[..., :1]).squeeze(-1)).sum(0)
+            solved.append(sol)
+        diag = torch.diagonal(reduced)
+        damped = reduced + torch.diag(lam * diag + 1e-12 * diag.mean().clamp_min(1e-30))
+        dbeta = -torch.linalg.solve(damped, rhs)
+        beta_c = betas + dbeta.to(betas.dtype)
+        candidates = []
+        for state, sol, (glob, _) in zip(states, solved, evs, strict=True):
+            step = -(sol[..., 0] + sol[..., 1:] @ dbeta)
+            candidates.append(_apply_step(state, glob, step, parents))
+        lins_c, evs_c = linearize_all(beta_c, candidates)
+        total_c = sum(float(cost.sum()) for _, cost in evs_c)
+        if total_c < total:
+            gain = (total - total_c) / max(total, 1e-300)
+            betas, states[:], lins, evs, total = beta_c, candidates, lins_c, evs_c, total_c
+            lam = max(lam / 3, 1e-9)
+            if gain < tolerance:
+                break
+        else:
+            lam *= 4
+            if lam > 1e6:
+                break  # no step lowers the cost: a minimum (to rounding)
+    cost = torch.cat([c for _, c in evs]) / goals[0].shape[1]
+    return betas, cost, torch.full_like(cost, iterations, dtype=torch.long)

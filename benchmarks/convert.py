@@ -4,7 +4,7 @@ Everything runs on amasskit's synthetic model pair and transfer file (``amasskit
 is needed; the poses are AMASS-like (amasskit's synthetic motion, shapes drawn per sequence).
 
 * amasskit: :class:`amasskit.convert.Converter` (float32, its default schedule), all frames of each sequence at once.
-* the floor: the same fit in float64 run far past convergence (6 rounds x 60 iterations, tolerance 1e-12).
+* the floor: the same fit in float64 run far past convergence (60 iterations, tolerance 1e-14).
 * transfer_model's procedure, re-implemented here for timing: from zero (pose, shape, translation), an edge stage
   then a vertex stage of 100 L-BFGS iterations each, one pose per batch, every parameter free in both stages.
 * smplfitter (PyPI; its ``BodyConverter``: closed-form per-part rotations and a linear shape solve, 3 iterations),
@@ -175,7 +175,7 @@ def main() -> None:
     quick_max = max(float(r.vertex_error_max.max()) for r in quick_results)
 
     floor_conv = Converter.from_folder("smplh", "smplx", model_dir=models, dtype=torch.float64, device=args.device,
-                                       rounds=6, max_iterations=60, tolerance=1e-12)  # fmt: skip
+                                       max_iterations=60, tolerance=1e-14)  # fmt: skip
     floor = np.concatenate(
         [floor_conv.convert_poses(p, betas=b, trans=t).vertex_error_mean for p, b, t in data]
     )

@@ -3,9 +3,10 @@
 :class:`Converter` is built once from the two body models and the transfer between their meshes. For each batch it
 runs the source model, maps its vertices through the transfer, starts the target from the source pose copied through
 the joint map (:data:`JOINT_MAPS`; joints without a counterpart, such as SMPL-X's jaw and eyes, at rest) and the
-source shape through a linear map between the shape spaces, then fits (:mod:`amasskit.convert._fit`): the poses of all
-frames by Levenberg-Marquardt, the one shape of the sequence by an exact linear solve over all its frames, in
-alternation. Every frame reports its vertex errors (mean, max, per part), joint error and iterations.
+source shape through a linear map between the shape spaces, then fits (:mod:`amasskit.convert._fit`) every frame's
+pose and the sequence's one shape together by Levenberg-Marquardt (the shape through the Schur complement of the pose
+blocks, so poses and shape move jointly). Every frame reports its vertex errors (mean, max, per part), joint error and
+iterations.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..conventions import ModelType
 from ..errors import InvalidArgumentError
 from ..rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from ..sequence import Gender, Sequence
-from ._fit import FitState, TargetModel, evaluate, fit
+from ._fit import FitResult, FitState, TargetModel, fit
 from ._transfer import TransferMatrix, find_mask_file, find_transfer_file, load_mask, load_transfer, mesh_of
 
 __all__ = ["JOINT_MAPS", "SCHEDULES", "ConversionResult", "Converter"]
@@ -47,13 +48,13 @@ JOINT_MAPS: Final[dict[tuple[ModelType, ModelType], tuple[tuple[int, int], ...]]
 (22-36, 37-51) are SMPL-X's 25-39 and 40-54. SMPL's two hand joints, SMPL-X's jaw and eyes have no counterpart."""
 
 SCHEDULES: Final[dict[str, dict[str, Any]]] = {
-    "accurate": {"max_iterations": 10, "tolerance": 1e-6},
-    "fast": {"max_iterations": 3, "tolerance": 1e-3},
+    "accurate": {"max_iterations": 5, "tolerance": 1e-6},
+    "fast": {"max_iterations": 2, "tolerance": 1e-6},
 }
-"""Named fit schedules (``Converter(..., **SCHEDULES["fast"])``; ``--schedule`` on the command line). ``accurate``,
-the default, ends within 0.1 mm of a fit run to convergence; ``fast`` (one pose fit of at most 5 iterations from the
-mapped shape) measured 8x faster at about 0.4 mm more error, still more accurate than smplfitter's converter
-(benchmarks/RESULTS.md)."""
+"""Named fit schedules (``Converter(..., **SCHEDULES["fast"])``; ``--schedule`` on the command line): Levenberg-
+Marquardt iterations over every frame's pose and the sequence's shape together. ``accurate``, the default, ends within
+0.1 mm of a fit run to convergence; ``fast`` stops after two iterations, about 0.1 mm further, still far more accurate
+than smplfitter's converter (benchmarks/RESULTS.md)."""
 
 _PARTS: Final[dict[str, tuple[str, ...]]] = {
     "hands": ("wrist", "index", "middle", "pinky", "ring", "thumb", "hand"),
@@ -73,7 +74,7 @@ class ConversionResult:
         vertex_error_mean, vertex_error_max: ``(N,)`` over the fitted (masked) vertices.
         part_error_mean: part name (hands, head, feet) -> ``(N,)`` mean error of its vertices.
         joint_error_mean: ``(N,)`` mean distance of the body joints (0-21) to the source's.
-        iterations: ``(N,)`` Levenberg-Marquardt iterations, all rounds.
+        iterations: ``(N,)`` Levenberg-Marquardt iterations.
         vertex_error_initial: ``(N,)`` mean vertex error of the starting guess (the fit never ends above it).
     """
 
@@ -105,13 +106,13 @@ class Converter:
         transfer: the map from the source mesh to the target mesh (:func:`~amasskit.convert.load_transfer`).
         mask: target vertex ids to fit (default: all; :func:`~amasskit.convert.load_mask` for SMPL-X's).
         num_betas: target shape coefficients fitted (16, as AMASS's SMPL-X release).
-        max_iterations: Levenberg-Marquardt iterations per round and frame (frames stop earlier when converged).
-        rounds: pose fits on every vertex, each but the last followed by a shape solve.
-        chunk: frames fitted at once (memory: about 1 MB per frame for SMPL-X).
-        fit_betas: fit the target shape; False keeps it at zero (pose lists converted with zero shape).
-        tolerance: a frame stops when an iteration lowers its squared error by less than this fraction.
-        coarse, coarse_rounds: rounds fitted first on one vertex in ``coarse`` (spread over the mesh), before the
-            ``rounds`` on every vertex.
+        max_iterations: Levenberg-Marquardt iterations at most (:data:`SCHEDULES`).
+        chunk: frames evaluated at once (memory: about 1 MB per frame for SMPL-X while fitting; every frame of a
+            sequence keeps its target vertices and about 150 KB of normal equations).
+        fit_betas: fit the target shape; False keeps it at zero (pose lists converted with zero shape), and then
+            every frame is fitted on its own and stops on its own.
+        tolerance: stop when an iteration lowers the squared error by less than this fraction (of the sequence's,
+            or without a shape to fit, of the frame's).
 
     Raises:
         InvalidArgumentError: a transfer whose sizes do not fit the models, or no joint map for the pair.
@@ -125,7 +126,7 @@ class Converter:
         *,
         mask: np.ndarray | None = None,
         num_betas: int = 16,
-        max_iterations: int = 10,
+        max_iterations: int = 5,
         chunk: int = 256,
         fit_betas: bool = True,
         tolerance: float = 1e-6,
@@ -274,56 +275,35 @@ class Converter:
                 t_idx = [t for _, t in self.joint_map]
                 rel[:, t_idx] = R_src[:, s_idx]
                 states.append(FitState(rel, src_trans[sl] + (J0_src - J0_dst)))
-            initial = torch.cat(
-                [self._errors(beta, g, st)[0].mean(1) for g, st in zip(goals, states, strict=True)]
-            )
-            beta, _cost, iterations = fit(fm, beta, goals, states, fit_shape=self.fit_betas,
-                                          max_iterations=self.max_iterations, tolerance=self.tolerance)  # fmt: skip
-            return self._result(beta, goals, states, src_joints, iterations, initial)
+            fitted = fit(fm, beta, goals, states, fit_shape=self.fit_betas, max_iterations=self.max_iterations,
+                         tolerance=self.tolerance)  # fmt: skip
+            return self._result(fitted, states, torch.cat(src_joints))
 
     def _source_pelvis(self, betas: torch.Tensor | None) -> torch.Tensor:
         shaped = self.source.with_shape(betas)
         return shaped.joints_rest[..., 0, :]
 
     def _result(
-        self,
-        beta: torch.Tensor,
-        goals: list[torch.Tensor],
-        states: list[FitState],
-        src_joints: list[torch.Tensor],
-        iterations: torch.Tensor,
-        initial: torch.Tensor,
+        self, fitted: FitResult, states: list[FitState], src_joints: torch.Tensor
     ) -> ConversionResult:
-        errors, joint_err, rel = [], [], []
-        for goal, state, sj in zip(goals, states, src_joints, strict=True):
-            err, joints = self._errors(beta, goal, state)
-            errors.append(err)
-            joint_err.append((joints[:, :22] - sj).norm(dim=-1).mean(-1))
-            rel.append(rotmat_to_rotvec(state.rel))
-        err = torch.cat(errors)
+        err = fitted.vertex_error
         # AMASS's convention (the pelvis at trans + J_pelvis(betas)) is the fit's: the root sits at J_0 + t
         t_out = torch.cat([s.trans for s in states])
         parts = {
             name: err[:, rows].mean(1).cpu().numpy().astype(np.float64) for name, rows in self._parts.items()
         }
+        joint_err = (fitted.joints[:, :22] - src_joints).norm(dim=-1).mean(-1)
         return ConversionResult(
-            rel_rotvec=torch.cat(rel).cpu().numpy().astype(np.float64),
+            rel_rotvec=torch.cat([rotmat_to_rotvec(s.rel) for s in states]).cpu().numpy().astype(np.float64),
             trans=t_out.cpu().numpy().astype(np.float64),
-            betas=beta.cpu().numpy().astype(np.float64),
+            betas=fitted.betas.cpu().numpy().astype(np.float64),
             vertex_error_mean=err.mean(1).cpu().numpy().astype(np.float64),
             vertex_error_max=err.amax(1).cpu().numpy().astype(np.float64),
             part_error_mean=parts,
-            joint_error_mean=torch.cat(joint_err).cpu().numpy().astype(np.float64),
-            iterations=iterations.cpu().numpy(),
-            vertex_error_initial=initial.cpu().numpy().astype(np.float64),
+            joint_error_mean=joint_err.cpu().numpy().astype(np.float64),
+            iterations=fitted.iterations.cpu().numpy(),
+            vertex_error_initial=fitted.initial_error.cpu().numpy().astype(np.float64),
         )
-
-    def _errors(
-        self, beta: torch.Tensor, goal: torch.Tensor, state: FitState
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(per-vertex errors (B, Vm), posed joints (B, J, 3))``."""
-        ev = evaluate(self.fit_model, beta, state, goal)
-        return ev.residual.norm(dim=-1), ev.joints
 
     def convert_sequence(self, seq: Sequence) -> tuple[Sequence, ConversionResult]:
         """A motion sequence of the source model as one of the target model (SMPL+H <-> SMPL-X), with its report.

@@ -419,3 +419,33 @@ def test_every_direction_with_smpl(with_smpl: Path, source: str, target: str) ->
     assert (result.vertex_error_mean < 0.9 * result.vertex_error_initial).all()
     assert (result.vertex_error_mean < 0.015).all(), result.vertex_error_mean
     assert (result.joint_error_mean < 0.006).all(), result.joint_error_mean
+
+
+def test_convert_on_a_real_dask_cluster_gives_the_same_arrays(
+    smplh_tree: object, model_dir: Path, tmp_path: Path
+) -> None:
+    """`convert --dask`: the files converted in a local cluster's worker processes equal those converted in process,
+    array for array; a broken file is reported from the cluster like anywhere else and the rest carry on."""
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    from amasskit.convert import convert_files
+
+    tree = tmp_path / "tree"
+    for f in sorted(Path(smplh_tree.root).rglob("*_poses.npz"))[:2]:  # type: ignore[attr-defined]
+        dest = tree / f.relative_to(smplh_tree.root)  # type: ignore[attr-defined]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        read(f)[:3].save(dest)
+    (tree / "broken_poses.npz").write_bytes(b"not a zip")
+    local = convert_files([tree], tmp_path / "local", to="smplx", model_dir=model_dir, schedule="fast")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  scheduler_port=0) as cluster:  # fmt: skip
+        remote = convert_files([tree], tmp_path / "dask", to="smplx", model_dir=model_dir, schedule="fast",
+                               dask=cluster.scheduler_address)  # fmt: skip
+    assert len(remote.written) == len(local.written) == 2
+    assert [Path(p).name for p, _ in remote.problems] == ["broken_poses.npz"]
+    assert "CorruptFileError" in remote.problems[0][1]
+    for a in sorted(local.written):
+        b = tmp_path / "dask" / a.relative_to(tmp_path / "local")
+        with np.load(a) as x, np.load(b) as y:
+            assert sorted(x.files) == sorted(y.files)
+            for key in x.files:  # the metadata too: the same source path, models and transfer
+                assert np.array_equal(x[key], y[key]), key

@@ -304,6 +304,11 @@ def test_convert_command_on_a_tree_resumes_and_reports(
     assert converted.model is ModelType.SMPLX and converted.num_frames == 4
     with np.load(written[0]) as npz:
         assert npz["conversion_vertex_error_mean"].shape == (4,) and npz["conversion_iterations"].min() > 0
+        errors_mm = npz["conversion_vertex_error_mean"] * 1000
+    from amasskit.viz import load_track  # the viewer shows each frame's error
+
+    track = load_track(written[0])
+    assert np.allclose(track.per_frame["conversion error (mean, mm)"], errors_mm)
     report = json.loads((out / "convert_report.json").read_text())
     assert report["written"] == 2 and len(report["problems"]) == 1 and report["schedule"] == "fast"
     again = runner.invoke(app, ["-q", "convert", str(tree), "--model-dir", str(model_dir), "-o", str(out)])

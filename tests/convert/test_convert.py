@@ -30,8 +30,9 @@ from amasskit.convert import (
     load_transfer,
 )
 from amasskit.errors import BodyModelNotFoundError, CorruptFileError, InvalidArgumentError, TransferFileError
-from amasskit.rotations import rotvec_geodesic
-from amasskit.synth import CscMatrix, dumps_released, mask_ids, transfer_coo
+from amasskit.rotations import rotvec_geodesic, rotvec_to_rotmat
+from amasskit.synth import CscMatrix, body_model_arrays, dumps_released, mask_ids, transfer_coo
+from amasskit.testing import smpl_model_arrays, write_smpl_pickle
 from amasskit.topology import SMPLX_PARENTS
 
 F64 = torch.float64
@@ -305,6 +306,11 @@ def test_convert_command_on_a_tree_resumes_and_reports(
     assert converted.model is ModelType.SMPLX and converted.num_frames == 4
     with np.load(written[0]) as npz:
         assert npz["conversion_vertex_error_mean"].shape == (4,) and npz["conversion_iterations"].min() > 0
+        errors_mm = npz["conversion_vertex_error_mean"] * 1000
+    from amasskit.viz import load_track  # the viewer shows each frame's error
+
+    track = load_track(written[0])
+    assert np.allclose(track.per_frame["conversion error (mean, mm)"], errors_mm)
     report = json.loads((out / "convert_report.json").read_text())
     assert report["written"] == 2 and len(report["problems"]) == 1 and report["schedule"] == "fast"
     again = runner.invoke(app, ["-q", "convert", str(tree), "--model-dir", str(model_dir), "-o", str(out)])
@@ -359,3 +365,94 @@ def test_a_source_and_its_conversion_render_side_by_side(
     out = render([src, converted], tmp_path / "side.gif", model_dir=model_dir, labels=["SMPL+H", "SMPL-X"],
                  view=View(width=96, height=96))  # fmt: skip
     assert out.stat().st_size > 1000
+
+
+def test_round_trip_smplh_to_smplx_and_back(model_dir: Path) -> None:
+    """H -> X -> H: the SMPL+H mesh comes back close to where it started. The bound is each leg's own error: the
+    second leg's starting point is the first leg's answer, so the round trip cannot be worse than the two legs' errors
+    (measured on the SMPL+H mesh) added, and the body rotations return to within a few degrees."""
+    there = Converter.from_folder("smplh", "smplx", model_dir=model_dir, dtype=F64, max_iterations=10)
+    back = Converter.from_folder("smplx", "smplh", model_dir=model_dir, dtype=F64, max_iterations=10)
+    pose = _poses(3, 11)
+    betas = np.random.default_rng(12).normal(0, 1, size=16)
+    trans = np.random.default_rng(13).normal(0, 0.5, size=(3, 3))
+    x = there.convert_poses(pose, betas=betas, trans=trans)
+    h = back.convert_poses(x.rel_rotvec, betas=x.betas, trans=x.trans)
+    with torch.no_grad():
+        src = there.source
+        start = src.with_shape(torch.as_tensor(betas)).with_rotmats(
+            rotvec_to_rotmat(torch.as_tensor(pose)), trans=torch.as_tensor(trans)).vertices  # fmt: skip
+        end = src.with_shape(torch.as_tensor(h.betas)).with_rotmats(
+            rotvec_to_rotmat(torch.as_tensor(h.rel_rotvec)), trans=torch.as_tensor(h.trans)).vertices  # fmt: skip
+    round_trip = (end - start).norm(dim=-1).mean(1).numpy()
+    # each leg's error is below 15 mm on these models; the round trip stays within the two legs together
+    assert (x.vertex_error_mean < 0.015).all() and (h.vertex_error_mean < 0.015).all()
+    assert (round_trip < x.vertex_error_mean + h.vertex_error_mean).all(), (round_trip, x.vertex_error_mean)
+    body = rotvec_geodesic(h.rel_rotvec[:, 1:22], pose[:, 1:22])
+    assert np.median(body) < np.radians(5), np.degrees(body).max()
+
+
+@pytest.fixture(scope="module")
+def with_smpl(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic models plus a synthetic SMPL file (the SMPL+H mesh, 24 joints, 10 betas) in SMPL's layout."""
+    root = tmp_path_factory.mktemp("with-smpl")
+    for name in ("smplh", "smplx", "dmpls", "transfer"):
+        (root / name).symlink_to(model_dir / name)
+    (root / "smpl").mkdir()
+    arrays = smpl_model_arrays(gender="neutral", seed=0)
+    # the SMPL+H model's smooth pose blend shapes (body joints 1-21, the first joint of each hand), not the white
+    # noise of the body-model tests' file, which no fit can follow (about 20 mm per vertex)
+    h = body_model_arrays("smplh", "neutral", seed=0)["posedirs"].reshape(6890, 3, 51, 9)
+    arrays["posedirs"] = h[:, :, [*range(21), 21, 36]].reshape(6890, 3, 207)
+    write_smpl_pickle(root / "smpl" / "SMPL_NEUTRAL.pkl", arrays)
+    return root
+
+
+@pytest.mark.parametrize(("source", "target"), [("smpl", "smplx"), ("smplx", "smpl"), ("smpl", "smplh"),
+                                                 ("smplh", "smpl")])  # fmt: skip
+def test_every_direction_with_smpl(with_smpl: Path, source: str, target: str) -> None:
+    """SMPL <-> SMPL-X through the released transfer files' names (``smpl2smplx``, ``smplx2smpl``) and SMPL <-> SMPL+H
+    on their shared mesh (no transfer file): each fit lands below its start, within
+    15 mm, with the body joints within 6 mm of the source's."""
+    conv = Converter.from_folder(source, target, model_dir=with_smpl, max_iterations=6)
+    J = conv.source.num_joints
+    # SMPL+H's 52 joints; SMPL takes the first 24, SMPL-X has jaw and eyes before the hands
+    pose = _poses(2, 14)
+    pose = pose[:, :J] if J <= 52 else np.concatenate([pose[:, :22], np.zeros((2, 3, 3)), pose[:, 22:]], 1)
+    betas = np.random.default_rng(15).normal(0, 1, size=conv.source.num_betas)
+    result = conv.convert_poses(pose, betas=betas)
+    assert result.rel_rotvec.shape == (2, conv.target.num_joints, 3)
+    assert np.isfinite(result.rel_rotvec).all()
+    assert (result.vertex_error_mean < 0.9 * result.vertex_error_initial).all()
+    assert (result.vertex_error_mean < 0.015).all(), result.vertex_error_mean
+    assert (result.joint_error_mean < 0.006).all(), result.joint_error_mean
+
+
+def test_convert_on_a_real_dask_cluster_gives_the_same_arrays(
+    smplh_tree: object, model_dir: Path, tmp_path: Path
+) -> None:
+    """`convert --dask`: the files converted in a local cluster's worker processes equal those converted in process,
+    array for array; a broken file is reported from the cluster like anywhere else and the rest carry on."""
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    from amasskit.convert import convert_files
+
+    tree = tmp_path / "tree"
+    for f in sorted(Path(smplh_tree.root).rglob("*_poses.npz"))[:2]:  # type: ignore[attr-defined]
+        dest = tree / f.relative_to(smplh_tree.root)  # type: ignore[attr-defined]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        read(f)[:3].save(dest)
+    (tree / "broken_poses.npz").write_bytes(b"not a zip")
+    local = convert_files([tree], tmp_path / "local", to="smplx", model_dir=model_dir, schedule="fast")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  scheduler_port=0) as cluster:  # fmt: skip
+        remote = convert_files([tree], tmp_path / "dask", to="smplx", model_dir=model_dir, schedule="fast",
+                               dask=cluster.scheduler_address)  # fmt: skip
+    assert len(remote.written) == len(local.written) == 2
+    assert [Path(p).name for p, _ in remote.problems] == ["broken_poses.npz"]
+    assert "CorruptFileError" in remote.problems[0][1]
+    for a in sorted(local.written):
+        b = tmp_path / "dask" / a.relative_to(tmp_path / "local")
+        with np.load(a) as x, np.load(b) as y:
+            assert sorted(x.files) == sorted(y.files)
+            for key in x.files:  # the metadata too: the same source path, models and transfer
+                assert np.array_equal(x[key], y[key]), key

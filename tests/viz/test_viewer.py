@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from amasskit.errors import RenderError
 from amasskit.viz import Track, Viewer, skeleton_joints, tree_for
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
@@ -178,5 +179,33 @@ def test_binding_another_address_warns(caplog: pytest.LogCaptureFixture) -> None
         assert "anyone who can reach this machine" in caplog.text
         assert _handshake(viewer.port, f"http://192.0.2.7:{viewer.port}")  # its own page, by another name
         assert not _handshake(viewer.port, "http://evil.example")
+    finally:
+        viewer.close()
+
+
+def test_a_second_track_drawn_with_the_first_at_the_same_instant() -> None:
+    """A file and its conversion: the compared track is drawn at the shown one's instant (its own frame rate), beside
+    it or overlaid, and the per-frame values of both (a conversion's error) follow the frame."""
+    walk = walk_track("source")
+    half = walk_track("converted", T=45)
+    half = Track(half.joints, half.parents, half.names, 15.0, "converted",
+                 per_frame={"conversion error (mean, mm)": np.arange(45) / 10})  # fmt: skip
+    viewer = Viewer([walk, half], port=0, autoplay=False, compare=1, side_by_side=True)
+    try:
+        assert viewer.compared == 1 and viewer.gui_compare.value == "converted"
+        viewer.gui_frame.value = 30  # type: ignore[misc]  # 1 s at 30 fps: frame 15 of the 15 fps track
+        viewer.show()
+        facts = viewer.gui_facts.content
+        assert "**with converted**" in facts and "frame 16 / 45" in facts
+        assert "conversion error (mean, mm): 1.50" in facts
+        nodes = viewer.server.scene._handle_from_node_name  # the scene's drawn nodes
+        bones = nodes["/compare/bones"]
+        assert np.allclose(
+            np.asarray(bones.points)[0, 0], half.joints[15][half.parents[1]] + [1.2, 0.0, 0.0], atol=1e-5
+        )
+        viewer.compare_with(None)
+        assert "with converted" not in viewer.gui_facts.content and not nodes["/compare/bones"].visible
+        with pytest.raises(RenderError, match="no track 5"):
+            viewer.compare_with(5)
     finally:
         viewer.close()

@@ -48,6 +48,12 @@ def convert(
     ] = ScheduleChoice.accurate,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes.")] = 1,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            metavar="tcp://HOST:PORT", help="Run on this Dask scheduler (paths shared with its workers)."
+        ),
+    ] = None,
     pose_list: Annotated[
         bool,
         typer.Option(
@@ -76,7 +82,7 @@ def convert(
             report = convert_files(
                 inputs, output, to=to.value, model_dir=model_dir, gender=gender.value,
                 fit_betas=betas is BetasChoice.fit, device=device, schedule=schedule.value, workers=jobs,
-                strict=strict,
+                dask=dask, strict=strict,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )  # fmt: skip
     table = Table(title=f"converted to {to.value} in {output}")

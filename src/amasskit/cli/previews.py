@@ -87,6 +87,13 @@ def view(
         list[str] | None,
         typer.Option(help="Also let pages of this origin (http://host:port) connect; '*': any (repeatable)."),
     ] = None,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            help="Draw the second input with the first (a file and its conversion); changeable in the page."
+        ),
+    ] = False,
+    side_by_side: Annotated[bool, typer.Option(help="With --compare: beside it, not overlaid.")] = False,
 ) -> None:
     """An interactive viewer in the browser: play and pause, frame slider, speed, loop, sequence selection,
     skeleton or mesh, and per-frame facts. Serves until Ctrl-C."""
@@ -100,6 +107,9 @@ def view(
             load_track(spec, model_dir=model_dir, label=name)
             for spec, name in zip(inputs, labels, strict=True)
         ]
-        viewer = Viewer(tracks, host=host, port=port, allow_origins=tuple(allow_origin or ()))
+        if compare and len(tracks) < 2:
+            raise typer.BadParameter("--compare needs two inputs (the second is drawn with the first)")
+        viewer = Viewer(tracks, host=host, port=port, allow_origins=tuple(allow_origin or ()),
+                        compare=1 if compare else None, side_by_side=side_by_side)  # fmt: skip
     console.print(f"amasskit viewer: open {viewer.url} in a browser (Ctrl-C to stop)", highlight=False)
     viewer.wait()

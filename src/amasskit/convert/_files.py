@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .._util.atomic import atomic_open
+from .._util.cluster import run_on_dask
 from .._util.processes import pool_worker, worker_context
 from ..conventions import ModelType
 from ..errors import AmassKitError, CorruptFileError, InvalidArgumentError, MotionFileNotFoundError
@@ -126,6 +127,7 @@ def convert_files(
     device: str = "cpu",
     schedule: str = "accurate",
     workers: int = 1,
+    dask: str | None = None,
     strict: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> ConvertReport:
@@ -136,6 +138,8 @@ def convert_files(
         fit_betas: fit the target shape (one per sequence); False keeps it at zero.
         schedule: ``accurate`` or ``fast`` (see :data:`amasskit.convert.SCHEDULES`).
         workers: processes, each with its own converter (one thread each).
+        dask: a Dask scheduler address (``tcp://host:port``): convert the files on that cluster instead (inputs,
+            outputs and the model folder on storage every worker shares; each worker builds its converter once).
         strict: stop at the first file that cannot be converted.
 
     Raises:
@@ -182,7 +186,16 @@ def convert_files(
         if progress is not None:
             progress(done, len(todo))
 
-    if workers > 1 and len(todo) > 1:
+    if dask is not None and todo:
+        run_on_dask(
+            dask,
+            _convert_one,
+            [((str(p), str(d), target.value, gender, options), (p, d)) for p, d in todo],
+            lambda tag, summary: finished(*tag, summary, None),
+            on_error=lambda tag, exc: finished(*tag, None, _problem(tag[0], exc)),
+            what="files to convert",
+        )
+    elif workers > 1 and len(todo) > 1:
         with ProcessPoolExecutor(workers, mp_context=worker_context(), initializer=pool_worker) as pool:
             futures = [(p, d, pool.submit(_convert_one, str(p), str(d), target.value, gender, options))
                        for p, d in todo]  # fmt: skip

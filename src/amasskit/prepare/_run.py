@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .._util.cluster import run_on_dask
 from .._util.locking import exclusive_lock
 from .._util.processes import pool_worker, worker_context
 from .._version import __version__
@@ -187,7 +188,9 @@ def _work_all(
     # only for enough work; an explicit count is always honoured.
     enough = 2 * workers if context.get_start_method() == "fork" else 16 * workers
     if config.dask is not None and calls:
-        _run_on_dask(config.dask, calls, finished_one)
+        run_on_dask(
+            config.dask, work_one, calls, lambda key, value: finished_one(key, value[1]), what="sequences"
+        )
     elif workers > 1 and len(jobs) > 1 and (config.workers is not None or len(jobs) >= enough):
         with ProcessPoolExecutor(workers, mp_context=context, initializer=pool_worker) as pool:
             futures = {pool.submit(work_one, *args): tag for args, tag in calls}
@@ -309,32 +312,6 @@ def _report_store(report: PrepareReport, split: str, target: Path) -> dict[str, 
     report.sequences[split] = int(manifest["sequences"])
     report.frames[split] = int(manifest["frames"])
     return manifest
-
-
-def _run_on_dask(
-    address: str,
-    calls: list[tuple[tuple[Any, ...], str]],
-    finished_one: Callable[[str, str | None], None],
-) -> None:
-    """Run ``work_one`` for every call on the Dask cluster at ``address``; results stay on the shared filesystem
-    (only a key and an error message come back through the scheduler)."""
-    try:
-        from distributed import Client
-        from distributed import as_completed as dask_completed
-    except ImportError:
-        raise ImportError(
-            "running on a Dask cluster needs dask.distributed: pip install 'amasskit[dask]'"
-        ) from None
-    with Client(address) as client:
-        logger.info("prepare: %d sequences on the Dask cluster at %s", len(calls), address)
-        futures = {client.submit(work_one, *args, pure=False): tag for args, tag in calls}
-        try:
-            for future in dask_completed(list(futures)):
-                _key, error = future.result()
-                finished_one(futures[future], error)
-        except BaseException:
-            client.cancel(list(futures))
-            raise
 
 
 def _versions() -> dict[str, str]:

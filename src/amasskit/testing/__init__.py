@@ -49,10 +49,11 @@ def smplh_arrays(num_frames: int = 10, *, seed: int = 0) -> dict[str, np.ndarray
     }
 
 
-def smpl_model_arrays() -> dict[str, np.ndarray]:
-    """A synthetic SMPL model (24 joints, 10 betas) derived from the SMPL+H humanoid: the fingers fold into one hand
-    joint per side."""
-    h = body_model_arrays("smplh", "male", seed=1)
+def smpl_model_arrays(*, gender: str = "male", seed: int = 1) -> dict[str, np.ndarray]:
+    """A synthetic SMPL model (24 joints, 10 betas) derived from the synthetic SMPL+H model of ``gender`` and ``seed``
+    (the defaults: the one the body-model tests use; ``gender="neutral", seed=0``: the SMPL+H that
+    :func:`~amasskit.synth.write_body_models` writes by default): the fingers fold into one hand joint per side."""
+    h = body_model_arrays("smplh", gender, seed=seed)
     rng = np.random.default_rng(5)
     weights = np.zeros((6890, 24))
     weights[:, :22] = h["weights"][:, :22]

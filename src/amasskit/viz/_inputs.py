@@ -99,6 +99,7 @@ def _motion_track(path: Path, model_dir: str | os.PathLike[str] | None, fps: flo
     name = label or sequence_name(path.stem)
     info = {"sub-dataset": path.parent.parent.name, "subject": path.parent.name, "source": path.name,
             "gender": seq.gender.value, "model": seq.model.value}  # fmt: skip
+    per_frame = _conversion_errors(path, seq.num_frames)
     if model_dir is not None:
         import torch
 
@@ -109,11 +110,22 @@ def _motion_track(path: Path, model_dir: str | os.PathLike[str] | None, fps: flo
         with torch.no_grad():
             joints = model.sequence_joints(seq).numpy().astype(np.float64)
         parents, names = tree_for(joints.shape[1])
-        return Track(
-            joints, parents, names, float(fps or seq.fps), name, mesh=MeshSource(model, seq), info=info
-        )
+        return Track(joints, parents, names, float(fps or seq.fps), name, mesh=MeshSource(model, seq), info=info,
+                     per_frame=per_frame)  # fmt: skip
     joints = skeleton_joints(seq.root_orient, seq.pose_body, seq.trans)
-    return Track(joints, *tree_for(24), float(fps or seq.fps), name, info=info)
+    return Track(joints, *tree_for(24), float(fps or seq.fps), name, info=info, per_frame=per_frame)
+
+
+def _conversion_errors(path: Path, frames: int) -> dict[str, np.ndarray]:
+    """A converted file's per-frame errors (``amasskit convert`` writes them), in millimetres, where present."""
+    keys = {"conversion_vertex_error_mean": "conversion error (mean, mm)",
+            "conversion_vertex_error_max": "conversion error (max, mm)"}  # fmt: skip
+    with open(path, "rb") as raw, np.load(raw, allow_pickle=False) as npz:
+        return {
+            name: np.asarray(npz[key], dtype=np.float64) * 1000
+            for key, name in keys.items()
+            if key in npz.files and npz[key].shape == (frames,)
+        }
 
 
 def _store_track(path: Path, index: int, label: str | None) -> Track:

@@ -47,6 +47,7 @@ class Track:
         mesh: where there is a body model, the source of each frame's vertices (:class:`~amasskit.viz._mesh.MeshSource`);
             drawn lit and shaded instead of the skeleton when an OpenGL context can be made.
         info: facts the viewer shows (sub-dataset, subject, source, augmentation...).
+        per_frame: ``name -> (T,)`` values the viewer shows for the drawn frame (a converted file's vertex error).
     """
 
     joints: np.ndarray
@@ -56,6 +57,7 @@ class Track:
     label: str = ""
     mesh: Any = None
     info: dict[str, str] = field(default_factory=dict)
+    per_frame: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:

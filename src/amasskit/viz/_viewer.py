@@ -1,5 +1,6 @@
 """An interactive viewer in the browser (viser): play and pause, a frame slider, speed, loop, sequence selection,
-skeleton or mesh, and per-frame facts. Binds to localhost unless told otherwise.
+skeleton or mesh, a second sequence drawn with the first (overlaid or beside it: a file and its conversion), and
+per-frame facts (a converted file's error at the shown frame). Binds to localhost unless told otherwise.
 
 The playback state (which sequence, frame, playing, speed, loop) lives in :class:`Viewer` and advances by
 :meth:`Viewer.advance`, a plain function of elapsed time, so it is tested without a browser; a daemon thread calls it
@@ -28,6 +29,11 @@ logger = logging.getLogger(__name__)
 
 _SPEEDS = ("0.25x", "0.5x", "1x", "2x", "4x")
 _LEFT, _RIGHT, _CENTRE = (47, 111, 208), (222, 92, 50), (64, 68, 76)
+_BODY, _COMPARED = (
+    (168, 184, 206),
+    (214, 150, 120),
+)  # the shown track's mesh; the compared track (mesh and bones)
+_LAYOUTS = ("overlaid", "side by side")
 
 
 class Viewer:
@@ -42,6 +48,8 @@ class Viewer:
         allow_origins: more origins whose pages may open the viewer's websocket (``"*"``: any). By default only
             pages served by the viewer itself may (a page of another site open in the same browser cannot drive or
             read the viewer); clients that send no ``Origin`` (not browsers) are let in.
+        compare: a track drawn with the shown one at the same instant (the "compare with" control; None: none).
+        side_by_side: the compared track 1.2 m beside the shown one (else overlaid, in another colour).
 
     The port actually bound (viser moves to the next free one when the asked one is taken) is :attr:`port`, and
     :attr:`url` uses it. Binding an address other than loopback logs a warning: anyone who can reach it can watch.
@@ -59,6 +67,8 @@ class Viewer:
         mesh: bool = True,
         autoplay: bool = True,
         allow_origins: Sequence[str] = (),
+        compare: int | None = None,
+        side_by_side: bool = False,
     ) -> None:
         try:
             import viser
@@ -103,7 +113,10 @@ class Viewer:
         has_mesh = any(t.mesh is not None for t in self.tracks)
         self.gui_draw = gui.add_dropdown("draw", ("mesh", "skeleton") if has_mesh else ("skeleton",),
                                          initial_value="mesh" if has_mesh and mesh else "skeleton")  # fmt: skip
+        self.gui_compare = gui.add_dropdown("compare with", ("none", *labels), initial_value="none")
+        self.gui_layout = gui.add_dropdown("layout", _LAYOUTS, initial_value=_LAYOUTS[int(side_by_side)])
         self.gui_facts = gui.add_markdown("")
+        self.compared: int | None = None
 
         @self.gui_play.on_click
         def _(_: Any) -> None:
@@ -133,6 +146,18 @@ class Viewer:
         def _(_: Any) -> None:
             self.show()
 
+        @self.gui_compare.on_update
+        def _(_: Any) -> None:
+            value = self.gui_compare.value
+            self.compare_with(None if value == "none" else self._labels.index(value))
+
+        @self.gui_layout.on_update
+        def _(_: Any) -> None:
+            self.show()
+
+        if compare is not None:
+            self.compare_with(compare)
+
         self._aim_camera()
         self.show()
         self._thread = threading.Thread(target=self._play_loop, name="amasskit-viewer", daemon=True)
@@ -151,6 +176,16 @@ class Viewer:
             self.gui_frame.max = max(1, len(self.tracks[index].joints) - 1)
             self.gui_frame.value = 0  # type: ignore[misc]
             self._aim_camera()
+            self.show()
+
+    def compare_with(self, index: int | None) -> None:
+        """Also draw track ``index`` (None: none) at the same instant as the current one, overlaid in another colour
+        or beside it (the "layout" control): a motion file and its conversion, a clip and its augmentation."""
+        with self._lock:
+            if index is not None and not 0 <= index < len(self.tracks):
+                raise RenderError(f"no track {index} to compare with ({len(self.tracks)} tracks)")
+            self.compared = index
+            self.gui_compare.value = "none" if index is None else self._labels[index]  # type: ignore[misc]
             self.show()
 
     def toggle(self) -> None:
@@ -183,34 +218,63 @@ class Viewer:
 
     # -- drawing
     def show(self) -> None:
-        """Draw the current frame of the current track and its facts."""
+        """Draw the current frame of the current track (and of the compared one) and their facts."""
         with self._lock:
             track = self.tracks[self.current]
             k = min(self.frame, len(track.joints) - 1)
-            scene = self.server.scene
-            if self.gui_draw.value == "mesh" and track.mesh is not None:
-                scene.add_mesh_simple("/body/mesh", track.mesh.vertices(k).astype(np.float32),
-                                      track.mesh.faces.astype(np.uint32), color=(168, 184, 206))  # fmt: skip
-                scene.add_line_segments(
-                    "/body/bones", np.zeros((1, 2, 3), np.float32), (0, 0, 0), visible=False
-                )
-            else:
-                joints = track.joints[k]
-                pairs = [(p, j) for j, p in enumerate(track.parents) if p >= 0]
-                points = np.array([[joints[p], joints[j]] for p, j in pairs], dtype=np.float32)
-                sides = joint_sides(track.names)
-                colours = np.array([[_LEFT if sides[j] > 0 else _RIGHT if sides[j] < 0 else _CENTRE] * 2
-                                    for _, j in pairs], dtype=np.uint8)  # fmt: skip
-                scene.add_line_segments("/body/bones", points, colours, thickness=0.05)
-                scene.add_point_cloud("/body/joints", joints.astype(np.float32), (40, 40, 40), point_size=0.04,
-                                      point_shape="circle")  # fmt: skip
-                if track.mesh is not None:
-                    scene.add_mesh_simple("/body/mesh", np.zeros((3, 3), np.float32), np.array([[0, 1, 2]], np.uint32),
-                                          visible=False)  # fmt: skip
+            self._draw("/body", track, k, _BODY, np.zeros(3))
             facts = [f"**{track.label or 'sequence'}**", f"frame {k + 1} / {len(track.joints)}",
                      f"time {k / track.fps:.2f} s of {len(track.joints) / track.fps:.2f} s", f"{track.fps:g} fps"]  # fmt: skip
             facts += [f"{key}: {value}" for key, value in track.info.items()]
+            facts += [f"{key}: {values[k]:.2f}" for key, values in track.per_frame.items()]
+            other = (
+                None if self.compared is None or self.compared == self.current else self.tracks[self.compared]
+            )
+            if other is not None:
+                j = min(round(k / track.fps * other.fps), len(other.joints) - 1)  # the same instant
+                side = self.gui_layout.value == _LAYOUTS[1]
+                self._draw("/compare", other, j, _COMPARED, np.array([1.2 if side else 0.0, 0.0, 0.0]))
+                facts += ["", f"**with {other.label or 'sequence'}**" + (" (beside, +1.2 m x)" if side else ""),
+                          f"frame {j + 1} / {len(other.joints)}"]  # fmt: skip
+                facts += [f"{key}: {values[j]:.2f}" for key, values in other.per_frame.items()]
+            else:
+                self._hide("/compare")
             self.gui_facts.content = "  \n".join(facts)
+
+    def _draw(
+        self, root: str, track: Track, k: int, colour: tuple[int, int, int], offset: np.ndarray
+    ) -> None:
+        """Frame ``k`` of ``track`` under the scene node ``root``, moved by ``offset``: its mesh or its skeleton."""
+        scene = self.server.scene
+        if self.gui_draw.value == "mesh" and track.mesh is not None:
+            scene.add_mesh_simple(f"{root}/mesh", (track.mesh.vertices(k) + offset).astype(np.float32),
+                                  track.mesh.faces.astype(np.uint32), color=colour)  # fmt: skip
+            scene.add_line_segments(
+                f"{root}/bones", np.zeros((1, 2, 3), np.float32), (0, 0, 0), visible=False
+            )
+            scene.add_point_cloud(f"{root}/joints", np.zeros((1, 3), np.float32), (0, 0, 0), visible=False)
+            return
+        joints = track.joints[k] + offset
+        pairs = [(p, j) for j, p in enumerate(track.parents) if p >= 0]
+        points = np.array([[joints[p], joints[j]] for p, j in pairs], dtype=np.float32)
+        if colour == _BODY:
+            sides = joint_sides(track.names)
+            colours = np.array([[_LEFT if sides[j] > 0 else _RIGHT if sides[j] < 0 else _CENTRE] * 2
+                                for _, j in pairs], dtype=np.uint8)  # fmt: skip
+        else:
+            colours = np.array([[colour] * 2] * len(pairs), dtype=np.uint8)
+        scene.add_line_segments(f"{root}/bones", points, colours, thickness=0.05)
+        scene.add_point_cloud(f"{root}/joints", joints.astype(np.float32), (40, 40, 40), point_size=0.04,
+                              point_shape="circle")  # fmt: skip
+        scene.add_mesh_simple(f"{root}/mesh", np.zeros((3, 3), np.float32), np.array([[0, 1, 2]], np.uint32),
+                              visible=False)  # fmt: skip
+
+    def _hide(self, root: str) -> None:
+        scene = self.server.scene
+        scene.add_mesh_simple(f"{root}/mesh", np.zeros((3, 3), np.float32), np.array([[0, 1, 2]], np.uint32),
+                              visible=False)  # fmt: skip
+        scene.add_line_segments(f"{root}/bones", np.zeros((1, 2, 3), np.float32), (0, 0, 0), visible=False)
+        scene.add_point_cloud(f"{root}/joints", np.zeros((1, 3), np.float32), (0, 0, 0), visible=False)
 
     def _aim_camera(self) -> None:
         track = self.tracks[self.current]

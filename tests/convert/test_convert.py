@@ -182,6 +182,24 @@ def test_exact_case_from_a_poor_start_and_at_angles_zero_and_pi(exact: Converter
     assert result.vertex_error_max.max() < 1e-5
 
 
+def test_frames_fitted_one_by_one_without_a_shape(exact: Converter, model_dir: Path) -> None:
+    """Without a shape to fit (pose lists), every frame is fitted on its own and stops on its own: in the exact case
+    the copied pose is already the answer and no frame takes a step; on the synthetic pair each frame ends below
+    its start after its own number of iterations."""
+    alone = copy.copy(exact)
+    alone.fit_betas = False
+    result = alone.convert_poses(_poses(3, 21))
+    assert result.vertex_error_max.max() < 1e-5 and np.all(result.iterations == 0)
+    pair = Converter.from_folder("smplh", "smplx", model_dir=model_dir, dtype=F64, fit_betas=False,
+                                 max_iterations=30, tolerance=1e-4)  # fmt: skip
+    pose = _poses(4, 22)
+    pose[0] = 0.0
+    result = pair.convert_poses(pose)
+    assert np.all(result.betas == 0) and (result.vertex_error_mean[1:] < result.vertex_error_initial[1:]).all()
+    assert abs(result.vertex_error_mean[0] - result.vertex_error_initial[0]) < 1e-4
+    assert len(set(result.iterations.tolist())) > 1, result.iterations
+
+
 # ------------------------------------------------------------------------------------------------ the general case
 
 

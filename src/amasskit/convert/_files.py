@@ -95,7 +95,25 @@ def _inputs(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, Path]]:
 def _convert_one(
     path: str, target_path: str, target: str, gender: str, options: dict[str, Any]
 ) -> dict[str, float]:
-    """Convert one file (in a worker or in process); returns its summary."""
+    """Convert one file (in a worker or in process); returns its summary.
+
+    The fit runs on one CPU thread whatever the process has: the CPU's math libraries round some products and
+    factorizations differently with the number of threads, and a file must convert to the same bytes by every route
+    (in process, a worker pool, a Dask worker). Parallelism comes from converting several files at once (``-j``).
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _convert_one_file(path, target_path, target, gender, options)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _convert_one_file(
+    path: str, target_path: str, target: str, gender: str, options: dict[str, Any]
+) -> dict[str, float]:
     seq = read(path, dtype=np.float64)
     target_gender = seq.gender.value if gender == "same" else gender
     conv = _converter(seq.model.value, target, seq.gender.value, target_gender, options)
@@ -137,7 +155,8 @@ def convert_files(
         gender: ``same`` (each file's own) or ``neutral`` (the neutral target model).
         fit_betas: fit the target shape (one per sequence); False keeps it at zero.
         schedule: ``accurate`` or ``fast`` (see :data:`amasskit.convert.SCHEDULES`).
-        workers: processes, each with its own converter (one thread each).
+        workers: processes, each with its own converter; every file is fitted on one thread (so its bytes do not
+            depend on the route), so on a machine of N cores ``workers=N`` is the fast setting.
         dask: a Dask scheduler address (``tcp://host:port``): convert the files on that cluster instead (inputs,
             outputs and the model folder on storage every worker shares; each worker builds its converter once).
         strict: stop at the first file that cannot be converted.

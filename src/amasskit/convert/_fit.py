@@ -123,10 +123,10 @@ class TargetModel:
         pm, pn = unique // J, unique % J
         kk, pp_k = np.nonzero(descendants[:, pm])  # k above (or at) m_p
         rows_e, cols_e = [], []
-        for k, p_ in zip(kk, pp_k, strict=True):
-            ls = np.flatnonzero(descendants[:, pn[p_]])
+        for k, pair in zip(kk.tolist(), pp_k.tolist(), strict=True):
+            ls = np.flatnonzero(descendants[:, pn[pair]])
             rows_e.append(k * J + ls)
-            cols_e.append(np.full(len(ls), p_))
+            cols_e.append(np.full(len(ls), pair))
         index = torch.as_tensor(np.stack([np.concatenate(rows_e), np.concatenate(cols_e)]), device=dev)
         subtree_pairs = torch.sparse_coo_tensor(
             index,
@@ -287,9 +287,6 @@ class _Linear:
     C: torch.Tensor | None = None
     Hss: torch.Tensor | None = None
     h: torch.Tensor | None = None
-
-    def take(self, idx: torch.Tensor) -> _Linear:
-        return _Linear(*(None if t is None else t[idx] for t in (self.H, self.g, self.C, self.Hss, self.h)))
 
     def put(self, idx: torch.Tensor, other: _Linear) -> None:
         for name in ("H", "g", "C", "Hss", "h"):
@@ -467,11 +464,14 @@ def _damped(H: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     return H + torch.diag_embed(lam[:, None] * diag + DAMPING_FLOOR * scale)
 
 
-def _factor(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cholesky factors of ``(B, n, n)`` and which frames factored (the others take no step)."""
+def _solve_damped(H: torch.Tensor, lam: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """``(H + damping)^-1 rhs`` for ``H (B, n, n)``, ``rhs (B, n, k)`` by Cholesky (float64); a frame whose matrix
+    does not factor gets zeros (it takes no step)."""
+    A = _damped(H, lam)
     L, info = torch.linalg.cholesky_ex(A)
     ok = info == 0
-    return torch.where(ok[:, None, None], L, torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)), ok
+    L = torch.where(ok[:, None, None], L, torch.eye(A.shape[-1], dtype=A.dtype, device=A.device))
+    return torch.cholesky_solve(rhs.to(A.dtype) * ok[:, None, None], L)
 
 
 @dataclass(frozen=True, eq=False)
@@ -524,6 +524,7 @@ def _fit_independent(
 ) -> FitResult:
     moments = _moments(target, betas)
     parents = target.model.parents
+    rounding = len(target.mask) * torch.finfo(target.template.dtype).eps ** 2  # squared error of rounded metres
     costs, its, initial, errors, joints = [], [], [], [], []
     for goal, state in zip(goals, states, strict=True):
         B = goal.shape[0]
@@ -539,8 +540,15 @@ def _fit_independent(
             idx = torch.nonzero(active).squeeze(1)
             if idx.numel() == 0:
                 break
-            L, ok = _factor(_damped(lin.H[idx], lam[idx]))
-            step = -torch.cholesky_solve(lin.g[idx, :, None], L).squeeze(-1) * ok[:, None]
+            step = -_solve_damped(lin.H[idx], lam[idx], lin.g[idx, :, None]).squeeze(-1)
+            # the model promises almost nothing (a minimum, or exact to rounding already): that frame is done
+            promised = -2 * (lin.g[idx] * step).sum(1)
+            settled = promised <= tolerance * cost[idx] + rounding
+            if settled.any():
+                active[idx[settled]] = False
+                idx, step = idx[~settled], step[~settled]
+                if idx.numel() == 0:
+                    break
             candidate = _apply_step(state.take(idx), glob[idx], step, parents)
             ev_c = evaluate(target, betas, candidate, goal[idx])
             better = ev_c.cost < cost[idx]
@@ -618,9 +626,8 @@ def _fit_shared(
         for p in passes:
             lin = p.lin
             assert lin is not None and lin.C is not None and lin.Hss is not None and lin.h is not None
-            L, ok = _factor(_damped(lin.H, torch.full((lin.H.shape[0],), lam, dtype=f64, device=dev)))
-            rhs_all = torch.cat([lin.g[..., None], lin.C], -1) * ok[:, None, None]
-            sol = torch.cholesky_solve(rhs_all, L)  # (B, n, 1 + S): H^-1 g, H^-1 C
+            lams = torch.full((lin.H.shape[0],), lam, dtype=f64, device=dev)
+            sol = _solve_damped(lin.H, lams, torch.cat([lin.g[..., None], lin.C], -1))  # (B, n, 1 + S)
             reduced += (lin.Hss - lin.C.transpose(1, 2) @ sol[..., 1:]).sum(0)
             rhs += (lin.h - (lin.C.transpose(1, 2) @ sol[..., :1]).squeeze(-1)).sum(0)
             solved.append(sol)

@@ -195,7 +195,8 @@ def test_frames_fitted_one_by_one_without_a_shape(exact: Converter, model_dir: P
     pose = _poses(4, 22)
     pose[0] = 0.0
     result = pair.convert_poses(pose)
-    assert np.all(result.betas == 0) and (result.vertex_error_mean[1:] < result.vertex_error_initial[1:]).all()
+    assert np.all(result.betas == 0)
+    assert (result.vertex_error_mean[1:] < result.vertex_error_initial[1:]).all()
     assert abs(result.vertex_error_mean[0] - result.vertex_error_initial[0]) < 1e-4
     assert len(set(result.iterations.tolist())) > 1, result.iterations
 

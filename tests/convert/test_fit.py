@@ -24,10 +24,13 @@ F64 = torch.float64
 @pytest.fixture(scope="module")
 def target(model_dir: Path) -> TargetModel:
     model = BodyModel.load("smplx", "neutral", model_dir=model_dir, dtype=F64, dmpl=False)
-    return TargetModel.build(model, np.arange(0, model.num_vertices, 3), num_betas=8)  # a third of the vertices
+    third = np.arange(0, model.num_vertices, 3)  # a third of the vertices keeps the differences quick
+    return TargetModel.build(model, third, num_betas=8)
 
 
-def _numeric_jacobian(target: TargetModel, state: FitState, betas: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+def _numeric_jacobian(
+    target: TargetModel, state: FitState, betas: torch.Tensor, goal: torch.Tensor
+) -> torch.Tensor:
     """``(B, 3 V, n + S)``: central differences of the residuals in the fit's own parameters."""
     ev = evaluate(target, betas, state, goal)
     B, J = state.rel.shape[:2]
@@ -53,7 +56,8 @@ def _case(target: TargetModel) -> tuple[FitState, torch.Tensor, torch.Tensor]:
     state = FitState(rotvec_to_rotmat(torch.as_tensor(rng.normal(0, 0.4, (2, J, 3)))),
                      torch.as_tensor(rng.normal(0, 0.5, (2, 3))))  # fmt: skip
     betas = torch.as_tensor(rng.normal(0, 1, target.num_betas))
-    goal = evaluate(target, betas, state).vertices + torch.as_tensor(rng.normal(0, 0.01, (2, len(target.mask), 3)))
+    noise = torch.as_tensor(rng.normal(0, 0.01, (2, len(target.mask), 3)))
+    goal = evaluate(target, betas, state).vertices + noise
     return state, betas, goal
 
 

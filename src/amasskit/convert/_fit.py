@@ -524,7 +524,8 @@ def _fit_independent(
 ) -> FitResult:
     moments = _moments(target, betas)
     parents = target.model.parents
-    rounding = len(target.mask) * torch.finfo(target.template.dtype).eps ** 2  # squared error of rounded metres
+    # the squared error of positions rounded to the working precision (metres)
+    rounding = len(target.mask) * torch.finfo(target.template.dtype).eps ** 2
     costs, its, initial, errors, joints = [], [], [], [], []
     for goal, state in zip(goals, states, strict=True):
         B = goal.shape[0]

@@ -528,20 +528,26 @@ def fit(
         tolerance: stop when an iteration lowers the squared error by less than this fraction (of the whole
             sequence with a shared shape, of each frame without).
     """
-    if fit_shape:
-        return _fit_shared(target, betas, goals, states, max_iterations=max_iterations, tolerance=tolerance)
-    return _fit_independent(target, betas, goals, states, max_iterations=max_iterations, tolerance=tolerance)
+    problem = _Problem(target, betas, goals, states, max_iterations, tolerance)
+    return _fit_shared(problem) if fit_shape else _fit_independent(problem)
 
 
-def _fit_independent(
-    target: TargetModel,
-    betas: torch.Tensor,
-    goals: list[torch.Tensor],
-    states: list[FitState],
-    *,
-    max_iterations: int,
-    tolerance: float,
-) -> FitResult:
+@dataclass(frozen=True, eq=False)
+class _Problem:
+    """:func:`fit`'s arguments, for its two strategies."""
+
+    target: TargetModel
+    betas: torch.Tensor
+    goals: list[torch.Tensor]
+    states: list[FitState]
+    max_iterations: int
+    tolerance: float
+
+
+def _fit_independent(problem: _Problem) -> FitResult:
+    """Every frame on its own: its own damping, its own steps, its own stop."""
+    target, betas, goals, states = problem.target, problem.betas, problem.goals, problem.states
+    max_iterations, tolerance = problem.max_iterations, problem.tolerance
     moments = _moments(target, betas)
     parents = target.model.parents
     # the squared error of positions rounded to the working precision (metres)
@@ -609,15 +615,10 @@ class _Pass:
     joints: torch.Tensor
 
 
-def _fit_shared(
-    target: TargetModel,
-    betas: torch.Tensor,
-    goals: list[torch.Tensor],
-    states: list[FitState],
-    *,
-    max_iterations: int,
-    tolerance: float,
-) -> FitResult:
+def _fit_shared(problem: _Problem) -> FitResult:
+    """All frames and their one shape together: one damping, steps accepted when the sequence's error falls."""
+    target, betas, goals, states = problem.target, problem.betas, problem.goals, problem.states
+    max_iterations, tolerance = problem.max_iterations, problem.tolerance
     moments = _moments(target, betas)
     parents = target.model.parents
     S = len(betas)

@@ -11,6 +11,7 @@ iterations.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from ..conventions import ModelType
 from ..errors import InvalidArgumentError
 from ..rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from ..sequence import Gender, Sequence
-from ._fit import FitResult, FitState, TargetModel, fit
+from ._fit import FitResult, FitState, TargetModel, evaluate, fit
 from ._transfer import TransferMatrix, find_mask_file, find_transfer_file, load_mask, load_transfer, mesh_of
 
 __all__ = ["JOINT_MAPS", "SCHEDULES", "ConversionResult", "Converter"]
@@ -107,12 +108,17 @@ class Converter:
         mask: target vertex ids to fit (default: all; :func:`~amasskit.convert.load_mask` for SMPL-X's).
         num_betas: target shape coefficients fitted (16, as AMASS's SMPL-X release).
         max_iterations: Levenberg-Marquardt iterations at most (:data:`SCHEDULES`).
-        chunk: frames evaluated at once (memory: about 1 MB per frame for SMPL-X while fitting; every frame of a
-            sequence keeps its target vertices and about 150 KB of normal equations).
+        chunk: frames evaluated at once (memory: about 1 MB per frame of a chunk for SMPL-X while it is evaluated;
+            besides, while the shape is fitted, every frame keeps about 1.4 MB: its target vertices, errors,
+            float32 Gauss-Newton matrix and Cholesky factor; measured 1.45 GB for 1,024 frames, the most
+            ``shape_frames`` lets in by default; longer sequences about 0.4 MB per further frame: 2.3 GB for
+            3,000 frames).
         fit_betas: fit the target shape; False keeps it at zero (pose lists converted with zero shape), and then
             every frame is fitted on its own and stops on its own.
         tolerance: stop when an iteration lowers the squared error by less than this fraction (of the sequence's,
             or without a shape to fit, of the frame's).
+        shape_frames: a sequence longer than this has its shape fitted (with the poses) on this many frames spread
+            evenly over it, then every frame's pose with that shape: memory stays bounded (see ``chunk``).
 
     Raises:
         InvalidArgumentError: a transfer whose sizes do not fit the models, or no joint map for the pair.
@@ -130,6 +136,7 @@ class Converter:
         chunk: int = 256,
         fit_betas: bool = True,
         tolerance: float = 1e-6,
+        shape_frames: int = 1024,
     ) -> None:
         if transfer.source_vertices != source.num_vertices or transfer.target_vertices != target.num_vertices:
             raise InvalidArgumentError(
@@ -140,6 +147,9 @@ class Converter:
             raise InvalidArgumentError(f"no joint map from {source.kind.value} to {target.kind.value}")
         self.source, self.target, self.transfer = source, target, transfer
         self.max_iterations, self.tolerance = max_iterations, tolerance
+        if shape_frames < 1:
+            raise InvalidArgumentError(f"shape_frames must be at least 1, got {shape_frames}")
+        self.shape_frames = shape_frames
         self.chunk, self.fit_betas = chunk, fit_betas
         self.num_betas = min(num_betas, target.num_betas)
         self.fit_model = TargetModel.build(target, mask, num_betas=self.num_betas)
@@ -275,9 +285,38 @@ class Converter:
                 t_idx = [t for _, t in self.joint_map]
                 rel[:, t_idx] = R_src[:, s_idx]
                 states.append(FitState(rel, src_trans[sl] + (J0_src - J0_dst)))
-            fitted = fit(fm, beta, goals, states, fit_shape=self.fit_betas, max_iterations=self.max_iterations,
-                         tolerance=self.tolerance)  # fmt: skip
+            if self.fit_betas and self.shape_frames < N:
+                fitted = self._fit_long(beta, goals, states)
+            else:
+                fitted = fit(fm, beta, goals, states, fit_shape=self.fit_betas,
+                             max_iterations=self.max_iterations, tolerance=self.tolerance)  # fmt: skip
             return self._result(fitted, states, torch.cat(src_joints))
+
+    def _fit_long(self, beta: torch.Tensor, goals: list[torch.Tensor], states: list[FitState]) -> FitResult:
+        """A sequence longer than ``shape_frames``: the shape and the poses fitted together on ``shape_frames``
+        frames spread evenly over it, then every frame's pose with that shape (frames on their own, chunk by chunk), so
+        the normal equations kept between iterations stay bounded whatever the length."""
+        fm = self.fit_model
+        goal_all = torch.cat(goals)
+        rel_all = torch.cat([s.rel for s in states])
+        trans_all = torch.cat([s.trans for s in states])
+        N = len(goal_all)
+        pick = torch.as_tensor(np.unique(np.linspace(0, N - 1, self.shape_frames).round().astype(np.int64)),
+                               device=goal_all.device)  # fmt: skip
+        sub_goals, sub_states = [], []
+        for start in range(0, len(pick), self.chunk):
+            rows = pick[start : start + self.chunk]
+            sub_goals.append(goal_all[rows])
+            sub_states.append(FitState(rel_all[rows].clone(), trans_all[rows].clone()))
+        shared = fit(fm, beta, sub_goals, sub_states, fit_shape=True, max_iterations=self.max_iterations,
+                     tolerance=self.tolerance)  # fmt: skip
+        initial = torch.cat([evaluate(fm, beta, s, g).residual.norm(dim=-1).mean(1) for g, s in
+                             zip(goals, states, strict=True)])  # fmt: skip
+        poses = fit(fm, shared.betas, goals, states, fit_shape=False, max_iterations=self.max_iterations,
+                    tolerance=self.tolerance)  # fmt: skip
+        return dataclasses.replace(
+            poses, initial_error=initial, iterations=poses.iterations + shared.iterations[0]
+        )
 
     def _source_pelvis(self, betas: torch.Tensor | None) -> torch.Tensor:
         shaped = self.source.with_shape(betas)

@@ -31,7 +31,8 @@ copied through the joint map); measured, a lower floor converged faster to a wor
 
 Shared shape. The shape couples all frames of a sequence; a step eliminates every frame's pose block (the Schur
 complement), solves the small shape system, and substitutes back, so poses and shape move together (alternating them
-converges slowly: the pose compensates the shape). Frames are handled in chunks, so memory stays bounded. Without a
+converges slowly: the pose compensates the shape). Frames are evaluated in chunks; each frame keeps its normal
+equations and factors (float32, about 0.25 MB for SMPL-X) between iterations. Without a
 shape to fit, frames are independent: each has its own damping, accepts its own steps and stops on its own.
 """
 
@@ -665,7 +666,7 @@ def _fit_shared(problem: _Problem) -> FitResult:
                 L = _factor_damped(lin.H, torch.full((lin.H.shape[0],), lam, dtype=f64, device=dev))
                 HinvC = torch.cholesky_solve(lin.C, L)
                 reduced += (lin.Hss - lin.C.transpose(1, 2) @ HinvC).sum(0)
-                factors.append((L, HinvC))
+                factors.append((L.to(torch.float32), HinvC))  # kept in float32: it only steers
             diag = torch.diagonal(reduced)
             reduced_damped = reduced + torch.diag(lam * diag + 1e-12 * diag.mean().clamp_min(1e-30))
         # eliminate each frame's pose block, solve the shape, substitute back
@@ -674,7 +675,7 @@ def _fit_shared(problem: _Problem) -> FitResult:
         for p, (L, _) in zip(passes, factors, strict=True):
             lin = p.lin
             assert lin is not None and lin.C is not None and lin.h is not None
-            x = torch.cholesky_solve(lin.g[..., None], L)
+            x = torch.cholesky_solve(lin.g[..., None].to(L.dtype), L).to(f64)
             rhs += (lin.h - (lin.C.transpose(1, 2) @ x).squeeze(-1)).sum(0)
             Hinv_g.append(x[..., 0])
         dbeta = -torch.linalg.solve(reduced_damped, rhs)

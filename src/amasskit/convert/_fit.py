@@ -32,8 +32,10 @@ copied through the joint map); measured, a lower floor converged faster to a wor
 Shared shape. The shape couples all frames of a sequence; a step eliminates every frame's pose block (the Schur
 complement), solves the small shape system, and substitutes back, so poses and shape move together (alternating them
 converges slowly: the pose compensates the shape). Frames are evaluated in chunks; each frame keeps its normal
-equations and factors (float32, about 0.25 MB for SMPL-X) between iterations. Without a
-shape to fit, frames are independent: each has its own damping, accepts its own steps and stops on its own.
+equations and factors (float32, about 0.25 MB for SMPL-X) between iterations. The matrix is built for the first
+:data:`MATRIX_BUILDS` linearizations and then kept, with its factors, under the lower floor :data:`KEPT_FLOOR`; the
+gradient stays exact at every point. Without a shape to fit, frames are independent: each has its own damping,
+accepts its own steps and stops on its own.
 """
 
 from __future__ import annotations

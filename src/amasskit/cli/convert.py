@@ -27,6 +27,14 @@ class BetasChoice(str, Enum):
     zero = "zero"
 
 
+def _shown(path: Path, root: Path) -> str:
+    """A converted file as the table shows it: relative to the output folder (trees repeat file names)."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return path.name
+
+
 @app.command()
 def convert(
     inputs: Annotated[list[Path], typer.Argument(help="Motion files or folders of an AMASS tree.")],
@@ -90,7 +98,7 @@ def convert(
     for col in ("file", "frames", "mean mm", "max mm", "hands mm", "joints mm"):
         table.add_column(col, justify="left" if col == "file" else "right")
     for path, s in report.files.items():
-        table.add_row(Path(path).name, f"{int(s['frames'])}", f"{s['vertex_error_mean_mm']:.2f}",
+        table.add_row(_shown(Path(path), output), f"{int(s['frames'])}", f"{s['vertex_error_mean_mm']:.2f}",
                       f"{s['vertex_error_max_mm']:.2f}", f"{s.get('hands_error_mean_mm', 0.0):.2f}",
                       f"{s['joint_error_mean_mm']:.2f}")  # fmt: skip
     console.print(table)

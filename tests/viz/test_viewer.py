@@ -198,13 +198,11 @@ def test_a_second_track_drawn_with_the_first_at_the_same_instant() -> None:
         facts = viewer.gui_facts.content
         assert "**with converted**" in facts and "frame 16 / 45" in facts
         assert "conversion error (mean, mm): 1.50" in facts
-        nodes = viewer.server.scene._handle_from_node_name  # the scene's drawn nodes
-        bones = nodes["/compare/bones"]
-        assert np.allclose(
-            np.asarray(bones.points)[0, 0], half.joints[15][half.parents[1]] + [1.2, 0.0, 0.0], atol=1e-5
-        )
+        bones = viewer.drawn["/compare"]
+        assert bones is not None
+        assert np.allclose(bones[0, 0], half.joints[15][half.parents[1]] + [1.2, 0.0, 0.0], atol=1e-5)
         viewer.compare_with(None)
-        assert "with converted" not in viewer.gui_facts.content and not nodes["/compare/bones"].visible
+        assert "with converted" not in viewer.gui_facts.content and viewer.drawn["/compare"] is None
         with pytest.raises(RenderError, match="no track 5"):
             viewer.compare_with(5)
     finally:

@@ -117,6 +117,7 @@ class Viewer:
         self.gui_layout = gui.add_dropdown("layout", _LAYOUTS, initial_value=_LAYOUTS[int(side_by_side)])
         self.gui_facts = gui.add_markdown("")
         self.compared: int | None = None
+        self.drawn: dict[str, np.ndarray | None] = {}  # scene node -> the points or vertices last drawn there
 
         @self.gui_play.on_click
         def _(_: Any) -> None:
@@ -247,8 +248,9 @@ class Viewer:
         """Frame ``k`` of ``track`` under the scene node ``root``, moved by ``offset``: its mesh or its skeleton."""
         scene = self.server.scene
         if self.gui_draw.value == "mesh" and track.mesh is not None:
-            scene.add_mesh_simple(f"{root}/mesh", (track.mesh.vertices(k) + offset).astype(np.float32),
-                                  track.mesh.faces.astype(np.uint32), color=colour)  # fmt: skip
+            vertices = (track.mesh.vertices(k) + offset).astype(np.float32)
+            self.drawn[root] = vertices
+            scene.add_mesh_simple(f"{root}/mesh", vertices, track.mesh.faces.astype(np.uint32), color=colour)
             scene.add_line_segments(
                 f"{root}/bones", np.zeros((1, 2, 3), np.float32), (0, 0, 0), visible=False
             )
@@ -257,6 +259,7 @@ class Viewer:
         joints = track.joints[k] + offset
         pairs = [(p, j) for j, p in enumerate(track.parents) if p >= 0]
         points = np.array([[joints[p], joints[j]] for p, j in pairs], dtype=np.float32)
+        self.drawn[root] = points
         if colour == _BODY:
             sides = joint_sides(track.names)
             colours = np.array([[_LEFT if sides[j] > 0 else _RIGHT if sides[j] < 0 else _CENTRE] * 2
@@ -270,6 +273,7 @@ class Viewer:
                               visible=False)  # fmt: skip
 
     def _hide(self, root: str) -> None:
+        self.drawn[root] = None
         scene = self.server.scene
         scene.add_mesh_simple(f"{root}/mesh", np.zeros((3, 3), np.float32), np.array([[0, 1, 2]], np.uint32),
                               visible=False)  # fmt: skip

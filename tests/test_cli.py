@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import amasskit.demo as demo_module
+from amasskit import read
 from amasskit.cli import app
 from amasskit.demo import DemoReport, run_demo
 from amasskit.synth import SynthSummary
@@ -87,6 +88,12 @@ def test_demo_runs_the_whole_path(demo_report: DemoReport) -> None:
     assert report.loading is not None and report.loading.batches == 100 and report.loading.batch_size == 256
     assert report.loading.shapes["pose_body"][1:] == (32, 21, 3) and report.loading.frames_per_second > 0
     assert report.preview is not None and report.preview.stat().st_size > 10_000
+    # the two shortest files converted to SMPL-X, each holding its per-frame errors, read back as SMPL-X
+    assert report.converted is not None and len(report.converted) == 2 and report.converted_to == "smplx"
+    for path, summary in report.converted.items():
+        seq = read(path)
+        assert seq.model.value == "smplx" and seq.num_frames == summary["frames"]
+        assert 0 < summary["vertex_error_mean_mm"] < 30
 
 
 def test_demo_command_prints_the_report(demo_report: DemoReport, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,6 +115,7 @@ def test_demo_command_prints_the_report(demo_report: DemoReport, monkeypatch: py
     assert f"split amass-paper: {counts}; unallocated:" in text
     assert f"loaded 100 batches of 256 x 32-frame clips from {demo_report.loading.store}" in text  # type: ignore[union-attr]
     assert f"preview video (built-in skeleton): {demo_report.preview}" in result.output.replace("\n", "")
+    assert "converted the 2 shortest files" in text and "to smplx with synthetic body models" in text
 
 
 def test_quiet_and_verbose_set_the_log_level(tmp_path: Path) -> None:

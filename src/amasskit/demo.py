@@ -5,7 +5,8 @@ archives, unpack them (in parallel, verified against the synthetic checksum tabl
 AMASS paper's split, read every catalogued file back through the validating reader, and prepare one store per split
 (30 fps, the middle 80%, mirrored copies), then load batches of clips from the training store the way a training
 loop does and measure the loader's throughput, and write a preview video of a prepared sequence beside its mirrored
-copy (the built-in skeleton; MP4 where an ffmpeg is found, else GIF).
+copy (the built-in skeleton; MP4 where an ffmpeg is found, else GIF); last, convert the two shortest files to the
+other model (SMPL+H -> SMPL-X, or back) with synthetic body models and their transfer file, reporting the errors.
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ class DemoReport:
         seconds: stage -> wall time.
         loading: batches of 32-frame clips drawn from the training store (None when it has none).
         preview: the preview video (None when the training store is empty).
+        converted: output file -> summary (millimetres, frames) of the two shortest files converted to
+            ``converted_to`` with synthetic models in ``out/models`` (outputs in ``out/converted``).
     """
 
     synth: SynthSummary
@@ -128,6 +131,8 @@ class DemoReport:
     seconds: dict[str, float]
     loading: LoadingReport | None = None
     preview: Path | None = None
+    converted: dict[str, dict[str, float]] | None = None
+    converted_to: str = ""
 
     @property
     def files(self) -> int:
@@ -218,6 +223,7 @@ def run_demo(
     seconds["catalog"] = time.perf_counter() - t
 
     problems: list[tuple[str, str]] = []
+    lengths: list[tuple[Path, int]] = []
     with Catalog.open(scanned.db) as cat:
         t = time.perf_counter()
         split = cat.assign_split(DEMO_SPLIT)
@@ -229,7 +235,7 @@ def run_demo(
     t = time.perf_counter()
     for k, path in enumerate(paths):
         try:
-            read(path)
+            lengths.append((Path(path), read(path).num_frames))
         except AmassKitError as exc:
             problems.append((str(path), f"{type(exc).__name__}: {exc}"))
         if progress is not None:
@@ -252,6 +258,11 @@ def run_demo(
     t = time.perf_counter()
     preview = write_preview(train, root) if train is not None and prepared.frames["train"] else None
     seconds["preview"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    to = "smplx" if release == "smplh" else "smplh"
+    converted = _convert_shortest(root, target, lengths, to=to, progress=report("convert"))
+    seconds["convert"] = time.perf_counter() - t
     for _path, message in problems:
         logger.warning("%s", message)
     return DemoReport(
@@ -266,4 +277,36 @@ def run_demo(
         seconds=seconds,
         loading=loading,
         preview=preview,
+        converted=converted,
+        converted_to=to,
     )
+
+
+def _convert_shortest(
+    root: Path,
+    tree: Path,
+    lengths: list[tuple[Path, int]],
+    *,
+    to: str,
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, dict[str, float]]:
+    """The two shortest files converted to ``to`` (the fast schedule) into ``root/converted``, mirroring the tree,
+    with synthetic body models and transfer files written to ``root/models``."""
+    from .convert import convert_files
+    from .synth import write_body_models
+
+    models = root / "models"
+    if not (models / "transfer").is_dir():
+        write_body_models(models)
+    out = root / "converted"
+    if out.exists():
+        shutil.rmtree(out)
+    picks = [p for p, _ in sorted(lengths, key=lambda item: item[1])[:2]]
+    summaries: dict[str, dict[str, float]] = {}
+    for k, path in enumerate(picks):
+        rel = path.relative_to(tree)
+        done = convert_files([path], out / rel.parent, to=to, model_dir=models, schedule="fast")
+        summaries.update(done.files)
+        if progress is not None:
+            progress(k + 1, len(picks))
+    return summaries

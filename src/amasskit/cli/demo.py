@@ -31,6 +31,7 @@ def demo(
         "catalog": "cataloguing",
         "read": "reading every file",
         "prepare": "preparing stores",
+        "convert": "converting files",
     }
     with handle_errors(), progress_bar() as bar:
         tasks: dict[str, Any] = {}
@@ -80,6 +81,17 @@ def demo(
         )
     if report.preview is not None:
         console.print(f"preview video (built-in skeleton): {report.preview}", highlight=False)
+    if report.converted:
+        frames = sum(s["frames"] for s in report.converted.values())
+        mean = sum(s["vertex_error_mean_mm"] * s["frames"] for s in report.converted.values()) / max(
+            frames, 1
+        )
+        console.print(
+            f"converted the {len(report.converted)} shortest files ({int(frames)} frames) to "
+            f"{report.converted_to} with synthetic body models: mean vertex error {mean:.2f} mm, every frame's "
+            f"error in its file: {', '.join(report.converted)}",
+            highlight=False,
+        )
     times = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
     console.print(
         f"{report.files} motion files read back, {len(report.problems)} problems. {times}. "

@@ -229,6 +229,17 @@ def test_never_worse_than_the_start_and_deterministic(quick: Converter) -> None:
     assert set(a.part_error_mean) == {"hands", "head", "feet"} and a.iterations.min() > 0
 
 
+def test_values_that_are_not_finite_are_refused(quick: Converter) -> None:
+    pose = _poses(3, 40)
+    pose[1, 5, 0] = np.nan
+    with pytest.raises(
+        InvalidArgumentError, match=r"rel_rotvec is not finite \(first at index \[1, 5, 0\]\)"
+    ):
+        quick.convert_poses(pose)
+    with pytest.raises(InvalidArgumentError, match="trans is not finite"):
+        quick.convert_poses(_poses(2, 41), trans=np.array([[0.0, np.inf, 0.0], [0.0, 0.0, 0.0]]))
+
+
 def test_chunking_does_not_change_the_result(quick: Converter) -> None:
     pose = _poses(3, 7)
     small = copy.copy(quick)

@@ -258,6 +258,9 @@ class Converter:
             betas: ``(S_source,)`` source shape (default zeros).
             trans: ``(N, 3)`` (default zeros).
             dmpls: ``(N, 8)`` SMPL+H soft tissue, where the source model has DMPLs.
+
+        Raises:
+            InvalidArgumentError: a pose array of the wrong shape, or a value that is not finite.
         """
         src, dst, fm = self.source, self.target, self.fit_model
         dev, dt = dst.device, dst.dtype
@@ -267,6 +270,10 @@ class Converter:
                 f"rel_rotvec must be (N, {src.num_joints}, 3), got {tuple(pose.shape)}"
             )
         N = pose.shape[0]
+        for name, value in (("rel_rotvec", rel_rotvec), ("betas", betas), ("trans", trans), ("dmpls", dmpls)):
+            if value is not None and not np.isfinite(np.asarray(value, dtype=np.float64)).all():
+                bad = np.argwhere(~np.isfinite(np.asarray(value, dtype=np.float64)))[0].tolist()
+                raise InvalidArgumentError(f"{name} is not finite (first at index {bad}): nothing converted")
         src_betas = None if betas is None else torch.as_tensor(np.asarray(betas), device=dev, dtype=dt)
         src_trans = torch.zeros(N, 3, device=dev, dtype=dt) if trans is None else torch.as_tensor(
             np.asarray(trans), device=dev, dtype=dt)  # fmt: skip

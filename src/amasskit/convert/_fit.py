@@ -83,7 +83,7 @@ class TargetModel:
     Attributes:
         model: the body model.
         mask: ``(Vm,)`` vertex ids fitted.
-        weights: ``(Vm, J)`` their skinning weights; ``weights_t`` its transpose as a sparse matrix.
+        weights: ``(Vm, J)`` their skinning weights.
         skin_joint, skin_weight: ``(Vm, K)`` the joints skinning each masked vertex (dominant first) and weights.
         template, shape_basis, pose_basis: the masked rows of ``v_template``, the shape and the pose bases
             (``(Vm, 3)``, ``(S, Vm * 3)``, ``(9 (J - 1), Vm * 3)``).
@@ -101,7 +101,6 @@ class TargetModel:
     model: BodyModel
     mask: torch.Tensor
     weights: torch.Tensor
-    weights_t: torch.Tensor
     skin_joint: torch.Tensor
     skin_weight: torch.Tensor
     template: torch.Tensor
@@ -167,7 +166,6 @@ class TargetModel:
             model=model,
             mask=torch.as_tensor(ids, device=dev),
             weights=torch.as_tensor(weights, device=dev, dtype=dt),
-            weights_t=torch.as_tensor(weights.T, device=dev, dtype=dt).to_sparse().coalesce(),
             skin_joint=torch.as_tensor(skin_joint, device=dev),
             skin_weight=torch.as_tensor(skin_weight, device=dev, dtype=dt),
             template=model.v_template[ids],
@@ -357,15 +355,14 @@ def _linearize(
 
     # ---- exact gradient
     xr = torch.cat([ev.rest, torch.ones_like(ev.rest[..., :1])], -1)[..., :, None] * r[..., None, :]
-    # the moments through the sparse weights (a few joints per vertex): vertex-major, one sparse product
-    xr_v = xr.reshape(B, -1, 12).transpose(0, 1).reshape(-1, B * 12)
-    E = torch.sparse.mm(target.weights_t, xr_v).reshape(J, B, 4, 3).transpose(0, 1).to(f64)
+    # one dense product with the weights (the sparse one needs vertex-major data: the transpose measured slower)
+    E = (target.weights.T @ xr.reshape(B, -1, 12)).reshape(B, J, 4, 3).to(f64)
     A64, p64 = A.to(f64), p.to(f64)
     rot = _axial(A64 @ E)  # (B, J, 3)
     e = E[:, :, 3]  # (B, J, 3): sum_i w_im r_i
     g = torch.zeros(B, n, dtype=f64, device=r.device)
     g_rot = (D @ rot) - torch.linalg.cross(p64, D @ e)
-    s_ = (ev.blended[..., :3] * r[..., :, None]).sum(-2)  # (B, Vm, 3): B_i^T r_i
+    s_ = (r[..., None, :] @ ev.blended[..., :3]).squeeze(-2)  # (B, Vm, 3): B_i^T r_i
     z = (s_.reshape(B, -1) @ target.pose_basis.T).to(f64).reshape(B, J - 1, 9)
     parents = torch.as_tensor(target.model.parents[1:], device=r.device)
     rows = G[:, parents].to(f64)  # (B, J-1, 3, 3): row a is G_parent^T e_a

@@ -482,15 +482,18 @@ def _apply_step(
     return FitState(R @ state.rel, state.trans + step[:, 3 * J :].to(state.trans.dtype))
 
 
-def _damped(H: torch.Tensor, lam: torch.Tensor, floor: float = DAMPING_FLOOR) -> torch.Tensor:
-    """Marquardt's damping ``H + lam diag(H)`` (float64), with a floor (``floor`` of the mean curvature)."""
+def _damped(H: torch.Tensor, lam: torch.Tensor, floor: float | torch.Tensor = DAMPING_FLOOR) -> torch.Tensor:
+    """Marquardt's damping ``H + lam diag(H)`` (float64), with a floor (``floor`` of the mean curvature; a number, or
+    ``(B, 1)`` per frame)."""
     H = H.double()
     diag = torch.diagonal(H, dim1=-2, dim2=-1)
     scale = diag.mean(-1, keepdim=True).clamp_min(1e-30)
     return H + torch.diag_embed(lam[:, None] * diag + floor * scale)
 
 
-def _factor_damped(H: torch.Tensor, lam: torch.Tensor, floor: float = DAMPING_FLOOR) -> torch.Tensor:
+def _factor_damped(
+    H: torch.Tensor, lam: torch.Tensor, floor: float | torch.Tensor = DAMPING_FLOOR
+) -> torch.Tensor:
     """Cholesky factors ``(B, n, n)`` of the damped ``H`` (float64); a frame whose matrix does not factor gets a
     factor of an enormous matrix (it takes no step)."""
     A = _damped(H, lam, floor)
@@ -501,10 +504,12 @@ def _factor_damped(H: torch.Tensor, lam: torch.Tensor, floor: float = DAMPING_FL
     return L
 
 
-def _solve_damped(H: torch.Tensor, lam: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+def _solve_damped(
+    H: torch.Tensor, lam: torch.Tensor, rhs: torch.Tensor, floor: float | torch.Tensor = DAMPING_FLOOR
+) -> torch.Tensor:
     """``(H + damping)^-1 rhs`` for ``H (B, n, n)``, ``rhs (B, n, k)`` by Cholesky (float64); zeros for a frame
     whose matrix does not factor."""
-    return torch.cholesky_solve(rhs.to(torch.float64), _factor_damped(H, lam))
+    return torch.cholesky_solve(rhs.to(torch.float64), _factor_damped(H, lam, floor))
 
 
 @dataclass(frozen=True, eq=False)
@@ -576,11 +581,17 @@ def _fit_independent(problem: _Problem) -> FitResult:
         lam = torch.full((B,), 1e-3, device=dev, dtype=torch.float64)
         iterations = torch.zeros(B, dtype=torch.long, device=dev)
         active = torch.ones(B, dtype=torch.bool, device=dev)
-        for _ in range(max_iterations):
+        built = torch.ones(
+            B, dtype=torch.long, device=dev
+        )  # matrices built per frame (then kept, as in the shared fit)
+        for it in range(max_iterations):
             idx = torch.nonzero(active).squeeze(1)
             if idx.numel() == 0:
                 break
-            step = -_solve_damped(lin.H[idx], lam[idx], lin.g[idx, :, None]).squeeze(-1)
+            floor = torch.where(built[idx] >= MATRIX_BUILDS, KEPT_FLOOR, DAMPING_FLOOR).to(torch.float64)[
+                :, None
+            ]
+            step = -_solve_damped(lin.H[idx], lam[idx], lin.g[idx, :, None], floor).squeeze(-1)
             # the model promises almost nothing (a minimum, or exact to rounding already): that frame is done
             promised = -2 * (lin.g[idx] * step).sum(1)
             settled = promised <= tolerance * cost[idx] + rounding
@@ -597,7 +608,27 @@ def _fit_independent(problem: _Problem) -> FitResult:
                 take = idx[better]
                 kept = Evaluation(*(getattr(ev_c, f)[better] for f in Evaluation.__dataclass_fields__))
                 sub = candidate.take(better)
-                lin.put(take, _linearize(target, moments, betas, sub, kept, shape=False))
+                if it < max_iterations - 1:  # after the last step the normal equations are not needed
+                    fresh = built[take] < MATRIX_BUILDS
+                    if fresh.any():
+                        rows = torch.nonzero(fresh).squeeze(1)
+                        kept_f = Evaluation(
+                            *(getattr(kept, f)[rows] for f in Evaluation.__dataclass_fields__)
+                        )
+                        lin.put(
+                            take[rows],
+                            _linearize(target, moments, betas, sub.take(rows), kept_f, shape=False),
+                        )
+                        built[take[rows]] += 1
+                    if (~fresh).any():
+                        rows = torch.nonzero(~fresh).squeeze(1)
+                        kept_s = Evaluation(
+                            *(getattr(kept, f)[rows] for f in Evaluation.__dataclass_fields__)
+                        )
+                        grad = _linearize(
+                            target, moments, betas, sub.take(rows), kept_s, shape=False, matrix=False
+                        )
+                        lin.g[take[rows]] = grad.g
                 state.put(take, sub)
                 glob[take], err[take], posed[take] = kept.glob, kept.residual.norm(dim=-1), kept.joints
                 gain = (cost[take] - kept.cost) / cost[take].clamp_min(1e-300)

@@ -55,7 +55,10 @@ def convert(
         ScheduleChoice,
         typer.Option(help="accurate: within 0.1 mm of convergence; fast: about 2x faster, +0.2 mm."),
     ] = ScheduleChoice.accurate,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes.")] = 1,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Processes (default: all cores; one thread each)."),
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     dask: Annotated[
         str | None,

@@ -144,7 +144,7 @@ def convert_files(
     fit_betas: bool = True,
     device: str = "cpu",
     schedule: str = "accurate",
-    workers: int = 1,
+    workers: int | None = None,
     dask: str | None = None,
     strict: bool = False,
     progress: Callable[[int, int], None] | None = None,
@@ -155,8 +155,9 @@ def convert_files(
         gender: ``same`` (each file's own) or ``neutral`` (the neutral target model).
         fit_betas: fit the target shape (one per sequence); False keeps it at zero.
         schedule: ``accurate`` or ``fast`` (see :data:`amasskit.convert.SCHEDULES`).
-        workers: processes, each with its own converter; every file is fitted on one thread (so its bytes do not
-            depend on the route), so on a machine of N cores ``workers=N`` is the fast setting.
+        workers: processes, each with its own converter (default: one per core, at most one per file); every file
+            is fitted on one thread, so its arrays do not depend on the route. Each process holds the two models
+            (a few hundred MB) and, while it fits a long sequence, up to about 1.5 GB (``Converter``'s ``chunk``).
         dask: a Dask scheduler address (``tcp://host:port``): convert the files on that cluster instead (inputs,
             outputs and the model folder on storage every worker shares; each worker builds its converter once).
         strict: stop at the first file that cannot be converted.
@@ -214,8 +215,8 @@ def convert_files(
             on_error=lambda tag, exc: finished(*tag, None, _problem(tag[0], exc)),
             what="files to convert",
         )
-    elif workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(workers, mp_context=worker_context(), initializer=pool_worker) as pool:
+    elif (processes := min(len(todo), workers or os.cpu_count() or 1)) > 1:
+        with ProcessPoolExecutor(processes, mp_context=worker_context(), initializer=pool_worker) as pool:
             futures = [(p, d, pool.submit(_convert_one, str(p), str(d), target.value, gender, options))
                        for p, d in todo]  # fmt: skip
             for path, dest, future in futures:

@@ -36,6 +36,15 @@ class Release(str, Enum):
     smplx = "smplx"
 
 
+DaskAddress = Annotated[
+    str | None,
+    typer.Option(
+        metavar="tcp://HOST:PORT", help="Run on this Dask scheduler (paths shared with its workers)."
+    ),
+]
+"""The ``--dask`` option of the commands that can run on a Dask cluster (prepare, convert)."""
+
+
 class Lengths(str, Enum):
     real = "real"
     short = "short"

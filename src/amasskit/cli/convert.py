@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ._app import Release, app, console, err_console, handle_errors, progress_bar
+from ._app import DaskAddress, Release, app, console, err_console, handle_errors, progress_bar
 
 
 class GenderChoice(str, Enum):
@@ -60,12 +60,7 @@ def convert(
         typer.Option("--jobs", "-j", min=1, help="Processes (default: all cores; one thread each)."),
     ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    dask: Annotated[
-        str | None,
-        typer.Option(
-            metavar="tcp://HOST:PORT", help="Run on this Dask scheduler (paths shared with its workers)."
-        ),
-    ] = None,
+    dask: DaskAddress = None,
     pose_list: Annotated[
         bool,
         typer.Option(

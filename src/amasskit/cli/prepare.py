@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ._app import app, console, err_console, handle_errors, progress_bar
+from ._app import DaskAddress, app, console, err_console, handle_errors, progress_bar
 
 
 @app.command()
@@ -55,12 +55,7 @@ def prepare(
     joints: Annotated[
         bool | None, typer.Option(help="Store joint positions (default: when a body model is given).")
     ] = None,
-    dask: Annotated[
-        str | None,
-        typer.Option(
-            metavar="tcp://HOST:PORT", help="Run on this Dask scheduler (paths shared with its workers)."
-        ),
-    ] = None,
+    dask: DaskAddress = None,
     overwrite: Annotated[
         bool, typer.Option(help="Replace stores of other experiments (never folders amasskit did not write).")
     ] = False,

@@ -285,6 +285,8 @@ class Converter:
             beta = self.initial_betas(src_betas) if self.fit_betas else torch.zeros_like(self._shape_map[1])
             J0_src = self._source_pelvis(src_betas)
             J0_dst = fm.rest_joints(beta)[0]
+            s_idx = [s for s, _ in self.joint_map]
+            t_idx = [t for _, t in self.joint_map]
             for start in range(0, N, self.chunk):
                 sl = slice(start, start + self.chunk)
                 R_src = rotvec_to_rotmat(pose[sl])
@@ -293,8 +295,6 @@ class Converter:
                 goals.append(self.transfer.apply(posed.vertices)[:, fm.mask])
                 src_joints.append(posed.joints[:, :22])
                 rel = torch.eye(3, device=dev, dtype=dt).repeat(len(R_src), dst.num_joints, 1, 1)
-                s_idx = [s for s, _ in self.joint_map]
-                t_idx = [t for _, t in self.joint_map]
                 rel[:, t_idx] = R_src[:, s_idx]
                 states.append(FitState(rel, src_trans[sl] + (J0_src - J0_dst)))
             if self.fit_betas and self.shape_frames < N:

@@ -88,8 +88,7 @@ class TargetModel:
         template, shape_basis, pose_basis: the masked rows of ``v_template``, the shape and the pose bases
             (``(Vm, 3)``, ``(S, Vm * 3)``, ``(9 (J - 1), Vm * 3)``).
         joint_template, joint_shape_basis: ``(J, 3)`` and ``(J, 3, S)`` rest joints and their shape dependence.
-        descendants, descendants_wp: ``(J, J)`` ``[k, m] = 1`` where ``m`` is ``k`` or below it (float64, and the
-            working precision for the Gauss-Newton matrix).
+        descendants: ``(J, J)`` ``[k, m] = 1`` where ``m`` is ``k`` or below it (working precision).
         pairs: ``(P, 2)`` the ordered pairs of joints that skin a common vertex; ``pair_of_slots (Vm, K, K)`` the
             pair of each vertex's two skinning slots.
         pose_gram: ``(J - 1, 9, 9)`` ``sum_i P_i^(k)T P_i^(k)`` per joint ``k``.
@@ -109,7 +108,6 @@ class TargetModel:
     joint_template: torch.Tensor
     joint_shape_basis: torch.Tensor
     descendants: torch.Tensor
-    descendants_wp: torch.Tensor
     pairs: torch.Tensor
     pair_of_slots: torch.Tensor
     pose_gram: torch.Tensor
@@ -140,7 +138,6 @@ class TargetModel:
         cols = (3 * torch.as_tensor(ids, device=dev)[:, None] + torch.arange(3, device=dev)).reshape(-1)
         P = model.data.posedirs[ids].reshape(len(ids), 3, J - 1, 9)
         assert model.joint_shape_basis is not None  # every SMPL-family model has shape blend shapes
-        f64 = torch.float64
         pm, pn = unique // J, unique % J
         kk, pp_k = np.nonzero(descendants[:, pm])  # k above (or at) m_p
         rows_e, cols_e = [], []
@@ -173,8 +170,7 @@ class TargetModel:
             pose_basis=model.pose_basis[:, cols],
             joint_template=model.joint_template,
             joint_shape_basis=model.joint_shape_basis[:S].reshape(S, J, 3).permute(1, 2, 0).contiguous(),
-            descendants=torch.as_tensor(descendants, device=dev, dtype=f64),
-            descendants_wp=torch.as_tensor(descendants, device=dev, dtype=dt),
+            descendants=torch.as_tensor(descendants, device=dev, dtype=dt),
             pairs=torch.as_tensor(np.stack([unique // J, unique % J], 1), device=dev),
             pair_of_slots=torch.as_tensor(inverse.reshape(key.shape), device=dev),
             pose_gram=torch.as_tensor(np.einsum("vcjm,vcjn->jmn", P, P), device=dev, dtype=dt),
@@ -346,7 +342,7 @@ def _linearize(
     B, J = state.rel.shape[:2]
     n = 3 * J + 3
     S = len(betas)
-    D = target.descendants
+    D = target.descendants.to(f64)  # the gradient's subtree sums in float64
     r = ev.residual
     G, p = ev.glob, ev.joints
     joints_rest = target.rest_joints(betas)
@@ -386,7 +382,7 @@ def _linearize(
     # ---- Gauss-Newton matrix from the moments, about the root (the matrix does not depend on the origin), in the
     # working precision: it only steers, and about the root the cancellations stay far from float32's limits
     wp = r.dtype
-    Dw = target.descendants_wp
+    Dw = target.descendants
     o = p[:, :1]
     Ao = A.clone()
     Ao[..., 3] -= o

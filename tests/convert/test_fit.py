@@ -15,7 +15,15 @@ import pytest
 import torch
 
 from amasskit.body import BodyModel
-from amasskit.convert._fit import FitState, TargetModel, _apply_step, _linearize, _moments, evaluate
+from amasskit.convert._fit import (
+    FitState,
+    TargetModel,
+    _apply_step,
+    _linearize,
+    _moments,
+    evaluate,
+    frames_last,
+)
 from amasskit.rotations import rotvec_to_rotmat
 
 F64 = torch.float64
@@ -31,7 +39,7 @@ def target(model_dir: Path) -> TargetModel:
 def _numeric_jacobian(
     target: TargetModel, state: FitState, betas: torch.Tensor, goal: torch.Tensor
 ) -> torch.Tensor:
-    """``(B, 3 V, n + S)``: central differences of the residuals in the fit's own parameters."""
+    """``(B, 3 V, n + S)`` (``goal`` frames last): central differences of the residuals in the fit's own parameters."""
     ev = evaluate(target, betas, state, goal)
     B, J = state.rel.shape[:2]
     n, eps, cols = 3 * J + 3, 1e-6, []
@@ -58,7 +66,7 @@ def _case(target: TargetModel) -> tuple[FitState, torch.Tensor, torch.Tensor]:
     betas = torch.as_tensor(rng.normal(0, 1, target.num_betas))
     noise = torch.as_tensor(rng.normal(0, 0.01, (2, len(target.mask), 3)))
     goal = evaluate(target, betas, state).vertices + noise
-    return state, betas, goal
+    return state, betas, frames_last(goal)
 
 
 def test_gradient_exact_with_pose_blend_shapes(target: TargetModel) -> None:

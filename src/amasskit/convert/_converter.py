@@ -25,7 +25,7 @@ from ..conventions import ModelType
 from ..errors import InvalidArgumentError
 from ..rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from ..sequence import Gender, Sequence
-from ._fit import FitResult, FitState, TargetModel, evaluate, fit
+from ._fit import FitResult, FitState, TargetModel, evaluate, fit, frames_last
 from ._transfer import TransferMatrix, find_mask_file, find_transfer_file, load_mask, load_transfer, mesh_of
 
 __all__ = ["JOINT_MAPS", "SCHEDULES", "ConversionResult", "Converter"]
@@ -322,7 +322,7 @@ class Converter:
             sub_states.append(FitState(rel_all[rows].clone(), trans_all[rows].clone()))
         shared = fit(fm, beta, sub_goals, sub_states, fit_shape=True, max_iterations=self.max_iterations,
                      tolerance=self.tolerance)  # fmt: skip
-        initial = torch.cat([evaluate(fm, beta, s, g).residual.norm(dim=-1).mean(1) for g, s in
+        initial = torch.cat([evaluate(fm, beta, s, frames_last(g)).error().mean(1) for g, s in
                              zip(goals, states, strict=True)])  # fmt: skip
         poses = fit(fm, shared.betas, goals, states, fit_shape=False, max_iterations=_LONG_POSE_PHASE * self.max_iterations,
                     tolerance=self.tolerance)  # fmt: skip

@@ -60,6 +60,7 @@ __all__ = [
     "TargetModel",
     "evaluate",
     "fit",
+    "frames_last",
 ]
 
 DAMPING_FLOOR = 1e-3
@@ -95,6 +96,8 @@ class TargetModel:
         shape_pairs: ``(P, S, S, 3, 3)`` ``sum_i w_im w_in S_is S_it^T`` per pair (the shape block's moments).
         subtree_pairs: sparse ``(J * J, P)``, ``[(k, l), p] = 1`` where pair ``p = (m, n)`` has ``m`` in the subtree
             of ``k`` and ``n`` in that of ``l`` (sums over subtrees as one sparse product).
+        pose_basis_bf16: the pose basis in bfloat16 for the gradient's pose-blend term, where that product is fast
+            (a float32 fit on a CPU with AVX512-BF16: 4x the float32 product); else None. See :func:`_linearize`.
     """
 
     model: BodyModel
@@ -113,6 +116,7 @@ class TargetModel:
     pose_gram: torch.Tensor
     subtree_pairs: torch.Tensor
     shape_pairs: torch.Tensor
+    pose_basis_bf16: torch.Tensor | None = None
 
     @classmethod
     def build(
@@ -176,6 +180,7 @@ class TargetModel:
             pose_gram=torch.as_tensor(np.einsum("vcjm,vcjn->jmn", P, P), device=dev, dtype=dt),
             subtree_pairs=subtree_pairs,
             shape_pairs=torch.as_tensor(shape_pairs.reshape(len(unique), S, S, 3, 3), device=dev, dtype=dt),
+            pose_basis_bf16=model.pose_basis[:, cols].to(torch.bfloat16) if _fast_bf16(dt, dev) else None,
         )
 
     @property
@@ -195,6 +200,15 @@ class TargetModel:
         return self.template + (betas @ self.shape_basis[: len(betas)]).reshape(-1, 3)
 
 
+def _fast_bf16(dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether a float32 fit on ``device`` takes the gradient's pose-blend product in bfloat16 (CPUs with
+    AVX512-BF16 only: elsewhere the product is emulated and slower, and on CUDA the float32 one is fast already)."""
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # private in torch 2.x: absent means no
+    return (
+        dtype == torch.float32 and torch.device(device).type == "cpu" and check is not None and bool(check())
+    )
+
+
 @dataclass
 class FitState:
     """Per-frame parameters being fitted: ``rel (B, J, 3, 3)`` local rotations, ``trans (B, 3)``."""
@@ -212,46 +226,75 @@ class FitState:
 
 @dataclass(frozen=True, eq=False)
 class Evaluation:
-    """One forward pass over the masked vertices of ``B`` frames.
+    """One forward pass over the masked vertices of ``B`` frames, per-vertex arrays with the frames last (the
+    skinning and blend-shape products are then single matrix products: batched per frame they measured 2-3x slower).
 
     Attributes:
-        vertices, residual: ``(B, Vm, 3)`` posed vertices and ``vertices - goal``.
-        rest: ``(B, Vm, 3)`` rest vertices with the pose blend shapes.
-        blended: ``(B, Vm, 3, 4)`` each vertex's blended transform ``sum_m w_im A_m``.
+        vertices_vm, residual_vm: ``(Vm, 3, B)`` posed vertices and ``vertices - goal``.
+        rest_vm: ``(Vm, 3, B)`` rest vertices with the pose blend shapes.
+        blended_vm: ``(Vm, 3, 4, B)`` each vertex's blended transform ``sum_m w_im A_m``.
         glob, joints: ``(B, J, 3, 3)`` global rotations and ``(B, J, 3)`` posed joints.
         cost: ``(B,)`` squared error summed over the vertices (float64).
     """
 
-    vertices: torch.Tensor
-    residual: torch.Tensor
-    rest: torch.Tensor
-    blended: torch.Tensor
+    vertices_vm: torch.Tensor
+    residual_vm: torch.Tensor
+    rest_vm: torch.Tensor
+    blended_vm: torch.Tensor
     glob: torch.Tensor
     joints: torch.Tensor
     cost: torch.Tensor
 
+    @property
+    def vertices(self) -> torch.Tensor:
+        """``(B, Vm, 3)`` (a view)."""
+        return self.vertices_vm.permute(2, 0, 1)
+
+    @property
+    def residual(self) -> torch.Tensor:
+        """``(B, Vm, 3)`` (a view)."""
+        return self.residual_vm.permute(2, 0, 1)
+
+    def error(self) -> torch.Tensor:
+        """``(B, Vm)`` every vertex's distance to its goal."""
+        r = self.residual_vm  # a norm over the middle axis measured 10x slower than these products
+        squared = r[:, 0] * r[:, 0]
+        squared.addcmul_(r[:, 1], r[:, 1]).addcmul_(r[:, 2], r[:, 2])
+        return squared.sqrt_().T.contiguous()
+
+    def take(self, idx: torch.Tensor) -> Evaluation:
+        """The frames ``idx`` (indices or a mask)."""
+        return Evaluation(self.vertices_vm[..., idx], self.residual_vm[..., idx], self.rest_vm[..., idx],
+                          self.blended_vm[..., idx], self.glob[idx], self.joints[idx], self.cost[idx])  # fmt: skip
+
+
+def frames_last(goal: torch.Tensor) -> torch.Tensor:
+    """``(B, Vm, 3)`` -> ``(Vm, 3, B)`` (contiguous), the layout :func:`evaluate` takes its goal in."""
+    return goal.permute(1, 2, 0).contiguous()
+
 
 def evaluate(
-    target: TargetModel, betas: torch.Tensor, state: FitState, goal: torch.Tensor | None = None
+    target: TargetModel, betas: torch.Tensor, state: FitState, goal_vm: torch.Tensor | None = None
 ) -> Evaluation:
     """The target model's masked vertices for ``state`` and the shape ``betas (S,)``, and their residual to
-    ``goal (B, Vm, 3)`` where given."""
+    ``goal_vm (Vm, 3, B)`` (see :func:`frames_last`) where given."""
     m = target.model
     rest, joints_rest = target.rest_vertices(betas), target.rest_joints(betas)
     B, J = state.rel.shape[:2]
+    Vm = rest.shape[0]
     eye = torch.eye(3, device=rest.device, dtype=rest.dtype)
     feature = (state.rel[:, 1:] - eye).reshape(B, -1)
-    v_rest = (rest.reshape(1, -1) + feature @ target.pose_basis).reshape(B, -1, 3)
+    v_rest = torch.addmm(rest.reshape(-1, 1), target.pose_basis.T, feature.T).reshape(Vm, 3, B)
     glob, posed = forward_kinematics(state.rel, joints_rest, m.levels)
     posed = posed + state.trans[:, None, :]
     tau = posed - (glob @ joints_rest[..., None]).squeeze(-1)
     A = torch.cat([glob, tau[..., None]], dim=-1)  # (B, J, 3, 4)
     # one dense product with the skinning weights (a gather of each vertex's few joints measured slower)
-    blended = (target.weights @ A.reshape(B, J, 12)).reshape(B, -1, 3, 4)
-    x, y, z = v_rest[..., 0, None], v_rest[..., 1, None], v_rest[..., 2, None]
-    vertices = blended[..., 0] * x + blended[..., 1] * y + blended[..., 2] * z + blended[..., 3]
-    residual = vertices if goal is None else vertices - goal
-    cost = residual.double().pow(2).sum((1, 2))
+    blended = (target.weights @ A.permute(1, 2, 3, 0).reshape(J, 12 * B)).reshape(Vm, 3, 4, B)
+    vertices = torch.addcmul(blended[:, :, 3], blended[:, :, 0], v_rest[:, None, 0])
+    vertices.addcmul_(blended[:, :, 1], v_rest[:, None, 1]).addcmul_(blended[:, :, 2], v_rest[:, None, 2])
+    residual = vertices if goal_vm is None else vertices - goal_vm
+    cost = residual.pow(2).sum((0, 1), dtype=torch.float64)
     return Evaluation(vertices, residual, v_rest, blended, glob, posed, cost)
 
 
@@ -343,29 +386,39 @@ def _linearize(
     n = 3 * J + 3
     S = len(betas)
     D = target.descendants.to(f64)  # the gradient's subtree sums in float64
-    r = ev.residual
     G, p = ev.glob, ev.joints
     joints_rest = target.rest_joints(betas)
     tau = p - (G @ joints_rest[..., None]).squeeze(-1)
     A = torch.cat([G, tau[..., None]], dim=-1)  # (B, J, 3, 4)
 
     # ---- exact gradient
-    xr = torch.cat([ev.rest, torch.ones_like(ev.rest[..., :1])], -1)[..., :, None] * r[..., None, :]
-    # one dense product with the weights (the sparse one needs vertex-major data: the transpose measured slower)
-    E = (target.weights.T @ xr.reshape(B, -1, 12)).reshape(B, J, 4, 3).to(f64)
+    r, rest = ev.residual_vm, ev.rest_vm  # (Vm, 3, B)
+    Vm = r.shape[0]
+    xr = torch.cat([rest[:, :, None] * r[:, None], r[:, None]], 1)  # (Vm, 4, 3, B): [vbar_i; 1] r_i^T
+    # one dense product with the weights (the sparse one measured slower)
+    E = (target.weights.T @ xr.reshape(Vm, 12 * B)).reshape(J, 4, 3, B).permute(3, 0, 1, 2).to(f64)
     A64, p64 = A.to(f64), p.to(f64)
     rot = _axial(A64 @ E)  # (B, J, 3)
     e = E[:, :, 3]  # (B, J, 3): sum_i w_im r_i
     g = torch.zeros(B, n, dtype=f64, device=r.device)
     g_rot = (D @ rot) - torch.linalg.cross(p64, D @ e)
-    s_ = (r[..., None, :] @ ev.blended[..., :3]).squeeze(-2)  # (B, Vm, 3): B_i^T r_i
-    z = (s_.reshape(B, -1) @ target.pose_basis.T).to(f64).reshape(B, J - 1, 9)
+    bl = ev.blended_vm
+    s_ = r[:, 0, None] * bl[:, 0, :3]  # (Vm, 3, B): B_i^T r_i
+    s_.addcmul_(r[:, 1, None], bl[:, 1, :3]).addcmul_(r[:, 2, None], bl[:, 2, :3])
+    s_ = s_.reshape(Vm * 3, B)
+    if target.pose_basis_bf16 is not None:
+        # the pose-blend term in bfloat16 (inputs rounded to 8 bits, sums in float32): an error ``e`` in the
+        # gradient moves the minimum by ``H^-1 e`` and raises the cost by only ``e^T H^-1 e / 2``; measured on the
+        # benchmark, the same error to 0.001 mm
+        z = (target.pose_basis_bf16 @ s_.to(torch.bfloat16)).T.to(f64).reshape(B, J - 1, 9)
+    else:
+        z = (target.pose_basis @ s_).T.to(f64).reshape(B, J - 1, 9)
     parents = torch.as_tensor(target.model.parents[1:], device=r.device)
     rows = G[:, parents].to(f64)  # (B, J-1, 3, 3): row a is G_parent^T e_a
     F = (_skew(rows) @ state.rel[:, 1:, None].to(f64)).reshape(B, J - 1, 3, 9)  # d vec(L_k) / d delta_k[a]
     g_rot[:, 1:] += torch.einsum("bjn,bjan->bja", z, F)
     g[:, : 3 * J] = g_rot.reshape(B, -1)
-    g[:, 3 * J :] = r.to(f64).sum(1)
+    g[:, 3 * J :] = e.sum(1)  # sum_i r_i (the weights of a vertex sum to one)
     h = None
     if shape:
         JS = target.joint_shape_basis[..., :S].to(f64)  # (J, 3, S)
@@ -375,7 +428,7 @@ def _linearize(
         for joints, parents_ in target.model.levels:
             dp[:, joints] = dp[:, parents_] + G64[:, parents_] @ (JS[joints] - JS[parents_])[None]
         dtau = dp - G64 @ JS[None]  # (B, J, 3, S)
-        h = (s_.reshape(B, -1) @ target.shape_basis[:S].T).to(f64) + torch.einsum("bjcs,bjc->bs", dtau, e)
+        h = (target.shape_basis[:S] @ s_).T.to(f64) + torch.einsum("bjcs,bjc->bs", dtau, e)
     if not matrix:
         return _Linear(torch.empty(0), g, None, None, h)
 
@@ -395,26 +448,31 @@ def _linearize(
     Q = (AM[:, :, :, None, :] * An[:, :, None, :, :]).sum(-1)  # (P, B, 3, 3): A_m M_p A_n^T
     X = torch.cat([Q.reshape(P, B, 9), AM[..., 3], Mp[:, 3, 3, None, None].expand(P, B, 1)], -1)  # (P, B, 13)
     # subtree sums over both joints of every pair: one sparse product
-    Y = (target.subtree_pairs @ X.reshape(P, B * 13)).reshape(J, J, B, 13).permute(2, 0, 1, 3)
-    YQ, YR, Ys = Y[..., :9].reshape(B, J, J, 3, 3), Y[..., 9:12], Y[..., 12]
-    pk, pl = po[:, :, None, :, None], po[:, None, :, None, :]
-    N = YQ - YR[..., :, None] * pl - pk * YR.transpose(1, 2)[..., None, :] + Ys[..., None, None] * pk * pl
+    # (pair-major throughout: this layout is the sparse product's, and the outer products below are contiguous in it)
+    Y = (target.subtree_pairs @ X.reshape(P, B * 13)).reshape(J, J, B, 13)
+    YQ, YR, Ys = Y[..., :9].reshape(J, J, B, 3, 3), Y[..., 9:12], Y[..., 12]
+    pj = po.transpose(0, 1)  # (J, B, 3)
+    # N_kl = YQ_kl - YR_kl p_l^T - p_k (YR_lk - Ys_kl p_l)^T, the sums of (A_m x - p_k)(A_n x - p_l)^T
+    left = YR.transpose(0, 1) - Ys[..., None] * pj[None]  # (J, J, B, 3)
+    N = YQ - YR[..., :, None] * pj[None, :, :, None, :] - pj[:, None, :, :, None] * left[..., None, :]
+    # each 3 x 3 block of the rotations' matrix is tr(N) I - N^T
+    H = torch.empty(B, n, n, dtype=wp, device=r.device)
+    Hrr = H[:, : 3 * J, : 3 * J].view(B, J, 3, J, 3)
+    torch.neg(N.permute(2, 0, 4, 1, 3), out=Hrr)
+    trace = (N[..., 0, 0] + N[..., 1, 1] + N[..., 2, 2]).permute(2, 0, 1)  # (B, J, J)
+    for i in range(3):
+        Hrr[:, :, i, :, i] += trace
     eye = torch.eye(3, dtype=wp, device=r.device)
-    trace = torch.diagonal(N, dim1=-2, dim2=-1).sum(-1)
-    blocks = trace[..., None, None] * eye - N.transpose(-1, -2)  # (B, J, J, 3, 3)
-    H = torch.zeros(B, n, n, dtype=wp, device=r.device)
-    H[:, : 3 * J, : 3 * J] = blocks.permute(0, 1, 3, 2, 4).reshape(B, 3 * J, 3 * J)
     csum = Dw @ (Ao @ moments.mu[..., None]).squeeze(-1) - po * (Dw @ moments.mu[:, 3])[..., None]
     cross = _skew(csum).reshape(B, 3 * J, 3)
     H[:, : 3 * J, 3 * J :] = cross
     H[:, 3 * J :, : 3 * J] = cross.transpose(1, 2)
-    H[:, 3 * J :, 3 * J :] = r.shape[1] * eye
+    H[:, 3 * J :, 3 * J :] = Vm * eye
     # the pose blend shapes' diagonal blocks, taking each blended rotation as orthonormal
     Fw = F.to(wp)
     diag_blocks = Fw @ target.pose_gram @ Fw.transpose(-1, -2)  # (B, J-1, 3, 3)
-    Hr = H[:, : 3 * J, : 3 * J].reshape(B, J, 3, J, 3)
     idx = torch.arange(1, J, device=r.device)
-    Hr[:, idx, :, idx, :] += diag_blocks.permute(1, 0, 2, 3)
+    Hrr[:, idx, :, idx, :] += diag_blocks.permute(1, 0, 2, 3)
     lin = _Linear(H.to(torch.float32), g)  # kept in float32 (frames x 168 x 168)
     if not shape:
         return lin
@@ -570,8 +628,9 @@ def _fit_independent(problem: _Problem) -> FitResult:
     for goal, state in zip(goals, states, strict=True):
         B = goal.shape[0]
         dev = goal.device
-        ev = evaluate(target, betas, state, goal)
-        cost, glob, err, posed = ev.cost, ev.glob, ev.residual.norm(dim=-1), ev.joints
+        goal_vm = frames_last(goal)
+        ev = evaluate(target, betas, state, goal_vm)
+        cost, glob, err, posed = ev.cost, ev.glob, ev.error(), ev.joints
         initial.append(err.mean(1))
         lin = _linearize(target, moments, betas, state, ev, shape=False)
         lam = torch.full((B,), 1e-3, device=dev, dtype=torch.float64)
@@ -597,36 +656,30 @@ def _fit_independent(problem: _Problem) -> FitResult:
                 if idx.numel() == 0:
                     break
             candidate = _apply_step(state.take(idx), glob[idx], step, parents)
-            ev_c = evaluate(target, betas, candidate, goal[idx])
+            ev_c = evaluate(target, betas, candidate, goal_vm[..., idx])
             better = ev_c.cost < cost[idx]
             iterations[idx] += 1
             if better.any():
                 take = idx[better]
-                kept = Evaluation(*(getattr(ev_c, f)[better] for f in Evaluation.__dataclass_fields__))
+                kept = ev_c.take(better)
                 sub = candidate.take(better)
                 if it < max_iterations - 1:  # after the last step the normal equations are not needed
                     fresh = built[take] < MATRIX_BUILDS
                     if fresh.any():
                         rows = torch.nonzero(fresh).squeeze(1)
-                        kept_f = Evaluation(
-                            *(getattr(kept, f)[rows] for f in Evaluation.__dataclass_fields__)
-                        )
                         lin.put(
                             take[rows],
-                            _linearize(target, moments, betas, sub.take(rows), kept_f, shape=False),
+                            _linearize(target, moments, betas, sub.take(rows), kept.take(rows), shape=False),
                         )
                         built[take[rows]] += 1
                     if (~fresh).any():
                         rows = torch.nonzero(~fresh).squeeze(1)
-                        kept_s = Evaluation(
-                            *(getattr(kept, f)[rows] for f in Evaluation.__dataclass_fields__)
-                        )
                         grad = _linearize(
-                            target, moments, betas, sub.take(rows), kept_s, shape=False, matrix=False
+                            target, moments, betas, sub.take(rows), kept.take(rows), shape=False, matrix=False
                         )
                         lin.g[take[rows]] = grad.g
                 state.put(take, sub)
-                glob[take], err[take], posed[take] = kept.glob, kept.residual.norm(dim=-1), kept.joints
+                glob[take], err[take], posed[take] = kept.glob, kept.error(), kept.joints
                 gain = (cost[take] - kept.cost) / cost[take].clamp_min(1e-300)
                 cost[take] = kept.cost
                 lam[take] = (lam[take] / 3).clamp_min(1e-9)
@@ -664,6 +717,7 @@ def _fit_shared(problem: _Problem) -> FitResult:
     S = len(betas)
     dev = betas.device
     f64 = torch.float64
+    goals_vm = [frames_last(g) for g in goals]
 
     def run(
         beta: torch.Tensor,
@@ -674,7 +728,7 @@ def _fit_shared(problem: _Problem) -> FitResult:
     ) -> list[_Pass]:
         """Evaluate every chunk; with ``earlier``, the gradient only, its matrices taken from ``earlier``."""
         out = []
-        for k, (goal, state) in enumerate(zip(goals, chunks, strict=True)):
+        for k, (goal, state) in enumerate(zip(goals_vm, chunks, strict=True)):
             ev = evaluate(target, beta, state, goal)
             lin = None
             if linearize:  # after the last step only the cost and the errors are needed
@@ -683,7 +737,7 @@ def _fit_shared(problem: _Problem) -> FitResult:
                     old = earlier[k].lin
                     assert old is not None
                     lin.H, lin.C, lin.Hss = old.H, old.C, old.Hss
-            out.append(_Pass(lin, ev.glob, ev.cost, ev.residual.norm(dim=-1), ev.joints))
+            out.append(_Pass(lin, ev.glob, ev.cost, ev.error(), ev.joints))
         return out
 
     passes = run(betas, states, linearize=max_iterations > 0)

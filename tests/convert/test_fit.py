@@ -102,3 +102,20 @@ def test_gauss_newton_matrix_exact_without_pose_blend_shapes(target: TargetModel
     approx = _linearize(target, _moments(target, betas), betas, state, ev, shape=True)
     jac = _numeric_jacobian(target, state, betas, goal)
     assert close(approx.H, (jac.transpose(1, 2) @ jac)[:, :n, :n], 0.01)
+
+
+def test_moments_equal_plain_sums_over_vertices(target: TargetModel) -> None:
+    """The moments from the shape polynomials equal the sums over the shaped rest vertices, pair by pair."""
+    betas = torch.as_tensor(np.random.default_rng(1).normal(0, 1.5, target.num_betas))
+    got = _moments(target, betas)
+    x = torch.cat([target.rest_vertices(betas), torch.ones(len(target.mask), 1, dtype=F64)], 1)  # (V, 4)
+    S = len(betas)
+    Sv = target.shape_basis.reshape(S, -1, 3).permute(1, 0, 2)  # (V, S, 3)
+    Sh = torch.cat([Sv, torch.ones(len(target.mask), S, 1, dtype=F64)], 2)
+    W = target.weights
+    for p, (m, n) in enumerate(target.pairs.tolist()):
+        ww = W[:, m] * W[:, n]
+        assert torch.allclose(got.M[p], (ww[:, None] * x).T @ x, rtol=1e-10, atol=1e-12)
+        assert torch.allclose(got.T[p], torch.einsum("i,ic,isd->scd", ww, x, Sh), rtol=1e-10, atol=1e-12)
+    assert torch.allclose(got.mu, W.T @ x, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(got.nu, torch.einsum("vj,vsc->jsc", W, Sh), rtol=1e-10, atol=1e-12)

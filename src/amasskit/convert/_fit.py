@@ -96,6 +96,7 @@ class TargetModel:
         shape_pairs: ``(P, S, S, 3, 3)`` ``sum_i w_im w_in S_is S_it^T`` per pair (the shape block's moments).
         subtree_pairs: sparse ``(J * J, P)``, ``[(k, l), p] = 1`` where pair ``p = (m, n)`` has ``m`` in the subtree
             of ``k`` and ``n`` in that of ``l`` (sums over subtrees as one sparse product).
+        rest_moments: the rest mesh's pair moments as polynomials in the shape (see :class:`_RestMoments`).
         pose_basis_bf16: the pose basis in bfloat16 for the gradient's pose-blend term, where that product is fast
             (a float32 fit on a CPU with AVX512-BF16: 4x the float32 product); else None. See :func:`_linearize`.
     """
@@ -116,6 +117,7 @@ class TargetModel:
     pose_gram: torch.Tensor
     subtree_pairs: torch.Tensor
     shape_pairs: torch.Tensor
+    rest_moments: _RestMoments
     pose_basis_bf16: torch.Tensor | None = None
 
     @classmethod
@@ -156,13 +158,37 @@ class TargetModel:
             (J * J, len(unique)),
             check_invariants=True,
         ).coalesce()
-        Sv = model.data.shapedirs[ids][:, :, :S].transpose(0, 2, 1)  # (Vm, S, 3)
-        outer = np.einsum("vsc,vtd->vstcd", Sv, Sv).reshape(len(ids), -1)
-        shape_pairs = np.zeros((len(unique), outer.shape[1]))
-        for a in range(K):
-            for b in range(K):
-                np.add.at(shape_pairs, inverse.reshape(key.shape)[:, a, b],
-                          (skin_weight[:, a] * skin_weight[:, b])[:, None] * outer)  # fmt: skip
+        Vm, P_ = len(ids), len(unique)
+        Sv = model.data.shapedirs[ids][:, :, :S].transpose(0, 2, 1).astype(np.float64)  # (Vm, S, 3)
+        T0 = np.asarray(model.data.v_template[ids], dtype=np.float64)  # (Vm, 3)
+        # sums over the vertices of each pair of joints, weighted by the product of their skinning weights: one
+        # sparse (P, Vm) product (float64)
+        slots = inverse.reshape(key.shape)
+        pair_index = np.stack([slots.reshape(-1), np.repeat(np.arange(Vm), K * K)])
+        pair_value = (skin_weight[:, :, None] * skin_weight[:, None, :]).reshape(-1)
+        by_pair = torch.sparse_coo_tensor(torch.as_tensor(pair_index), torch.as_tensor(pair_value, dtype=torch.float64),
+                                          (P_, Vm), check_invariants=True).coalesce()  # fmt: skip
+
+        def pair_sum(values: np.ndarray) -> np.ndarray:
+            return (by_pair @ torch.as_tensor(values.reshape(Vm, -1))).numpy()
+
+        shape_pairs = pair_sum(np.einsum("vsc,vtd->vstcd", Sv, Sv))
+        W64 = np.asarray(weights, dtype=np.float64)
+        rest_moments = _RestMoments(
+            count=torch.as_tensor(pair_sum(np.ones(Vm))[:, 0], device=dev),
+            template=torch.as_tensor(pair_sum(T0), device=dev),
+            shape=torch.as_tensor(pair_sum(Sv).reshape(P_, S, 3), device=dev),
+            template_outer=torch.as_tensor(
+                pair_sum(T0[:, :, None] * T0[:, None, :]).reshape(P_, 3, 3), device=dev
+            ),
+            template_shape=torch.as_tensor(
+                pair_sum(np.einsum("vc,vsd->vscd", T0, Sv)).reshape(P_, S, 3, 3), device=dev
+            ),
+            shape_outer=torch.as_tensor(shape_pairs.reshape(P_, S, S, 3, 3), device=dev),
+            joint_template=torch.as_tensor(W64.T @ T0, device=dev),
+            joint_shape=torch.as_tensor(np.einsum("vj,vsc->jsc", W64, Sv), device=dev),
+            joint_count=torch.as_tensor(W64.sum(0), device=dev),
+        )
         return cls(
             model=model,
             mask=torch.as_tensor(ids, device=dev),
@@ -180,6 +206,7 @@ class TargetModel:
             pose_gram=torch.as_tensor(np.einsum("vcjm,vcjn->jmn", P, P), device=dev, dtype=dt),
             subtree_pairs=subtree_pairs,
             shape_pairs=torch.as_tensor(shape_pairs.reshape(len(unique), S, S, 3, 3), device=dev, dtype=dt),
+            rest_moments=rest_moments,
             pose_basis_bf16=model.pose_basis[:, cols].to(torch.bfloat16) if _fast_bf16(dt, dev) else None,
         )
 
@@ -224,6 +251,28 @@ class FitState:
         self.trans[idx] = other.trans
 
 
+class Scratch:
+    """Buffers for a fit's large per-vertex temporaries, reused from call to call: a fresh allocation of this size is
+    mapped in by the operating system page by page on every call (measured: about 8% of a fit on a CPU). What
+    :func:`evaluate` returns from a scratch holds its buffers: it is valid until the next call with the same
+    scratch."""
+
+    def __init__(self) -> None:
+        self._flat: dict[str, torch.Tensor] = {}
+
+    def __call__(
+        self, name: str, shape: tuple[int, ...], like: torch.Tensor, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        """An uninitialised ``shape`` tensor on ``like``'s device, of ``dtype`` (default ``like``'s)."""
+        dtype = like.dtype if dtype is None else dtype
+        numel = int(np.prod(shape))
+        buf = self._flat.get(name)
+        if buf is None or buf.numel() < numel or buf.dtype != dtype or buf.device != like.device:
+            buf = torch.empty(numel, dtype=dtype, device=like.device)
+            self._flat[name] = buf
+        return buf[:numel].view(shape)
+
+
 @dataclass(frozen=True, eq=False)
 class Evaluation:
     """One forward pass over the masked vertices of ``B`` frames, per-vertex arrays with the frames last (the
@@ -233,6 +282,7 @@ class Evaluation:
         vertices_vm, residual_vm: ``(Vm, 3, B)`` posed vertices and ``vertices - goal``.
         rest_vm: ``(Vm, 3, B)`` rest vertices with the pose blend shapes.
         blended_vm: ``(Vm, 3, 4, B)`` each vertex's blended transform ``sum_m w_im A_m``.
+        squared_vm: ``(Vm, B)`` each vertex's squared residual.
         glob, joints: ``(B, J, 3, 3)`` global rotations and ``(B, J, 3)`` posed joints.
         cost: ``(B,)`` squared error summed over the vertices (float64).
     """
@@ -241,6 +291,7 @@ class Evaluation:
     residual_vm: torch.Tensor
     rest_vm: torch.Tensor
     blended_vm: torch.Tensor
+    squared_vm: torch.Tensor
     glob: torch.Tensor
     joints: torch.Tensor
     cost: torch.Tensor
@@ -256,16 +307,14 @@ class Evaluation:
         return self.residual_vm.permute(2, 0, 1)
 
     def error(self) -> torch.Tensor:
-        """``(B, Vm)`` every vertex's distance to its goal."""
-        r = self.residual_vm  # a norm over the middle axis measured 10x slower than these products
-        squared = r[:, 0] * r[:, 0]
-        squared.addcmul_(r[:, 1], r[:, 1]).addcmul_(r[:, 2], r[:, 2])
-        return squared.sqrt_().T.contiguous()
+        """``(B, Vm)`` every vertex's distance to its goal (a new tensor)."""
+        return self.squared_vm.sqrt().T.contiguous()
 
     def take(self, idx: torch.Tensor) -> Evaluation:
-        """The frames ``idx`` (indices or a mask)."""
+        """The frames ``idx`` (indices or a mask), copied out of any scratch."""
         return Evaluation(self.vertices_vm[..., idx], self.residual_vm[..., idx], self.rest_vm[..., idx],
-                          self.blended_vm[..., idx], self.glob[idx], self.joints[idx], self.cost[idx])  # fmt: skip
+                          self.blended_vm[..., idx], self.squared_vm[..., idx], self.glob[idx], self.joints[idx],
+                          self.cost[idx])  # fmt: skip
 
 
 def frames_last(goal: torch.Tensor) -> torch.Tensor:
@@ -274,28 +323,41 @@ def frames_last(goal: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate(
-    target: TargetModel, betas: torch.Tensor, state: FitState, goal_vm: torch.Tensor | None = None
+    target: TargetModel,
+    betas: torch.Tensor,
+    state: FitState,
+    goal_vm: torch.Tensor | None = None,
+    *,
+    scratch: Scratch | None = None,
 ) -> Evaluation:
     """The target model's masked vertices for ``state`` and the shape ``betas (S,)``, and their residual to
-    ``goal_vm (Vm, 3, B)`` (see :func:`frames_last`) where given."""
+    ``goal_vm (Vm, 3, B)`` (see :func:`frames_last`) where given; in ``scratch``'s buffers where given."""
     m = target.model
+    scratch = Scratch() if scratch is None else scratch
     rest, joints_rest = target.rest_vertices(betas), target.rest_joints(betas)
     B, J = state.rel.shape[:2]
     Vm = rest.shape[0]
     eye = torch.eye(3, device=rest.device, dtype=rest.dtype)
     feature = (state.rel[:, 1:] - eye).reshape(B, -1)
-    v_rest = torch.addmm(rest.reshape(-1, 1), target.pose_basis.T, feature.T).reshape(Vm, 3, B)
+    v_rest = torch.addmm(rest.reshape(-1, 1), target.pose_basis.T, feature.T,
+                         out=scratch("rest", (Vm * 3, B), rest)).view(Vm, 3, B)  # fmt: skip
     glob, posed = forward_kinematics(state.rel, joints_rest, m.levels)
     posed = posed + state.trans[:, None, :]
     tau = posed - (glob @ joints_rest[..., None]).squeeze(-1)
     A = torch.cat([glob, tau[..., None]], dim=-1)  # (B, J, 3, 4)
     # one dense product with the skinning weights (a gather of each vertex's few joints measured slower)
-    blended = (target.weights @ A.permute(1, 2, 3, 0).reshape(J, 12 * B)).reshape(Vm, 3, 4, B)
-    vertices = torch.addcmul(blended[:, :, 3], blended[:, :, 0], v_rest[:, None, 0])
+    blended = torch.mm(target.weights, A.permute(1, 2, 3, 0).reshape(J, 12 * B),
+                       out=scratch("blended", (Vm, 12 * B), rest)).view(Vm, 3, 4, B)  # fmt: skip
+    vertices = torch.addcmul(blended[:, :, 3], blended[:, :, 0], v_rest[:, None, 0],
+                             out=scratch("vertices", (Vm, 3, B), rest))  # fmt: skip
     vertices.addcmul_(blended[:, :, 1], v_rest[:, None, 1]).addcmul_(blended[:, :, 2], v_rest[:, None, 2])
-    residual = vertices if goal_vm is None else vertices - goal_vm
-    cost = residual.pow(2).sum((0, 1), dtype=torch.float64)
-    return Evaluation(vertices, residual, v_rest, blended, glob, posed, cost)
+    residual = vertices
+    if goal_vm is not None:
+        residual = torch.sub(vertices, goal_vm, out=scratch("residual", (Vm, 3, B), rest))
+    squared = torch.mul(residual[:, 0], residual[:, 0], out=scratch("squared", (Vm, B), rest))
+    squared.addcmul_(residual[:, 1], residual[:, 1]).addcmul_(residual[:, 2], residual[:, 2])
+    cost = squared.sum(0, dtype=torch.float64)
+    return Evaluation(vertices, residual, v_rest, blended, squared, glob, posed, cost)
 
 
 @dataclass(frozen=True, eq=False)
@@ -309,31 +371,58 @@ class _Moments:
     nu: torch.Tensor
 
 
+@dataclass(frozen=True, eq=False)
+class _RestMoments:
+    """Sums over the masked vertices of each pair of joints ``p = (m, n)`` (weights ``ww_i = w_im w_in``) and of each
+    joint (weights ``w_im``), of the template ``T_i`` and the shape basis ``S_is``, float64: with the rest vertices
+    ``T_i + sum_s beta_s S_is``, every moment the fit needs is a polynomial in the shape (:func:`_moments`).
+
+    ``count (P,) = sum ww``, ``template (P, 3) = sum ww T``, ``shape (P, S, 3) = sum ww S_s``, ``template_outer (P, 3,
+    3) = sum ww T T^T``, ``template_shape (P, S, 3, 3) = sum ww T S_s^T``, ``shape_outer (P, S, S, 3, 3) = sum ww S_s
+    S_t^T``; per joint ``joint_template (J, 3) = sum w T``, ``joint_shape (J, S, 3) = sum w S_s``, ``joint_count
+    (J,) = sum w``.
+    """
+
+    count: torch.Tensor
+    template: torch.Tensor
+    shape: torch.Tensor
+    template_outer: torch.Tensor
+    template_shape: torch.Tensor
+    shape_outer: torch.Tensor
+    joint_template: torch.Tensor
+    joint_shape: torch.Tensor
+    joint_count: torch.Tensor
+
+
 def _moments(target: TargetModel, betas: torch.Tensor) -> _Moments:
+    """The rest mesh's moments for the shape ``betas (S,)``: contractions of :class:`_RestMoments` with the shape
+    (a gather over the vertices measured 10% of a 64-frame fit)."""
     f64 = torch.float64
-    rest = target.rest_vertices(betas).to(f64)
-    V = rest.shape[0]
-    S = len(betas)
-    ones = torch.ones(V, 1, dtype=f64, device=rest.device)
-    x = torch.cat([rest, ones], 1)  # (V, 4)
-    Sv = target.shape_basis[:S].reshape(S, V, 3).permute(1, 0, 2).to(f64)  # (V, S, 3)
-    Sh = torch.cat([Sv, ones[:, None].expand(V, S, 1)], 2)  # (V, S, 4)
-    xx = (x[:, :, None] * x[:, None, :]).reshape(V, 16)
-    xs = (x[:, None, :, None] * Sh[:, :, None, :]).reshape(V, S * 16)
-    P = target.pairs.shape[0]
-    M = torch.zeros(P, 16, dtype=f64, device=rest.device)
-    T = torch.zeros(P, S * 16, dtype=f64, device=rest.device)
-    w = target.skin_weight.to(f64)
-    K = w.shape[1]
-    for a in range(K):
-        for b in range(K):
-            ww = (w[:, a] * w[:, b])[:, None]
-            M.index_add_(0, target.pair_of_slots[:, a, b], ww * xx)
-            T.index_add_(0, target.pair_of_slots[:, a, b], ww * xs)
-    W = target.weights.to(f64)
-    dt = target.weights.dtype  # accumulated in float64, used in the working precision (they only steer)
-    return _Moments(M.reshape(P, 4, 4).to(dt), T.reshape(P, S, 4, 4).to(dt), (W.T @ x).to(dt),
-                    torch.einsum("vj,vsc->jsc", W, Sh).to(dt))  # fmt: skip
+    rm = target.rest_moments
+    b = betas.to(f64)
+    S = len(b)
+    Sp, TS, SS = rm.shape[:, :S], rm.template_shape[:, :S], rm.shape_outer[:, :S, :S]
+    P = Sp.shape[0]
+    rest = rm.template + torch.einsum("s,psc->pc", b, Sp)  # sum ww x
+    X = torch.einsum("t,ptcd->pcd", b, TS)
+    outer = (
+        rm.template_outer + X + X.transpose(1, 2) + torch.einsum("s,t,pstcd->pcd", b, b, SS)
+    )  # sum ww x x^T
+    rest_shape = TS + torch.einsum("t,ptscd->pscd", b, SS)  # sum ww x S_s^T
+    M = torch.empty(P, 4, 4, dtype=f64, device=b.device)
+    M[:, :3, :3], M[:, :3, 3], M[:, 3, :3], M[:, 3, 3] = outer, rest, rest, rm.count
+    T = torch.empty(P, S, 4, 4, dtype=f64, device=b.device)
+    T[:, :, :3, :3] = rest_shape
+    T[:, :, :3, 3] = rest[:, None]
+    T[:, :, 3, :3] = Sp
+    T[:, :, 3, 3] = rm.count[:, None]
+    J = rm.joint_count.shape[0]
+    mu = torch.cat(
+        [rm.joint_template + torch.einsum("s,jsc->jc", b, rm.joint_shape[:, :S]), rm.joint_count[:, None]], 1
+    )
+    nu = torch.cat([rm.joint_shape[:, :S], rm.joint_count[:, None, None].expand(J, S, 1)], 2)
+    dt = target.weights.dtype  # exact in float64, used in the working precision (they only steer)
+    return _Moments(M.to(dt), T.to(dt), mu.to(dt), nu.to(dt))
 
 
 @dataclass
@@ -377,6 +466,7 @@ def _linearize(
     *,
     shape: bool,
     matrix: bool = True,
+    scratch: Scratch | None = None,
 ) -> _Linear:
     """The exact gradient, and (``matrix``) the Gauss-Newton matrix, of ``B`` frames; with ``shape`` the shape's
     parts too. Without ``matrix`` the returned ``H`` (and ``C``, ``Hss``) are empty placeholders for the caller to
@@ -394,7 +484,10 @@ def _linearize(
     # ---- exact gradient
     r, rest = ev.residual_vm, ev.rest_vm  # (Vm, 3, B)
     Vm = r.shape[0]
-    xr = torch.cat([rest[:, :, None] * r[:, None], r[:, None]], 1)  # (Vm, 4, 3, B): [vbar_i; 1] r_i^T
+    scratch = Scratch() if scratch is None else scratch
+    xr = scratch("xr", (Vm, 4, 3, B), r)  # [vbar_i; 1] r_i^T
+    torch.mul(rest[:, :, None], r[:, None], out=xr[:, :3])
+    xr[:, 3] = r
     # one dense product with the weights (the sparse one measured slower)
     E = (target.weights.T @ xr.reshape(Vm, 12 * B)).reshape(J, 4, 3, B).permute(3, 0, 1, 2).to(f64)
     A64, p64 = A.to(f64), p.to(f64)
@@ -403,14 +496,15 @@ def _linearize(
     g = torch.zeros(B, n, dtype=f64, device=r.device)
     g_rot = (D @ rot) - torch.linalg.cross(p64, D @ e)
     bl = ev.blended_vm
-    s_ = r[:, 0, None] * bl[:, 0, :3]  # (Vm, 3, B): B_i^T r_i
+    s_ = torch.mul(r[:, 0, None], bl[:, 0, :3], out=scratch("s", (Vm, 3, B), r))  # (Vm, 3, B): B_i^T r_i
     s_.addcmul_(r[:, 1, None], bl[:, 1, :3]).addcmul_(r[:, 2, None], bl[:, 2, :3])
     s_ = s_.reshape(Vm * 3, B)
     if target.pose_basis_bf16 is not None:
         # the pose-blend term in bfloat16 (inputs rounded to 8 bits, sums in float32): an error ``e`` in the
         # gradient moves the minimum by ``H^-1 e`` and raises the cost by only ``e^T H^-1 e / 2``; measured on the
         # benchmark, the same error to 0.001 mm
-        z = (target.pose_basis_bf16 @ s_.to(torch.bfloat16)).T.to(f64).reshape(B, J - 1, 9)
+        s_low = scratch("s_bf16", (Vm * 3, B), r, torch.bfloat16).copy_(s_)
+        z = (target.pose_basis_bf16 @ s_low).T.to(f64).reshape(B, J - 1, 9)
     else:
         z = (target.pose_basis @ s_).T.to(f64).reshape(B, J - 1, 9)
     parents = torch.as_tensor(target.model.parents[1:], device=r.device)
@@ -539,10 +633,11 @@ def _apply_step(
 def _damped(H: torch.Tensor, lam: torch.Tensor, floor: float | torch.Tensor = DAMPING_FLOOR) -> torch.Tensor:
     """Marquardt's damping ``H + lam diag(H)`` (float64), with a floor (``floor`` of the mean curvature; a number, or
     ``(B, 1)`` per frame)."""
-    H = H.double()
-    diag = torch.diagonal(H, dim1=-2, dim2=-1)
+    damped = H.to(torch.float64, copy=True)
+    diag = torch.diagonal(damped, dim1=-2, dim2=-1)
     scale = diag.mean(-1, keepdim=True).clamp_min(1e-30)
-    return H + torch.diag_embed(lam[:, None] * diag + floor * scale)
+    diag.add_(lam[:, None] * diag + floor * scale)
+    return damped
 
 
 def _factor_damped(
@@ -625,14 +720,15 @@ def _fit_independent(problem: _Problem) -> FitResult:
     # the squared error of positions rounded to the working precision (metres)
     rounding = len(target.mask) * torch.finfo(target.template.dtype).eps ** 2
     costs, its, initial, errors, joints = [], [], [], [], []
+    scratch, lin_scratch = Scratch(), Scratch()  # an evaluation's frames are copied out before the next one
     for goal, state in zip(goals, states, strict=True):
         B = goal.shape[0]
         dev = goal.device
         goal_vm = frames_last(goal)
-        ev = evaluate(target, betas, state, goal_vm)
+        ev = evaluate(target, betas, state, goal_vm, scratch=scratch)
         cost, glob, err, posed = ev.cost, ev.glob, ev.error(), ev.joints
         initial.append(err.mean(1))
-        lin = _linearize(target, moments, betas, state, ev, shape=False)
+        lin = _linearize(target, moments, betas, state, ev, shape=False, scratch=lin_scratch)
         lam = torch.full((B,), 1e-3, device=dev, dtype=torch.float64)
         iterations = torch.zeros(B, dtype=torch.long, device=dev)
         active = torch.ones(B, dtype=torch.bool, device=dev)
@@ -656,7 +752,7 @@ def _fit_independent(problem: _Problem) -> FitResult:
                 if idx.numel() == 0:
                     break
             candidate = _apply_step(state.take(idx), glob[idx], step, parents)
-            ev_c = evaluate(target, betas, candidate, goal_vm[..., idx])
+            ev_c = evaluate(target, betas, candidate, goal_vm[..., idx], scratch=scratch)
             better = ev_c.cost < cost[idx]
             iterations[idx] += 1
             if better.any():
@@ -669,13 +765,28 @@ def _fit_independent(problem: _Problem) -> FitResult:
                         rows = torch.nonzero(fresh).squeeze(1)
                         lin.put(
                             take[rows],
-                            _linearize(target, moments, betas, sub.take(rows), kept.take(rows), shape=False),
+                            _linearize(
+                                target,
+                                moments,
+                                betas,
+                                sub.take(rows),
+                                kept.take(rows),
+                                shape=False,
+                                scratch=lin_scratch,
+                            ),
                         )
                         built[take[rows]] += 1
                     if (~fresh).any():
                         rows = torch.nonzero(~fresh).squeeze(1)
                         grad = _linearize(
-                            target, moments, betas, sub.take(rows), kept.take(rows), shape=False, matrix=False
+                            target,
+                            moments,
+                            betas,
+                            sub.take(rows),
+                            kept.take(rows),
+                            shape=False,
+                            matrix=False,
+                            scratch=lin_scratch,
                         )
                         lin.g[take[rows]] = grad.g
                 state.put(take, sub)
@@ -718,6 +829,7 @@ def _fit_shared(problem: _Problem) -> FitResult:
     dev = betas.device
     f64 = torch.float64
     goals_vm = [frames_last(g) for g in goals]
+    scratch, lin_scratch = Scratch(), Scratch()  # the evaluations' buffers are free once each is linearized
 
     def run(
         beta: torch.Tensor,
@@ -729,10 +841,11 @@ def _fit_shared(problem: _Problem) -> FitResult:
         """Evaluate every chunk; with ``earlier``, the gradient only, its matrices taken from ``earlier``."""
         out = []
         for k, (goal, state) in enumerate(zip(goals_vm, chunks, strict=True)):
-            ev = evaluate(target, beta, state, goal)
+            ev = evaluate(target, beta, state, goal, scratch=scratch)
             lin = None
             if linearize:  # after the last step only the cost and the errors are needed
-                lin = _linearize(target, moments, beta, state, ev, shape=True, matrix=earlier is None)
+                lin = _linearize(target, moments, beta, state, ev, shape=True, matrix=earlier is None,
+                                 scratch=lin_scratch)  # fmt: skip
                 if earlier is not None:
                     old = earlier[k].lin
                     assert old is not None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -25,7 +26,7 @@ from ..conventions import ModelType
 from ..errors import InvalidArgumentError
 from ..rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from ..sequence import Gender, Sequence
-from ._fit import FitResult, FitState, TargetModel, evaluate, fit, frames_last
+from ._fit import FitResult, FitState, Scratch, TargetModel, evaluate, fit, frames_last
 from ._transfer import TransferMatrix, find_mask_file, find_transfer_file, load_mask, load_transfer, mesh_of
 
 __all__ = ["JOINT_MAPS", "SCHEDULES", "ConversionResult", "Converter"]
@@ -113,11 +114,11 @@ class Converter:
         mask: target vertex ids to fit (default: all; :func:`~amasskit.convert.load_mask` for SMPL-X's).
         num_betas: target shape coefficients fitted (16, as AMASS's SMPL-X release).
         max_iterations: Levenberg-Marquardt iterations at most (:data:`SCHEDULES`).
-        chunk: frames evaluated at once (memory: about 1 MB per frame of a chunk for SMPL-X while it is evaluated;
-            besides, while the shape is fitted, every frame keeps about 1.4 MB: its target vertices, errors,
-            float32 Gauss-Newton matrix and Cholesky factor; measured 1.45 GB for 1,024 frames, the most
-            ``shape_frames`` lets in by default; longer sequences about 0.4 MB per further frame: 2.3 GB for
-            3,000 frames).
+        chunk: frames evaluated at once (memory: about 1 MB per frame of a chunk for SMPL-X, kept by the converter
+            between calls, per thread, for the next; besides, while the shape is fitted, every frame keeps about
+            1.4 MB: its target vertices, errors, float32 Gauss-Newton matrix and Cholesky factor; measured 1.45 GB
+            for 1,024 frames, the most ``shape_frames`` lets in by default; longer sequences about 0.4 MB per
+            further frame: 2.3 GB for 3,000 frames).
         fit_betas: fit the target shape; False keeps it at zero (pose lists converted with zero shape), and then
             every frame is fitted on its own and stops on its own.
         tolerance: stop when an iteration lowers the squared error by less than this fraction (of the sequence's,
@@ -164,6 +165,7 @@ class Converter:
             pairs = JOINT_MAPS[(source.kind, target.kind)]
         self.joint_map = pairs
         self._parts = self._part_rows()
+        self._scratches = threading.local()
         self._shape_map = self._shape_space_map()
 
     @classmethod
@@ -301,7 +303,7 @@ class Converter:
                 fitted = self._fit_long(beta, goals, states)
             else:
                 fitted = fit(fm, beta, goals, states, fit_shape=self.fit_betas,
-                             max_iterations=self.max_iterations, tolerance=self.tolerance)  # fmt: skip
+                             max_iterations=self.max_iterations, tolerance=self.tolerance, scratch=self._scratch())  # fmt: skip
             return self._result(fitted, states, torch.cat(src_joints))
 
     def _fit_long(self, beta: torch.Tensor, goals: list[torch.Tensor], states: list[FitState]) -> FitResult:
@@ -321,14 +323,22 @@ class Converter:
             sub_goals.append(goal_all[rows])
             sub_states.append(FitState(rel_all[rows].clone(), trans_all[rows].clone()))
         shared = fit(fm, beta, sub_goals, sub_states, fit_shape=True, max_iterations=self.max_iterations,
-                     tolerance=self.tolerance)  # fmt: skip
+                     tolerance=self.tolerance, scratch=self._scratch())  # fmt: skip
         initial = torch.cat([evaluate(fm, beta, s, frames_last(g)).error().mean(1) for g, s in
                              zip(goals, states, strict=True)])  # fmt: skip
         poses = fit(fm, shared.betas, goals, states, fit_shape=False, max_iterations=_LONG_POSE_PHASE * self.max_iterations,
-                    tolerance=self.tolerance)  # fmt: skip
+                    tolerance=self.tolerance, scratch=self._scratch())  # fmt: skip
         return dataclasses.replace(
             poses, initial_error=initial, iterations=poses.iterations + shared.iterations[0]
         )
+
+    def _scratch(self) -> Scratch:
+        """This thread's working buffers, kept between conversions (fresh ones are mapped in page by page by the
+        operating system on every call: measured 5-10% of a conversion)."""
+        scratch = getattr(self._scratches, "value", None)
+        if scratch is None:
+            scratch = self._scratches.value = Scratch()
+        return scratch
 
     def _source_pelvis(self, betas: torch.Tensor | None) -> torch.Tensor:
         shaped = self.source.with_shape(betas)

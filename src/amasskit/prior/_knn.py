@@ -1,0 +1,324 @@
+"""Exact k-nearest clean poses under the pose metrics, without an approximate index.
+
+A search equals brute force over the whole clean set (the same neighbours, ordered by distance then id, and the same
+float64 distances from :func:`~amasskit.prior._metrics.pose_distance`); what it skips, it skips on a proven bound.
+
+With ``p_j = <q_j, x_j>`` the joint inner products of a query ``q`` and a clean pose ``x`` (``J`` joints), the
+distances depend on ``S = sum_j |p_j|`` (``posendf = J - S``) or are bounded by it (``geodesic``: see
+:func:`~amasskit.prior._metrics.score_threshold`), so a pose can be among the ``k`` nearest only if ``S >= thr(q)``,
+``thr`` following from the ``k``-th smallest distance found so far. ``S`` itself is not one matrix product, but
+
+    ``S = L + 2 sum_j max(0, -p_j)`` with ``L = sum_j p_j = <Q, X>`` (the 4J-vectors; one matrix product),
+
+and over a tile of consecutive clean poses with per-joint centres ``m_j`` and radii ``r_j >= |x_j - m_j|``:
+``-p_j <= |q_j| r_j - <q_j, m_j>`` and ``L <= sum_j (<q_j, m_j> + |q_j| r_j)``. So per (query, tile): a bound ``B``
+on the correction and an upper bound on ``L``; a tile whose bound stays under ``thr`` is skipped, and in the others
+only the poses whose float32 product ``L^`` satisfies ``L^ + eta + B >= thr`` are evaluated exactly, ``eta`` bounding
+the product's rounding (``gamma_4J |Q| |X|``, larger where CUDA may use TF32). Clean sets stored in their natural
+order (poses of a sequence together) give tight tiles. Tiles are visited best bound first, so ``thr`` rises early;
+with ``hints`` (each query's source pose, as the training-data job has) the search starts from the exact distances
+to the poses around it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import InvalidArgumentError
+from ._metrics import check_metric, pose_distance, score_threshold
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PoseIndex", "knn", "knn_brute_force"]
+
+_SLACK = 1e-9  # on the score: covers the float64 rounding of the bounds and of the exact distances
+_U32 = 2.0**-24
+_U_TF32 = 2.0**-11
+
+
+@dataclass(frozen=True, eq=False)
+class PoseIndex:
+    """A clean pose set prepared for exact search: ``poses (N, J, 4)`` float32 (kept as given when already float32
+    and contiguous: a memory map stays one), tiles of ``tile`` consecutive poses with per-joint centres ``(T, J, 4)``
+    and radii ``(T, J)`` (float64), and the poses as a ``(N, 4 J)`` float32 tensor on ``device``."""
+
+    poses: np.ndarray
+    tile: int
+    centres: np.ndarray
+    radii: np.ndarray
+    norms: np.ndarray  # (T,) the largest |X| (4J-vector) in each tile
+    half_angles: np.ndarray  # (T, J) the largest half-angle atan2(|v|, w) of each joint in each tile
+    joint_norms: np.ndarray  # (T, J) the largest |x_j| in each tile
+    norm_error: float  # the largest ||x_j| - 1|
+    flat: torch.Tensor
+    joint_major: torch.Tensor  # (J, 4, N) float32 on the device, for the per-joint second stage
+
+    @classmethod
+    def build(cls, poses: np.ndarray, *, tile: int = 1024, device: str | torch.device = "cpu") -> PoseIndex:
+        """Raises: InvalidArgumentError: not ``(N, J, 4)``, empty, or not finite."""
+        poses = np.asarray(poses)
+        if poses.ndim != 3 or poses.shape[-1] != 4 or len(poses) == 0:
+            raise InvalidArgumentError(f"clean poses must be a non-empty (N, J, 4) array, got {poses.shape}")
+        if poses.dtype != np.float32 or not poses.flags.c_contiguous:
+            poses = np.ascontiguousarray(poses, dtype=np.float32)
+        if (poses[..., 3] < 0).any():  # the bounds take w >= 0; the distances do not depend on the sign
+            poses = np.where(poses[..., 3:] < 0, -poses, poses).astype(np.float32)
+        if tile < 1:
+            raise InvalidArgumentError(f"tile must be at least 1, got {tile}")
+        N, J = poses.shape[:2]
+        starts = np.arange(0, N, tile)
+        centres = np.empty((len(starts), J, 4))
+        radii = np.empty((len(starts), J))
+        norms = np.empty(len(starts))
+        half = np.empty((len(starts), J))
+        jnorm = np.empty((len(starts), J))
+        norm_error = 0.0
+        for t, s in enumerate(starts):
+            x = poses[s : s + tile].astype(np.float64)
+            if not np.isfinite(x).all():
+                raise InvalidArgumentError(f"clean poses {s}-{s + len(x) - 1} hold non-finite values")
+            centres[t] = x.mean(0)
+            radii[t] = np.sqrt(((x - centres[t]) ** 2).sum(-1)).max(0)
+            norms[t] = np.sqrt((x * x).sum((1, 2))).max()
+            half[t] = np.arctan2(np.sqrt((x[..., :3] ** 2).sum(-1)), x[..., 3]).max(0)
+            xn = np.sqrt((x * x).sum(-1))
+            jnorm[t] = xn.max(0)
+            norm_error = max(norm_error, float(np.abs(xn - 1).max()))
+        grow = 1 + 1e-12  # the float64 rounding of the bounds themselves
+        flat = torch.from_numpy(poses.reshape(N, 4 * J))
+        if torch.device(device).type != "cpu":
+            flat = flat.to(device)
+        joint_major = torch.from_numpy(np.ascontiguousarray(poses.transpose(1, 2, 0))).to(device)
+        return cls(poses, tile, centres, radii * grow + 1e-12, norms * grow, half * grow + 1e-12, jnorm * grow,
+                   norm_error, flat, joint_major)  # fmt: skip
+
+    @property
+    def size(self) -> int:
+        return int(self.poses.shape[0])
+
+    @property
+    def joints(self) -> int:
+        return int(self.poses.shape[1])
+
+
+def _rounding(device: torch.device) -> float:
+    """Unit roundoff of the float32 matrix product's inputs on ``device`` (TF32 where CUDA may use it)."""
+    if device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32:
+        return _U_TF32
+    return _U32
+
+
+class _TopK:
+    """Running ``k`` nearest per query, ordered by (distance, id)."""
+
+    def __init__(self, m: int, k: int) -> None:
+        self.k = k
+        self.dist = np.full((m, k), np.inf)
+        self.ids = np.full((m, k), -1, dtype=np.int64)
+
+    def kth(self) -> np.ndarray:
+        return self.dist[:, -1]
+
+    def merge(self, rows: np.ndarray, ids: np.ndarray, dist: np.ndarray) -> None:
+        """Offer the pairs (query ``rows``, clean ``ids``) at distances ``dist``."""
+        if not len(rows):
+            return
+        touched = np.unique(rows)
+        old_rows = np.repeat(touched, self.k)
+        all_rows = np.concatenate([old_rows, rows])
+        all_ids = np.concatenate([self.ids[touched].reshape(-1), ids])
+        all_dist = np.concatenate([self.dist[touched].reshape(-1), dist])
+        order = np.lexsort((all_ids, all_dist, all_rows))
+        r, i, d = all_rows[order], all_ids[order], all_dist[order]
+        keep = np.ones(len(r), dtype=bool)
+        keep[1:] = (r[1:] != r[:-1]) | (i[1:] != i[:-1])  # one pair found twice: the same distance, kept once
+        keep &= i >= 0
+        r, i, d = r[keep], i[keep], d[keep]
+        first = np.searchsorted(r, touched)
+        rank = np.arange(len(r)) - np.repeat(first, np.diff(np.append(first, len(r))))
+        take = rank < self.k
+        self.dist[touched] = np.inf
+        self.ids[touched] = -1
+        self.dist[r[take], rank[take]] = d[take]
+        self.ids[r[take], rank[take]] = i[take]
+
+
+def _exact(
+    index: PoseIndex, queries: np.ndarray, rows: np.ndarray, ids: np.ndarray, metric: str
+) -> np.ndarray:
+    return pose_distance(queries[rows], index.poses[ids], metric=metric)
+
+
+def _offer(
+    top: _TopK, index: PoseIndex, queries: np.ndarray, rows: np.ndarray, ids: np.ndarray, metric: str,
+    exclude: np.ndarray | None,
+) -> int:  # fmt: skip
+    if exclude is not None:
+        ok = ids != exclude[rows]
+        rows, ids = rows[ok], ids[ok]
+    if len(rows):
+        top.merge(rows, ids, _exact(index, queries, rows, ids, metric))
+    return len(rows)
+
+
+def knn(
+    index: PoseIndex,
+    queries: np.ndarray,
+    k: int,
+    *,
+    metric: str,
+    hints: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
+    window: int = 16,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest clean poses of every query, exactly.
+
+    Args:
+        index: the clean poses (:meth:`PoseIndex.build`).
+        queries: ``(M, J, 4)`` unit quaternions (any sign), the index's joints.
+        k: neighbours per query (at most the clean set's size, less one with ``exclude``).
+        metric: ``posendf`` or ``geodesic``.
+        hints: ``(M,)`` a clean pose near each query (its source): the search starts from the poses within
+            ``window`` of it. Only speed depends on them.
+        exclude: ``(M,)`` a clean pose id each query may not return (itself, in a leave-one-out search), or -1.
+
+    Returns:
+        ``distances (M, k)`` float64 and ``ids (M, k)`` int64, nearest first (ties by smaller id).
+    """
+    metric = check_metric(metric)
+    queries = np.asarray(queries)
+    M = len(queries)
+    N, J = index.size, index.joints
+    if queries.ndim != 3 or queries.shape[1:] != (J, 4):
+        raise InvalidArgumentError(f"queries must be (M, {J}, 4) to match the clean set, got {queries.shape}")
+    limit = N - (1 if exclude is not None else 0)
+    if not 1 <= k <= limit:
+        raise InvalidArgumentError(f"k must be in [1, {limit}] for a clean set of {N} poses, got {k}")
+    if not np.isfinite(queries).all():
+        raise InvalidArgumentError("queries hold non-finite values")
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    queries = np.where(queries[..., 3:] < 0, -queries, queries)  # w >= 0, as the clean set (same distances)
+    top = _TopK(M, k)
+    if hints is not None:
+        hints = np.asarray(hints, dtype=np.int64)
+        offsets = np.arange(-window, window + 1)
+        around = np.clip(hints[:, None] + offsets[None, :], 0, N - 1)
+        rows = np.repeat(np.arange(M), len(offsets))
+        _offer(top, index, queries, rows, around.reshape(-1), metric, exclude)
+    else:
+        _proxy_start(top, index, queries, metric, exclude)
+    _scan(top, index, queries, metric, exclude)
+    return top.dist, top.ids
+
+
+def _proxy_start(
+    top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclude: np.ndarray | None
+) -> None:
+    """Without hints: the poses of largest ``L`` (a proxy; any candidates give a valid start) evaluated exactly."""
+    dev = index.flat.device
+    Q = torch.from_numpy(queries.reshape(len(queries), -1)).to(dev)
+    kp = min(top.k + 1 + (exclude is not None), index.size)
+    best_val = torch.full((len(queries), kp), -torch.inf, device=dev)
+    best_ids = torch.zeros((len(queries), kp), dtype=torch.long, device=dev)
+    for s in range(0, index.size, 8192):
+        L = Q @ index.flat[s : s + 8192].T
+        v, i = L.topk(min(kp, L.shape[1]), dim=1)
+        vals = torch.cat([best_val, v], 1)
+        ids = torch.cat([best_ids, i + s], 1)
+        best_val, pick = vals.topk(kp, dim=1)
+        best_ids = ids.gather(1, pick)
+    rows = np.repeat(np.arange(len(queries)), kp)
+    _offer(top, index, queries, rows, best_ids.cpu().numpy().reshape(-1), metric, exclude)
+
+
+def _per_joint_floor(metric: str, angle: torch.Tensor) -> torch.Tensor:
+    """A joint's distance term for a half-angle ``angle`` (``1 - cos`` or the angle itself)."""
+    return 1.0 - torch.cos(angle) if metric == "posendf" else angle
+
+
+def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclude: np.ndarray | None) -> None:
+    M, J = queries.shape[:2]
+    dev = index.flat.device
+    f64 = torch.float64
+    # the bounds per (query, tile), in float64 torch (vectorised transcendental functions: numpy's took as long
+    # as the matrix products they save)
+    q64 = torch.from_numpy(queries).to(dev, f64)  # (M, J, 4)
+    qn = torch.linalg.vector_norm(q64, dim=-1)  # (M, J)
+    centres = torch.from_numpy(index.centres).to(dev)  # (T, J, 4)
+    P = torch.bmm(q64.transpose(0, 1), centres.permute(1, 2, 0)).permute(1, 2, 0)  # (M, T, J): <q_j, m_j>
+    spread = qn[:, None, :] * torch.from_numpy(index.radii).to(dev)[None]  # |q_j| r_j
+    # -p_j <= |q_j| r_j - <q_j, m_j> (about the tile's centre), and with w >= 0 on both sides
+    # -p_j <= |q_j| |x_j| (sin a sin a' - cos a cos a') = -|q_j| |x_j| cos(a + a'), a the half-angles
+    half_q = torch.atan2(torch.linalg.vector_norm(q64[..., :3], dim=-1), q64[..., 3])  # (M, J)
+    by_angle = -torch.cos(torch.clamp(half_q[:, None, :] + torch.from_numpy(index.half_angles).to(dev)[None],
+                                      max=np.pi))  # fmt: skip
+    by_angle = by_angle * qn[:, None, :] * torch.from_numpy(index.joint_norms).to(dev)[None] + 1e-12
+    correction_t = 2.0 * torch.minimum((spread - P).clamp_min(0.0), by_angle.clamp_min(0.0)).sum(-1)  # S - L
+    upper_t = (P + spread).sum(-1) + correction_t  # bound on S over each tile
+    eps = max(index.norm_error, float((qn - 1).abs().max())) + 1e-15
+    # the distances divide the norms out of each |p_j| (every norm within eps of 1): the normalised sum is at most
+    # the raw one / (1 - eps)^2, so the raw bounds are compared with thr (1 - eps)^2
+    shrink = (1 - eps) ** 2 * (1 - 1e-15)
+    correction, upper = correction_t.cpu().numpy(), upper_t.cpu().numpy()
+    u = _rounding(dev)
+    gamma = 4 * J * u / (1 - 4 * J * u)
+    q_norm = torch.linalg.vector_norm(q64.reshape(M, -1), dim=1).cpu().numpy()
+    eta = gamma * q_norm[:, None] * index.norms[None, :] + 1e-30  # (M, T)
+    Q = torch.from_numpy(queries.reshape(M, -1)).to(dev)
+    Qj = torch.from_numpy(np.ascontiguousarray(queries.transpose(1, 0, 2))).to(dev)  # (J, M, 4)
+    joint_error = 4 * u / (1 - 4 * u) * (1 + eps) ** 2 + 1e-30  # of each float32 joint product
+    order = np.argsort(-upper.mean(0), kind="stable")
+    evaluated = scanned = 0
+    for t in order:
+        kth = top.kth()
+        thr = (score_threshold(kth, J, metric=metric) - _SLACK) * shrink
+        need = np.flatnonzero(upper[:, t] + eta[:, t] >= thr)
+        if not len(need):
+            continue
+        s = int(t) * index.tile
+        width = min(index.tile, index.size - s)
+        scanned += len(need) * width
+        rows_dev = torch.from_numpy(need).to(dev)
+        L = Q[rows_dev] @ index.flat[s : s + width].T
+        floor = torch.from_numpy(thr[need] - correction[need, t] - eta[need, t]).to(dev, torch.float32)
+        # the float32 floor is rounded down a step more, so no pose within the bound is lost to its rounding
+        floor = torch.nextafter(floor, torch.tensor(-torch.inf, device=dev))
+        passed = floor[:, None] <= L
+        if int(passed.sum()) > 0.05 * passed.numel():
+            # many pass the first bound: the per-joint terms in float32, with their rounding bounded, decide
+            c = torch.bmm(Qj[:, rows_dev], index.joint_major[:, :, s : s + width]).abs_()  # (J, r, width)
+            c = torch.clamp((c + joint_error) / shrink, max=1.0)  # an upper bound on each normalised |p_j|
+            terms = 1.0 - c if metric == "posendf" else torch.acos(c)
+            bound = terms.sum(0) * (1 - 4e-6) - 1e-6  # float32 rounding of the terms and of their sum
+            limit = torch.from_numpy(kth[need] + _SLACK).to(dev, torch.float32)
+            passed &= bound <= limit[:, None]
+        hit_r, hit_c = torch.nonzero(passed, as_tuple=True)
+        if hit_r.numel():
+            evaluated += _offer(top, index, queries, need[hit_r.cpu().numpy()], hit_c.cpu().numpy() + s, metric,
+                                exclude)  # fmt: skip
+    logger.debug("exact search: %d queries, %.1f%% of the pairs scanned, %.2f exact evaluations per query", M,
+                 100 * scanned / (M * index.size), evaluated / M)  # fmt: skip
+
+
+def knn_brute_force(
+    clean: np.ndarray, queries: np.ndarray, k: int, *, metric: str, exclude: np.ndarray | None = None,
+    block: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The reference: every distance evaluated (:func:`pose_distance`), sorted by (distance, id). Slow."""
+    clean = np.asarray(clean, dtype=np.float32)
+    queries = np.asarray(queries, dtype=np.float32)
+    dist = np.empty((len(queries), k))
+    ids = np.empty((len(queries), k), dtype=np.int64)
+    all_ids = np.arange(len(clean))
+    for s in range(0, len(queries), block):
+        d = pose_distance(queries[s : s + block, None], clean[None], metric=metric)
+        if exclude is not None:
+            d[np.arange(len(d)), exclude[s : s + block]] = np.inf
+        for r in range(len(d)):
+            order = np.lexsort((all_ids, d[r]))[:k]
+            dist[s + r], ids[s + r] = d[r, order], order
+    return dist, ids

@@ -1,0 +1,106 @@
+"""The exact search against brute force, and the metrics against a plain scalar reimplementation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from amasskit.errors import InvalidArgumentError
+from amasskit.prior import NoiseConfig, PoseIndex, knn, knn_brute_force, perturb, pose_distance
+from amasskit.synth import synth_pose_set
+
+
+def _plain_distance(a: np.ndarray, b: np.ndarray, metric: str) -> float:
+    """One pair, in Python floats."""
+    total = 0.0
+    for qa, qb in zip(a.tolist(), b.tolist(), strict=True):
+        dot = sum(x * y for x, y in zip(qa, qb, strict=True))
+        c = min(1.0, abs(dot) / math.sqrt(sum(x * x for x in qa) * sum(y * y for y in qb)))
+        total += (1.0 - c) if metric == "posendf" else math.acos(c)
+    return total
+
+
+@pytest.fixture(scope="module")
+def clean() -> np.ndarray:
+    poses, _ = synth_pose_set(6000, seed=3)
+    rng = np.random.default_rng(0)
+    # the double cover: some poses with w near 0 and stored with either sign, and exact duplicates
+    near_pi = poses[100:140].copy()
+    near_pi[..., 3] = rng.uniform(-1e-4, 1e-4, near_pi.shape[:2])
+    near_pi /= np.linalg.norm(near_pi, axis=-1, keepdims=True)
+    poses[100:140] = near_pi * rng.choice([-1.0, 1.0], size=(40, 21, 1)).astype(np.float32)
+    poses[200:210] = poses[300]  # ten copies of one pose
+    return poses
+
+
+@pytest.mark.parametrize("metric", ["posendf", "geodesic"])
+def test_metric_matches_a_plain_scalar_reimplementation(clean: np.ndarray, metric: str) -> None:
+    rng = np.random.default_rng(1)
+    a, b = clean[rng.integers(0, len(clean), 50)], clean[rng.integers(0, len(clean), 50)]
+    b[::2] = -b[::2]  # the sign of a quaternion does not matter
+    got = pose_distance(a, b, metric=metric)
+    want = np.array([_plain_distance(x, y, metric) for x, y in zip(a, b, strict=True)])
+    assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert np.all(pose_distance(a, a, metric=metric) <= 1e-6)  # float32 storage is no distance
+
+
+def _queries(clean: np.ndarray, scheme: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    source = np.concatenate([rng.integers(0, len(clean), 60), np.arange(100, 110), [205, 300]])
+    noisy, _, _ = perturb(clean[source], samples=2, noise=NoiseConfig(scheme), seed=seed)
+    queries = noisy.reshape(-1, 21, 4)
+    queries[::3] = -queries[::3]  # queries of either sign
+    return queries, np.repeat(source, 2)
+
+
+@pytest.mark.parametrize("metric", ["posendf", "geodesic"])
+@pytest.mark.parametrize("scheme", ["posendf", "nrdf", "haar"])
+def test_exact_search_equals_brute_force(clean: np.ndarray, metric: str, scheme: str) -> None:
+    queries, hints = _queries(clean, scheme, seed=5)
+    want_d, want_i = knn_brute_force(clean, queries, 5, metric=metric)
+    for tile in (64, 1024):
+        index = PoseIndex.build(clean, tile=tile)
+        for h in (hints, None):
+            got_d, got_i = knn(index, queries, 5, metric=metric, hints=h)
+            assert np.array_equal(got_i, want_i)
+            assert np.array_equal(got_d, want_d)  # the same float64 bits: one definition of the distance
+
+
+def test_duplicates_tie_by_id_and_clean_queries_find_themselves(clean: np.ndarray) -> None:
+    index = PoseIndex.build(clean, tile=128)
+    d, i = knn(index, clean[[300, 205, 7]], 12, metric="posendf")
+    assert list(i[0, :11]) == [*range(200, 210), 300]  # eleven copies at distance 0, smallest id first
+    assert np.all(d[0, :11] == d[0, 0]) and d[0, 0] < 1e-6
+    assert i[2, 0] == 7
+    # leave-one-out: a pose may not find itself
+    d, i = knn(index, clean[:50], 3, metric="geodesic", exclude=np.arange(50))
+    assert not np.any(i == np.arange(50)[:, None])
+    want_d, want_i = knn_brute_force(clean, clean[:50], 3, metric="geodesic", exclude=np.arange(50))
+    assert np.array_equal(i, want_i) and np.array_equal(d, want_d)
+
+
+def test_bad_arguments_are_named(clean: np.ndarray) -> None:
+    index = PoseIndex.build(clean[:100])
+    with pytest.raises(InvalidArgumentError, match="queries must be"):
+        knn(index, clean[:3, :20], 2, metric="posendf")
+    with pytest.raises(InvalidArgumentError, match="k must be in"):
+        knn(index, clean[:3], 101, metric="posendf")
+    with pytest.raises(InvalidArgumentError, match="metric must be"):
+        knn(index, clean[:3], 2, metric="l2")
+    bad = clean[:3].copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(InvalidArgumentError, match="non-finite"):
+        knn(index, bad, 2, metric="posendf")
+    with pytest.raises(InvalidArgumentError, match="clean poses must be"):
+        PoseIndex.build(np.zeros((0, 21, 4), np.float32))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_gives_the_same_result(clean: np.ndarray) -> None:
+    queries, hints = _queries(clean, "nrdf", seed=9)
+    want = knn(PoseIndex.build(clean), queries, 5, metric="posendf", hints=hints)
+    got = knn(PoseIndex.build(clean, device="cuda"), queries, 5, metric="posendf", hints=hints)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])

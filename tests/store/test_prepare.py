@@ -108,6 +108,20 @@ def test_frame_sampling_mode(catalogued: Path, tmp_path: Path) -> None:
     full, sampled = Store(whole.stores["vald"]), Store(some.stores["vald"])
     assert len(full) == len(sampled)
     assert all(s == max(1, f // 4) for f, s in zip(full.length, sampled.length, strict=True))
+    # each kept frame's index in its (resampled) file: the same rows as the whole store's at those frames
+    assert "frame" in sampled.fields and "frame" not in full.fields
+    frame = np.asarray(sampled.fields["frame"])
+    assert frame.dtype == np.int32
+    body_full, body_some = np.asarray(full.fields["pose_body"]), np.asarray(sampled.fields["pose_body"])
+    for i in range(len(sampled)):
+        a, n = int(sampled.offset[i]), int(sampled.length[i])
+        f = frame[a : a + n]
+        assert np.all(np.diff(f) > 0)
+        whole = body_full[int(full.offset[i]) : int(full.offset[i] + full.length[i])]
+        first = int(f[0]) - int(
+            np.flatnonzero((whole == body_some[a]).all(axis=(1, 2)))[0]
+        )  # the trimmed start
+        assert first >= 0 and np.array_equal(whole[f - first], body_some[a : a + n])
 
 
 def test_body_model_gives_joints_and_the_real_pelvis_offset(

@@ -14,7 +14,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from .. import __version__
 from ..errors import AmassKitError
@@ -42,7 +49,7 @@ DaskAddress = Annotated[
         metavar="tcp://HOST:PORT", help="Run on this Dask scheduler (paths shared with its workers)."
     ),
 ]
-"""The ``--dask`` option of the commands that can run on a Dask cluster (prepare, convert)."""
+"""The ``--dask`` option of the commands that can run on a Dask cluster (prepare, convert, prior)."""
 
 
 class Lengths(str, Enum):
@@ -95,6 +102,7 @@ def progress_bar() -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=err_console,
         disable=state["verbose"] < 0 or not err_console.is_terminal,
     )

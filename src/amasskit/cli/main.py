@@ -24,6 +24,7 @@ for _module in (
     "previews",
     "body",
     "convert",
+    "prior",
     "demo",
 ):
     importlib.import_module(f"{__package__}.{_module}")

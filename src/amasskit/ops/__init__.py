@@ -4,6 +4,24 @@ Each takes a :class:`~amasskit.Sequence` and returns a new one (see :mod:`amassk
 pelvis-offset correction).
 """
 
-from ._ops import add_pose_noise, canonicalise, heading, mirror, resample, rotate_about_vertical, trim
+from ._ops import (
+    add_pose_noise,
+    canonicalise,
+    heading,
+    mirror,
+    resample,
+    rotate_about_vertical,
+    trim,
+    trim_bounds,
+)
 
-__all__ = ["add_pose_noise", "canonicalise", "heading", "mirror", "resample", "rotate_about_vertical", "trim"]
+__all__ = [
+    "add_pose_noise",
+    "canonicalise",
+    "heading",
+    "mirror",
+    "resample",
+    "rotate_about_vertical",
+    "trim",
+    "trim_bounds",
+]

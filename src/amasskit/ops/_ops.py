@@ -118,9 +118,21 @@ def trim(seq: Sequence, *, keep: float | None = None, seconds: tuple[float, floa
     Raises:
         ValueError: neither or both given, values out of range, or nothing left.
     """
+    first, stop = trim_bounds(seq.num_frames, seq.fps, keep=keep, seconds=seconds)
+    return seq[first:stop]
+
+
+def trim_bounds(
+    num_frames: int, fps: float, *, keep: float | None = None, seconds: tuple[float, float] | None = None
+) -> tuple[int, int]:
+    """The frames :func:`trim` keeps, ``first:stop``, of a sequence of ``num_frames`` at ``fps``.
+
+    Raises:
+        ValueError: as :func:`trim`.
+    """
     if (keep is None) == (seconds is None):
         raise InvalidArgumentError("give either keep (a fraction) or seconds (start, end)")
-    T = seq.num_frames
+    T = num_frames
     if keep is not None:
         if not 0 < keep <= 1:
             raise InvalidArgumentError(f"keep must be in (0, 1], got {keep}")
@@ -131,10 +143,10 @@ def trim(seq: Sequence, *, keep: float | None = None, seconds: tuple[float, floa
         start_s, end_s = seconds
         if start_s < 0 or end_s < 0:
             raise InvalidArgumentError(f"seconds to cut must be >= 0, got {seconds}")
-        first, stop = math.ceil(start_s * seq.fps - 1e-9), T - math.ceil(end_s * seq.fps - 1e-9)
+        first, stop = math.ceil(start_s * fps - 1e-9), T - math.ceil(end_s * fps - 1e-9)
     if stop <= first:
         raise InvalidArgumentError(f"trimming leaves no frame of a {T}-frame sequence")
-    return seq[first:stop]
+    return first, stop
 
 
 def _pelvis(pelvis_offset: np.ndarray | None, seq: Sequence) -> np.ndarray:

@@ -26,7 +26,7 @@ from ..errors import (
     NonFiniteError,
 )
 from ..io import read
-from ..ops import add_pose_noise, canonicalise, mirror, resample, rotate_about_vertical, trim
+from ..ops import add_pose_noise, canonicalise, mirror, resample, rotate_about_vertical, trim, trim_bounds
 from ..rotations import convert
 from ..sequence import Sequence
 from ._config import FPS_RANGE, PrepareConfig
@@ -66,9 +66,13 @@ def pelvis_offset(model: Any, seq: Sequence) -> np.ndarray:
         return shaped.joints_rest[..., 0, :].numpy().astype(np.float64)
 
 
-def _fields(path: str, seq: Sequence, config: PrepareConfig, model: Any = None) -> dict[str, np.ndarray]:
+def _fields(
+    path: str, seq: Sequence, config: PrepareConfig, model: Any = None, frames: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     dtype = np.dtype(config.dtype)
     out: dict[str, np.ndarray] = {}
+    if frames is not None:
+        out["frame"] = frames.astype(np.int32)
     for name in POSE_PARTS:
         value = getattr(seq, name)
         if value is not None:
@@ -120,8 +124,12 @@ def process_sequence(
     _check_input(path, seq)
     if config.fps is not None:
         seq = resample(seq, config.fps)
+    first = 0
     if config.trim_keep is not None or config.trim_seconds is not None:
         try:
+            first = trim_bounds(seq.num_frames, seq.fps, keep=config.trim_keep, seconds=config.trim_seconds)[
+                0
+            ]
             seq = trim(seq, keep=config.trim_keep, seconds=config.trim_seconds)
         except ValueError:
             return []
@@ -130,9 +138,11 @@ def process_sequence(
     if config.canonicalise:
         seq = canonicalise(seq, pelvis_offset=pelvis)
     rng = _rng(config.seed, rel)
+    frames = None
     if config.frame_fraction is not None:
         count = max(1, math.floor(seq.num_frames * config.frame_fraction))
         picked = np.sort(rng.choice(seq.num_frames, size=count, replace=False))
+        frames = first + picked  # each kept frame's index in the (resampled) file
         arrays = {n: a[picked] for n, a in seq.arrays().items() if n != "betas"}
         seq = seq.replace(**arrays)
         if pelvis is not None and pelvis.ndim == 2:
@@ -156,7 +166,7 @@ def process_sequence(
         meta = {"source": rel, "dataset": prov.dataset, "subject": prov.subject, "name": prov.name,
                 "augmentation": augmentation, "model": seq.model.value}  # fmt: skip
         joints_model = model if config.stores_joints else None
-        out.append((_fields(path, variant, config, joints_model), meta | {"fps": variant.fps,
+        out.append((_fields(path, variant, config, joints_model, frames), meta | {"fps": variant.fps,
                     "gender": variant.gender.value, "betas": variant.betas.astype(np.float32).tolist()}))  # fmt: skip
     return out
 

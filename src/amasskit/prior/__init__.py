@@ -6,20 +6,36 @@
   scheme, Haar-random rotations, a mixture), seeded per (seed, pose, sample).
 * :class:`PoseIndex`, :func:`knn` - the exact ``k`` nearest clean poses of each query (equal to brute force; what is
   skipped is skipped on a proven bound), :func:`knn_brute_force` the plain reference.
+* :func:`build_pose_sets` / :func:`pose_set_from_store`, :class:`PoseSet` - clean pose sets from a catalog (VPoser's
+  and Pose-NDF's sampling as presets), stores of kind ``pose-set`` with every pose's provenance (``amasskit prior
+  poses``).
+* :func:`build_training_data`, :class:`TrainingData` - noisy samples of a pose set with their exact nearest clean
+  poses, chunked, resumable, on a device or a Dask cluster, the same bytes by every route (``amasskit prior data``).
 """
 
+from ._data import TrainingData, TrainingDataConfig, build_training_data
 from ._knn import PoseIndex, knn, knn_brute_force
 from ._metrics import METRICS, Metric, pose_distance
 from ._noise import NOISE_SCHEMES, NoiseConfig, perturb
+from ._sets import JOINT_SETS, PRESETS, PoseSet, PoseSetConfig, build_pose_sets, pose_set_from_store
 
 __all__ = [
+    "JOINT_SETS",
     "METRICS",
     "NOISE_SCHEMES",
+    "PRESETS",
     "Metric",
     "NoiseConfig",
     "PoseIndex",
+    "PoseSet",
+    "PoseSetConfig",
+    "TrainingData",
+    "TrainingDataConfig",
+    "build_pose_sets",
+    "build_training_data",
     "knn",
     "knn_brute_force",
     "perturb",
     "pose_distance",
+    "pose_set_from_store",
 ]

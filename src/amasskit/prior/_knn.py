@@ -23,6 +23,7 @@ to the poses around it.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,7 +90,7 @@ class PoseIndex:
             jnorm[t] = xn.max(0)
             norm_error = max(norm_error, float(np.abs(xn - 1).max()))
         grow = 1 + 1e-12  # the float64 rounding of the bounds themselves
-        flat = torch.from_numpy(poses.reshape(N, 4 * J))
+        flat = _shared_tensor(poses.reshape(N, 4 * J))
         if torch.device(device).type != "cpu":
             flat = flat.to(device)
         joint_major = torch.from_numpy(np.ascontiguousarray(poses.transpose(1, 2, 0))).to(device)
@@ -103,6 +104,14 @@ class PoseIndex:
     @property
     def joints(self) -> int:
         return int(self.poses.shape[1])
+
+
+def _shared_tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor sharing ``array``'s memory, also where it is read-only (a pose set's memory map: the search never
+    writes to it, so torch's warning about read-only arrays does not apply)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
 
 
 def _rounding(device: torch.device) -> float:

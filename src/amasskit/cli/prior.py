@@ -1,0 +1,149 @@
+"""``amasskit prior poses|data``: pose-prior training data."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ._app import DaskAddress, app, console, handle_errors, progress_bar
+
+prior_app = typer.Typer(
+    no_args_is_help=True,
+    help="Pose priors: `prior poses` samples clean pose sets from a catalog; `prior data` makes noisy samples "
+    "with their exact nearest clean poses.",
+)
+app.add_typer(prior_app, name="prior")
+
+
+class NoiseChoice(str, Enum):
+    posendf = "posendf"
+    nrdf = "nrdf"
+    haar = "haar"
+    mixture = "mixture"
+
+
+class MetricChoice(str, Enum):
+    posendf = "posendf"
+    geodesic = "geodesic"
+
+
+class JointsChoice(str, Enum):
+    body = "body"
+    body_hands = "body+hands"
+
+
+class PresetChoice(str, Enum):
+    posendf = "posendf"
+    vposer = "vposer"
+
+
+@prior_app.command("poses")
+def poses(
+    config_file: Annotated[
+        Path | None, typer.Argument(metavar="[CONFIG.yaml]", help="YAML or JSON config (keys as the flags).")
+    ] = None,
+    catalog: Annotated[Path | None, typer.Option(help="Catalog (database or scanned folder).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for the pose sets (one per split).")
+    ] = None,
+    scheme: Annotated[str | None, typer.Option(help="Recorded split scheme; none: one set 'all'.")] = None,
+    split: Annotated[list[str] | None, typer.Option(help="Only these splits (repeatable).")] = None,
+    dataset: Annotated[list[str] | None, typer.Option(help="Only these sub-datasets (repeatable).")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model (smplh, smplx).")] = None,
+    preset: Annotated[
+        PresetChoice | None, typer.Option(help="Sampling preset: 30% of the frames of the middle 80%.")
+    ] = None,
+    fraction: Annotated[
+        float | None, typer.Option(help="Fraction of each sequence's frames (the preset's).")
+    ] = None,
+    trim_keep: Annotated[
+        float | None, typer.Option(help="Middle fraction sampled from (the preset's).")
+    ] = None,
+    fps: Annotated[float | None, typer.Option(help="Resample to this rate first.")] = None,
+    joints: Annotated[JointsChoice | None, typer.Option(help="21 body joints, or 51 with the hands.")] = None,
+    dedup: Annotated[
+        float | None, typer.Option(help="Drop poses within this geodesic distance (rad) of an earlier one.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the sampling.")] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Processes (default: all cores).")
+    ] = None,
+    strict: Annotated[bool | None, typer.Option(help="Stop at the first unreadable file.")] = None,
+    dask: DaskAddress = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing pose sets of another config.")] = False,
+) -> None:
+    """Clean pose sets from a catalog, one per split, as VPoser and Pose-NDF sample AMASS; every pose keeps its
+    source file and frame. Resumable, parallel, on a Dask cluster with --dask (through `prepare`)."""
+    from ..prepare import load_config_file
+    from ..prior import PoseSet, PoseSetConfig, build_pose_sets
+
+    flags = {"catalog": catalog, "out": out, "scheme": scheme, "splits": split, "datasets": dataset, "model": model,
+             "preset": None if preset is None else preset.value, "frame_fraction": fraction, "trim_keep": trim_keep,
+             "fps": fps, "joints": None if joints is None else joints.value, "dedup": dedup, "seed": seed,
+             "workers": jobs, "strict": strict, "dask": dask}  # fmt: skip
+    with handle_errors():
+        data: dict[str, Any] = {} if config_file is None else load_config_file(config_file)
+        data.update(
+            {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v not in (None, [])}
+        )
+        config = PoseSetConfig.from_mapping(data)
+    with handle_errors(), progress_bar() as bar:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(split_name: str, done: int, total: int) -> None:
+            if split_name not in tasks:
+                tasks[split_name] = bar.add_task("sampling poses", total=total)
+            bar.update(tasks[split_name], completed=done)
+
+        sets = build_pose_sets(config, overwrite=overwrite, progress=on_progress)
+    table = Table(title="pose sets")
+    for col in ("split", "pose set", "sequences", "poses"):
+        table.add_column(col, justify="right" if col in ("sequences", "poses") else "left")
+    for name, path in sets.items():
+        ps = PoseSet(path)
+        table.add_row(name, str(path), f"{len(ps.store):,}", f"{len(ps):,}")
+    console.print(table)
+
+
+@prior_app.command("data")
+def data(
+    poses_path: Annotated[Path, typer.Argument(metavar="POSES", help="A pose set (`amasskit prior poses`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the training set.")],
+    samples_per_pose: Annotated[int, typer.Option(min=1, help="Noisy samples of each clean pose.")] = 10,
+    noise: Annotated[NoiseChoice, typer.Option(help="Perturbation scheme.")] = NoiseChoice.nrdf,
+    sigma: Annotated[
+        list[float] | None, typer.Option(help="The scheme's noise levels (repeatable; default: its own).")
+    ] = None,
+    distance: Annotated[
+        MetricChoice, typer.Option(help="Distance to the clean poses.")
+    ] = MetricChoice.geodesic,
+    k: Annotated[int, typer.Option("--k", min=1, help="Nearest clean poses kept per sample.")] = 5,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the noise.")] = 0,
+    chunk: Annotated[int, typer.Option(min=1, help="Clean poses per chunk (bounds memory).")] = 1024,
+    device: Annotated[str, typer.Option(help="cpu or cuda (the search's matrix products).")] = "cpu",
+    dask: DaskAddress = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a training set of another config.")] = False,
+) -> None:
+    """Noisy samples of every clean pose with their exact k nearest clean poses and distances (equal to brute force),
+    memory-mappable for training. Chunked, resumable after a kill, the same bytes on any device or cluster."""
+    from ..prior import TrainingData, TrainingDataConfig, build_training_data
+
+    with handle_errors():
+        sigmas = {} if not sigma or noise is NoiseChoice.mixture else {noise.value: tuple(sigma)}
+        config = TrainingDataConfig(poses=str(poses_path), out=str(out), samples_per_pose=samples_per_pose,
+                                    noise=noise.value, sigmas=sigmas, metric=distance.value, k=k, seed=seed,
+                                    chunk=chunk, device=device, dask=dask)  # fmt: skip
+    with handle_errors(), progress_bar() as bar:
+        task = bar.add_task("noisy poses and their neighbours", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        path = build_training_data(config, overwrite=overwrite, progress=on_progress)
+    result = TrainingData(path)
+    console.print(f"{path}: {len(result):,} samples of {result.manifest['poses']['count']:,} clean poses, "
+                  f"{k} nearest by {distance.value} distance ({result.manifest['experiment_id']})")  # fmt: skip

@@ -1,0 +1,294 @@
+"""Pose sets: the clean poses a distance field learns from, sampled from a catalog as VPoser and Pose-NDF sample AMASS.
+
+A pose set is an amasskit store (:mod:`amasskit.store`) of kind ``pose-set``: one field ``quat (F, J, 4)``, float32
+XYZW quaternions with ``w >= 0`` (21 body joints, or 51 with the hands), one ``frame (F,)`` field with each pose's
+frame in its file (at the set's rate, counted from the file's start), and the store's index per source sequence
+(``offset``, ``length``, ``sequences.json`` with source, dataset, subject, name): the provenance of every pose. Its
+manifest records the config, the inputs' experiment id, the counts and any de-duplication.
+
+:func:`build_pose_sets` runs :func:`amasskit.prepare.prepare` in frame-sampling mode (so a pose set inherits prepare's
+selection, resampling, resumption, parallel and Dask runs) into ``OUT/.prepared``, then writes one pose set per split
+to ``OUT/<split>`` with :func:`pose_set_from_store`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from ..errors import ConfigError, InvalidArgumentError, StoreError
+from ..rotations import convert, quat_canonical
+from ..store import Store, StoreWriter
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["JOINT_SETS", "PRESETS", "PoseSet", "PoseSetConfig", "build_pose_sets", "pose_set_from_store"]
+
+KIND: Final[str] = "pose-set"
+JOINT_SETS: Final[dict[str, tuple[str, ...]]] = {
+    "body": ("pose_body",),
+    "body+hands": ("pose_body", "pose_hand"),
+}
+PRESETS: Final[dict[str, dict[str, float]]] = {
+    # a seeded 30% of the frames of the middle 80% of each sequence, at the file's own rate
+    "vposer": {"frame_fraction": 0.3, "trim_keep": 0.8},
+    "posendf": {"frame_fraction": 0.3, "trim_keep": 0.8},
+}
+
+
+class PoseSet:
+    """A pose set opened for reading (memory-mapped).
+
+    Attributes:
+        quat: ``(F, J, 4)`` float32. frame: ``(F,)`` int32. store: the underlying :class:`~amasskit.store.Store`.
+        joints: ``"body"`` or ``"body+hands"``. experiment_id: the set's id (its config and inputs).
+
+    Raises:
+        StoreError: not a pose set (naming the path and what it is).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.store = Store(path)
+        manifest = self.store.manifest
+        if manifest.get("kind") != KIND:
+            raise StoreError(self.store.path, f"a store of kind {manifest.get('kind', 'motion')!r}, not a pose set "
+                                              "(make one with `amasskit prior poses`)")  # fmt: skip
+        quat = self.store.fields.get("quat")
+        if quat is None or quat.ndim != 3 or quat.shape[-1] != 4 or quat.dtype != np.float32:
+            raise StoreError(self.store.path, "a pose set needs a float32 field quat (F, J, 4)")
+        self.quat: np.ndarray = quat
+        self.frame: np.ndarray = self.store.fields["frame"]
+        self.joints: str = str(manifest["pose_set"]["joints"])
+        self.experiment_id: str = str(manifest.get("experiment_id", ""))
+
+    def __len__(self) -> int:
+        return int(self.quat.shape[0])
+
+    @property
+    def path(self) -> Path:
+        return self.store.path
+
+    def sequence_of(self, pose: np.ndarray | int) -> np.ndarray:
+        """The sequence number of each pose id."""
+        return np.searchsorted(self.store.offset, np.asarray(pose), side="right") - 1
+
+    def provenance(self, pose: int) -> tuple[str, int]:
+        """``(source file, frame)`` of a pose."""
+        seq = int(self.sequence_of(pose))
+        return str(self.store.sequences[seq]["source"]), int(self.frame[pose])
+
+
+def _sequence_quats(store: Store, i: int, parts: tuple[str, ...], rotation: str) -> np.ndarray:
+    a, n = int(store.offset[i]), int(store.length[i])
+    arrays = []
+    for name in parts:
+        if name not in store.fields:
+            raise InvalidArgumentError(f"{store.path}: no field {name!r} for these joints")
+        arrays.append(np.asarray(store.fields[name][a : a + n], dtype=np.float64))
+    values = np.concatenate(arrays, axis=1)
+    quat = values if rotation == "quat" else convert(values, source=rotation, target="quat")
+    quat = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
+    return np.asarray(quat_canonical(quat), dtype=np.float32)
+
+
+def _duplicates(quat: np.ndarray, threshold: float) -> np.ndarray:
+    """Pose ids to drop: each pose with an earlier pose (smaller id) at geodesic distance under ``threshold``, found
+    exactly (:func:`~amasskit.prior.knn`, leave-one-out, more neighbours where the last found is still that close)."""
+    from ._knn import PoseIndex, knn
+
+    index = PoseIndex.build(quat)
+    ids = np.arange(len(quat))
+    drop = np.zeros(len(quat), dtype=bool)
+    todo, k = ids, 4
+    while len(todo) and len(quat) > 1:
+        k = min(k, len(quat) - 1)
+        dist, near = knn(index, quat[todo], k, metric="geodesic", exclude=todo, hints=todo)
+        close = dist < threshold
+        drop[todo] |= (close & (near < todo[:, None])).any(1)
+        more = (
+            close[:, -1] & ~drop[todo]
+        )  # every neighbour found is that close: an earlier one may lie further on
+        if k == len(quat) - 1:
+            break
+        todo, k = todo[more], 4 * k
+    return np.flatnonzero(drop)
+
+
+def pose_set_from_store(
+    store_path: str | Path,
+    out: str | Path,
+    *,
+    joints: str = "body",
+    dedup: float | None = None,
+    overwrite: bool = False,
+    manifest: Mapping[str, Any] | None = None,
+) -> Path:
+    """A pose set at ``out`` from a prepared store (any rotation representation): every stored frame is a pose.
+
+    Args:
+        joints: ``body`` (21) or ``body+hands`` (51).
+        dedup: drop every pose with an earlier pose within this geodesic distance (radians, the sum over the joints
+            of half the rotation angle between them); None keeps all.
+        manifest: extra manifest entries.
+
+    Raises:
+        InvalidArgumentError: unknown joints, a negative threshold, a store without the fields.
+        OutputExistsError: ``out`` holds something else, or a store and not ``overwrite``.
+    """
+    if joints not in JOINT_SETS:
+        raise InvalidArgumentError(f"joints must be one of {', '.join(JOINT_SETS)}, got {joints!r}")
+    if dedup is not None and not dedup >= 0:
+        raise InvalidArgumentError(f"dedup must be a distance >= 0 (radians), got {dedup!r}")
+    store = Store(store_path)
+    rotation = str(store.manifest.get("config", {}).get("rotation", "rotvec"))
+    parts = JOINT_SETS[joints]
+    quats = [_sequence_quats(store, i, parts, rotation) for i in range(len(store))]
+    frames = [
+        np.asarray(store.fields["frame"][int(a) : int(a + n)], dtype=np.int32)
+        if "frame" in store.fields
+        else np.arange(int(n), dtype=np.int32)
+        for a, n in zip(store.offset, store.length, strict=True)
+    ]
+    total = sum(len(q) for q in quats)
+    keep = np.ones(total, dtype=bool)
+    removed = 0
+    if dedup is not None and total:
+        dropped = _duplicates(np.concatenate(quats), float(dedup))
+        keep[dropped] = False
+        removed = len(dropped)
+    record = {"kind": KIND, "pose_set": {"joints": joints, "joint_count": int(quats[0].shape[1]) if quats else 0,
+              "quat": "xyzw, w >= 0, float32", "source_store": str(Path(store_path).resolve()),
+              "dedup": None if dedup is None else {"metric": "geodesic", "threshold": float(dedup),
+                                                   "removed": removed}}}  # fmt: skip
+    record |= {
+        k: v for k, v in store.manifest.items() if k in ("experiment_id", "config", "split", "versions")
+    }
+    record |= dict(manifest or {})
+    writer = StoreWriter(Path(out), overwrite=overwrite)
+    try:
+        start = 0
+        for i, (q, f) in enumerate(zip(quats, frames, strict=True)):
+            rows = keep[start : start + len(q)]
+            start += len(q)
+            if not rows.any():
+                continue
+            writer.add({"quat": q[rows], "frame": f[rows]}, fps=float(store.fps[i]), betas=store.betas[i],
+                       gender=_GENDERS[int(store.gender[i])], meta=store.sequences[i])  # fmt: skip
+        writer.close(record)
+    except BaseException:
+        writer.abort()
+        raise
+    logger.info("pose set %s: %d poses (%d removed as duplicates)", out, int(keep.sum()), removed)
+    return Path(out)
+
+
+_GENDERS: Final[tuple[str, ...]] = ("male", "female", "neutral")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoseSetConfig:
+    """What ``amasskit prior poses`` does (every key is also a flag).
+
+    Attributes:
+        catalog, out, scheme, splits, datasets, gender, model, min_duration, fps, seed, workers, strict, dask: as
+            :class:`~amasskit.prepare.PrepareConfig`.
+        preset: ``posendf`` or ``vposer`` (both: 30% of the frames of the middle 80%); ``frame_fraction`` and
+            ``trim_keep`` override it.
+        joints: ``body`` or ``body+hands``.
+        dedup: drop near-identical poses (geodesic distance under this many radians); None keeps every pose.
+    """
+
+    catalog: str
+    out: str
+    scheme: str | None = None
+    splits: tuple[str, ...] | None = None
+    datasets: tuple[str, ...] | None = None
+    gender: str | None = None
+    model: str | None = None
+    min_duration: float = 0.0
+    fps: float | None = None
+    preset: str = "posendf"
+    frame_fraction: float | None = None
+    trim_keep: float | None = None
+    joints: str = "body"
+    dedup: float | None = None
+    seed: int = 0
+    workers: int | None = None
+    strict: bool = False
+    dask: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ConfigError(
+                f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}", key="preset"
+            )
+        if self.joints not in JOINT_SETS:
+            raise ConfigError(
+                f"joints must be one of {', '.join(JOINT_SETS)}, got {self.joints!r}", key="joints"
+            )
+        if self.dedup is not None and (isinstance(self.dedup, bool) or not float(self.dedup) >= 0):
+            raise ConfigError(f"dedup must be a distance >= 0 (radians), got {self.dedup!r}", key="dedup")
+        self.prepare_config()  # every other key checked as prepare checks it
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> PoseSetConfig:
+        """Raises: ConfigError: an unknown or missing key, or a bad value (named)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}",
+                              key=str(sorted(unknown)[0]))  # fmt: skip
+        for key in ("catalog", "out"):
+            if data.get(key) is None:
+                raise ConfigError(f"the config needs {key} (or --{key})", key=key)
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
+
+    def prepare_config(self) -> Any:
+        from ..prepare import PrepareConfig
+
+        preset = PRESETS[self.preset]
+        fraction = preset["frame_fraction"] if self.frame_fraction is None else self.frame_fraction
+        keep = preset["trim_keep"] if self.trim_keep is None else self.trim_keep
+        return PrepareConfig(catalog=self.catalog, out=str(Path(self.out) / ".prepared"), scheme=self.scheme,
+                             splits=self.splits, datasets=self.datasets, gender=self.gender, model=self.model,
+                             min_duration=self.min_duration, fps=self.fps, rotation="quat", dtype="float32",
+                             seed=self.seed, workers=self.workers, strict=self.strict, dask=self.dask,
+                             frame_fraction=fraction, trim_keep=keep)  # fmt: skip
+
+    def describe(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+                if k not in ("workers", "dask", "out")}  # fmt: skip
+
+
+def build_pose_sets(
+    config: PoseSetConfig, *, overwrite: bool = False, progress: Callable[[str, int, int], None] | None = None
+) -> dict[str, Path]:
+    """One pose set per split of the selection, at ``config.out/<split>`` (see the module docstring).
+
+    Raises:
+        As :func:`amasskit.prepare.prepare` (before any work starts: bad config, empty selection, ...).
+    """
+    from ..prepare import prepare
+
+    report = prepare(config.prepare_config(), overwrite=True, progress=progress)
+    digest = hashlib.sha256(json.dumps([config.describe(), report.experiment_id], sort_keys=True).encode())
+    experiment = f"poses-{digest.hexdigest()[:12]}"
+    out = {}
+    for split, store in sorted(report.stores.items()):
+        out[split] = pose_set_from_store(store, Path(config.out) / split, joints=config.joints, dedup=config.dedup,
+                                         overwrite=overwrite, manifest={"experiment_id": experiment, "split": split,
+                                         "config": config.describe(), "prepared": report.experiment_id})  # fmt: skip
+    if report.problems:
+        logger.warning(
+            "%d files could not be read (see the prepared stores' manifests)", len(report.problems)
+        )
+    return out

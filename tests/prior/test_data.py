@@ -175,3 +175,15 @@ def test_the_commands(catalogued: Path, tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "dedup must be" in bad.output
     missing = runner.invoke(app, ["prior", "data", str(tmp_path / "nothing"), "-o", str(tmp_path / "y")])
     assert missing.exit_code == 1 and "StoreError" in missing.output
+
+
+def test_a_dask_cluster_writes_the_same_bytes(clean_set: Path, tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed (amasskit[dask])")
+    local = build_training_data(_config(clean_set, tmp_path / "local", metric="geodesic"))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  scheduler_port=0) as cluster:  # fmt: skip
+        remote = build_training_data(_config(clean_set, tmp_path / "dask", metric="geodesic",
+                                             dask=cluster.scheduler_address))  # fmt: skip
+    for name in ("noisy", "source", "scheme", "sigma", "distance", "neighbour", "manifest.json"):
+        file = name if name.endswith(".json") else f"{name}.npy"
+        assert (local / file).read_bytes() == (remote / file).read_bytes(), name

@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["PoseIndex", "knn", "knn_brute_force"]
 
+_STAGE_TWO_ROWS = 32
+_QUERY_BLOCK = 256
+_BATCH = 4096
 _SLACK = 1e-9  # on the score: covers the float64 rounding of the bounds and of the exact distances
 _U32 = 2.0**-24
 _U_TF32 = 2.0**-11
@@ -282,6 +285,18 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
     joint_error = 4 * u / (1 - 4 * u) * (1 + eps) ** 2 + 1e-30  # of each float32 joint product
     order = np.argsort(-upper.mean(0), kind="stable")
     evaluated = scanned = 0
+    pending: list[tuple[np.ndarray, np.ndarray]] = []
+    waiting = 0
+
+    def flush() -> int:
+        nonlocal waiting
+        if not pending:
+            return 0
+        rows_, ids_ = np.concatenate([p[0] for p in pending]), np.concatenate([p[1] for p in pending])
+        pending.clear()
+        waiting = 0
+        return _offer(top, index, queries, rows_, ids_, metric, exclude)
+
     for t in order:
         kth = top.kth()
         thr = (score_threshold(kth, J, metric=metric) - _SLACK) * shrink
@@ -291,43 +306,73 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
         s = int(t) * index.tile
         width = min(index.tile, index.size - s)
         scanned += len(need) * width
-        rows_dev = torch.from_numpy(need).to(dev)
-        L = Q[rows_dev] @ index.flat[s : s + width].T
-        floor = torch.from_numpy(thr[need] - correction[need, t] - eta[need, t]).to(dev, torch.float32)
-        # the float32 floor is rounded down a step more, so no pose within the bound is lost to its rounding
-        floor = torch.nextafter(floor, torch.tensor(-torch.inf, device=dev))
-        passed = floor[:, None] <= L
-        if int(passed.sum()) > 0.05 * passed.numel():
-            # many pass the first bound: the per-joint terms in float32, with their rounding bounded, decide
-            c = torch.bmm(Qj[:, rows_dev], index.joint_major[:, :, s : s + width]).abs_()  # (J, r, width)
-            c = torch.clamp((c + joint_error) / shrink, max=1.0)  # an upper bound on each normalised |p_j|
-            terms = 1.0 - c if metric == "posendf" else torch.acos(c)
-            bound = terms.sum(0) * (1 - 4e-6) - 1e-6  # float32 rounding of the terms and of their sum
-            limit = torch.from_numpy(kth[need] + _SLACK).to(dev, torch.float32)
-            passed &= bound <= limit[:, None]
-        hit_r, hit_c = torch.nonzero(passed, as_tuple=True)
-        if hit_r.numel():
-            evaluated += _offer(top, index, queries, need[hit_r.cpu().numpy()], hit_c.cpu().numpy() + s, metric,
-                                exclude)  # fmt: skip
+        # the float32 floors are rounded down a step more, so no pose within the bound is lost to their rounding
+        down = torch.tensor(-torch.inf, device=dev)
+        floor_all = torch.nextafter(
+            torch.from_numpy(thr[need] - correction[need, t] - eta[need, t]).to(dev, torch.float32), down
+        )
+        limit_all = torch.from_numpy(kth[need] + _SLACK).to(dev, torch.float32)
+        block = index.flat[s : s + width]
+        for b0 in range(0, len(need), _QUERY_BLOCK):  # products of a cache's size
+            rows = need[b0 : b0 + _QUERY_BLOCK]
+            rows_dev = torch.from_numpy(rows).to(dev)
+            floor = floor_all[b0 : b0 + _QUERY_BLOCK]
+            L = Q[rows_dev] @ block.T
+            hit_rows = torch.nonzero(L.amax(1) >= floor).squeeze(
+                1
+            )  # only rows with a candidate are looked into
+            if not hit_rows.numel():
+                continue
+            passed = floor[hit_rows, None] <= L[hit_rows]
+            if int(passed.sum()) > 0.05 * passed.numel():
+                # many pass the first bound: the per-joint terms in float32, with their rounding bounded, decide
+                # (in blocks of queries whose temporaries stay in cache)
+                limit = limit_all[
+                    torch.from_numpy(np.searchsorted(need, rows[hit_rows.cpu().numpy()])).to(dev)
+                ]
+                sub_dev = rows_dev[hit_rows]
+                for r0 in range(0, len(sub_dev), _STAGE_TWO_ROWS):
+                    r1 = min(r0 + _STAGE_TWO_ROWS, len(sub_dev))
+                    c = torch.bmm(Qj[:, sub_dev[r0:r1]], index.joint_major[:, :, s : s + width]).abs_()
+                    c.add_(joint_error).div_(shrink).clamp_(
+                        max=1.0
+                    )  # an upper bound on each normalised |p_j|
+                    # posendf: 1 - c; geodesic: acos(c) >= sqrt(2 (1 - c)) = 2 sin(t / 2) (within 11% of t up to
+                    # pi / 2), cheaper than acos and tight enough to decide
+                    c.neg_().add_(1.0)
+                    terms = c if metric == "posendf" else c.mul_(2.0).sqrt_()
+                    bound = (
+                        terms.sum(0).mul_(1 - 4e-6).sub_(1e-6)
+                    )  # float32 rounding of the terms and their sum
+                    passed[r0:r1] &= bound <= limit[r0:r1, None]
+            hit_r, hit_c = torch.nonzero(passed, as_tuple=True)
+            if hit_r.numel():
+                # evaluated in batches (each call has a fixed cost); the threshold tightens at each batch
+                pending.append((rows[hit_rows.cpu().numpy()[hit_r.cpu().numpy()]], hit_c.cpu().numpy() + s))
+                waiting += int(hit_r.numel())
+                if waiting >= _BATCH:
+                    evaluated += flush()
+    evaluated += flush()
     logger.debug("exact search: %d queries, %.1f%% of the pairs scanned, %.2f exact evaluations per query", M,
                  100 * scanned / (M * index.size), evaluated / M)  # fmt: skip
 
 
 def knn_brute_force(
     clean: np.ndarray, queries: np.ndarray, k: int, *, metric: str, exclude: np.ndarray | None = None,
-    block: int = 256,
+    block: int = 64, clean_block: int = 16384,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The reference: every distance evaluated (:func:`pose_distance`), sorted by (distance, id). Slow."""
     clean = np.asarray(clean, dtype=np.float32)
     queries = np.asarray(queries, dtype=np.float32)
     dist = np.empty((len(queries), k))
     ids = np.empty((len(queries), k), dtype=np.int64)
-    all_ids = np.arange(len(clean))
     for s in range(0, len(queries), block):
-        d = pose_distance(queries[s : s + block, None], clean[None], metric=metric)
+        q = queries[s : s + block]
+        d = np.concatenate([pose_distance(q[:, None], clean[None, c : c + clean_block], metric=metric)
+                            for c in range(0, len(clean), clean_block)], axis=1)  # fmt: skip
         if exclude is not None:
             d[np.arange(len(d)), exclude[s : s + block]] = np.inf
         for r in range(len(d)):
-            order = np.lexsort((all_ids, d[r]))[:k]
+            order = np.lexsort((np.arange(len(clean)), d[r]))[:k]
             dist[s + r], ids[s + r] = d[r, order], order
     return dist, ids

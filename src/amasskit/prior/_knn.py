@@ -261,16 +261,28 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
     q64 = torch.from_numpy(queries).to(dev, f64)  # (M, J, 4)
     qn = torch.linalg.vector_norm(q64, dim=-1)  # (M, J)
     centres = torch.from_numpy(index.centres).to(dev)  # (T, J, 4)
-    P = torch.bmm(q64.transpose(0, 1), centres.permute(1, 2, 0)).permute(1, 2, 0)  # (M, T, J): <q_j, m_j>
-    spread = qn[:, None, :] * torch.from_numpy(index.radii).to(dev)[None]  # |q_j| r_j
-    # -p_j <= |q_j| r_j - <q_j, m_j> (about the tile's centre), and with w >= 0 on both sides
-    # -p_j <= |q_j| |x_j| (sin a sin a' - cos a cos a') = -|q_j| |x_j| cos(a + a'), a the half-angles
+    radii = torch.from_numpy(index.radii).to(dev)  # (T, J)
+    T = len(centres)
+    # L <= sum_j <q_j, m_j> + |q_j| r_j over a tile: two matrix products
+    upper_l = q64.reshape(M, -1) @ centres.reshape(T, -1).T + qn @ radii.T  # (M, T)
+    # the correction S - L = 2 sum_j max(0, -p_j), with w >= 0 on both sides: -p_j <= |q_j| |x_j| (sin a sin a' -
+    # cos a cos a') = -|q_j| |x_j| cos(a + a') (a the half-angles), and about the tile's centre -p_j <= |q_j| r_j -
+    # <q_j, m_j>. Only joints whose half-angles can add up past pi / 2 can contribute: most poses have none
     half_q = torch.atan2(torch.linalg.vector_norm(q64[..., :3], dim=-1), q64[..., 3])  # (M, J)
-    by_angle = -torch.cos(torch.clamp(half_q[:, None, :] + torch.from_numpy(index.half_angles).to(dev)[None],
-                                      max=np.pi))  # fmt: skip
-    by_angle = by_angle * qn[:, None, :] * torch.from_numpy(index.joint_norms).to(dev)[None] + 1e-12
-    correction_t = 2.0 * torch.minimum((spread - P).clamp_min(0.0), by_angle.clamp_min(0.0)).sum(-1)  # S - L
-    upper_t = (P + spread).sum(-1) + correction_t  # bound on S over each tile
+    half_x = torch.from_numpy(index.half_angles).to(dev)  # (T, J)
+    correction_t = torch.zeros(M, T, dtype=f64, device=dev)
+    rows_j, cols_j = torch.nonzero(half_q + half_x.max(0).values[None] >= np.pi / 2 - 1e-9, as_tuple=True)
+    if rows_j.numel():
+        qj = q64[rows_j, cols_j]  # (n, 4)
+        P = torch.einsum("nc,tnc->nt", qj, centres[:, cols_j])  # <q_j, m_j> per (entry, tile)
+        by_centre = qn[rows_j, cols_j][:, None] * radii[:, cols_j].T - P
+        by_angle = -torch.cos(torch.clamp(half_q[rows_j, cols_j][:, None] + half_x[:, cols_j].T, max=np.pi))
+        by_angle = (
+            by_angle * qn[rows_j, cols_j][:, None] * torch.from_numpy(index.joint_norms).to(dev)[:, cols_j].T
+        )
+        terms = 2.0 * torch.minimum(by_centre.clamp_min(0.0), (by_angle + 1e-12).clamp_min(0.0))  # (n, T)
+        correction_t.index_add_(0, rows_j, terms)
+    upper_t = upper_l + correction_t  # bound on S over each tile
     eps = max(index.norm_error, float((qn - 1).abs().max())) + 1e-15
     # the distances divide the norms out of each |p_j| (every norm within eps of 1): the normalised sum is at most
     # the raw one / (1 - eps)^2, so the raw bounds are compared with thr (1 - eps)^2

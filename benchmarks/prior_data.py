@@ -42,7 +42,9 @@ def clean_set(count: int, cache: Path | None) -> np.ndarray:
     return poses
 
 
-def faiss_procedure(clean: np.ndarray, queries: np.ndarray, k: int, metric: str) -> tuple[float, np.ndarray] | str:
+def faiss_procedure(
+    clean: np.ndarray, queries: np.ndarray, k: int, metric: str
+) -> tuple[float, np.ndarray] | str:
     """Pose-NDF's search: L2 on the flattened quaternions (w >= 0), 500 candidates, exact re-rank; (seconds, ids)."""
     try:
         import faiss  # type: ignore[import-not-found]
@@ -75,13 +77,17 @@ def recall(ids: np.ndarray, truth: np.ndarray) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clean", type=int, default=500_000)
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--brute", type=int, default=100, help="queries for numpy brute force (slow)")
     parser.add_argument("--samples", type=int, default=10, help="noisy samples per clean pose (the job's)")
     parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--cache", type=Path, default=None, help="an .npy file to keep the synthetic clean set in")
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="an .npy file to keep the synthetic clean set in"
+    )
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     clean = clean_set(args.clean, args.cache)
@@ -95,7 +101,12 @@ def main() -> None:
     print(f"index built in {time.perf_counter() - start:.2f} s")
     roof = roofline(clean, np.zeros((len(sources) * args.samples, 21, 4), np.float32))
     print(f"{'case':44s} {'method':30s} {'queries/s':>10s} {'recall@k':>9s} {'vs faiss':>9s}")
-    for noise, metric in (("posendf", "posendf"), ("nrdf", "geodesic"), ("mixture", "posendf"), ("mixture", "geodesic")):
+    for noise, metric in (
+        ("posendf", "posendf"),
+        ("nrdf", "geodesic"),
+        ("mixture", "posendf"),
+        ("mixture", "geodesic"),
+    ):
         noisy, _, _ = perturb(clean[sources], samples=args.samples, noise=NoiseConfig(noise), seed=0)
         queries = noisy.reshape(-1, 21, 4)
         hints = np.repeat(sources, args.samples)

@@ -178,7 +178,9 @@ def test_the_commands(catalogued: Path, tmp_path: Path) -> None:
 
 
 def test_a_dask_cluster_writes_the_same_bytes(clean_set: Path, tmp_path: Path) -> None:
-    distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed (amasskit[dask])")
+    distributed = pytest.importorskip(
+        "distributed", reason="dask.distributed is not installed (amasskit[dask])"
+    )
     local = build_training_data(_config(clean_set, tmp_path / "local", metric="geodesic"))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   scheduler_port=0) as cluster:  # fmt: skip

@@ -44,7 +44,8 @@ def _lines() -> list[tuple[str, bool]]:
 
 
 def _options(command: list[str]) -> set[str]:
-    result = runner.invoke(app, [*command, "--help"], terminal_width=200)
+    # wide enough that no option name is cut short (rich reads the width from COLUMNS)
+    result = runner.invoke(app, [*command, "--help"], terminal_width=200, env={"COLUMNS": "200"})
     assert result.exit_code == 0, f"`amasskit {' '.join(command)}` does not exist: {result.output}"
     return set(re.findall(r"(--[a-z][a-z-]*|-[a-zA-Z])\b", result.output))
 
@@ -54,7 +55,7 @@ def _command_of(words: list[str]) -> list[str]:
     words = [w for w in words if w not in ("-v", "-q")]
     if not words or not re.fullmatch(r"[a-z][a-z-]*", words[0]):  # `amasskit -v ...`: the global options
         return []
-    groups = {"catalog", "store"}
+    groups = {"catalog", "store", "prior"}
     return words[:2] if words and words[0] in groups and len(words) > 1 else words[:1]
 
 

@@ -835,34 +835,18 @@ def _fit_independent(problem: _Problem) -> FitResult:
                 sub = candidate.take(better)
                 if it < max_iterations - 1:  # after the last step the normal equations are not needed
                     fresh = built[take] < MATRIX_BUILDS
-                    if fresh.any():
-                        rows = torch.nonzero(fresh).squeeze(1)
-                        lin.put(
-                            take[rows],
-                            _linearize(
-                                target,
-                                moments,
-                                betas,
-                                sub.take(rows),
-                                kept.take(rows),
-                                shape=False,
-                                scratch=scratch,
-                            ),
-                        )
-                        built[take[rows]] += 1
-                    if (~fresh).any():
-                        rows = torch.nonzero(~fresh).squeeze(1)
-                        grad = _linearize(
-                            target,
-                            moments,
-                            betas,
-                            sub.take(rows),
-                            kept.take(rows),
-                            shape=False,
-                            matrix=False,
-                            scratch=scratch,
-                        )
-                        lin.g[take[rows]] = grad.g
+                    # a new matrix for frames under MATRIX_BUILDS, the gradient alone for the others
+                    for with_matrix, rows_of in ((True, fresh), (False, ~fresh)):
+                        if not rows_of.any():
+                            continue
+                        rows = torch.nonzero(rows_of).squeeze(1)
+                        part = _linearize(target, moments, betas, sub.take(rows), kept.take(rows), shape=False,
+                                          matrix=with_matrix, scratch=scratch)  # fmt: skip
+                        if with_matrix:
+                            lin.put(take[rows], part)
+                            built[take[rows]] += 1
+                        else:
+                            lin.g[take[rows]] = part.g
                 state.put(take, sub)
                 glob[take], err[take], posed[take] = kept.glob, kept.error(), kept.joints
                 gain = (cost[take] - kept.cost) / cost[take].clamp_min(1e-300)

@@ -104,3 +104,15 @@ def test_cuda_gives_the_same_result(clean: np.ndarray) -> None:
     want = knn(PoseIndex.build(clean), queries, 5, metric="posendf", hints=hints)
     got = knn(PoseIndex.build(clean, device="cuda"), queries, 5, metric="posendf", hints=hints)
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_queries_in_blocks_give_the_same_result(clean: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    from amasskit.prior import _knn
+
+    queries, hints = _queries(clean, "posendf", seed=13)
+    index = PoseIndex.build(clean, tile=256)
+    whole = knn(index, queries, 3, metric="geodesic", hints=hints, exclude=hints)
+    monkeypatch.setattr(_knn, "_QUERIES_AT_ONCE", 7)
+    blocked = knn(index, queries, 3, metric="geodesic", hints=hints, exclude=hints)
+    assert np.array_equal(whole[0], blocked[0]) and np.array_equal(whole[1], blocked[1])
+    assert not np.any(whole[1] == hints[:, None])

@@ -38,6 +38,7 @@ __all__ = ["PoseIndex", "knn", "knn_brute_force"]
 
 _STAGE_TWO_ROWS = 32
 _QUERY_BLOCK = 256
+_QUERIES_AT_ONCE = 4096
 _BATCH = 4096
 _SLACK = 1e-9  # on the score: covers the float64 rounding of the bounds and of the exact distances
 _U32 = 2.0**-24
@@ -214,17 +215,23 @@ def knn(
         raise InvalidArgumentError("queries hold non-finite values")
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     queries = np.where(queries[..., 3:] < 0, -queries, queries)  # w >= 0, as the clean set (same distances)
-    top = _TopK(M, k)
-    if hints is not None:
-        hints = np.asarray(hints, dtype=np.int64)
-        offsets = np.arange(-window, window + 1)
-        around = np.clip(hints[:, None] + offsets[None, :], 0, N - 1)
-        rows = np.repeat(np.arange(M), len(offsets))
-        _offer(top, index, queries, rows, around.reshape(-1), metric, exclude)
-    else:
-        _proxy_start(top, index, queries, metric, exclude)
-    _scan(top, index, queries, metric, exclude)
-    return top.dist, top.ids
+    dist = np.empty((M, k))
+    ids = np.empty((M, k), dtype=np.int64)
+    # queries in blocks: the bounds per (query, tile) take 8 bytes each, several times over
+    for a in range(0, M, _QUERIES_AT_ONCE):
+        b = min(a + _QUERIES_AT_ONCE, M)
+        q = queries[a:b]
+        ex = None if exclude is None else np.asarray(exclude)[a:b]
+        top = _TopK(b - a, k)
+        if hints is not None:
+            offsets = np.arange(-window, window + 1)
+            around = np.clip(np.asarray(hints, dtype=np.int64)[a:b, None] + offsets[None, :], 0, N - 1)
+            _offer(top, index, q, np.repeat(np.arange(b - a), len(offsets)), around.reshape(-1), metric, ex)
+        else:
+            _proxy_start(top, index, q, metric, ex)
+        _scan(top, index, q, metric, ex)
+        dist[a:b], ids[a:b] = top.dist, top.ids
+    return dist, ids
 
 
 def _proxy_start(

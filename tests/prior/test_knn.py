@@ -116,3 +116,14 @@ def test_queries_in_blocks_give_the_same_result(clean: np.ndarray, monkeypatch: 
     blocked = knn(index, queries, 3, metric="geodesic", hints=hints, exclude=hints)
     assert np.array_equal(whole[0], blocked[0]) and np.array_equal(whole[1], blocked[1])
     assert not np.any(whole[1] == hints[:, None])
+
+
+def test_a_radius_search_returns_exactly_the_neighbours_within_it(clean: np.ndarray) -> None:
+    queries, hints = _queries(clean, "nrdf", seed=21)
+    index = PoseIndex.build(clean, tile=512)
+    want_d, want_i = knn_brute_force(clean, queries, 8, metric="geodesic")
+    radius = float(np.median(want_d[:, 3]))  # some rows hold more than k within it, some fewer
+    got_d, got_i = knn(index, queries, 8, metric="geodesic", hints=hints, max_distance=radius)
+    inside = want_d <= radius
+    assert np.array_equal(got_i[inside], want_i[inside]) and np.array_equal(got_d[inside], want_d[inside])
+    assert np.all(got_i[~inside] == -1) and np.all(np.isinf(got_d[~inside]))

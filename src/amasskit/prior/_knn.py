@@ -134,13 +134,14 @@ def _rounding(device: torch.device) -> float:
 class _TopK:
     """Running ``k`` nearest per query, ordered by (distance, id)."""
 
-    def __init__(self, m: int, k: int) -> None:
+    def __init__(self, m: int, k: int, cap: float = np.inf) -> None:
         self.k = k
+        self.cap = cap  # nothing farther is kept
         self.dist = np.full((m, k), np.inf)
         self.ids = np.full((m, k), -1, dtype=np.int64)
 
     def kth(self) -> np.ndarray:
-        return self.dist[:, -1]
+        return np.minimum(self.dist[:, -1], self.cap)
 
     def merge(self, rows: np.ndarray, ids: np.ndarray, dist: np.ndarray) -> None:
         """Offer the pairs (query ``rows``, clean ``ids``) at distances ``dist``."""
@@ -155,7 +156,7 @@ class _TopK:
         r, i, d = all_rows[order], all_ids[order], all_dist[order]
         keep = np.ones(len(r), dtype=bool)
         keep[1:] = (r[1:] != r[:-1]) | (i[1:] != i[:-1])  # one pair found twice: the same distance, kept once
-        keep &= i >= 0
+        keep &= (i >= 0) & (d <= self.cap)
         r, i, d = r[keep], i[keep], d[keep]
         first = np.searchsorted(r, touched)
         rank = np.arange(len(r)) - np.repeat(first, np.diff(np.append(first, len(r))))
@@ -193,6 +194,7 @@ def knn(
     hints: np.ndarray | None = None,
     exclude: np.ndarray | None = None,
     window: int = 16,
+    max_distance: float = np.inf,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest clean poses of every query, exactly.
 
@@ -204,6 +206,8 @@ def knn(
         hints: ``(M,)`` a clean pose near each query (its source): the search starts from the poses within
             ``window`` of it. Only speed depends on them.
         exclude: ``(M,)`` a clean pose id each query may not return (itself, in a leave-one-out search), or -1.
+        max_distance: only neighbours at this distance or nearer (a radius search: fewer may be found; the rest of
+            a row is id -1 at distance inf). The bounds start from it, so a small radius searches fast.
 
     Returns:
         ``distances (M, k)`` float64 and ``ids (M, k)`` int64, nearest first (ties by smaller id).
@@ -228,7 +232,7 @@ def knn(
         b = min(a + _QUERIES_AT_ONCE, M)
         q = queries[a:b]
         ex = None if exclude is None else np.asarray(exclude)[a:b]
-        top = _TopK(b - a, k)
+        top = _TopK(b - a, k, float(max_distance))
         if hints is not None:
             offsets = np.arange(-window, window + 1)
             around = np.clip(np.asarray(hints, dtype=np.int64)[a:b, None] + offsets[None, :], 0, N - 1)

@@ -110,8 +110,10 @@ def _duplicates(quat: np.ndarray, threshold: float) -> np.ndarray:
     todo, k = ids, 4
     while len(todo) and len(quat) > 1:
         k = min(k, len(quat) - 1)
-        dist, near = knn(index, quat[todo], k, metric="geodesic", exclude=todo, hints=todo)
-        close = dist < threshold
+        # a radius search: only poses nearer than the threshold come back, and the bounds start from it
+        dist, near = knn(index, quat[todo], k, metric="geodesic", exclude=todo, hints=todo,
+                         max_distance=np.nextafter(threshold, 0.0))  # fmt: skip
+        close = (near >= 0) & (dist < threshold)
         drop[todo] |= (close & (near < todo[:, None])).any(1)
         more = (
             close[:, -1] & ~drop[todo]

@@ -189,3 +189,13 @@ def test_a_dask_cluster_writes_the_same_bytes(clean_set: Path, tmp_path: Path) -
     for name in ("noisy", "source", "scheme", "sigma", "distance", "neighbour", "manifest.json"):
         file = name if name.endswith(".json") else f"{name}.npy"
         assert (local / file).read_bytes() == (remote / file).read_bytes(), name
+
+
+def test_a_subset_gives_the_full_jobs_rows(clean_set: Path, tmp_path: Path) -> None:
+    full = TrainingData(build_training_data(_config(clean_set, tmp_path / "full")))
+    part = TrainingData(build_training_data(_config(clean_set, tmp_path / "part", max_poses=25, chunk=7)))
+    picked = np.unique(part.arrays["source"])
+    assert len(picked) == 25 and len(part) == 25 * 3 and part.manifest["sources"] == 25
+    rows = (picked[:, None] * 3 + np.arange(3)).reshape(-1)
+    for name in ("noisy", "source", "scheme", "sigma", "distance", "neighbour"):
+        assert np.array_equal(part.arrays[name], full.arrays[name][rows]), name

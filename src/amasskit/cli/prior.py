@@ -123,6 +123,9 @@ def data(
     ] = MetricChoice.geodesic,
     k: Annotated[int, typer.Option("--k", min=1, help="Nearest clean poses kept per sample.")] = 5,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the noise.")] = 0,
+    max_poses: Annotated[
+        int | None, typer.Option(min=1, help="Samples of only this many clean poses, spread over the set.")
+    ] = None,
     chunk: Annotated[int, typer.Option(min=1, help="Clean poses per chunk (bounds memory).")] = 1024,
     device: Annotated[str, typer.Option(help="cpu or cuda (the search's matrix products).")] = "cpu",
     dask: DaskAddress = None,
@@ -136,7 +139,7 @@ def data(
         sigmas = {} if not sigma or noise is NoiseChoice.mixture else {noise.value: tuple(sigma)}
         config = TrainingDataConfig(poses=str(poses_path), out=str(out), samples_per_pose=samples_per_pose,
                                     noise=noise.value, sigmas=sigmas, metric=distance.value, k=k, seed=seed,
-                                    chunk=chunk, device=device, dask=dask)  # fmt: skip
+                                    max_poses=max_poses, chunk=chunk, device=device, dask=dask)  # fmt: skip
     with handle_errors(), progress_bar() as bar:
         task = bar.add_task("noisy poses and their neighbours", total=None)
 
@@ -145,5 +148,5 @@ def data(
 
         path = build_training_data(config, overwrite=overwrite, progress=on_progress)
     result = TrainingData(path)
-    console.print(f"{path}: {len(result):,} samples of {result.manifest['poses']['count']:,} clean poses, "
+    console.print(f"{path}: {len(result):,} samples of {result.manifest['sources']:,} clean poses, "
                   f"{k} nearest by {distance.value} distance ({result.manifest['experiment_id']})")  # fmt: skip

@@ -1,7 +1,8 @@
 """Distance-field training data in one job: noisy copies of every clean pose and their exact nearest clean poses.
 
 Output (format ``amasskit.prior-data``, version 1), a folder of memory-mappable ``.npy`` arrays over the ``N = P S``
-samples (``P`` clean poses, ``S`` samples each, sample ``s`` of pose ``p`` at row ``p S + s``)::
+samples (``P`` source poses, every pose of the set or ``max_poses`` of them; ``S`` samples each, sample ``s`` of the
+``i``-th source at row ``i S + s``)::
 
     manifest.json     format, version, experiment id, config, the pose set's id and size, counts, metric, noise
     noisy.npy         (N, J, 4) float32 XYZW, w >= 0
@@ -60,6 +61,8 @@ class TrainingDataConfig:
             weights: the scheme's levels and the mixture's weights (defaults there).
         metric: ``posendf`` or ``geodesic`` (:func:`~amasskit.prior.pose_distance`). k: nearest clean poses kept.
         seed: the noise's seed.
+        max_poses: make samples of only this many clean poses, spread evenly over the set (a subset for a laptop;
+            their neighbours are still searched in the whole set, so every row equals the full job's row).
         chunk: clean poses per chunk (memory: the chunk's ``chunk * samples_per_pose`` queries and their bounds).
         device: ``cpu`` or ``cuda`` (the search's matrix products). dask: a scheduler address (``tcp://...``): the
             chunks run on that cluster; the pose set and the output must be on storage every worker shares.
@@ -74,11 +77,14 @@ class TrainingDataConfig:
     metric: str = "geodesic"
     k: int = 5
     seed: int = 0
+    max_poses: int | None = None
     chunk: int = 1024
     device: str = "cpu"
     dask: str | None = None
 
     def __post_init__(self) -> None:
+        if self.max_poses is not None and (isinstance(self.max_poses, bool) or self.max_poses < 1):
+            raise ConfigError(f"max_poses must be an integer >= 1, got {self.max_poses!r}", key="max_poses")
         for key in ("samples_per_pose", "k", "chunk"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -107,7 +113,8 @@ class TrainingDataConfig:
     def settings(self) -> dict[str, Any]:
         """What the rows depend on (not where or how they are computed)."""
         return {"samples_per_pose": int(self.samples_per_pose), "noise": self.noise_config().describe(),
-                "metric": self.metric, "k": int(self.k), "seed": int(self.seed)}  # fmt: skip
+                "metric": self.metric, "k": int(self.k), "seed": int(self.seed),
+                "max_poses": None if self.max_poses is None else int(self.max_poses)}  # fmt: skip
 
 
 class TrainingData:
@@ -166,21 +173,28 @@ def _index(poses: str, device: str) -> tuple[PoseSet, PoseIndex]:
         return _CACHE[key]
 
 
+def sources(count: int, max_poses: int | None) -> np.ndarray:
+    """The clean poses the job perturbs: all, or ``max_poses`` spread evenly over the set."""
+    if max_poses is None or max_poses >= count:
+        return np.arange(count, dtype=np.int64)
+    return np.unique(np.linspace(0, count - 1, max_poses).round().astype(np.int64))
+
+
 def run_chunk(
     poses: str, staging: str, start: int, stop: int, settings: Mapping[str, Any], device: str
 ) -> int:
-    """Fill rows ``start * S : stop * S`` of the arrays in ``staging`` and mark the chunk done; returns ``stop``."""
+    """Fill rows ``start * S : stop * S`` of the arrays in ``staging`` (sources ``start:stop``) and mark the chunk
+    done; returns ``stop``."""
     pose_set, index = _index(poses, device)
+    ids = sources(len(pose_set), settings.get("max_poses"))[start:stop]
     S, k = int(settings["samples_per_pose"]), int(settings["k"])
     noise = settings["noise"]
     config = NoiseConfig(noise["scheme"], sigmas={n: tuple(v) for n, v in noise["sigmas"].items()},
                          **({"weights": noise["weights"]} if "weights" in noise else {}))  # fmt: skip
-    clean = np.asarray(pose_set.quat[start:stop])
-    noisy, scheme, sigma = perturb(
-        clean, samples=S, noise=config, seed=int(settings["seed"]), first_pose=start
-    )
+    clean = np.asarray(pose_set.quat[ids])
+    noisy, scheme, sigma = perturb(clean, samples=S, noise=config, seed=int(settings["seed"]), pose_ids=ids)
     J = clean.shape[1]
-    source = np.repeat(np.arange(start, stop, dtype=np.int64), S)
+    source = np.repeat(ids, S)
     distance, neighbour = knn(index, noisy.reshape(-1, J, 4), k, metric=str(settings["metric"]), hints=source)
     rows = slice(start * S, stop * S)
     folder = Path(staging)
@@ -231,7 +245,11 @@ def build_training_data(
             raise OutputExistsError(f"{out} holds another training set ({existing.get('experiment_id')}); pass "
                                     "overwrite to replace it")  # fmt: skip
         staging = out.with_name(f".{out.name}.partial")
-        P, J, S = len(poses), int(poses.quat.shape[1]), config.samples_per_pose
+        P, J, S = (
+            len(sources(len(poses), config.max_poses)),
+            int(poses.quat.shape[1]),
+            config.samples_per_pose,
+        )
         job = {"experiment_id": experiment, "chunk": config.chunk}
         _prepare_staging(staging, job, P * S, J, config.k)
         chunks = [(a, min(a + config.chunk, P)) for a in range(0, P, config.chunk)]
@@ -261,7 +279,8 @@ def build_training_data(
                 advance(run_chunk(poses_path, str(staging), a, b, settings, config.device), a)
         manifest = {"format": FORMAT, "version": FORMAT_VERSION, "experiment_id": experiment,
                     "config": settings, "poses": {"path": poses_path, "experiment_id": poses.experiment_id,
-                    "count": P, "joints": poses.joints, "joint_count": J}, "samples": P * S,
+                    "count": len(poses), "joints": poses.joints, "joint_count": J}, "sources": P,
+                    "samples": P * S,
                     "arrays": {n: _layout(n, P * S, J, config.k) for n in _ARRAYS},
                     "metric": {"name": config.metric, "sum_over_joints": J,
                                "definition": "sum_j 1 - |<q_j, x_j>|" if config.metric == "posendf"

@@ -107,7 +107,12 @@ def _seed_state(seed: int) -> np.uint64:
 def uniforms(seed: int, first_sample: int, samples: int, words: int) -> np.ndarray:
     """``(samples, words)`` uniform numbers in ``[0, 1)`` (float64, 53 bits) for the global samples
     ``first_sample, ..., first_sample + samples - 1``."""
-    counter = (np.arange(samples, dtype=np.uint64)[:, None] + np.uint64(first_sample)) * np.uint64(words)
+    return uniforms_of(seed, np.arange(samples, dtype=np.uint64) + np.uint64(first_sample), words)
+
+
+def uniforms_of(seed: int, sample_ids: np.ndarray, words: int) -> np.ndarray:
+    """``(len(sample_ids), words)`` uniform numbers in ``[0, 1)`` for the given global sample numbers."""
+    counter = np.asarray(sample_ids, dtype=np.uint64)[:, None] * np.uint64(words)
     counter = counter + np.arange(words, dtype=np.uint64)[None, :]
     with np.errstate(over="ignore"):
         state = _seed_state(seed) + (counter + np.uint64(1)) * _GOLDEN
@@ -148,10 +153,16 @@ def _haar(q: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 def perturb(
-    poses: np.ndarray, *, samples: int, noise: NoiseConfig, seed: int, first_pose: int = 0
+    poses: np.ndarray,
+    *,
+    samples: int,
+    noise: NoiseConfig,
+    seed: int,
+    first_pose: int = 0,
+    pose_ids: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``samples`` perturbed copies of every pose of ``poses (P, J, 4)``, the poses numbered from ``first_pose`` in
-    the whole set (so any chunk of a set gives the same result as the whole set).
+    the whole set (so any chunk of a set gives the same result as the whole set), or by ``pose_ids (P,)``.
 
     Returns:
         ``noisy (P, samples, J, 4)`` float32 (``w >= 0``), ``scheme (P, samples)`` int8 (0 posendf, 1 nrdf,
@@ -164,7 +175,10 @@ def perturb(
         raise InvalidArgumentError(f"samples must be at least 1, got {samples}")
     P, J = poses.shape[:2]
     W = words_per_sample(J)
-    u = uniforms(seed, first_pose * samples, P * samples, W)
+    ids = np.arange(first_pose, first_pose + P) if pose_ids is None else np.asarray(pose_ids, dtype=np.int64)
+    if ids.shape != (P,):
+        raise InvalidArgumentError(f"pose_ids must be ({P},), got {ids.shape}")
+    u = uniforms_of(seed, (ids[:, None] * samples + np.arange(samples)[None]).reshape(-1), W)
     q = np.repeat(poses.astype(np.float64), samples, axis=0)  # (P * S, J, 4), sample-major within each pose
     s_index = np.tile(np.arange(samples), P)
     if noise.scheme == "mixture":

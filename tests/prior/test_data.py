@@ -199,3 +199,14 @@ def test_a_subset_gives_the_full_jobs_rows(clean_set: Path, tmp_path: Path) -> N
     rows = (picked[:, None] * 3 + np.arange(3)).reshape(-1)
     for name in ("noisy", "source", "scheme", "sigma", "distance", "neighbour"):
         assert np.array_equal(part.arrays[name], full.arrays[name][rows]), name
+
+
+def test_a_damaged_training_set_is_named(clean_set: Path, tmp_path: Path) -> None:
+    out = build_training_data(_config(clean_set, tmp_path / "data", max_poses=10))
+    noisy = out / "noisy.npy"
+    noisy.write_bytes(noisy.read_bytes()[:200])  # truncated
+    with pytest.raises(StoreError, match=r"noisy\.npy"):
+        TrainingData(out)
+    (out / "distance.npy").write_bytes(b"not an array")
+    with pytest.raises(StoreError):
+        TrainingData(out)

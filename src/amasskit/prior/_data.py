@@ -39,7 +39,7 @@ from ..errors import ConfigError, InvalidArgumentError, OutputExistsError, Store
 from ._knn import PoseIndex, knn
 from ._metrics import METRICS
 from ._noise import NOISE_SCHEMES, NoiseConfig, perturb
-from ._sets import PoseSet
+from ._sets import PoseSet, check_choice
 
 logger = logging.getLogger(__name__)
 
@@ -83,20 +83,14 @@ class TrainingDataConfig:
     dask: str | None = None
 
     def __post_init__(self) -> None:
-        if self.max_poses is not None and (isinstance(self.max_poses, bool) or self.max_poses < 1):
-            raise ConfigError(f"max_poses must be an integer >= 1, got {self.max_poses!r}", key="max_poses")
-        for key in ("samples_per_pose", "k", "chunk"):
+        for key in ("samples_per_pose", "k", "chunk", "max_poses"):
             value = getattr(self, key)
+            if key == "max_poses" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(f"{key} must be an integer >= 1, got {value!r}", key=key)
-        if self.noise not in NOISE_SCHEMES:
-            raise ConfigError(
-                f"noise must be one of {', '.join(NOISE_SCHEMES)}, got {self.noise!r}", key="noise"
-            )
-        if self.metric not in METRICS:
-            raise ConfigError(
-                f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}", key="metric"
-            )
+        check_choice("noise", self.noise, NOISE_SCHEMES)
+        check_choice("metric", self.metric, METRICS)
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}", key="seed")
         try:
@@ -136,7 +130,19 @@ class TrainingData:
                 self.path, f"training-set format {manifest['version']} is newer than this amasskit's"
             )
         self.manifest: dict[str, Any] = manifest
-        self.arrays = {name: np.load(self.path / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+        self.arrays: dict[str, np.ndarray] = {}
+        for name in _ARRAYS:
+            file = self.path / f"{name}.npy"
+            try:
+                array = np.load(file, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise StoreError(file, f"unreadable array ({exc})") from None
+            dtype, shape = manifest["arrays"][name]
+            if str(array.dtype) != dtype or list(array.shape) != list(shape):
+                raise StoreError(
+                    file, f"holds {array.dtype} {array.shape}, the manifest says {dtype} {shape}"
+                )
+            self.arrays[name] = array
 
     def __len__(self) -> int:
         return int(self.manifest["samples"])

@@ -17,7 +17,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -44,6 +44,13 @@ PRESETS: Final[dict[str, dict[str, float]]] = {
 }
 
 
+def check_choice(key: str, value: object, allowed: Iterable[str]) -> None:
+    """Raises: ConfigError: ``value`` is not one of ``allowed`` (naming the key)."""
+    names = list(allowed)
+    if value not in names:
+        raise ConfigError(f"{key} must be one of {', '.join(names)}, got {value!r}", key=key)
+
+
 class PoseSet:
     """A pose set opened for reading (memory-mapped).
 
@@ -64,8 +71,11 @@ class PoseSet:
         quat = self.store.fields.get("quat")
         if quat is None or quat.ndim != 3 or quat.shape[-1] != 4 or quat.dtype != np.float32:
             raise StoreError(self.store.path, "a pose set needs a float32 field quat (F, J, 4)")
+        frame = self.store.fields.get("frame")
+        if frame is None or frame.shape != quat.shape[:1]:
+            raise StoreError(self.store.path, "a pose set needs a field frame (F,), one per pose")
         self.quat: np.ndarray = quat
-        self.frame: np.ndarray = self.store.fields["frame"]
+        self.frame: np.ndarray = frame
         self.joints: str = str(manifest["pose_set"]["joints"])
         self.experiment_id: str = str(manifest.get("experiment_id", ""))
 
@@ -228,14 +238,8 @@ class PoseSetConfig:
     dask: str | None = None
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ConfigError(
-                f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}", key="preset"
-            )
-        if self.joints not in JOINT_SETS:
-            raise ConfigError(
-                f"joints must be one of {', '.join(JOINT_SETS)}, got {self.joints!r}", key="joints"
-            )
+        check_choice("preset", self.preset, PRESETS)
+        check_choice("joints", self.joints, JOINT_SETS)
         if self.dedup is not None and (isinstance(self.dedup, bool) or not float(self.dedup) >= 0):
             raise ConfigError(f"dedup must be a distance >= 0 (radians), got {self.dedup!r}", key="dedup")
         self.prepare_config()  # every other key checked as prepare checks it

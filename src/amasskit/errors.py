@@ -22,7 +22,8 @@ code written against plain Python keeps working::
     │   │   └── ChecksumMismatchError          unpacked contents differ from the release checksum
     │   ├── BodyModelFileError                 (ValueError) a body-model file that is corrupt or inconsistent
     │   ├── TransferFileError                  (ValueError) a deformation-transfer or mask file that cannot be used
-    │   └── StoreError                         (ValueError) a store folder that is incomplete or of unknown format
+    │   ├── StoreError                         (ValueError) a store folder that is incomplete or of unknown format
+    │   └── CheckpointError                    (ValueError) a model checkpoint or config that cannot be loaded
     ├── BodyModelNotFoundError                 (FileNotFoundError) no body-model file where amasskit looked
     ├── OutputExistsError                      (FileExistsError) an output amasskit may not replace as asked
     ├── BusyError                              (RuntimeError) another amasskit run is writing the same output
@@ -51,6 +52,7 @@ __all__ = [
     "BodyModelNotFoundError",
     "BusyError",
     "CatalogError",
+    "CheckpointError",
     "ChecksumMismatchError",
     "ConfigError",
     "CorruptArchiveError",
@@ -245,3 +247,8 @@ class TransferFileError(AmassFileError, ValueError):
     """A deformation-transfer file (``*_deftrafo_setup.pkl`` or its npz form) or a vertex-mask file that cannot be
     used: unreadable, a forbidden pickle, not a sparse matrix, rows that are not barycentric weights, sizes that do not
     fit the models."""
+
+
+class CheckpointError(AmassFileError, ValueError):
+    """A model checkpoint or its config that cannot be used: not a checkpoint, one that would run code to load
+    (anything but tensors and plain data), missing or unexpected weights, shapes or a config that do not fit."""

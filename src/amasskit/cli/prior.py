@@ -150,3 +150,78 @@ def data(
     result = TrainingData(path)
     console.print(f"{path}: {len(result):,} samples of {result.manifest['sources']:,} clean poses, "
                   f"{k} nearest by {distance.value} distance ({result.manifest['experiment_id']})")  # fmt: skip
+
+
+class TrainPresetChoice(str, Enum):
+    nrdf = "nrdf"
+    posendf = "posendf"
+
+
+class PrecisionChoice(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+@prior_app.command("train")
+def train(
+    config_file: Annotated[
+        Path | None, typer.Argument(metavar="[CONFIG.yaml]", help="YAML or JSON config (keys as the flags).")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(help="Training set (`amasskit prior data`).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for checkpoints, logs, model.")
+    ] = None,
+    val_data: Annotated[Path | None, typer.Option(help="Held-out training set for validation.")] = None,
+    preset: Annotated[
+        TrainPresetChoice | None,
+        typer.Option(help="Published settings: activation, learning rate, loss weights."),
+    ] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Optimiser steps.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Noisy poses a step (over all ranks).")
+    ] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, help="Learning rate (the preset's).")] = None,
+    lr_schedule: Annotated[str | None, typer.Option(help="constant (the originals') or cosine.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Seed of the weights and the batch order.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N.")] = None,
+    precision: Annotated[
+        PrecisionChoice | None, typer.Option(help="bf16 autocast where fast (auto), or fp32/bf16.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=0, help="DataLoader worker processes.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a run of another config in --out.")] = False,
+) -> None:
+    """Train a distance field (Pose-NDF's network, the tree's parent map) on a training set: distance, manifold and
+    eikonal losses, AdamW, validation (MAE, Spearman, AUROC), atomic checkpoints; run it again to resume. Several
+    GPUs: `torchrun --nproc-per-node N -m amasskit prior train CONFIG`."""
+    from ..errors import ConfigError
+    from ..prepare import load_config_file
+    from ..prior import TrainConfig
+    from ..prior import train as run_training
+
+    flags = {"data": data, "out": out, "val_data": val_data, "preset": None if preset is None else preset.value,
+             "steps": steps, "batch_size": batch_size, "lr": lr, "lr_schedule": lr_schedule, "seed": seed,
+             "device": device, "precision": None if precision is None else precision.value, "workers": workers}  # fmt: skip
+    with handle_errors():
+        values: dict[str, Any] = {} if config_file is None else load_config_file(config_file)
+        values.update({k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None})
+        for key in ("data", "out"):
+            if key not in values:
+                raise ConfigError(f"--{key} (or {key}: in the config) is required", key=key)
+        config = TrainConfig.from_mapping(values)
+    with handle_errors(), progress_bar() as bar:
+        task = bar.add_task("training", total=config.steps)
+        latest: dict[str, float] = {}
+
+        def on_progress(step: int, total: int, metrics: Any) -> None:
+            latest.update(metrics)
+            shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in ("loss", "mae", "auroc") if k in metrics)
+            bar.update(task, completed=step, total=total, description=f"training ({shown})")
+
+        path = run_training(config, overwrite=overwrite, progress=on_progress)
+    table = Table(title=f"trained: {path}")
+    for col in ("metric", "value"):
+        table.add_column(col)
+    for key, value in latest.items():
+        table.add_row(key, f"{value:.5g}")
+    console.print(table)

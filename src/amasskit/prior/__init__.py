@@ -16,26 +16,58 @@
 from ._data import TrainingData, TrainingDataConfig, build_training_data
 from ._knn import PoseIndex, knn, knn_brute_force
 from ._metrics import METRICS, Metric, pose_distance
+from ._model import ACTIVATIONS, PARENT_MAPS, DistanceField, DistanceFieldConfig, canonical_quat
 from ._noise import NOISE_SCHEMES, NoiseConfig, perturb
-from ._sets import JOINT_SETS, PRESETS, PoseSet, PoseSetConfig, build_pose_sets, pose_set_from_store
+from ._official import load_official, read_official_config
+from ._project import PROJECTION_METHODS, Projection, project, random_poses
+from ._scores import auroc, spearman
+from ._sets import (
+    JOINT_SETS,
+    PRESETS,
+    PoseSet,
+    PoseSetConfig,
+    build_pose_sets,
+    pose_set_from_store,
+    write_pose_set,
+)
+from ._train import TRAIN_PRESETS, TrainConfig, evaluate_field, load_model, train
 
 __all__ = [
+    "ACTIVATIONS",
     "JOINT_SETS",
     "METRICS",
     "NOISE_SCHEMES",
+    "PARENT_MAPS",
     "PRESETS",
+    "PROJECTION_METHODS",
+    "TRAIN_PRESETS",
+    "DistanceField",
+    "DistanceFieldConfig",
     "Metric",
     "NoiseConfig",
     "PoseIndex",
     "PoseSet",
     "PoseSetConfig",
+    "Projection",
+    "TrainConfig",
     "TrainingData",
     "TrainingDataConfig",
+    "auroc",
     "build_pose_sets",
     "build_training_data",
+    "canonical_quat",
+    "evaluate_field",
     "knn",
     "knn_brute_force",
+    "load_model",
+    "load_official",
     "perturb",
     "pose_distance",
     "pose_set_from_store",
+    "project",
+    "random_poses",
+    "read_official_config",
+    "spearman",
+    "train",
+    "write_pose_set",
 ]

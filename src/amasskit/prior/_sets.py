@@ -30,7 +30,15 @@ from ..store import Store, StoreWriter
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JOINT_SETS", "PRESETS", "PoseSet", "PoseSetConfig", "build_pose_sets", "pose_set_from_store"]
+__all__ = [
+    "JOINT_SETS",
+    "PRESETS",
+    "PoseSet",
+    "PoseSetConfig",
+    "build_pose_sets",
+    "pose_set_from_store",
+    "write_pose_set",
+]
 
 KIND: Final[str] = "pose-set"
 JOINT_SETS: Final[dict[str, tuple[str, ...]]] = {
@@ -203,6 +211,58 @@ def pose_set_from_store(
 
 
 _GENDERS: Final[tuple[str, ...]] = ("male", "female", "neutral")
+
+
+def write_pose_set(
+    quat: np.ndarray,
+    out: str | Path,
+    *,
+    groups: np.ndarray | None = None,
+    overwrite: bool = False,
+    manifest: Mapping[str, Any] | None = None,
+) -> Path:
+    """A pose set at ``out`` from poses in memory (a family of your own, a synthetic manifold).
+
+    Args:
+        quat: ``(F, J, 4)`` XYZW quaternions (normalised and flipped to ``w >= 0`` here); ``J`` 21 or 51.
+        groups: ``(F,)`` a sequence number per pose, non-decreasing (default: one sequence); frames count from 0
+            within each.
+        manifest: extra manifest entries (what the poses are).
+
+    Raises:
+        InvalidArgumentError: not ``(F, J, 4)`` with ``J`` 21 or 51, non-finite values, groups out of order.
+        OutputExistsError: ``out`` holds something else, or a store and not ``overwrite``.
+    """
+    quat = np.asarray(quat, dtype=np.float64)
+    joints = {21: "body", 51: "body+hands"}.get(quat.shape[1] if quat.ndim == 3 else -1)
+    if (
+        quat.ndim != 3
+        or quat.shape[-1] != 4
+        or joints is None
+        or len(quat) == 0
+        or not np.isfinite(quat).all()
+    ):
+        raise InvalidArgumentError(f"poses must be a finite (F, 21 or 51, 4) array, got {quat.shape}")
+    groups = np.zeros(len(quat), dtype=np.int64) if groups is None else np.asarray(groups)
+    if groups.shape != (len(quat),) or (np.diff(groups) < 0).any():
+        raise InvalidArgumentError("groups must be (F,) non-decreasing sequence numbers")
+    unit = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
+    unit = np.asarray(quat_canonical(unit), dtype=np.float32)
+    record = {"kind": KIND, "pose_set": {"joints": joints, "joint_count": int(quat.shape[1]),
+              "quat": "xyzw, w >= 0, float32", "source_store": None, "dedup": None}}  # fmt: skip
+    record |= {"experiment_id": hashlib.sha256(unit.tobytes() + groups.tobytes()).hexdigest()[:16]}
+    record |= dict(manifest or {})
+    writer = StoreWriter(Path(out), overwrite=overwrite)
+    try:
+        for g in np.unique(groups):
+            rows = np.flatnonzero(groups == g)
+            writer.add({"quat": unit[rows], "frame": np.arange(len(rows), dtype=np.int32)}, fps=1.0,
+                       betas=np.zeros(16, dtype=np.float32), gender="neutral", meta={"source": f"group {int(g)}"})  # fmt: skip
+        writer.close(record)
+    except BaseException:
+        writer.abort()
+        raise
+    return Path(out)
 
 
 @dataclass(frozen=True, kw_only=True)

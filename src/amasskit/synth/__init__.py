@@ -6,7 +6,8 @@ written is labelled synthetic (``amasskit_meta`` in each npz, ``SYNTHETIC.txt`` 
 * :func:`synth_tree` - an AMASS tree of either release, optionally packed into per-dataset archives.
 * :func:`synth_sequence` / :func:`plan_tree` - the pieces, for tests.
 * :class:`MotionStyle` / :func:`motion_arrays` - plausible motion as a closed-form function of time.
-* :func:`synth_pose_set` - a clean pose set sampled from synthetic motion as VPoser samples AMASS.
+* :func:`synth_pose_set` - a clean pose set sampled from synthetic motion as VPoser samples AMASS;
+  :class:`PoseManifold` - a known low-dimensional family of poses (true distances by brute force).
 * :func:`write_body_models` / :func:`body_model_arrays` - SMPL+H, DMPL and SMPL-X files with the real keys and shapes
   on amasskit's own humanoid, for the body-model tests, and the deformation-transfer files between them
   (:func:`transfer_coo`, :func:`mask_ids`) in the released pickle layout (:func:`dumps_released`).
@@ -24,7 +25,7 @@ from ._body_models import (
 from ._lengths import DATASETS, DatasetSpec, LengthTable, find_lengths_table, load_lengths_table
 from ._motion import MotionStyle, motion_arrays
 from ._pickles import Ch, CscMatrix, dumps_released
-from ._poses import synth_pose_set
+from ._poses import PoseManifold, synth_pose_set
 from ._tree import (
     SYNTHETIC_NOTE,
     FilePlan,
@@ -45,6 +46,7 @@ __all__ = [
     "FilePlan",
     "LengthTable",
     "MotionStyle",
+    "PoseManifold",
     "SynthSummary",
     "body_model_arrays",
     "dmpl_arrays",

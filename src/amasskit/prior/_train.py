@@ -1,0 +1,647 @@
+"""Training a distance field on amasskit's prior training data (``amasskit prior train``).
+
+The loss, per step, over a batch of noisy poses ``q`` with target distances ``d`` and a batch of clean poses ``c``::
+
+    w_dist * mean |f(q) - d|  +  w_manifold * mean |f(c)|  +  w_eikonal * mean_(b, j) (|grad_(q_j) f(q_b)| - 1)^2
+                              +  w_gradient * mean_(b, j) |grad_(q_j) f(q_b) - g*_(b, j)|^2
+
+(the eikonal norm per joint over its 4 components), AdamW. The last term is amasskit's (0 in both presets): ``g*``
+is the true distance's gradient, known from each sample's nearest clean pose ``x`` (stored with the data): per joint
+the unit tangent at ``q_j`` pointing away from ``x_j`` (geodesic; times ``sin theta_j`` for ``posendf``), joints at
+the nearest pose's own rotation left out. Values alone leave the field's direction in the 80-odd dimensions off the
+manifold free, and projection follows the direction: with this term it leads to the manifold. Targets are the training set's distances (its metric,
+summed over the joints): the nearest clean pose's (``target="nearest"``) or the mean of the ``k`` stored
+(``"mean"``). Batches come through :class:`amasskit.data.Loader` (exactly once per epoch across workers and ranks,
+resumable mid-epoch); clean poses from the pose set the data was made from.
+
+Output folder::
+
+    checkpoint.pt   the latest state (model, optimiser, loaders, step), written atomically every
+                    ``checkpoint_every`` steps; a run started again on the same folder resumes from it and ends with
+                    the same weights as an uninterrupted run
+    model.pt        the trained model: config, weights, units, the data's manifest, the last validation
+    best.pt         the model at its best validation MAE
+    train.csv       step, epoch, losses, learning rate, poses per second (every ``log_every`` steps)
+    val.csv         step, MAE, Spearman, AUROC, mean distance of clean poses (every ``val_every`` steps)
+    tensorboard/    the same scalars, where the ``tensorboard`` package is installed
+
+Validation, on a held-out training set (``val_data``, made from the held-out split's pose set): the mean absolute
+error against the target, Spearman's rank correlation with it, and the AUROC of telling the split's clean poses
+from its noisy ones by the predicted distance.
+
+Several GPUs (or CPU processes): start with ``torchrun --nproc-per-node N -m amasskit prior train CONFIG``; every
+rank takes ``batch_size / N`` of each batch (together exactly the single-process batch), gradients are averaged by
+DistributedDataParallel, rank 0 validates and writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import torch
+
+from .._util.atomic import atomic_open
+from .._util.locking import exclusive_lock
+from ..data import IndexBatch, Loader
+from ..errors import CheckpointError, ConfigError, InvalidArgumentError, OutputExistsError
+from ._data import TrainingData
+from ._model import ACTIVATIONS, DistanceField, DistanceFieldConfig
+from ._scores import auroc, spearman
+from ._sets import PoseSet, check_choice
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TRAIN_PRESETS", "TrainConfig", "evaluate_field", "load_model", "train", "use_bf16"]
+
+MODEL_FORMAT: Final[str] = "amasskit.prior-model"
+MODEL_VERSION: Final[int] = 1
+
+TRAIN_PRESETS: Final[dict[str, dict[str, Any]]] = {
+    # Pose-NDF's configs/amass.yaml: LeakyReLU, Adam at 1e-5, the three losses weighted 1
+    "posendf": {"activation": "lrelu", "lr": 1e-5, "w_dist": 1.0, "w_manifold": 1.0, "w_eikonal": 1.0},
+    # NRDF's configs/train.yaml: Softplus(100), Adam at 1e-4, distance 0.5, manifold 0.1, no eikonal term
+    "nrdf": {"activation": "softplus", "lr": 1e-4, "w_dist": 0.5, "w_manifold": 0.1, "w_eikonal": 0.0},
+}
+TARGETS: Final[tuple[str, ...]] = ("nearest", "mean")
+PRECISIONS: Final[tuple[str, ...]] = ("auto", "fp32", "bf16")
+SCHEDULES: Final[tuple[str, ...]] = ("constant", "cosine")
+# settings that change only where or how often a run writes: a run may resume with other values of these
+_NOT_IDENTITY: Final[frozenset[str]] = frozenset({"out", "steps", "val_every", "checkpoint_every", "log_every",
+                                                  "workers", "device"})  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """What ``amasskit prior train`` does (every key is also a config-file key).
+
+    Attributes:
+        data: a training set (``amasskit prior data``); out: the output folder.
+        val_data: a held-out training set for validation (none: no validation).
+        clean: the pose set of the manifold term (default: the one ``data`` was made from).
+        preset: ``nrdf`` or ``posendf`` (:data:`TRAIN_PRESETS`: activation, learning rate, loss weights), which the
+            keys below override.
+        activation, beta, dims, parents: the network (:class:`DistanceFieldConfig`); parents ``fixed`` (the tree)
+            by default, ``official`` for Pose-NDF's released map.
+        lr, weight_decay: AdamW's. lr_schedule: ``constant`` (as the originals) or ``cosine`` (decaying to 0 at
+            ``steps``: several times more accurate for the same budget); warmup: steps of linear warm-up first.
+        w_dist, w_manifold, w_eikonal, w_gradient: the loss weights (``w_gradient``: the gradient supervision).
+        target: ``nearest`` or ``mean`` (of the ``k`` stored distances).
+        batch_size: noisy poses per step (over all ranks); manifold_batch: clean poses per step (default the same).
+        steps, val_every, val_samples, checkpoint_every, log_every: the schedule.
+        seed: initial weights and batch order. device: ``cpu``, ``cuda``, ``cuda:N``.
+        precision: ``fp32``, ``bf16`` (autocast: matrix products in bfloat16, weights and losses float32) or
+            ``auto``: bf16 on GPUs with bfloat16 and CPUs with AVX512-BF16 (4x the float32 products), else fp32.
+        workers: DataLoader worker processes.
+    """
+
+    data: str
+    out: str
+    val_data: str | None = None
+    clean: str | None = None
+    preset: str = "nrdf"
+    activation: str | None = None
+    beta: float = 100.0
+    dims: tuple[int, ...] = (256, 512, 1024, 512, 256, 64)
+    parents: str = "fixed"
+    lr: float | None = None
+    lr_schedule: str = "constant"
+    warmup: int = 0
+    weight_decay: float = 0.0
+    w_dist: float | None = None
+    w_manifold: float | None = None
+    w_eikonal: float | None = None
+    w_gradient: float = 0.0
+    target: str = "nearest"
+    batch_size: int = 256
+    manifold_batch: int | None = None
+    steps: int = 100_000
+    val_every: int = 1000
+    val_samples: int = 20_000
+    checkpoint_every: int = 1000
+    log_every: int = 100
+    seed: int = 0
+    device: str = "cpu"
+    precision: str = "auto"
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("preset", self.preset, TRAIN_PRESETS)
+        check_choice("target", self.target, TARGETS)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("lr_schedule", self.lr_schedule, SCHEDULES)
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ConfigError(f"warmup must be an integer >= 0, got {self.warmup!r}", key="warmup")
+        if self.activation is not None:
+            check_choice("activation", self.activation, ACTIVATIONS)
+        for key in ("batch_size", "steps", "val_every", "val_samples", "checkpoint_every", "log_every"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{key} must be an integer >= 1, got {value!r}", key=key)
+        for key in ("lr", "w_dist", "w_manifold", "w_eikonal", "w_gradient", "weight_decay"):
+            value = getattr(self, key)
+            if value is not None and not (
+                isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)
+            ):
+                raise ConfigError(f"{key} must be a number >= 0, got {value!r}", key=key)
+        object.__setattr__(self, "dims", tuple(int(d) for d in self.dims))
+        try:
+            self.model_config(metric="geodesic")
+        except InvalidArgumentError as exc:
+            raise ConfigError(str(exc), key="dims") from None
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """From a config file's mapping (unknown keys are an error)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}",
+                              key=unknown[0])  # fmt: skip
+        values = dict(data)
+        if "dims" in values and isinstance(values["dims"], str):
+            values["dims"] = tuple(int(d) for d in values["dims"].split(","))
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def setting(self, key: str) -> Any:
+        """A key's value with the preset applied."""
+        value = getattr(self, key)
+        return TRAIN_PRESETS[self.preset].get(key) if value is None else value
+
+    def model_config(self, *, metric: str) -> DistanceFieldConfig:
+        return DistanceFieldConfig(parents=self.parents, activation=self.setting("activation"), beta=self.beta,
+                                   dims=self.dims, metric=metric, reduction="sum")  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["dims"] = list(self.dims)
+        return out
+
+    def identity(self) -> dict[str, Any]:
+        """What the result depends on (a run resumes only a checkpoint of the same identity)."""
+        out = {k: v for k, v in self.to_dict().items() if k not in _NOT_IDENTITY}
+        out |= {k: self.setting(k) for k in ("activation", "lr", "w_dist", "w_manifold", "w_eikonal")}
+        return out
+
+
+def weights_need_neighbours(config: TrainConfig) -> bool:
+    return config.w_gradient > 0
+
+
+def true_gradient(
+    quat: torch.Tensor, near: torch.Tensor, *, metric: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradient of the distance to the pose ``near (B, J, 4)`` at unit ``quat (B, J, 4)``, per joint, and
+    ``(B, J)`` where it is defined (the joint is not at ``near``'s rotation).
+
+    ``d/dq_j acos|c_j| = -s (x_j - c_j q_j) / sin(theta_j)`` (``c_j = <q_j, x_j>``, ``s`` its sign; a unit tangent) for
+    ``geodesic``; without the division for ``posendf``."""
+    c = (quat * near).sum(-1, keepdim=True)
+    sign = torch.where(c < 0, -1.0, 1.0)
+    tangent = sign * near - c.abs() * quat  # the part of +-x orthogonal to q: its norm is sin(theta)
+    sine = tangent.norm(dim=-1, keepdim=True)
+    valid = (sine > 1e-4).squeeze(-1)
+    if metric == "geodesic":
+        tangent = tangent / sine.clamp_min(1e-4)
+    return -tangent, valid.to(quat.dtype)
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """The learning rate of step ``step`` (from 0)."""
+    lr = float(config.setting("lr"))
+    if step < config.warmup:
+        return lr * (step + 1) / config.warmup
+    if config.lr_schedule == "cosine":
+        span = max(1, config.steps - config.warmup)
+        return lr * 0.5 * (1.0 + math.cos(math.pi * min(step - config.warmup, span) / span))
+    return lr
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether ``precision`` means bfloat16 autocast on ``device``."""
+    if precision == "bf16":
+        return True
+    if precision == "fp32":
+        return False
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # private in torch 2.x: absent means no
+    return device.type == "cpu" and check is not None and bool(check())
+
+
+class _Rows:
+    """Rows of ``.npy`` arrays for :class:`amasskit.data.Loader`: ``dataset[IndexBatch] -> {name: (B, ...)}``.
+
+    The arrays are memory-mapped on first use in each process (a worker gets paths, not copies)."""
+
+    def __init__(self, files: Mapping[str, Path], count: int, target: str = "nearest") -> None:
+        self.files, self.count, self.target = dict(files), count, target
+        self._arrays: dict[str, np.ndarray] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_arrays": None}
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, key: IndexBatch) -> dict[str, torch.Tensor]:
+        if self._arrays is None:
+            self._arrays = {name: np.load(path, mmap_mode="r") for name, path in self.files.items()}
+        rows = np.asarray(key.indices, dtype=np.int64)
+        out = {"pose": torch.from_numpy(np.ascontiguousarray(self._arrays["pose"][rows], dtype=np.float32))}
+        if "neighbour" in self._arrays:
+            near = np.asarray(self._arrays["neighbour"][rows, 0])
+            out["near"] = torch.from_numpy(
+                np.ascontiguousarray(self._arrays["clean"][near], dtype=np.float32)
+            )
+        if "distance" in self._arrays:
+            d = np.asarray(self._arrays["distance"][rows], dtype=np.float64)
+            out["dist"] = torch.from_numpy(
+                (d[:, 0] if self.target == "nearest" else d.mean(1)).astype(np.float32)
+            )
+        return out
+
+
+def _cycle(loader: Loader) -> Iterator[dict[str, torch.Tensor]]:
+    """``loader``'s batches forever, epoch after epoch (its state resumes where it stands)."""
+    while True:
+        yield from loader
+        loader.set_epoch(loader.sampler.epoch + 1)
+
+
+def evaluate_field(
+    model: torch.nn.Module,
+    noisy: np.ndarray,
+    target: np.ndarray,
+    clean: np.ndarray,
+    *,
+    batch: int = 8192,
+    device: str | torch.device = "cpu",
+) -> dict[str, float]:
+    """A distance field's fit: ``mae`` and ``spearman`` of ``f(noisy)`` against ``target (N,)``, ``auroc`` of
+    telling ``noisy (N, J, 4)`` from ``clean (M, J, 4)`` by ``f``, and ``clean_mean`` (mean ``f(clean)``)."""
+
+    def run(poses: np.ndarray) -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(poses), batch):
+                q = torch.from_numpy(np.ascontiguousarray(poses[s : s + batch], dtype=np.float32)).to(device)
+                out.append(model(q).float().cpu().numpy())
+        return np.concatenate(out).astype(np.float64)
+
+    was_training = model.training
+    model.eval()
+    try:
+        pred, on_manifold = run(noisy), run(clean)
+    finally:
+        model.train(was_training)
+    target = np.asarray(target, dtype=np.float64)
+    return {"mae": float(np.abs(pred - target).mean()), "spearman": spearman(pred, target),
+            "auroc": auroc(on_manifold, pred), "clean_mean": float(on_manifold.mean())}  # fmt: skip
+
+
+def _even_rows(count: int, take: int) -> np.ndarray:
+    return np.unique(np.linspace(0, count - 1, min(count, take)).round().astype(np.int64))
+
+
+def _write_model(path: Path, model: DistanceField, extra: Mapping[str, Any]) -> None:
+    payload = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "model_config": model.config.to_dict(),
+               "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}  # fmt: skip
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with atomic_open(path) as fp:
+        fp.write(buffer.getvalue())
+
+
+def _read_payload(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(path, "no such file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(path, f"not a readable amasskit model ({type(exc).__name__}: {exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise CheckpointError(
+            path, "not an amasskit prior model (for the original checkpoints: load_official)"
+        )
+    if payload.get("version") != MODEL_VERSION:
+        raise CheckpointError(path, f"model format version {payload.get('version')}, this amasskit reads "
+                              f"{MODEL_VERSION}")  # fmt: skip
+    return payload
+
+
+def load_model(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> DistanceField:
+    """A model trained by amasskit (``model.pt``, ``best.pt`` or ``checkpoint.pt``), in evaluation mode.
+
+    Raises:
+        CheckpointError: not an amasskit model file, another format version, weights that do not fit.
+    """
+    payload = _read_payload(Path(path))
+    try:
+        model = DistanceField(DistanceFieldConfig.from_dict(payload["model_config"]))
+        model.load_state_dict(payload["model_state"])
+    except (KeyError, TypeError, RuntimeError, InvalidArgumentError) as exc:
+        raise CheckpointError(path, f"the weights do not fit the recorded config: {exc}") from None
+    model.info = {k: payload.get(k) for k in ("data", "metrics", "step", "train_config")}  # type: ignore[assignment]
+    return model.to(map_location).eval()
+
+
+class _Logs:
+    """train.csv, val.csv and TensorBoard scalars (rank 0); on resume, rows past the checkpoint are dropped."""
+
+    def __init__(self, out: Path, step: int, *, enabled: bool) -> None:
+        self.out, self.enabled = out, enabled
+        self.writer: Any = None
+        if not enabled:
+            return
+        for name in ("train.csv", "val.csv"):
+            path = out / name
+            if path.exists():
+                rows = list(csv.reader(path.read_text().splitlines()))
+                keep = [rows[0], *[r for r in rows[1:] if r and int(r[0]) <= step]] if rows else []
+                with atomic_open(path) as fp:
+                    text = io.StringIO()
+                    csv.writer(text, lineterminator="\n").writerows(keep)
+                    fp.write(text.getvalue().encode())
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            logger.info(
+                "TensorBoard logs need the tensorboard package (pip install 'amasskit[train]'); CSV only"
+            )
+        else:
+            self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=step + 1 if step else None)
+
+    def row(self, name: str, values: Mapping[str, float | int]) -> None:
+        if not self.enabled:
+            return
+        path = self.out / name
+        new = not path.exists()
+        with path.open("a", newline="") as fp:
+            writer = csv.writer(fp, lineterminator="\n")
+            if new:
+                writer.writerow(list(values))
+            writer.writerow([f"{v:.7g}" if isinstance(v, float) else v for v in values.values()])
+        if self.writer is not None:
+            group = name.removesuffix(".csv")
+            for key, value in values.items():
+                if key not in ("step", "epoch"):
+                    self.writer.add_scalar(f"{group}/{key}", value, int(values["step"]))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _world() -> tuple[int, int, int]:
+    """(world size, rank, local rank) from torchrun's environment; initialises the process group if needed."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 1, 0, 0
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = (
+            "nccl"
+            if torch.cuda.is_available() and os.environ.get("AMASSKIT_DIST_BACKEND") != "gloo"
+            else "gloo"
+        )
+        dist.init_process_group(backend=backend)
+    return dist.get_world_size(), dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def train(
+    config: TrainConfig,
+    *,
+    overwrite: bool = False,
+    progress: Callable[[int, int, Mapping[str, float]], None] | None = None,
+    stop_after: int | None = None,
+) -> Path:
+    """Train (or resume training) a distance field; returns the path of ``model.pt``.
+
+    Args:
+        overwrite: replace a checkpoint of another config in ``out`` (else an error).
+        progress: called with ``(step, steps, latest losses)`` after every logged step.
+        stop_after: stop (after a checkpoint) once this many steps are done, as if killed there (for tests).
+
+    Raises:
+        StoreError: the training data or a pose set is not readable. ConfigError: a bad config.
+        OutputExistsError: ``out`` holds a run of another config and not ``overwrite``.
+        BusyError: another run trains into ``out``.
+    """
+    world, rank, local_rank = _world()
+    out = Path(config.out)
+    lock = exclusive_lock(out.with_name(f".{out.name}.lock"), what=f"prior train into {out}") if rank == 0 \
+        else contextlib.nullcontext()  # fmt: skip
+    with lock:
+        return _train(config, out, world, rank, local_rank, overwrite=overwrite, progress=progress,
+                      stop_after=stop_after)  # fmt: skip
+
+
+def _train(
+    config: TrainConfig,
+    out: Path,
+    world: int,
+    rank: int,
+    local_rank: int,
+    *,
+    overwrite: bool,
+    progress: Callable[[int, int, Mapping[str, float]], None] | None,
+    stop_after: int | None,
+) -> Path:
+    device = torch.device(config.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device cuda asked for, but torch sees no CUDA device", key="device")
+        device = torch.device("cuda", local_rank if world > 1 else (device.index or 0))
+        torch.cuda.set_device(device)
+    if config.batch_size % world or (config.manifold_batch or config.batch_size) % world:
+        raise ConfigError(f"batch sizes must be divisible by the {world} ranks", key="batch_size")
+    data = TrainingData(config.data)
+    poses = PoseSet(config.clean or data.manifest["poses"]["path"])
+    metric = str(data.manifest["metric"]["name"])
+    J = int(data.arrays["noisy"].shape[1])
+    if poses.quat.shape[1] != J:
+        raise ConfigError(
+            f"the clean pose set has {poses.quat.shape[1]} joints, the training data {J}", key="clean"
+        )
+    model_config = dataclasses.replace(config.model_config(metric=metric), joints=J)
+    checkpoint = out / "checkpoint.pt"
+    identity = config.identity()
+    state: dict[str, Any] | None = None
+    if checkpoint.exists():
+        state = _read_payload(checkpoint)
+        if state.get("identity") != identity:
+            if not overwrite:
+                raise OutputExistsError(f"{out} holds a run of another config; pass overwrite to replace it, or "
+                                        "another out")  # fmt: skip
+            state = None
+        elif int(state["step"]) >= config.steps and (out / "model.pt").exists():
+            logger.info("%s: trained already (%d steps)", out, state["step"])
+            return out / "model.pt"
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if state is None:
+            for name in ("train.csv", "val.csv", "model.pt", "best.pt", "checkpoint.pt"):
+                (out / name).unlink(missing_ok=True)
+        with atomic_open(out / "config.json") as fp:
+            fp.write((json.dumps(config.to_dict(), indent=1) + "\n").encode())
+
+    torch.manual_seed(config.seed)
+    model = DistanceField(model_config)
+    model.reset_parameters(generator=torch.Generator().manual_seed(config.seed))
+    with torch.no_grad():
+        # the output layer starts at the median target distance: the output activation (ReLU, Softplus) starts in
+        # its linear part, where a start near or below 0 leaves it dead (no gradient: every output 0, for good)
+        last = model.mlp[-1]
+        assert isinstance(last, torch.nn.Linear)
+        last.bias.fill_(
+            float(np.median(np.asarray(data.arrays["distance"][_even_rows(len(data), 100_000), 0])))
+        )
+    model.to(device)
+    lr = learning_rate(config, 0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    per_rank, clean_per_rank = (
+        config.batch_size // world,
+        (config.manifold_batch or config.batch_size) // world,
+    )
+    files = {"pose": data.path / "noisy.npy", "distance": data.path / "distance.npy"}
+    if weights_need_neighbours(config):
+        files |= {"neighbour": data.path / "neighbour.npy", "clean": Path(poses.path) / "fields" / "quat.npy"}
+    noisy_rows = _Rows(files, len(data), config.target)
+    clean_rows = _Rows({"pose": Path(poses.path) / "fields" / "quat.npy"}, len(poses))
+    options: dict[str, Any] = {"num_workers": config.workers, "num_replicas": world, "rank": rank,
+                               "drop_last": True, "even": True}  # fmt: skip
+    if len(data) < config.batch_size or len(poses) < (config.manifold_batch or config.batch_size):
+        raise ConfigError(f"batch sizes {config.batch_size}/{config.manifold_batch or config.batch_size} exceed the "
+                          f"{len(data)} samples or {len(poses)} clean poses", key="batch_size")  # fmt: skip
+    loader = Loader(noisy_rows, per_rank, seed=config.seed, **options)
+    clean_loader = Loader(clean_rows, clean_per_rank, seed=config.seed + 1, **options)
+    step, best = 0, math.inf
+    if state is not None:
+        model.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(state["optimizer"])
+        loader.load_state_dict(state["loaders"]["noisy"])
+        clean_loader.load_state_dict(state["loaders"]["clean"])
+        step, best = int(state["step"]), float(state.get("best", math.inf))
+        logger.info("resuming %s at step %d", out, step)
+    net: torch.nn.Module = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.type == "cuda" else None
+        )
+    bf16 = use_bf16(config.precision, device)
+    weights = {k: float(config.setting(k)) for k in ("w_dist", "w_manifold", "w_eikonal", "w_gradient")}
+    needs_grad = weights["w_eikonal"] > 0 or weights["w_gradient"] > 0
+    logs = _Logs(out, step, enabled=rank == 0)
+    val = _validation_set(config) if config.val_data and rank == 0 else None
+    data_record = {"path": str(data.path), "experiment_id": data.manifest.get("experiment_id"),
+                   "metric": data.manifest["metric"], "target": config.target}  # fmt: skip
+    last_val: dict[str, float] = dict(state.get("metrics") or {}) if state else {}
+    batches, clean_batches = _cycle(loader), _cycle(clean_loader)
+    sums = {"loss": 0.0, "dist": 0.0, "manifold": 0.0, "eikonal": 0.0, "gradient": 0.0}
+    counted, started = 0, time.perf_counter()
+    try:
+        while step < config.steps:
+            batch, clean = next(batches), next(clean_batches)
+            lr = learning_rate(config, step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            q = batch["pose"].to(device, non_blocking=True).requires_grad_(needs_grad)
+            target = batch["dist"].to(device, non_blocking=True)
+            c = clean["pose"].to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                pred = net(q).float()
+                # the module itself: one call of the DDP wrapper a step (its gradients are averaged once)
+                on_manifold = model(c).float()
+            loss_dist = (pred - target).abs().mean()
+            loss_man = on_manifold.abs().mean()
+            loss = weights["w_dist"] * loss_dist + weights["w_manifold"] * loss_man
+            loss_eik = loss_grad = torch.zeros((), device=device)
+            if needs_grad:
+                (grad,) = torch.autograd.grad(pred.sum(), q, create_graph=True)
+                grad = grad.float()
+                if weights["w_eikonal"] > 0:
+                    loss_eik = (grad.norm(dim=-1) - 1).pow(2).mean()
+                    loss = loss + weights["w_eikonal"] * loss_eik
+                if weights["w_gradient"] > 0:
+                    want, valid = true_gradient(q.detach(), batch["near"].to(device), metric=metric)
+                    loss_grad = ((grad - want).pow(2).sum(-1) * valid).sum() / valid.sum().clamp_min(1)
+                    loss = loss + weights["w_gradient"] * loss_grad
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            for key, value in (
+                ("loss", loss),
+                ("dist", loss_dist),
+                ("manifold", loss_man),
+                ("eikonal", loss_eik),
+                ("gradient", loss_grad),
+            ):
+                sums[key] += float(value.detach())
+            counted += 1
+            if step % config.log_every == 0 or step == config.steps:
+                elapsed = time.perf_counter() - started
+                means = {k: v / counted for k, v in sums.items()}
+                logs.row("train.csv", {"step": step, "epoch": loader.sampler.epoch, **means, "lr": lr,
+                                       "poses_per_s": counted * config.batch_size / max(elapsed, 1e-9)})  # fmt: skip
+                if progress:
+                    progress(step, config.steps, means | last_val)
+                sums = dict.fromkeys(sums, 0.0)
+                counted, started = 0, time.perf_counter()
+            if val is not None and (step % config.val_every == 0 or step == config.steps):
+                last_val = evaluate_field(model, *val, device=device)
+                logs.row("val.csv", {"step": step, **last_val})
+                logger.info("step %d: validation %s", step, last_val)
+                if last_val["mae"] < best:
+                    best = last_val["mae"]
+                    _write_model(out / "best.pt", model, {"data": data_record, "metrics": last_val, "step": step,
+                                                          "train_config": config.to_dict()})  # fmt: skip
+            done = step == config.steps or (stop_after is not None and step >= stop_after)
+            if rank == 0 and (step % config.checkpoint_every == 0 or done):
+                _write_model(checkpoint, model, {
+                    "identity": identity, "step": step, "best": best, "metrics": last_val,
+                    "optimizer": optimizer.state_dict(),
+                    "loaders": {"noisy": loader.state_dict(), "clean": clean_loader.state_dict()},
+                    "data": data_record, "train_config": config.to_dict()})  # fmt: skip
+            if stop_after is not None and step >= stop_after and step < config.steps:
+                return checkpoint
+        if rank == 0:
+            _write_model(out / "model.pt", model, {"data": data_record, "metrics": last_val, "step": step,
+                                                   "train_config": config.to_dict()})  # fmt: skip
+    finally:
+        logs.close()
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+    return out / "model.pt"
+
+
+def _validation_set(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(noisy, target, clean) of the held-out set: ``val_samples`` rows spread evenly, as many clean poses."""
+    assert config.val_data is not None
+    val = TrainingData(config.val_data)
+    rows = _even_rows(len(val), config.val_samples)
+    noisy = np.asarray(val.arrays["noisy"][rows])
+    d = np.asarray(val.arrays["distance"][rows], dtype=np.float64)
+    target = d[:, 0] if config.target == "nearest" else d.mean(1)
+    poses = PoseSet(val.manifest["poses"]["path"])
+    clean = np.asarray(poses.quat[_even_rows(len(poses), config.val_samples)])
+    return noisy, target, clean

@@ -145,12 +145,12 @@ def test_wrong_parent_map_is_detected(tmp_path: Path) -> None:
     with torch.no_grad():
         for j in range(21):
             w = state[f"enc.net.{j}.net.0.weight"]
-            model.enc_quat[j].copy_(w[:, :4])
+            model.bone(j)["quat"].copy_(w[:, :4])
             if OFFICIAL[j] >= 0:
-                model.enc_parent[j].copy_(w[:, 4:])
-            model.enc_bias[j].copy_(state[f"enc.net.{j}.net.0.bias"])
-            model.enc_out[j].copy_(state[f"enc.net.{j}.net.2.weight"])
-            model.enc_out_bias[j].copy_(state[f"enc.net.{j}.net.2.bias"])
+                model.bone(j)["parent"].copy_(w[:, 4:])
+            model.bone(j)["bias"].copy_(state[f"enc.net.{j}.net.0.bias"])
+            model.bone(j)["out"].copy_(state[f"enc.net.{j}.net.2.weight"])
+            model.bone(j)["out_bias"].copy_(state[f"enc.net.{j}.net.2.bias"])
         for i, lin in enumerate(model.mlp):
             lin.weight.copy_(state[f"dfnet.lin{i}.weight"])
             lin.bias.copy_(state[f"dfnet.lin{i}.bias"])

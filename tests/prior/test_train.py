@@ -14,6 +14,7 @@ import torch
 
 from amasskit.errors import CheckpointError, ConfigError, OutputExistsError
 from amasskit.prior import (
+    ExactField,
     PoseIndex,
     TrainConfig,
     TrainingDataConfig,
@@ -21,6 +22,7 @@ from amasskit.prior import (
     build_training_data,
     knn,
     load_model,
+    pose_distance,
     project,
     random_poses,
     spearman,
@@ -80,17 +82,15 @@ def test_scores_match_their_definitions() -> None:
     assert auroc(neg, neg) == pytest.approx(0.5)
 
 
-class ExactField(torch.nn.Module):
-    """The true geodesic distance to a set of poses, by brute force (differentiable almost everywhere)."""
-
-    def __init__(self, poses: np.ndarray) -> None:
-        super().__init__()
-        self.poses = torch.from_numpy(poses).double()
-
-    def forward(self, quat: torch.Tensor) -> torch.Tensor:
-        q = torch.nn.functional.normalize(quat.double(), dim=-1)
-        c = torch.einsum("bjc,pjc->bpj", q, self.poses).abs().clamp(max=1 - 1e-12)
-        return torch.acos(c).sum(-1).min(1).values
+def test_exact_field_is_the_brute_force_minimum(manifold: PoseManifold) -> None:
+    """ExactField equals the minimum of :func:`pose_distance` over the set, for both metrics, in blocks too."""
+    poses = manifold.poses(manifold.grid(20))
+    q = random_poses(7, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    for metric in ("geodesic", "posendf"):
+        want = pose_distance(q.numpy()[:, None], poses[None].astype(np.float64), metric=metric).min(1)
+        for block in (4096, 33):
+            got = ExactField(torch.from_numpy(poses), metric=metric, block=block)(q)
+            np.testing.assert_allclose(got.numpy(), want, rtol=1e-9, atol=1e-9)
 
 
 def test_projection_reaches_the_manifold_without_raising_the_distance(
@@ -100,7 +100,7 @@ def test_projection_reaches_the_manifold_without_raising_the_distance(
     the grid, a subset of the family, so within tol of the family (measured on the 400-grid: up to its 0.03 more), in
     far fewer evaluations than Pose-NDF's fixed 100 steps, more of them reaching tol; no taken step raises the
     distance (checked on every step)."""
-    field = ExactField(manifold.poses(manifold.grid(96)))
+    field = ExactField(torch.from_numpy(manifold.poses(manifold.grid(96))))
     start = random_poses(32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     assert float(field(start).median()) > 15  # the grid's distance: within its spacing of the true one
     tol = 0.02
@@ -124,7 +124,7 @@ def test_projection_reaches_the_manifold_without_raising_the_distance(
 
 
 def test_projection_keeps_shapes_and_checks_arguments(manifold: PoseManifold) -> None:
-    field = ExactField(manifold.poses(manifold.grid(16)))
+    field = ExactField(torch.from_numpy(manifold.poses(manifold.grid(16))))
     q = random_poses(6, generator=torch.Generator().manual_seed(1), dtype=torch.float64).reshape(2, 3, 21, 4)
     out = project(field, q, max_steps=5, keep_steps=True)
     assert out.quat.shape == (2, 3, 21, 4) and out.distance.shape == (2, 3) and out.steps.shape == (2, 3)
@@ -177,7 +177,7 @@ def test_the_gradient_target_is_the_true_fields_gradient(manifold: PoseManifold)
     metrics (the posendf field written out the same way)."""
     from amasskit.prior._train import true_gradient
 
-    field = ExactField(manifold.poses(manifold.grid(32)))
+    field = ExactField(torch.from_numpy(manifold.poses(manifold.grid(32))))
     g = torch.Generator().manual_seed(0)
     q = torch.from_numpy(manifold.sample(20, seed=3)).double()
     q = torch.nn.functional.normalize(
@@ -268,6 +268,7 @@ def test_the_train_command(data: dict[str, Path], tmp_path: Path) -> None:
     assert "trained" in run.stdout and "auroc" in run.stdout
     model = load_model(tmp_path / "cli" / "model.pt")
     assert model.info["train_config"]["lr"] == 1e-3  # type: ignore[attr-defined]
+    assert model.info["data"]["manifest"]["format"] == "amasskit.prior-data"  # type: ignore[attr-defined]
     pytest.importorskip("tensorboard", reason="TensorBoard logs need the tensorboard package")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -16,7 +16,7 @@
 from ._data import TrainingData, TrainingDataConfig, build_training_data
 from ._knn import PoseIndex, knn, knn_brute_force
 from ._metrics import METRICS, Metric, pose_distance
-from ._model import ACTIVATIONS, PARENT_MAPS, DistanceField, DistanceFieldConfig, canonical_quat
+from ._model import ACTIVATIONS, PARENT_MAPS, DistanceField, DistanceFieldConfig, ExactField, canonical_quat
 from ._noise import NOISE_SCHEMES, NoiseConfig, perturb
 from ._official import load_official, read_official_config
 from ._project import PROJECTION_METHODS, Projection, project, random_poses
@@ -43,6 +43,7 @@ __all__ = [
     "TRAIN_PRESETS",
     "DistanceField",
     "DistanceFieldConfig",
+    "ExactField",
     "Metric",
     "NoiseConfig",
     "PoseIndex",

@@ -238,6 +238,11 @@ def build_training_data(
         raise ConfigError(f"k = {config.k} but the pose set {poses.path} holds {len(poses)} poses", key="k")
     out = Path(config.out)
     experiment = _experiment_id(config, poses)
+    if config.noise in ("posendf", "nrdf"):
+        levels = len(config.noise_config().levels(config.noise))
+        if config.samples_per_pose % levels:  # sample s of a pose takes level s % levels
+            logger.warning("%d samples a pose over %d noise levels: the levels are not equally represented (sample "
+                           "s takes level s %% %d)", config.samples_per_pose, levels, levels)  # fmt: skip
     with exclusive_lock(out.with_name(f".{out.name}.lock"), what=f"prior data into {out}", wait=wait):
         existing = _read_manifest(out)
         if existing is not None and existing.get("experiment_id") == experiment:

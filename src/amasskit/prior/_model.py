@@ -166,8 +166,9 @@ def _levels(parents: tuple[int, ...]) -> list[list[int]]:
 class DistanceField(nn.Module):
     """The Pose-NDF / NRDF distance field: ``forward(quat (..., J, 4)) -> (...)`` distances (see the module doc).
 
-    Parameters (per bone ``j`` of ``J``): ``enc_quat (J, H, 4)``, ``enc_parent (J, H, C)`` (zero and unused for the
-    root's children), ``enc_bias (J, H)``, ``enc_out (J, C, H)``, ``enc_out_bias (J, C)``; the distance MLP
+    Parameters, one row per bone in evaluation order (the bones sorted by tree depth, so each depth is one slice):
+    ``enc_quat (J, H, 4)``, ``enc_parent (J, H, C)`` (zero and unused for the root's children), ``enc_bias (J, H)``,
+    ``enc_out (J, C, H)``, ``enc_out_bias (J, C)``; :meth:`bone` gives bone ``j``'s rows. The distance MLP
     ``mlp.{0..L}`` as ``nn.Linear`` layers. :func:`~amasskit.prior.load_official` maps the originals' keys onto them.
     """
 
@@ -213,21 +214,30 @@ class DistanceField(nn.Module):
         self.register_buffer(
             "_unorder", torch.tensor([slot[j] for j in range(len(parents))]), persistent=False
         )
+        self._slot = [slot[j] for j in range(len(parents))]
         self.parents = parents
+
+    def bone(self, j: int) -> dict[str, torch.Tensor]:
+        """Bone ``j``'s parameters (views): ``quat (H, 4)`` and ``parent (H, C)`` (its first layer's weight split
+        into the quaternion's and the parent feature's columns), ``bias (H,)``, ``out (C, H)``, ``out_bias (C,)``."""
+        s = self._slot[j]
+        return {"quat": self.enc_quat[s], "parent": self.enc_parent[s], "bias": self.enc_bias[s],
+                "out": self.enc_out[s], "out_bias": self.enc_out_bias[s]}  # fmt: skip
 
     def reset_parameters(self, *, generator: torch.Generator | None = None) -> None:
         """PyTorch's default ``nn.Linear`` initialisation for every layer, bone by bone, from ``generator``."""
         with torch.no_grad():
             for j in range(self.config.joints):
+                bone = self.bone(j)
                 fan_in = 4 + (self.config.feature if self.parents[j] >= 0 else 0)
                 bound = 1 / math.sqrt(fan_in)
-                for t in (self.enc_quat[j], self.enc_parent[j], self.enc_bias[j]):
-                    t.uniform_(-bound, bound, generator=generator)
+                for name in ("quat", "parent", "bias"):
+                    bone[name].uniform_(-bound, bound, generator=generator)
                 if self.parents[j] < 0:
-                    self.enc_parent[j].zero_()
+                    bone["parent"].zero_()
                 bound = 1 / math.sqrt(self.config.hidden)
-                self.enc_out[j].uniform_(-bound, bound, generator=generator)
-                self.enc_out_bias[j].uniform_(-bound, bound, generator=generator)
+                bone["out"].uniform_(-bound, bound, generator=generator)
+                bone["out_bias"].uniform_(-bound, bound, generator=generator)
             for lin in self.mlp:
                 assert isinstance(lin, nn.Linear)
                 bound = 1 / math.sqrt(lin.in_features)
@@ -248,12 +258,12 @@ class DistanceField(nn.Module):
         B, J = quat.shape[0], self.config.joints
         x = quat.transpose(0, 1)[self._order]  # (J, B, 4) in evaluation order
         # the quaternion half of every first layer at once
-        first = torch.baddbmm(
-            self.enc_bias[self._order].unsqueeze(1), x, self.enc_quat[self._order].transpose(1, 2)
-        )
-        w_parent = self.enc_parent[self._order].transpose(1, 2)
-        w_out = self.enc_out[self._order].transpose(1, 2)
-        b_out = self.enc_out_bias[self._order].unsqueeze(1)
+        first = torch.baddbmm(self.enc_bias.unsqueeze(1), x, self.enc_quat.transpose(1, 2))
+        w_parent = self.enc_parent.transpose(
+            1, 2
+        )  # parameters are stored in evaluation order: slices, no gathers
+        w_out = self.enc_out.transpose(1, 2)
+        b_out = self.enc_out_bias.unsqueeze(1)
         done: torch.Tensor | None = None  # (n, B, C) features of the bones so far, in evaluation order
         start = 0
         for size, has_parent in zip(self._level_sizes, self._level_has_parent, strict=True):
@@ -288,3 +298,38 @@ class DistanceField(nn.Module):
     def describe(self) -> dict[str, Any]:
         """The config as plain data (what a checkpoint records)."""
         return self.config.to_dict()
+
+
+class ExactField(nn.Module):
+    """The exact distance of poses to a (small) set of poses, by brute force, as a differentiable module: a reference
+    field with the same interface as :class:`DistanceField` (projection, tests, benchmarks).
+
+    ``forward(quat (..., J, 4)) -> (...)``: ``min_p sum_j acos |<q_j, x_pj>|`` (``geodesic``) or ``sum_j 1 - |<q_j,
+    x_pj>|`` (``posendf``) over the set's poses ``x (P, J, 4)``, in float64 (``acos`` is clamped just below 1 so its
+    gradient stays finite). Costs ``B P J`` per call: sets of thousands of poses, not millions.
+    """
+
+    poses: torch.Tensor
+
+    def __init__(self, poses: torch.Tensor, *, metric: str = "geodesic", block: int = 4096) -> None:
+        super().__init__()
+        if metric not in METRICS:
+            raise InvalidArgumentError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        poses = torch.as_tensor(poses, dtype=torch.float64)
+        if poses.ndim != 3 or poses.shape[-1] != 4 or len(poses) == 0:
+            raise InvalidArgumentError(f"poses must be a non-empty (P, J, 4) array, got {tuple(poses.shape)}")
+        self.register_buffer("poses", functional.normalize(poses, dim=-1))
+        self.metric, self.block = metric, block
+        self.config = DistanceFieldConfig(joints=poses.shape[1], metric=metric, reduction="sum")
+
+    def forward(self, quat: torch.Tensor) -> torch.Tensor:
+        lead, J = quat.shape[:-2], quat.shape[-2]
+        q = functional.normalize(quat.reshape(-1, J, 4).to(torch.float64), dim=-1)
+        best = None
+        for start in range(0, len(self.poses), self.block):
+            c = torch.einsum("bjc,pjc->bpj", q, self.poses[start : start + self.block]).abs()
+            term = torch.acos(c.clamp(max=1 - 1e-12)) if self.metric == "geodesic" else 1 - c
+            d = term.sum(-1).min(1).values
+            best = d if best is None else torch.minimum(best, d)
+        assert best is not None
+        return best.reshape(lead)

@@ -165,13 +165,13 @@ def load_official(
                     raise CheckpointError(path, f"enc.net.{j}.net.{name} is {tuple(bone[name].shape)}, the config "
                                           f"and parent map need {shape}")  # fmt: skip
             w = bone["0.weight"]
-            model.enc_quat[j].copy_(w[:, :4])
-            model.enc_parent[j].zero_()
+            model.bone(j)["quat"].copy_(w[:, :4])
+            model.bone(j)["parent"].zero_()
             if model.parents[j] >= 0:
-                model.enc_parent[j].copy_(w[:, 4:])
-            model.enc_bias[j].copy_(bone["0.bias"])
-            model.enc_out[j].copy_(bone["2.weight"])
-            model.enc_out_bias[j].copy_(bone["2.bias"])
+                model.bone(j)["parent"].copy_(w[:, 4:])
+            model.bone(j)["bias"].copy_(bone["0.bias"])
+            model.bone(j)["out"].copy_(bone["2.weight"])
+            model.bone(j)["out_bias"].copy_(bone["2.bias"])
         if len(mlp) != len(model.mlp):
             raise CheckpointError(
                 path, f"{len(mlp)} distance layers, the config's dims give {len(model.mlp)}"

@@ -225,3 +225,66 @@ def train(
     for key, value in latest.items():
         table.add_row(key, f"{value:.5g}")
     console.print(table)
+
+
+class StartChoice(str, Enum):
+    haar = "haar"
+    noisy_identity = "noisy-identity"
+
+
+@prior_app.command("sample")
+def sample(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="model.pt, or a released checkpoint.")],
+    count: Annotated[int, typer.Option("-n", min=1, help="Poses to generate.")] = 100,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The npz to write.")] = Path("samples.npz"),
+    start: Annotated[
+        str, typer.Option(help="haar, noisy-identity, or an .npy of (N, 21, 4) poses.")
+    ] = "haar",
+    tol: Annotated[float | None, typer.Option(help="Stop under this distance (1e-3 a joint).")] = None,
+    max_steps: Annotated[int, typer.Option(min=1, help="Network evaluations a pose at most.")] = 100,
+    keep_steps: Annotated[bool, typer.Option(help="Also write every projection step.")] = False,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the starts.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Plausible poses: random starts projected onto the prior's manifold (quat, pose_body, distance, converged,
+    steps, evaluations; with --keep-steps every step, for viewing)."""
+    import numpy as np
+
+    from ..prior import load_prior, sample_poses, save_poses
+
+    with handle_errors():
+        model = load_prior(model_path, map_location=device)
+        begin: Any = start if start in ("haar", "noisy-identity") else np.load(start, allow_pickle=False)
+        result = sample_poses(model, count, start=begin, seed=seed, tol=tol, max_steps=max_steps,
+                              keep_steps=keep_steps)  # fmt: skip
+        extra = {} if result.history is None else {"history_quat": result.history.cpu().numpy(),
+                                                   "history_distance": result.history_distance.cpu().numpy()}  # type: ignore[union-attr]  # fmt: skip
+        save_poses(out, result.quat.detach().cpu().numpy(), distance=result.distance.cpu().numpy(),
+                   converged=result.converged.cpu().numpy(), steps=result.steps.cpu().numpy(),
+                   evaluations=result.evaluations.cpu().numpy(), **extra)  # fmt: skip
+    console.print(f"{out}: {count:,} poses, {float(result.converged.float().mean()):.1%} under tol, "
+                  f"{float(result.evaluations.float().mean()):.1f} evaluations a pose")  # fmt: skip
+
+
+@prior_app.command("interpolate")
+def interpolate(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="model.pt, or a released checkpoint.")],
+    a: Annotated[str, typer.Argument(metavar="A", help="FILE#frame of a motion file, or an .npy pose.")],
+    b: Annotated[str, typer.Argument(metavar="B", help="FILE#frame of a motion file, or an .npy pose.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The npz to write.")] = Path("path.npz"),
+    steps: Annotated[int, typer.Option(min=1, help="Steps at most.")] = 200,
+    step_size: Annotated[float, typer.Option(help="Fraction of the way to B a step.")] = 0.1,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """A path from pose A to pose B on the prior's manifold (projected after every step; ends at B)."""
+    from ..prior import interpolate_poses, load_prior, read_pose, save_poses
+
+    with handle_errors():
+        model = load_prior(model_path, map_location=device)
+        joints = int(model.config.joints)
+        path, distance = interpolate_poses(model, read_pose(a, joints=joints), read_pose(b, joints=joints),
+                                           step_size=step_size, max_steps=steps)  # fmt: skip
+        save_poses(out, path, distance=distance)
+    console.print(
+        f"{out}: {len(path)} poses from A to B, largest distance on the way {float(distance.max()):.4g}"
+    )

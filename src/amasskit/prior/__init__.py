@@ -31,6 +31,7 @@ from ._sets import (
     write_pose_set,
 )
 from ._train import TRAIN_PRESETS, TrainConfig, evaluate_field, load_model, train
+from ._uses import interpolate_poses, load_prior, read_pose, sample_poses, save_poses
 
 __all__ = [
     "ACTIVATIONS",
@@ -58,16 +59,21 @@ __all__ = [
     "build_training_data",
     "canonical_quat",
     "evaluate_field",
+    "interpolate_poses",
     "knn",
     "knn_brute_force",
     "load_model",
     "load_official",
+    "load_prior",
     "perturb",
     "pose_distance",
     "pose_set_from_store",
     "project",
     "random_poses",
     "read_official_config",
+    "read_pose",
+    "sample_poses",
+    "save_poses",
     "spearman",
     "train",
     "write_pose_set",

@@ -80,7 +80,9 @@ def _value_and_grad(model: torch.nn.Module, q: torch.Tensor) -> tuple[torch.Tens
         x = q.detach().requires_grad_(True)
         d = model(x)
         (g,) = torch.autograd.grad(d.sum(), x)
-    return d.detach(), g
+    return d.detach().to(q.dtype), g.to(
+        q.dtype
+    )  # a float64 field (ExactField) on float32 poses: the poses' dtype
 
 
 def _step(

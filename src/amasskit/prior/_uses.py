@@ -1,0 +1,212 @@
+"""Pose priors at work: loading any model, generating poses, interpolating between two on the manifold.
+
+* :func:`load_prior` - a model trained by amasskit or a released Pose-NDF/NRDF checkpoint, whichever the file is.
+* :func:`sample_poses` - plausible poses: random starts (Haar, or noisy copies of the identity, or poses given)
+  projected onto the field's zero set (``amasskit prior sample``).
+* :func:`interpolate_poses` - a path from pose A to pose B that stays on the manifold: a step of ``step_size`` of
+  the way toward B (per-joint slerp), projected, repeated until B is reached (``amasskit prior interpolate``).
+* :func:`read_pose` - a pose from ``FILE#frame`` (an AMASS motion file) or a ``.npy`` of 21 rotation vectors or
+  quaternions.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._util.atomic import atomic_open
+from ..errors import CheckpointError, InvalidArgumentError
+from ..rotations import quat_canonical, quat_geodesic, quat_slerp, quat_to_rotvec, rotvec_to_quat
+from ._model import DistanceField, DistanceFieldConfig
+from ._official import load_official
+from ._project import Projection, project, random_poses
+from ._train import load_model
+
+__all__ = ["interpolate_poses", "load_prior", "read_pose", "sample_poses", "save_poses"]
+
+STARTS = ("haar", "noisy-identity")
+
+
+def load_prior(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> DistanceField:
+    """The distance field in ``path``: an amasskit model (``model.pt``), else a released checkpoint (with its
+    ``config.yaml`` beside it or one folder up).
+
+    Raises:
+        CheckpointError: neither (the message says what each reader found).
+    """
+    try:
+        return load_model(path, map_location=map_location)
+    except CheckpointError as ours:
+        if "not an amasskit prior model" not in str(ours):
+            raise
+        try:
+            return load_official(path, map_location=map_location)
+        except CheckpointError as theirs:
+            raise CheckpointError(
+                path, f"neither an amasskit model nor a released checkpoint ({theirs.reason})"
+            ) from None
+
+
+def sample_poses(
+    model: torch.nn.Module,
+    count: int,
+    *,
+    start: str | np.ndarray | torch.Tensor = "haar",
+    seed: int = 0,
+    noise: float = 0.5,
+    tol: float | None = None,
+    max_steps: int = 100,
+    method: str = "rdfgrad",
+    keep_steps: bool = False,
+) -> Projection:
+    """``count`` poses projected onto the field's zero set from seeded starts.
+
+    Args:
+        start: ``haar`` (uniformly random rotations), ``noisy-identity`` (each joint the identity turned by a
+            Gaussian rotation vector of ``noise`` radians a component) or ``(N, J, 4)`` poses (the first ``count``).
+        tol: stop a pose under this distance (default: 1e-3 a joint, in the model's units).
+        max_steps, method, keep_steps: as :func:`~amasskit.prior.project`.
+
+    Raises:
+        InvalidArgumentError: an unknown start or a start array of the wrong shape.
+    """
+    J = _config(model).joints
+    generator = torch.Generator().manual_seed(seed)
+    if isinstance(start, str):
+        if start == "haar":
+            quat = random_poses(count, joints=J, generator=generator)
+        elif start == "noisy-identity":
+            rotvec = torch.randn(count, J, 3, generator=generator, dtype=torch.float64) * noise
+            quat = torch.as_tensor(np.asarray(rotvec_to_quat(rotvec.numpy()), dtype=np.float32))
+        else:
+            raise InvalidArgumentError(f"start must be one of {', '.join(STARTS)} or poses, got {start!r}")
+    else:
+        quat = torch.as_tensor(np.asarray(start, dtype=np.float32))[:count]
+        if quat.ndim != 3 or quat.shape[1:] != (J, 4):
+            raise InvalidArgumentError(
+                f"start poses must be (N, {J}, 4) quaternions, got {tuple(quat.shape)}"
+            )
+    device = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
+    return project(model, quat.to(device), method=method, max_steps=max_steps, tol=_default_tol(model, tol),
+                   keep_steps=keep_steps)  # fmt: skip
+
+
+def _config(model: torch.nn.Module) -> DistanceFieldConfig:
+    config = getattr(model, "config", None)
+    if not isinstance(config, DistanceFieldConfig):
+        raise InvalidArgumentError(
+            "the model must be a DistanceField (or carry its config, as ExactField does)"
+        )
+    return config
+
+
+def _default_tol(model: torch.nn.Module, tol: float | None) -> float:
+    if tol is not None:
+        return tol
+    config = _config(model)
+    return 1e-3 * (config.joints if config.reduction == "sum" else 1)
+
+
+def interpolate_poses(
+    model: torch.nn.Module,
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    step_size: float = 0.1,
+    max_steps: int = 200,
+    tol: float | None = None,
+    project_steps: int = 20,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A path on the manifold from pose ``a (J, 4)`` to pose ``b (J, 4)``: repeatedly a per-joint slerp
+    ``step_size`` of the way toward ``b``, then a projection (at most ``project_steps`` evaluations); the path ends
+    at ``b`` once every joint is within a degree of it, once a projected step no longer brings it nearer (``b``
+    itself off the field's zero set), or after ``max_steps``.
+
+    Returns:
+        ``path (K, J, 4)`` float32 XYZW (``path[0] = a``, ``path[-1] = b``) and ``distance (K,)`` by the field.
+
+    Raises:
+        InvalidArgumentError: poses of the wrong shape, a step size outside ``(0, 1]``.
+    """
+    J = _config(model).joints
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != (J, 4) or b.shape != (J, 4):
+        raise InvalidArgumentError(f"poses must be ({J}, 4) quaternions, got {a.shape} and {b.shape}")
+    if not 0 < step_size <= 1:
+        raise InvalidArgumentError(f"step_size must be in (0, 1], got {step_size}")
+    a = np.asarray(quat_canonical(a / np.linalg.norm(a, axis=-1, keepdims=True)))
+    b = np.asarray(quat_canonical(b / np.linalg.norm(b, axis=-1, keepdims=True)))
+    tol = _default_tol(model, tol)
+    path = [a]
+    close = np.deg2rad(1.0)  # every joint within a degree of b: the next step is b itself
+    remaining = float(np.sum(quat_geodesic(a, b)))
+    for _ in range(max_steps):
+        x = path[-1]
+        if np.max(quat_geodesic(x, b)) < close:
+            break
+        moved = torch.as_tensor(np.asarray(quat_slerp(x, b, step_size))[None], dtype=torch.float32)
+        nxt = project(model, moved, tol=tol, max_steps=project_steps).quat[0].detach().cpu().double().numpy()
+        left = float(np.sum(quat_geodesic(nxt, b)))
+        if left >= remaining:
+            break  # the projection pulls back as much as the step advances: b is off the field's zero set; go to b
+        path.append(nxt)
+        remaining = left
+    path.append(b)
+    quats = np.stack(path).astype(np.float32)
+    with torch.no_grad():
+        distance = model(torch.as_tensor(quats)).detach().cpu().numpy()
+    return quats, distance
+
+
+def read_pose(spec: str, *, joints: int = 21) -> np.ndarray:
+    """A pose ``(joints, 4)`` XYZW from ``FILE#frame`` (an AMASS motion file's body pose at that frame) or a ``.npy``
+    file of ``(joints, 3)`` rotation vectors or ``(joints, 4)`` quaternions.
+
+    Raises:
+        InvalidArgumentError: a frame outside the file, an array of another shape, no such file (amasskit's file
+            errors name the file).
+    """
+    path, _, frame = spec.partition("#")
+    if frame:
+        from ..io import read
+
+        sequence = read(path)
+        index = int(frame)
+        if not 0 <= index < sequence.num_frames:
+            raise InvalidArgumentError(f"{path}: frame {index} is outside its {sequence.num_frames} frames")
+        rotvec = np.asarray(sequence.pose_body[index], dtype=np.float64).reshape(-1, 3)
+        if joints == 51 and sequence.pose_hand is not None:
+            rotvec = np.concatenate([rotvec, np.asarray(sequence.pose_hand[index]).reshape(-1, 3)])
+    else:
+        try:
+            rotvec = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InvalidArgumentError(f"{path}: not a readable .npy pose ({exc})") from None
+        if rotvec.shape == (joints, 4):
+            return np.asarray(quat_canonical(rotvec / np.linalg.norm(rotvec, axis=-1, keepdims=True)))
+    if rotvec.shape != (joints, 3):
+        raise InvalidArgumentError(f"{spec}: a pose of {rotvec.shape}, need ({joints}, 3) or ({joints}, 4)")
+    return np.asarray(quat_canonical(rotvec_to_quat(rotvec)))
+
+
+def save_poses(path: str | os.PathLike[str], quat: np.ndarray, **arrays: Any) -> Path:
+    """``quat (..., J, 4)`` with its rotation vectors (``pose_body`` for 21 joints, ``rotvec`` otherwise) and any
+    other arrays, as one npz, atomically."""
+    quat = np.asarray(quat, dtype=np.float32)
+    name = "pose_body" if quat.shape[-2] == 21 else "rotvec"
+    rotvec = np.asarray(quat_to_rotvec(quat.astype(np.float64)), dtype=np.float32)
+    payload: dict[str, Any] = {
+        "quat": quat,
+        name: rotvec.reshape(*quat.shape[:-2], -1),
+        **{k: np.asarray(v) for k, v in arrays.items()},
+    }
+    buffer = io.BytesIO()
+    np.savez(buffer, **payload)
+    with atomic_open(path) as fp:
+        fp.write(buffer.getvalue())
+    return Path(path)

@@ -1,0 +1,117 @@
+"""Generating and interpolating poses with a prior (the exact field of a known manifold stands in for a trained
+model where the result must be checked against the truth), and the commands on a trained model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from amasskit.errors import CheckpointError, InvalidArgumentError
+from amasskit.prior import (
+    ExactField,
+    TrainConfig,
+    TrainingDataConfig,
+    build_training_data,
+    interpolate_poses,
+    load_prior,
+    read_pose,
+    sample_poses,
+    train,
+    write_pose_set,
+)
+from amasskit.rotations import quat_geodesic, quat_to_rotvec
+from amasskit.synth import PoseManifold
+
+
+@pytest.fixture(scope="module")
+def manifold() -> PoseManifold:
+    return PoseManifold(dim=2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def field(manifold: PoseManifold) -> ExactField:
+    return ExactField(torch.from_numpy(manifold.poses(manifold.grid(48))))
+
+
+def test_sampled_poses_lie_on_the_manifold(field: ExactField) -> None:
+    """From Haar starts and from noisy identities, the poses that converge are within tol of the grid (a subset of
+    the family) by the exact field; most converge; the same seed gives the same poses."""
+    tol = 0.05
+    for start in ("haar", "noisy-identity"):
+        out = sample_poses(field, 24, start=start, seed=1, tol=tol, max_steps=80)
+        assert out.converged.float().mean() >= 0.85
+        assert (field(out.quat[out.converged]) < tol).all()
+    again = sample_poses(field, 24, start="haar", seed=1, tol=tol, max_steps=80)
+    torch.testing.assert_close(
+        again.quat, sample_poses(field, 24, start="haar", seed=1, tol=tol, max_steps=80).quat
+    )
+    with pytest.raises(InvalidArgumentError, match="start must be"):
+        sample_poses(field, 3, start="uniform")
+
+
+def test_interpolation_stays_on_the_manifold_and_ends_at_b(manifold: PoseManifold) -> None:
+    """Between two poses of the family: the path starts at A, ends at B, every pose on the way is within tol of the
+    manifold by the exact field, and no step jumps (each joint moves less than a tenth of the A-B angle a step,
+    plus what the projection moves it)."""
+    grid = manifold.grid(128)
+    fine = ExactField(torch.from_numpy(manifold.poses(grid)))  # spacing finer than a step
+    a, b = manifold.poses(grid[[5 * 128 + 7, 40 * 128 + 60]])  # two poses of the field's own set: distance 0
+    path, distance = interpolate_poses(fine, a, b, step_size=0.1, tol=0.03, project_steps=40)
+    np.testing.assert_allclose(path[0], a, atol=1e-6)
+    np.testing.assert_allclose(path[-1], b, atol=1e-6)
+    assert 5 < len(path) < 100 and (distance < 0.03 + 1e-6).all()
+    span = float(np.max(quat_geodesic(a, b)))
+    steps = np.max(quat_geodesic(path[:-1].astype(np.float64), path[1:].astype(np.float64)), axis=-1)
+    assert steps.max() < 0.5 * span
+
+
+def test_read_pose_from_files(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    rotvec = rng.normal(0, 0.3, (21, 3))
+    np.save(tmp_path / "pose.npy", rotvec)
+    q = read_pose(str(tmp_path / "pose.npy"))
+    np.testing.assert_allclose(np.asarray(quat_to_rotvec(q)), rotvec, atol=1e-9)
+    np.save(tmp_path / "bad.npy", np.zeros((20, 3)))
+    with pytest.raises(InvalidArgumentError, match=r"\(21, 3\)"):
+        read_pose(str(tmp_path / "bad.npy"))
+
+
+@pytest.fixture(scope="module")
+def tiny_model(manifold: PoseManifold, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    write_pose_set(manifold.poses(manifold.grid(24)), root / "clean")
+    build_training_data(TrainingDataConfig(poses=str(root / "clean"), out=str(root / "data"), samples_per_pose=2,
+                                           noise="nrdf", sigmas={"nrdf": (0.5, 2.0)}, k=1))  # fmt: skip
+    return train(TrainConfig(data=str(root / "data"), out=str(root / "run"), dims=(32, 16), steps=30, batch_size=64,
+                             log_every=10, checkpoint_every=30))  # fmt: skip
+
+
+def test_the_sample_and_interpolate_commands(tiny_model: Path, smplh_tree: object, tmp_path: Path) -> None:
+    """`prior sample` and `prior interpolate` on a model trained by amasskit, between frames of a motion file."""
+    motion = max(Path(smplh_tree.root).rglob("*_poses.npz"), key=lambda p: p.stat().st_size)  # type: ignore[attr-defined]
+    run = subprocess.run([sys.executable, "-m", "amasskit", "prior", "sample", str(tiny_model), "-n", "16", "-o",
+                          str(tmp_path / "s.npz"), "--max-steps", "20", "--keep-steps"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    with np.load(tmp_path / "s.npz") as s:
+        assert s["quat"].shape == (16, 21, 4) and s["pose_body"].shape == (16, 63)
+        assert s["history_quat"].shape[1:] == (16, 21, 4) and (s["evaluations"] <= 20).all()
+    run = subprocess.run([sys.executable, "-m", "amasskit", "prior", "interpolate", str(tiny_model), f"{motion}#0",
+                          f"{motion}#40", "-o", str(tmp_path / "p.npz"), "--steps", "30"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    with np.load(tmp_path / "p.npz") as p:
+        np.testing.assert_allclose(p["quat"][-1], read_pose(f"{motion}#40"), atol=1e-6)
+        np.testing.assert_allclose(p["quat"][0], read_pose(f"{motion}#0"), atol=1e-6)
+    bad = subprocess.run([sys.executable, "-m", "amasskit", "prior", "sample", str(tmp_path / "s.npz")],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode != 0 and "CheckpointError" in bad.stderr
+    with pytest.raises(CheckpointError):
+        load_prior(tmp_path / "s.npz")
+    with pytest.raises(InvalidArgumentError, match="outside"):
+        read_pose(f"{motion}#100000")

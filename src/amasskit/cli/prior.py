@@ -250,11 +250,19 @@ def sample(
     steps, evaluations; with --keep-steps every step, for viewing)."""
     import numpy as np
 
+    from ..errors import InvalidArgumentError
     from ..prior import load_prior, sample_poses, save_poses
 
     with handle_errors():
         model = load_prior(model_path, map_location=device)
-        begin: Any = start if start in ("haar", "noisy-identity") else np.load(start, allow_pickle=False)
+        begin: Any = start
+        if start not in ("haar", "noisy-identity"):
+            try:
+                begin = np.load(start, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise InvalidArgumentError(
+                    f"--start {start}: not haar, noisy-identity or a readable .npy ({exc})"
+                ) from None
         result = sample_poses(model, count, start=begin, seed=seed, tol=tol, max_steps=max_steps,
                               keep_steps=keep_steps)  # fmt: skip
         extra = {} if result.history is None else {"history_quat": result.history.cpu().numpy(),

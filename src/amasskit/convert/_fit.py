@@ -54,6 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._util.hardware import cpu_has_fast_bf16
 from ..body import BodyModel, forward_kinematics
 from ..rotations import quat_exp, quat_to_rotmat
 
@@ -256,10 +257,7 @@ class TargetModel:
 def _fast_bf16(dtype: torch.dtype, device: torch.device) -> bool:
     """Whether a float32 fit on ``device`` takes the gradient's pose-blend product in bfloat16 (CPUs with
     AVX512-BF16 only: elsewhere the product is emulated and slower, and on CUDA the float32 one is fast already)."""
-    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # private in torch 2.x: absent means no
-    return (
-        dtype == torch.float32 and torch.device(device).type == "cpu" and check is not None and bool(check())
-    )
+    return dtype == torch.float32 and torch.device(device).type == "cpu" and cpu_has_fast_bf16()
 
 
 def _skin_blocks(

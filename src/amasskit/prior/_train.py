@@ -54,6 +54,7 @@ import numpy as np
 import torch
 
 from .._util.atomic import atomic_open
+from .._util.hardware import cpu_has_fast_bf16
 from .._util.locking import exclusive_lock
 from ..data import IndexBatch, Loader
 from ..errors import CheckpointError, ConfigError, InvalidArgumentError, OutputExistsError
@@ -199,10 +200,6 @@ class TrainConfig:
         return out
 
 
-def weights_need_neighbours(config: TrainConfig) -> bool:
-    return config.w_gradient > 0
-
-
 def true_gradient(
     quat: torch.Tensor, near: torch.Tensor, *, metric: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,8 +237,7 @@ def use_bf16(precision: str, device: torch.device) -> bool:
         return False
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
-    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # private in torch 2.x: absent means no
-    return device.type == "cpu" and check is not None and bool(check())
+    return device.type == "cpu" and cpu_has_fast_bf16()
 
 
 class _Rows:
@@ -521,7 +517,7 @@ def _train(
         (config.manifold_batch or config.batch_size) // world,
     )
     files = {"pose": data.path / "noisy.npy", "distance": data.path / "distance.npy"}
-    if weights_need_neighbours(config):
+    if config.w_gradient > 0:  # the gradient's target needs each sample's nearest pose
         files |= {"neighbour": data.path / "neighbour.npy", "clean": Path(poses.path) / "fields" / "quat.npy"}
     noisy_rows = _Rows(files, len(data), config.target)
     clean_rows = _Rows({"pose": Path(poses.path) / "fields" / "quat.npy"}, len(poses))

@@ -91,8 +91,8 @@ def sample_poses(
             raise InvalidArgumentError(
                 f"start poses must be (N, {J}, 4) quaternions, got {tuple(quat.shape)}"
             )
-    device = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
-    return project(model, quat.to(device), method=method, max_steps=max_steps, tol=_default_tol(model, tol),
+    weight = next(model.parameters(), None)  # a field without parameters (ExactField) stays where it is
+    return project(model, quat if weight is None else quat.to(weight.device), method=method, max_steps=max_steps, tol=_default_tol(model, tol),
                    keep_steps=keep_steps)  # fmt: skip
 
 
@@ -175,6 +175,8 @@ def read_pose(spec: str, *, joints: int = 21) -> np.ndarray:
     if frame:
         from ..io import read
 
+        if not frame.isdigit():
+            raise InvalidArgumentError(f"{spec}: the frame after '#' must be a number >= 0")
         sequence = read(path)
         index = int(frame)
         if not 0 <= index < sequence.num_frames:

@@ -23,7 +23,8 @@ code written against plain Python keeps working::
     │   ├── BodyModelFileError                 (ValueError) a body-model file that is corrupt or inconsistent
     │   ├── TransferFileError                  (ValueError) a deformation-transfer or mask file that cannot be used
     │   ├── StoreError                         (ValueError) a store folder that is incomplete or of unknown format
-    │   └── CheckpointError                    (ValueError) a model checkpoint or config that cannot be loaded
+    │   ├── CheckpointError                    (ValueError) a model checkpoint or config that cannot be loaded
+    │   └── KeypointFileError                  (ValueError) a 2D keypoint file (OpenPose JSON) that cannot be used
     ├── BodyModelNotFoundError                 (FileNotFoundError) no body-model file where amasskit looked
     ├── OutputExistsError                      (FileExistsError) an output amasskit may not replace as asked
     ├── BusyError                              (RuntimeError) another amasskit run is writing the same output
@@ -63,6 +64,7 @@ __all__ = [
     "HostileArchiveError",
     "InvalidArgumentError",
     "InvalidValueError",
+    "KeypointFileError",
     "MissingKeyError",
     "MotionFileNotFoundError",
     "NonFiniteError",
@@ -252,3 +254,8 @@ class TransferFileError(AmassFileError, ValueError):
 class CheckpointError(AmassFileError, ValueError):
     """A model checkpoint or its config that cannot be used: not a checkpoint, one that would run code to load
     (anything but tensors and plain data), missing or unexpected weights, shapes or a config that do not fit."""
+
+
+class KeypointFileError(AmassFileError, ValueError):
+    """A 2D keypoint file (OpenPose's JSON) that cannot be used: not JSON, no ``people``, nobody in it, keypoints that
+    are not BODY_25's 25 (x, y, confidence) triples of finite numbers."""

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from amasskit.errors import CheckpointError, InvalidArgumentError
+from amasskit.io import read
 from amasskit.prior import (
     ExactField,
     TrainConfig,
@@ -99,12 +100,13 @@ def test_the_sample_and_interpolate_commands(tiny_model: Path, smplh_tree: objec
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     with np.load(tmp_path / "s.npz") as s:
-        assert s["quat"].shape == (16, 21, 4) and s["pose_body"].shape == (16, 63)
+        assert s["quat"].shape == (16, 21, 4) and s["prior_distance"].shape == (16,)
         assert s["history_quat"].shape[1:] == (16, 21, 4) and (s["evaluations"] <= 20).all()
     run = subprocess.run([sys.executable, "-m", "amasskit", "prior", "interpolate", str(tiny_model), f"{motion}#0",
                           f"{motion}#40", "-o", str(tmp_path / "p.npz"), "--steps", "30"],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
+    assert read(tmp_path / "s.npz").num_frames == 16  # a motion file: one frame a pose
     with np.load(tmp_path / "p.npz") as p:
         np.testing.assert_allclose(p["quat"][-1], read_pose(f"{motion}#40"), atol=1e-6)
         np.testing.assert_allclose(p["quat"][0], read_pose(f"{motion}#0"), atol=1e-6)

@@ -267,7 +267,7 @@ def sample(
                               keep_steps=keep_steps)  # fmt: skip
         extra = {} if result.history is None else {"history_quat": result.history.cpu().numpy(),
                                                    "history_distance": result.history_distance.cpu().numpy()}  # type: ignore[union-attr]  # fmt: skip
-        save_poses(out, result.quat.detach().cpu().numpy(), distance=result.distance.cpu().numpy(),
+        save_poses(out, result.quat.detach().cpu().numpy(), prior_distance=result.distance.cpu().numpy(),
                    converged=result.converged.cpu().numpy(), steps=result.steps.cpu().numpy(),
                    evaluations=result.evaluations.cpu().numpy(), **extra)  # fmt: skip
     console.print(f"{out}: {count:,} poses, {float(result.converged.float().mean()):.1%} under tol, "
@@ -292,7 +292,155 @@ def interpolate(
         joints = int(model.config.joints)
         path, distance = interpolate_poses(model, read_pose(a, joints=joints), read_pose(b, joints=joints),
                                            step_size=step_size, max_steps=steps)  # fmt: skip
-        save_poses(out, path, distance=distance)
+        save_poses(out, path, prior_distance=distance)
     console.print(
         f"{out}: {len(path)} poses from A to B, largest distance on the way {float(distance.max()):.4g}"
     )
+
+
+def _kinematics(model_dir: Path | None, gender: str) -> Any:
+    """The body a fit moves: the body model in ``model_dir`` (SMPL+H of ``gender``), else the built-in skeleton."""
+    from ..prior import Kinematics
+
+    if model_dir is None:
+        return Kinematics()
+    from ..body import BodyModel
+
+    return Kinematics(BodyModel.load("smplh", gender, model_dir=model_dir))
+
+
+def _field_or_none(model_path: str, device: str) -> Any:
+    from ..prior import load_prior
+
+    return None if model_path == "none" else load_prior(model_path, map_location=device)
+
+
+@prior_app.command("denoise")
+def denoise(
+    model_path: Annotated[
+        str, typer.Argument(metavar="MODEL", help="model.pt, a released checkpoint, or none.")
+    ],
+    motion: Annotated[Path, typer.Argument(metavar="INPUT", help="AMASS or HuMoR-style motion npz.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The motion file to write.")] = Path(
+        "denoised.npz"
+    ),
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Body models (SMPL+H); else the built-in skeleton.")
+    ] = None,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds of the schedule (Pose-NDF's: 5).")] = 5,
+    steps: Annotated[int, typer.Option(min=1, help="Adam steps a round.")] = 50,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam's rate.")] = 0.03,
+    prior_weight: Annotated[float, typer.Option(min=0.0, help="Times the preset's prior weights.")] = 1.0,
+    warmup: Annotated[int, typer.Option(min=0, help="Steps without the prior first.")] = 0,
+    frames: Annotated[str | None, typer.Option(help="START:STOP frames only (default all).")] = None,
+) -> None:
+    """Denoise a motion (Pose-NDF's HuMoR-style schedule): its joints, by the body model or the built-in skeleton,
+    are the observations; temporal, data, shape and prior terms; writes a motion file (per-frame prior distance)."""
+    import numpy as np
+
+    from ..errors import InvalidArgumentError
+    from ..prior import DenoiseSchedule, denoise_motion, read_motion, save_motion
+
+    with handle_errors():
+        field = _field_or_none(model_path, "cpu")
+        data = read_motion(motion)
+        if frames is not None:
+            start, _, stop = frames.partition(":")
+            if not (start or "0").isdigit() or not (stop or "0").isdigit():
+                raise InvalidArgumentError(f"--frames {frames}: need START:STOP")
+            window = slice(int(start or 0), int(stop) if stop else None)
+            data.update({k: data[k][window] for k in ("root_orient", "pose_body", "trans")})
+        kin = _kinematics(model_dir, data["gender"])
+        import torch
+
+        with torch.no_grad():
+            observed = kin(*(torch.as_tensor(data[k], dtype=kin.dtype) for k in ("root_orient", "pose_body", "trans")),
+                           torch.as_tensor(data["betas"][: kin.num_betas], dtype=kin.dtype) if kin.num_betas else None)  # fmt: skip
+        schedule = DenoiseSchedule.posendf(rounds, steps, lr).scaled(prior=prior_weight)
+        fit = denoise_motion(
+            field, observed.numpy(), kinematics=kin, init=data, schedule=schedule, warmup=warmup
+        )
+        moved = np.linalg.norm(fit.joints - observed.numpy(), axis=-1).mean(-1)
+        save_motion(out, pose_body=fit.pose_body, root_orient=fit.root_orient, trans=fit.trans,
+                    betas=fit.betas[0] if fit.betas.shape[-1] else None, fps=data["fps"], gender=data["gender"],
+                    prior_distance=fit.distance, joint_change=moved)  # fmt: skip
+    console.print(f"{out}: {len(fit.pose_body)} frames denoised; joints moved {moved.mean() * 1000:.1f} mm on average; "
+                  f"prior distance {np.nanmean(fit.distance):.4g} on average")  # fmt: skip
+
+
+@prior_app.command("fit")
+def fit(
+    model_path: Annotated[
+        str, typer.Argument(metavar="MODEL", help="model.pt, a released checkpoint, or none.")
+    ],
+    observations: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="OBS...", help="(N, 22, 3) joints .npy (NaN: missing), or OpenPose JSON files."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The motion file to write.")] = Path("fit.npz"),
+    intrinsics: Annotated[
+        str | None, typer.Option(help="fx,fy,cx,cy (or f,cx,cy) of the camera: needed for OpenPose input.")
+    ] = None,
+    hide: Annotated[
+        str | None, typer.Option(help="Joints to treat as missing, comma-separated indices.")
+    ] = None,
+    hypotheses: Annotated[int, typer.Option(min=1, help="Fits from different starts, best first.")] = 1,
+    steps: Annotated[int, typer.Option(min=2, help="Adam steps (3D joints).")] = 400,
+    prior_weight: Annotated[float, typer.Option(min=0.0, help="The prior's weight.")] = 1.0,
+    person: Annotated[
+        int | None, typer.Option(help="OpenPose: this person (default the most confident).")
+    ] = None,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Body models (SMPL+H); else the built-in skeleton.")
+    ] = None,
+    gender: Annotated[str, typer.Option(help="Body model gender.")] = "neutral",
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the starts.")] = 0,
+) -> None:
+    """Fit a body to 3D joints (inverse kinematics; missing joints completed, several hypotheses) or to OpenPose
+    BODY_25 keypoints with camera intrinsics (SMPLify-style). Writes a motion file: one frame per observation and
+    hypothesis (observation-major), with `observation`, `hypothesis`, `fit_loss` and `prior_distance`."""
+    import numpy as np
+
+    from ..errors import InvalidArgumentError
+    from ..prior import fit_joints, fit_keypoints, read_openpose, save_motion
+
+    with handle_errors():
+        field = _field_or_none(model_path, "cpu")
+        kin = _kinematics(model_dir, gender)
+        extra: dict[str, Any] = {}
+        if all(p.suffix == ".json" for p in observations):
+            if intrinsics is None:
+                raise InvalidArgumentError("OpenPose input needs --intrinsics fx,fy,cx,cy")
+            camera = [float(v) for v in intrinsics.split(",")]
+            keypoints = np.stack([read_openpose(p, person=person) for p in observations])
+            result = fit_keypoints(field, keypoints, intrinsics=camera, kinematics=kin, hypotheses=hypotheses,
+                                   seed=seed, prior_weights=tuple(w * prior_weight for w in (10.0, 3.0, 1.0)))  # fmt: skip
+            extra["camera_intrinsics"] = np.asarray(camera)
+            summary = f"reprojection {result.terms['reprojection_px']:.2f} px"
+        elif len(observations) == 1 and observations[0].suffix == ".npy":
+            try:
+                joints = np.load(observations[0], allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise InvalidArgumentError(f"{observations[0]}: not a readable .npy ({exc})") from None
+            joints = np.array(joints, dtype=np.float64).reshape(-1, *joints.shape[-2:])
+            if joints.shape[1:] != (22, 3):
+                raise InvalidArgumentError(f"{observations[0]}: joints {joints.shape}, need (N, 22, 3)")
+            if hide:
+                joints[:, [int(j) for j in hide.split(",")]] = np.nan
+            result = fit_joints(field, joints, kinematics=kin, hypotheses=hypotheses, seed=seed, steps=steps,
+                                w_prior=prior_weight)  # fmt: skip
+            seen = np.isfinite(joints).all(-1)
+            err = np.linalg.norm(result.joints[:, 0] - np.nan_to_num(joints), axis=-1)
+            summary = f"observed joints within {float((err * seen).sum() / seen.sum()) * 1000:.1f} mm"
+        else:
+            raise InvalidArgumentError("OBS: one .npy of 3D joints, or OpenPose .json files")
+        N, K = result.loss.shape
+        flat = {k: getattr(result, k).reshape(N * K, *getattr(result, k).shape[2:]) for k in
+                ("pose_body", "root_orient", "trans")}  # fmt: skip
+        save_motion(out, **flat, betas=result.betas[0, 0] if result.betas.shape[-1] else None,
+                        observation=np.repeat(np.arange(N), K), hypothesis=np.tile(np.arange(K), N),
+                        fit_loss=result.loss.reshape(-1), prior_distance=result.distance.reshape(-1),
+                        joints=result.joints.reshape(N * K, 22, 3), **extra)  # fmt: skip
+    console.print(f"{out}: {N} observation(s) x {K} hypothes{'is' if K == 1 else 'es'}; {summary}")

@@ -9,14 +9,39 @@
 * :func:`build_pose_sets` / :func:`pose_set_from_store`, :class:`PoseSet` - clean pose sets from a catalog (VPoser's
   and Pose-NDF's sampling as presets), stores of kind ``pose-set`` with every pose's provenance (``amasskit prior
   poses``).
+* :func:`denoise_motion`, :func:`fit_joints`, :func:`fit_keypoints`, :class:`Kinematics` - fitting bodies with a
+  prior: motion denoising, inverse kinematics with missing joints, 2D keypoints (``amasskit prior denoise|fit``).
 * :func:`build_training_data`, :class:`TrainingData` - noisy samples of a pose set with their exact nearest clean
   poses, chunked, resumable, on a device or a Dask cluster, the same bytes by every route (``amasskit prior data``).
 """
 
 from ._data import TrainingData, TrainingDataConfig, build_training_data
+from ._fit import (
+    BODY25_TO_SMPL,
+    DENOISE_PRESETS,
+    BodyFit,
+    DenoiseSchedule,
+    Kinematics,
+    denoise_motion,
+    fit_joints,
+    fit_keypoints,
+    intrinsics_matrix,
+    keypoints_from_joints,
+    prior_distance,
+    read_openpose,
+    write_openpose,
+)
 from ._knn import PoseIndex, knn, knn_brute_force
 from ._metrics import METRICS, Metric, pose_distance
-from ._model import ACTIVATIONS, PARENT_MAPS, DistanceField, DistanceFieldConfig, ExactField, canonical_quat
+from ._model import (
+    ACTIVATIONS,
+    PARENT_MAPS,
+    DistanceField,
+    DistanceFieldConfig,
+    ExactField,
+    ManifoldField,
+    canonical_quat,
+)
 from ._noise import NOISE_SCHEMES, NoiseConfig, perturb
 from ._official import load_official, read_official_config
 from ._project import PROJECTION_METHODS, Projection, project, random_poses
@@ -31,10 +56,20 @@ from ._sets import (
     write_pose_set,
 )
 from ._train import TRAIN_PRESETS, TrainConfig, evaluate_field, load_model, train
-from ._uses import interpolate_poses, load_prior, read_pose, sample_poses, save_poses
+from ._uses import (
+    interpolate_poses,
+    load_prior,
+    read_motion,
+    read_pose,
+    sample_poses,
+    save_motion,
+    save_poses,
+)
 
 __all__ = [
     "ACTIVATIONS",
+    "BODY25_TO_SMPL",
+    "DENOISE_PRESETS",
     "JOINT_SETS",
     "METRICS",
     "NOISE_SCHEMES",
@@ -42,9 +77,13 @@ __all__ = [
     "PRESETS",
     "PROJECTION_METHODS",
     "TRAIN_PRESETS",
+    "BodyFit",
+    "DenoiseSchedule",
     "DistanceField",
     "DistanceFieldConfig",
     "ExactField",
+    "Kinematics",
+    "ManifoldField",
     "Metric",
     "NoiseConfig",
     "PoseIndex",
@@ -58,8 +97,13 @@ __all__ = [
     "build_pose_sets",
     "build_training_data",
     "canonical_quat",
+    "denoise_motion",
     "evaluate_field",
+    "fit_joints",
+    "fit_keypoints",
     "interpolate_poses",
+    "intrinsics_matrix",
+    "keypoints_from_joints",
     "knn",
     "knn_brute_force",
     "load_model",
@@ -68,13 +112,18 @@ __all__ = [
     "perturb",
     "pose_distance",
     "pose_set_from_store",
+    "prior_distance",
     "project",
     "random_poses",
+    "read_motion",
     "read_official_config",
+    "read_openpose",
     "read_pose",
     "sample_poses",
+    "save_motion",
     "save_poses",
     "spearman",
     "train",
+    "write_openpose",
     "write_pose_set",
 ]

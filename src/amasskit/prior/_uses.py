@@ -27,7 +27,15 @@ from ._official import load_official
 from ._project import Projection, project, random_poses
 from ._train import load_model
 
-__all__ = ["interpolate_poses", "load_prior", "read_pose", "sample_poses", "save_poses"]
+__all__ = [
+    "interpolate_poses",
+    "load_prior",
+    "read_motion",
+    "read_pose",
+    "sample_poses",
+    "save_motion",
+    "save_poses",
+]
 
 STARTS = ("haar", "noisy-identity")
 
@@ -196,15 +204,55 @@ def read_pose(spec: str, *, joints: int = 21) -> np.ndarray:
     return np.asarray(quat_canonical(rotvec_to_quat(rotvec)))
 
 
+#: the root orientation of saved poses: the body upright in AMASS's Z-up world (the models are Y-up)
+UPRIGHT: np.ndarray = np.array([np.pi / 2, 0.0, 0.0])
+
+
+def save_motion(
+    path: str | os.PathLike[str],
+    *,
+    pose_body: np.ndarray,
+    root_orient: np.ndarray | None = None,
+    trans: np.ndarray | None = None,
+    betas: np.ndarray | None = None,
+    fps: float = 30.0,
+    gender: str = "neutral",
+    **arrays: Any,
+) -> Path:
+    """A motion file (the SMPL+H release layout, so ``amasskit view``, ``render`` and :func:`amasskit.io.read` take
+    it) of ``pose_body (T, 21, 3)`` rotation vectors, with ``root_orient (T, 3)`` (default: upright in a Z-up
+    world), ``trans (T, 3)`` (default 0), ``betas`` (default 16 zeros) and any other per-file arrays, atomically.
+    A ``prior_distance (T,)`` array is shown by the viewer beside each frame."""
+    from ..io import sequence_arrays
+    from ..sequence import Gender, Sequence
+
+    body = np.asarray(pose_body, dtype=np.float64).reshape(-1, 21, 3)
+    T = len(body)
+    root = np.broadcast_to(UPRIGHT if root_orient is None else np.asarray(root_orient, np.float64), (T, 3))
+    shape = np.zeros(16) if betas is None else np.asarray(betas, dtype=np.float64).reshape(-1)
+    seq = Sequence(root_orient=np.ascontiguousarray(root, dtype=np.float32), pose_body=body.astype(np.float32),
+                   pose_hand=np.zeros((T, 30, 3), np.float32),
+                   trans=np.zeros((T, 3), np.float32) if trans is None else np.asarray(trans, np.float32).reshape(T, 3),
+                   betas=shape.astype(np.float32), gender=Gender.parse(gender), fps=fps)  # fmt: skip
+    payload: dict[str, Any] = sequence_arrays(seq)
+    payload.update({k: np.asarray(v) for k, v in arrays.items()})
+    buffer = io.BytesIO()
+    np.savez(buffer, **payload)
+    with atomic_open(path) as fp:
+        fp.write(buffer.getvalue())
+    return Path(path)
+
+
 def save_poses(path: str | os.PathLike[str], quat: np.ndarray, **arrays: Any) -> Path:
-    """``quat (..., J, 4)`` with its rotation vectors (``pose_body`` for 21 joints, ``rotvec`` otherwise) and any
-    other arrays, as one npz, atomically."""
+    """Poses ``quat (T, 21, 4)`` as a motion file of ``T`` frames (:func:`save_motion`, upright, at the origin) with
+    ``quat`` itself and any other arrays; other joint counts (51: with the hands) as ``quat`` and ``rotvec`` only."""
     quat = np.asarray(quat, dtype=np.float32)
-    name = "pose_body" if quat.shape[-2] == 21 else "rotvec"
     rotvec = np.asarray(quat_to_rotvec(quat.astype(np.float64)), dtype=np.float32)
+    if quat.ndim == 3 and quat.shape[1] == 21:
+        return save_motion(path, pose_body=rotvec, quat=quat, **arrays)
     payload: dict[str, Any] = {
         "quat": quat,
-        name: rotvec.reshape(*quat.shape[:-2], -1),
+        "rotvec": rotvec.reshape(*quat.shape[:-2], -1),
         **{k: np.asarray(v) for k, v in arrays.items()},
     }
     buffer = io.BytesIO()
@@ -212,3 +260,46 @@ def save_poses(path: str | os.PathLike[str], quat: np.ndarray, **arrays: Any) ->
     with atomic_open(path) as fp:
         fp.write(buffer.getvalue())
     return Path(path)
+
+
+def read_motion(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The body of a motion file: an AMASS file (either release) or a HuMoR-style npz (``root_orient (T, 3)``,
+    ``pose_body (T, 63)``, ``trans (T, 3)``, ``betas``, optional ``fps``/``gender``).
+
+    Returns:
+        ``root_orient (T, 3)``, ``pose_body (T, 21, 3)``, ``trans (T, 3)``, ``betas (B,)`` float64; ``fps``, ``gender``.
+
+    Raises:
+        AmassFileError: the file cannot be read as either (a typed error naming it: missing keys, wrong shapes - a
+            pose of another joint count - or values that are not finite).
+    """
+    from ..errors import ArrayShapeError, MissingKeyError, NonFiniteError
+    from ..io import read
+
+    try:
+        seq = read(path)
+    except MissingKeyError as exc:
+        with open(path, "rb") as raw, np.load(raw, allow_pickle=False) as npz:
+            if not {"root_orient", "pose_body"} <= set(npz.files):
+                raise exc from None
+            arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in ("root_orient", "pose_body", "trans", "betas")
+                      if k in npz.files}  # fmt: skip
+            fps = float(npz["fps"]) if "fps" in npz.files else 30.0
+            gender = str(npz["gender"]) if "gender" in npz.files else "neutral"
+        T = len(arrays["root_orient"])
+        body = arrays["pose_body"]
+        if arrays["root_orient"].shape != (T, 3) or body.reshape(T, -1).shape[1] != 63:
+            raise ArrayShapeError(path, f"root_orient {arrays['root_orient'].shape} and pose_body {body.shape}: "
+                                        "need (T, 3) and (T, 63) (21 body joints)") from None  # fmt: skip
+        trans = arrays.get("trans", np.zeros((T, 3)))
+        if trans.shape != (T, 3):
+            raise ArrayShapeError(path, f"trans {trans.shape}, need ({T}, 3)") from None
+        out: dict[str, Any] = {"root_orient": arrays["root_orient"], "pose_body": body.reshape(T, 21, 3), "trans": trans,
+               "betas": arrays.get("betas", np.zeros(16)).reshape(-1)[:16], "fps": fps, "gender": gender}  # fmt: skip
+        for key in ("root_orient", "pose_body", "trans", "betas"):
+            if not np.isfinite(out[key]).all():
+                raise NonFiniteError(path, f"{key} holds values that are not finite") from None
+        return out
+    return {"root_orient": seq.root_orient.astype(np.float64), "pose_body": seq.pose_body.astype(np.float64),
+            "trans": seq.trans.astype(np.float64), "betas": seq.betas.astype(np.float64), "fps": seq.fps,
+            "gender": seq.gender.value}  # fmt: skip

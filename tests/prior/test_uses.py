@@ -15,15 +15,10 @@ from amasskit.errors import CheckpointError, InvalidArgumentError
 from amasskit.io import read
 from amasskit.prior import (
     ExactField,
-    TrainConfig,
-    TrainingDataConfig,
-    build_training_data,
     interpolate_poses,
     load_prior,
     read_pose,
     sample_poses,
-    train,
-    write_pose_set,
 )
 from amasskit.rotations import quat_geodesic, quat_to_rotvec
 from amasskit.synth import PoseManifold
@@ -80,16 +75,6 @@ def test_read_pose_from_files(tmp_path: Path) -> None:
     np.save(tmp_path / "bad.npy", np.zeros((20, 3)))
     with pytest.raises(InvalidArgumentError, match=r"\(21, 3\)"):
         read_pose(str(tmp_path / "bad.npy"))
-
-
-@pytest.fixture(scope="module")
-def tiny_model(manifold: PoseManifold, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tiny")
-    write_pose_set(manifold.poses(manifold.grid(24)), root / "clean")
-    build_training_data(TrainingDataConfig(poses=str(root / "clean"), out=str(root / "data"), samples_per_pose=2,
-                                           noise="nrdf", sigmas={"nrdf": (0.5, 2.0)}, k=1))  # fmt: skip
-    return train(TrainConfig(data=str(root / "data"), out=str(root / "run"), dims=(32, 16), steps=30, batch_size=64,
-                             log_every=10, checkpoint_every=30))  # fmt: skip
 
 
 def test_the_sample_and_interpolate_commands(tiny_model: Path, smplh_tree: object, tmp_path: Path) -> None:

@@ -11,11 +11,25 @@
   poses``).
 * :func:`denoise_motion`, :func:`fit_joints`, :func:`fit_keypoints`, :class:`Kinematics` - fitting bodies with a
   prior: motion denoising, inverse kinematics with missing joints, 2D keypoints (``amasskit prior denoise|fit``).
+* :func:`evaluate_prior` and the metrics (:func:`apd`, :func:`nearest_pose_distance`, :func:`frechet_distance`,
+  :func:`precision_recall`) - the published protocol for any prior or none (``amasskit prior evaluate``).
 * :func:`build_training_data`, :class:`TrainingData` - noisy samples of a pose set with their exact nearest clean
   poses, chunked, resumable, on a device or a Dask cluster, the same bytes by every route (``amasskit prior data``).
 """
 
 from ._data import TrainingData, TrainingDataConfig, build_training_data
+from ._evaluate import (
+    COMPLETION_HIDDEN,
+    EvaluationConfig,
+    apd,
+    evaluate_prior,
+    frechet_distance,
+    held_out_motion,
+    nearest_pose_distance,
+    pose_features,
+    precision_recall,
+    report_table,
+)
 from ._fit import (
     BODY25_TO_SMPL,
     DENOISE_PRESETS,
@@ -69,6 +83,7 @@ from ._uses import (
 __all__ = [
     "ACTIVATIONS",
     "BODY25_TO_SMPL",
+    "COMPLETION_HIDDEN",
     "DENOISE_PRESETS",
     "JOINT_SETS",
     "METRICS",
@@ -81,6 +96,7 @@ __all__ = [
     "DenoiseSchedule",
     "DistanceField",
     "DistanceFieldConfig",
+    "EvaluationConfig",
     "ExactField",
     "Kinematics",
     "ManifoldField",
@@ -93,14 +109,18 @@ __all__ = [
     "TrainConfig",
     "TrainingData",
     "TrainingDataConfig",
+    "apd",
     "auroc",
     "build_pose_sets",
     "build_training_data",
     "canonical_quat",
     "denoise_motion",
     "evaluate_field",
+    "evaluate_prior",
     "fit_joints",
     "fit_keypoints",
+    "frechet_distance",
+    "held_out_motion",
     "interpolate_poses",
     "intrinsics_matrix",
     "keypoints_from_joints",
@@ -109,9 +129,12 @@ __all__ = [
     "load_model",
     "load_official",
     "load_prior",
+    "nearest_pose_distance",
     "perturb",
     "pose_distance",
+    "pose_features",
     "pose_set_from_store",
+    "precision_recall",
     "prior_distance",
     "project",
     "random_poses",
@@ -119,6 +142,7 @@ __all__ = [
     "read_official_config",
     "read_openpose",
     "read_pose",
+    "report_table",
     "sample_poses",
     "save_motion",
     "save_poses",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from .._util.atomic import atomic_path
 from ..errors import RenderError
 from ..store import StoreStats, store_stats
 
-__all__ = ["StoreStats", "plot_catalog", "plot_store", "store_stats"]
+__all__ = ["StoreStats", "plot_catalog", "plot_prior_report", "plot_store", "store_stats"]
 
 _GENDER_COLOURS = {"male": "#2f6fd0", "female": "#de5c32", "neutral": "#7a7f87"}
 
@@ -148,4 +149,35 @@ def plot_store(store: Any, path: str | os.PathLike[str], *, stats: StoreStats | 
     rates = ", ".join(f"{f:g} fps ({n})" for f, n in s.fps.items())
     fig.suptitle(f"{store.path.name}: {s.sequences:,} sequences, {s.frames:,} frames, {s.seconds / 3600:.2f} hours; "
                  f"{rates}; ranges from {s.sampled:,} frames", fontsize=12)  # fmt: skip
+    return _save(plt, fig, path)
+
+
+def plot_prior_report(reports: Mapping[str, Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """``amasskit prior evaluate``'s reports side by side: denoising MPJPE per noise level, completion error (min
+    and mean over the hypotheses), and generation's dNN and FID, one bar per prior."""
+    plt = _pyplot()
+    names = list(reports)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    width = 0.8 / max(1, len(names))
+    levels = sorted(
+        {lv for r in reports.values() for lv in (r.get("denoising") or {})}, key=lambda s: float(s[:-2])
+    )
+    for i, name in enumerate(names):
+        den = reports[name].get("denoising") or {}
+        values = [den.get(lv, {}).get("mpjpe_mm", np.nan) for lv in levels]
+        axes[0].bar(np.arange(len(levels)) + i * width, values, width, label=name)
+        comp = reports[name].get("completion") or {}
+        axes[1].bar(np.arange(2) + i * width, [comp.get("min_mm", np.nan), comp.get("mean_mm", np.nan)], width,
+                    label=name)  # fmt: skip
+        gen = reports[name].get("generation") or {}
+        axes[2].bar(
+            np.arange(2) + i * width, [gen.get("dnn", np.nan), gen.get("fid", np.nan)], width, label=name
+        )
+    for ax, ticks, title, unit in ((axes[0], levels, "denoising (60-frame clips)", "MPJPE (mm)"),
+                                   (axes[1], ["min", "mean"], "completion (left leg hidden)", "hidden joints (mm)"),
+                                   (axes[2], ["dNN (rad)", "FID"], "generation", "")):  # fmt: skip
+        ax.set_xticks(np.arange(len(ticks)) + width * (len(names) - 1) / 2, ticks)
+        ax.set_title(title)
+        ax.set_ylabel(unit)
+    axes[0].legend(fontsize=8)
     return _save(plt, fig, path)

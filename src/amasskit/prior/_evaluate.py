@@ -1,0 +1,394 @@
+"""The published evaluation protocol of pose priors (Pose-NDF, NRDF, DPoser-X), one report for any prior or none.
+
+Metrics (each a pure function, checked on cases with known answers in the tests):
+
+* :func:`apd` - average pairwise distance of a set of poses: the mean over pairs of the mean per-joint Euclidean
+  distance between their joint positions (centimetres; diversity).
+* :func:`nearest_pose_distance` (dNN) - for each pose, ``sum_j 2 acos |<q_j, x_j>|`` (radians, full angles summed
+  over the joints) to its nearest pose of a reference set, exactly (:func:`amasskit.prior.knn`).
+* :func:`frechet_distance` (FID) - between Gaussians fitted to two feature sets: ``|mu_a - mu_b|^2 + tr(S_a + S_b -
+  2 (S_a S_b)^(1/2))``; features are forward-kinematics joint positions (root at rest, metres).
+* :func:`precision_recall` - Naeem et al.'s k-NN manifolds: the fraction of generated samples inside some real
+  sample's ball (radius: its distance to its k-th nearest real neighbour), and the fraction of real samples inside
+  some generated sample's ball.
+
+:func:`evaluate_prior` runs the protocol: generation (Haar starts projected, Pose-NDF's sampling), field fidelity on a
+held-out training set (MAE, Spearman, AUROC), denoising MPJPE of 60-frame clips at 20, 40 and 100 mm of Gaussian joint
+noise (a per-coordinate standard deviation; v2v too with a body model), and completion (the left leg hidden, min and
+mean error of the hidden joints over the hypotheses). With no prior it runs the same fits without the prior term: the
+baseline row.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import torch
+
+from ..errors import InvalidArgumentError
+from ..rotations import quat_canonical, quat_to_rotvec
+from ._fit import DenoiseSchedule, Kinematics, denoise_motion, fit_joints
+from ._knn import PoseIndex, knn
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "COMPLETION_HIDDEN",
+    "EvaluationConfig",
+    "apd",
+    "evaluate_prior",
+    "frechet_distance",
+    "held_out_motion",
+    "nearest_pose_distance",
+    "pose_features",
+    "precision_recall",
+    "report_table",
+]
+
+COMPLETION_HIDDEN: Final[tuple[int, ...]] = (4, 7, 10)  # the left knee, ankle and foot: the hidden leg
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+
+
+def apd(joints: np.ndarray) -> float:
+    """Average pairwise distance of ``joints (N, J, 3)`` (metres) in centimetres: the mean over pairs ``a != b`` of
+    ``mean_j |p_aj - p_bj|``.
+
+    Raises:
+        InvalidArgumentError: fewer than two poses.
+    """
+    p = np.asarray(joints, dtype=np.float64)
+    if p.ndim != 3 or len(p) < 2:
+        raise InvalidArgumentError(f"apd needs (N >= 2, J, 3) joints, got {p.shape}")
+    total, pairs = 0.0, 0
+    for a in range(len(p) - 1):
+        d = np.linalg.norm(p[a + 1 :] - p[a], axis=-1).mean(-1)
+        total += float(d.sum())
+        pairs += len(d)
+    return 100.0 * total / pairs
+
+
+def nearest_pose_distance(quat: np.ndarray, reference: np.ndarray | PoseIndex) -> np.ndarray:
+    """dNN: ``(N,)`` for each pose ``quat (N, J, 4)``, ``sum_j 2 acos |<q_j, x_j>|`` (radians) to its nearest pose
+    of ``reference (M, J, 4)`` (or a built :class:`PoseIndex`), exactly."""
+    index = (
+        reference if isinstance(reference, PoseIndex) else PoseIndex.build(np.asarray(reference, np.float32))
+    )
+    distance, _ = knn(index, np.asarray(quat, dtype=np.float32), 1, metric="geodesic")
+    return 2.0 * distance[:, 0]
+
+
+def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh((a + a.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """The Fréchet distance between Gaussians fitted to features ``a (N, D)`` and ``b (M, D)``:
+    ``|mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a^(1/2) S_b S_a^(1/2))^(1/2))`` (the last term is
+    ``tr((S_a S_b)^(1/2))``, computed through symmetric matrices so it stays real)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise InvalidArgumentError(
+            f"frechet_distance needs (N >= 2, D) features of one D, got {a.shape}, {b.shape}"
+        )
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = _sqrtm_psd(s_a)
+    cross = np.trace(_sqrtm_psd(root @ s_b @ root))
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * cross)
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d2 = (a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T
+    return np.sqrt(np.clip(d2, 0, None))
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = 5) -> tuple[float, float]:
+    """Precision and recall of ``fake (N, D)`` against ``real (M, D)`` by k-NN manifolds (Naeem et al. 2020; Kynkäänniemi
+    et al. 2019): precision, the fraction of fake samples within ``radius_k`` of some real sample; recall, the
+    fraction of real samples within ``radius_k`` of some fake sample (``radius_k``: a sample's distance to its k-th
+    nearest neighbour in its own set).
+
+    Raises:
+        InvalidArgumentError: sets with no more than ``k`` samples, or features of different widths.
+    """
+    real, fake = np.asarray(real, dtype=np.float64), np.asarray(fake, dtype=np.float64)
+    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1] or min(len(real), len(fake)) <= k:
+        raise InvalidArgumentError(
+            f"precision_recall needs (N > k, D) sets of one D, got {real.shape}, {fake.shape}"
+        )
+
+    def radii(x: np.ndarray) -> np.ndarray:
+        return np.sort(_pairwise(x, x), axis=1)[:, k]  # column 0 is the sample itself
+
+    cross = _pairwise(real, fake)  # (M, N)
+    precision = float((cross <= radii(real)[:, None]).any(0).mean())
+    recall = float((cross <= radii(fake)[None, :]).any(1).mean())
+    return precision, recall
+
+
+def pose_features(quat: np.ndarray, kinematics: Kinematics) -> np.ndarray:
+    """``(N, 66)`` joint positions of the 22 body joints (root at rest, no translation; metres) of ``quat (N, 21,
+    4)``: the features of FID and precision/recall, and the points of APD."""
+    rotvec = torch.as_tensor(
+        np.asarray(quat_to_rotvec(np.asarray(quat, dtype=np.float64))), dtype=kinematics.dtype
+    )
+    zero = torch.zeros(len(rotvec), 3, dtype=kinematics.dtype)
+    with torch.no_grad():
+        joints = kinematics(zero, rotvec, zero, None)
+    return joints.double().numpy().reshape(len(rotvec), -1)
+
+
+# ------------------------------------------------------------------------------------------------ the protocol
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """What :func:`evaluate_prior` runs (defaults: the published protocol, sized for a CPU).
+
+    Attributes:
+        samples: poses generated (Haar starts projected, ``max_steps`` evaluations each at most).
+        noise_mm: joint-noise levels of the denoising task (per-coordinate standard deviations, mm).
+        clip_frames: frames a denoising clip.
+        completion: poses in the completion task; hypotheses: fits per pose.
+        denoise_rounds, denoise_steps, warmup: the denoising schedule (Pose-NDF's preset) and its prior-free warm-up
+            from the rest pose.
+        fit_steps: Adam steps of a completion fit. seed: everything random.
+    """
+
+    samples: int = 500
+    max_steps: int = 100
+    noise_mm: tuple[float, ...] = (20.0, 40.0, 100.0)
+    clip_frames: int = 60
+    completion: int = 50
+    hypotheses: int = 10
+    denoise_rounds: int = 5
+    denoise_steps: int = 50
+    warmup: int = 150
+    fit_steps: int = 400
+    fit_prior_weight: float = 10.0
+    seed: int = 0
+
+
+def evaluate_prior(
+    field: torch.nn.Module | None,
+    *,
+    reference: np.ndarray,
+    clips: Sequence[Mapping[str, np.ndarray]] = (),
+    training: np.ndarray | None = None,
+    fidelity: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    kinematics: Kinematics | None = None,
+    config: EvaluationConfig | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The protocol's numbers for one prior (``field``) or none (the baseline).
+
+    Args:
+        reference: ``(M, 21, 4)`` held-out poses: the real set of FID and precision/recall, APD's "real" value and
+            the completion task's poses (the first ``config.completion``, in a seeded order).
+        clips: held-out motion clips (``root_orient (T, 3)``, ``pose_body (T, 21, 3)``, ``trans (T, 3)``, optional
+            ``betas``), each at least ``clip_frames`` long: the denoising task (its first ``clip_frames`` frames).
+        training: ``(P, 21, 4)`` the prior's training poses, for dNN (default: ``reference``).
+        fidelity: ``(noisy (N, 21, 4), distance (N,), clean (C, 21, 4))`` a held-out training set of the field's
+            kind: MAE, Spearman, AUROC.
+        kinematics: the body (default: the built-in skeleton).
+
+    Returns:
+        a nested dict: ``generation`` (apd_cm, apd_real_cm, dnn, fid, precision, recall, converged), ``field`` (mae,
+        spearman, auroc), ``denoising`` (per level ``"20mm"``: mpjpe_mm, noisy_mpjpe_mm, and v2v_mm with a body
+        model), ``completion`` (min_mm, mean_mm over the hypotheses, visible_mm); a task left out (no clips, no
+        fidelity set, no prior for generation) is None.
+    """
+    config = config or EvaluationConfig()
+    kinematics = kinematics or Kinematics()
+    say = progress or (lambda _: None)
+    reference = np.asarray(quat_canonical(np.asarray(reference, dtype=np.float64)), dtype=np.float32)
+    if reference.ndim != 3 or reference.shape[1:] != (21, 4) or len(reference) < 6:
+        raise InvalidArgumentError(f"reference poses must be (M >= 6, 21, 4), got {reference.shape}")
+    rng = np.random.default_rng(config.seed)
+    report: dict[str, Any] = {"generation": None, "field": None, "denoising": None, "completion": None}
+    real_features = pose_features(reference, kinematics)
+
+    if field is not None:
+        from ._uses import sample_poses
+
+        say("generation")
+        sampled = sample_poses(
+            field, config.samples, start="haar", seed=config.seed, max_steps=config.max_steps
+        )
+        quat = sampled.quat.detach().cpu().double().numpy()
+        features = pose_features(quat, kinematics)
+        k = min(5, len(reference) - 1, len(quat) - 1)
+        precision, recall = precision_recall(real_features, features, k=k)
+        report["generation"] = {
+            "apd_cm": apd(features.reshape(len(quat), 22, 3)),
+            "apd_real_cm": apd(real_features.reshape(len(reference), 22, 3)),
+            "dnn": float(nearest_pose_distance(quat, reference if training is None else training).mean()),
+            "fid": frechet_distance(real_features, features),
+            "precision": precision,
+            "recall": recall,
+            "converged": float(sampled.converged.float().mean()),
+        }
+        if fidelity is not None:
+            from ._train import evaluate_field
+
+            say("field")
+            noisy, target, clean = fidelity
+            scores = evaluate_field(field, noisy, target, clean)
+            report["field"] = {k: scores[k] for k in ("mae", "spearman", "auroc")}
+
+    usable = [c for c in clips if len(c["pose_body"]) >= config.clip_frames]
+    if len(usable) < len(clips):
+        logger.warning(
+            "%d clip(s) shorter than %d frames left out", len(clips) - len(usable), config.clip_frames
+        )
+    if usable:
+        schedule = DenoiseSchedule.posendf(config.denoise_rounds, config.denoise_steps)
+        report["denoising"] = {}
+        for level in config.noise_mm:
+            say(f"denoising at {level:g} mm")
+            errors, raw, v2v = [], [], []
+            for clip in usable:
+                part = {k: np.asarray(clip[k], dtype=np.float64)[: config.clip_frames] for k in
+                        ("root_orient", "pose_body", "trans")}  # fmt: skip
+                betas = None if clip.get("betas") is None else np.asarray(clip["betas"], dtype=np.float64)
+                tensors = [
+                    torch.as_tensor(part[k], dtype=kinematics.dtype)
+                    for k in ("root_orient", "pose_body", "trans")
+                ]
+                shape = (
+                    torch.as_tensor(betas[: kinematics.num_betas], dtype=kinematics.dtype)
+                    if betas is not None and kinematics.num_betas
+                    else None
+                )
+                with torch.no_grad():
+                    clean = kinematics(*tensors, shape).double().numpy()
+                noisy = clean + rng.normal(0.0, level / 1000.0, clean.shape)
+                start = dict(part, pose_body=np.zeros_like(part["pose_body"]))
+                if betas is not None:
+                    start["betas"] = np.zeros_like(betas)
+                fit = denoise_motion(field, noisy, kinematics=kinematics, init=start, schedule=schedule,
+                                     warmup=config.warmup)  # fmt: skip
+                errors.append(np.linalg.norm(fit.joints - clean, axis=-1).mean())
+                raw.append(np.linalg.norm(noisy - clean, axis=-1).mean())
+                if kinematics.model is not None:
+
+                    def t(a: np.ndarray) -> torch.Tensor:
+                        return torch.as_tensor(a, dtype=kinematics.dtype)
+
+                    full = None if shape is None else shape.expand(len(tensors[0]), -1)
+                    with torch.no_grad():
+                        v_fit = kinematics.vertices(
+                            t(fit.root_orient), t(fit.pose_body), t(fit.trans), t(fit.betas)
+                        )
+                        v_true = kinematics.vertices(tensors[0], tensors[1], tensors[2], full)
+                    assert v_fit is not None and v_true is not None
+                    v2v.append(float((v_fit - v_true).norm(dim=-1).mean()))
+            entry = {"mpjpe_mm": 1000 * float(np.mean(errors)), "noisy_mpjpe_mm": 1000 * float(np.mean(raw)),
+                     "clips": len(usable)}  # fmt: skip
+            if v2v:
+                entry["v2v_mm"] = 1000 * float(np.mean(v2v))
+            report["denoising"][f"{level:g}mm"] = entry
+
+    count = min(config.completion, len(reference))
+    if count:
+        say("completion")
+        chosen = reference[np.sort(rng.permutation(len(reference))[:count])]
+        rotvec = np.asarray(quat_to_rotvec(chosen.astype(np.float64)))
+        upright = np.tile([math.pi / 2, 0.0, 0.0], (count, 1))
+        tensors = [
+            torch.as_tensor(a, dtype=kinematics.dtype) for a in (upright, rotvec, np.zeros((count, 3)))
+        ]
+        with torch.no_grad():
+            truth = kinematics(*tensors, None).double().numpy()
+        hidden = truth.copy()
+        hidden[:, list(COMPLETION_HIDDEN)] = np.nan
+        fit = fit_joints(field, hidden, kinematics=kinematics, hypotheses=config.hypotheses, seed=config.seed,
+                         steps=config.fit_steps, w_prior=config.fit_prior_weight)  # fmt: skip
+        err = np.linalg.norm(fit.joints - truth[:, None], axis=-1)  # (N, K, 22)
+        leg = err[:, :, list(COMPLETION_HIDDEN)].mean(-1)
+        seen = [j for j in range(22) if j not in COMPLETION_HIDDEN]
+        report["completion"] = {"min_mm": 1000 * float(leg.min(1).mean()), "mean_mm": 1000 * float(leg.mean()),
+                                "visible_mm": 1000 * float(err[:, 0, seen].mean()), "poses": count,
+                                "hypotheses": config.hypotheses}  # fmt: skip
+    return report
+
+
+def report_table(rows: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """``(header, rows)`` of one comparable table from :func:`evaluate_prior`'s reports by name."""
+    columns: list[tuple[str, Callable[[Mapping[str, Any]], Any]]] = [
+        ("dNN", lambda r: (r["generation"] or {}).get("dnn")),
+        ("FID", lambda r: (r["generation"] or {}).get("fid")),
+        ("APD cm", lambda r: (r["generation"] or {}).get("apd_cm")),
+        ("precision", lambda r: (r["generation"] or {}).get("precision")),
+        ("recall", lambda r: (r["generation"] or {}).get("recall")),
+        ("MAE", lambda r: (r["field"] or {}).get("mae")),
+        ("Spearman", lambda r: (r["field"] or {}).get("spearman")),
+        ("AUROC", lambda r: (r["field"] or {}).get("auroc")),
+    ]
+    levels: list[str] = []
+    for report in rows.values():
+        for level in report["denoising"] or {}:
+            if level not in levels:
+                levels.append(level)
+
+    def mpjpe_at(level: str) -> Callable[[Mapping[str, Any]], Any]:
+        return lambda r: ((r["denoising"] or {}).get(level) or {}).get("mpjpe_mm")
+
+    columns += [(f"MPJPE@{level}", mpjpe_at(level)) for level in levels]
+    columns += [("compl. min mm", lambda r: (r["completion"] or {}).get("min_mm")),
+                ("compl. mean mm", lambda r: (r["completion"] or {}).get("mean_mm"))]  # fmt: skip
+    header = ["prior", *(name for name, _ in columns)]
+    table = []
+    for name, report in rows.items():
+        cells = [name]
+        for _, get in columns:
+            value = get(report)
+            cells.append("-" if value is None else f"{value:.4g}")
+        table.append(cells)
+    return header, table
+
+
+def held_out_motion(
+    files: Sequence[Any], *, fps: float = 30.0, clip_frames: int = 60, reference: int = 2000, seed: int = 0
+) -> tuple[list[dict[str, np.ndarray]], np.ndarray]:
+    """The evaluation's inputs from held-out motion files: one clip of ``clip_frames`` frames from each file long
+    enough (at a seeded start, resampled to ``fps``), and ``reference`` poses ``(M, 21, 4)`` spread evenly over all
+    the files' frames (at ``fps``). Files that cannot be read are logged and skipped.
+
+    Raises:
+        InvalidArgumentError: no file could be read.
+    """
+    from ..errors import AmassFileError
+    from ..io import read
+    from ..ops import resample
+    from ..rotations import rotvec_to_quat
+
+    rng = np.random.default_rng(seed)
+    clips, poses = [], []
+    for path in files:
+        try:
+            seq = resample(read(path), fps)
+        except AmassFileError as exc:
+            logger.warning("%s", exc)
+            continue
+        body = seq.pose_body.astype(np.float64)
+        poses.append(body)
+        if seq.num_frames >= clip_frames:
+            s = int(rng.integers(0, seq.num_frames - clip_frames + 1))
+            clips.append({"root_orient": seq.root_orient[s : s + clip_frames].astype(np.float64),
+                          "pose_body": body[s : s + clip_frames], "trans": seq.trans[s : s + clip_frames].astype(np.float64),
+                          "betas": seq.betas.astype(np.float64)})  # fmt: skip
+    if not poses:
+        raise InvalidArgumentError("no held-out motion file could be read")
+    every = np.concatenate(poses)
+    rows = np.unique(np.linspace(0, len(every) - 1, min(reference, len(every))).round().astype(np.int64))
+    quat = np.asarray(quat_canonical(rotvec_to_quat(every[rows])), dtype=np.float32)
+    return clips, quat

@@ -207,3 +207,39 @@ def test_a_second_track_drawn_with_the_first_at_the_same_instant() -> None:
             viewer.compare_with(5)
     finally:
         viewer.close()
+
+
+def test_projection_steps_step_by_step(tmp_path: Path) -> None:
+    """`SAMPLES.npz#N` (what `prior sample --keep-steps` writes) is sample N's projection, one frame a step, until it
+    stopped; previous/next move a frame and pause, within the track; the read-only field shows the prior's distance
+    of the shown step, and a plain track shows none."""
+    from amasskit.viz._inputs import load_track
+
+    rng = np.random.default_rng(0)
+    history = rng.normal(size=(6, 3, 21, 4))
+    history /= np.linalg.norm(history, axis=-1, keepdims=True)
+    history[4:, 1] = history[3, 1]  # sample 1 stopped after 3 steps
+    distance = np.linspace(1.0, 0.0, 18).reshape(6, 3)
+    np.savez(tmp_path / "s.npz", history_quat=history.astype(np.float32), history_distance=distance)
+    track = load_track(f"{tmp_path / 's.npz'}#1")
+    assert track.joints.shape[0] == 4 and track.info["steps"] == "3"
+    viewer = Viewer([track, walk_track("walk", T=10)], port=0, autoplay=False)
+    try:
+        assert viewer.gui_distance.value == f"{distance[0, 1]:.5g}"
+        viewer.toggle()
+        assert viewer.step(1) == 1 and not viewer.playing
+        assert viewer.gui_distance.value == f"{distance[1, 1]:.5g}" and viewer.gui_frame.value == 1
+        assert viewer.step(10) == 3 and viewer.step(-5) == 0
+        viewer.select(1)
+        assert viewer.gui_distance.value == "-"
+    finally:
+        viewer.close()
+    for spec, message in (
+        (f"{tmp_path / 's.npz'}#7", "no sample 7"),
+        (f"{tmp_path / 's.npz'}#x", "not a number"),
+    ):
+        with pytest.raises(RenderError, match=message):
+            load_track(spec)
+    np.savez(tmp_path / "plain.npz", a=np.zeros(3))
+    with pytest.raises(RenderError, match="no projection steps"):
+        load_track(f"{tmp_path / 'plain.npz'}#0")

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import RenderError
 from ..layouts import sequence_name
-from ._render import Track, View, frame_times, render_frames
+from ._render import PRIOR_DISTANCE, Track, View, frame_times, render_frames
 from ._skeleton import skeleton_joints, skeleton_joints_rotmat, tree_for
 from ._video import write_video
 
@@ -71,8 +71,12 @@ def _load_track(
         if number and not number.lstrip("-").isdigit():
             raise RenderError(f"{text}: '#N' picks sequence N of a store; {number!r} is not a number")
         return _store_track(path, int(number or 0), label)
+    if number and path.suffix == ".npz":
+        return _projection_track(path, number, fps, label)
     if number:
-        raise RenderError(f"{text}: '#N' picks a sequence of a store, and {path} is not one")
+        raise RenderError(
+            f"{text}: '#N' picks a sequence of a store or a sample's steps, and {path} is neither"
+        )
     if path.suffix == ".npz":
         return _motion_track(path, model_dir, fps, label)
     if path.suffix == ".npy":
@@ -116,16 +120,61 @@ def _motion_track(path: Path, model_dir: str | os.PathLike[str] | None, fps: flo
     return Track(joints, *tree_for(24), float(fps or seq.fps), name, info=info, per_frame=per_frame)
 
 
+#: per-frame arrays a motion file may carry, shown beside each frame: key -> (shown name, scale)
+_PER_FRAME: dict[str, tuple[str, float]] = {
+    "conversion_vertex_error_mean": ("conversion error (mean, mm)", 1000.0),  # amasskit convert
+    "conversion_vertex_error_max": ("conversion error (max, mm)", 1000.0),
+    "prior_distance": (PRIOR_DISTANCE, 1.0),  # amasskit prior sample / interpolate / denoise / fit
+}
+
+
 def _conversion_errors(path: Path, frames: int) -> dict[str, np.ndarray]:
-    """A converted file's per-frame errors (``amasskit convert`` writes them), in millimetres, where present."""
-    keys = {"conversion_vertex_error_mean": "conversion error (mean, mm)",
-            "conversion_vertex_error_max": "conversion error (max, mm)"}  # fmt: skip
+    """A motion file's per-frame facts where present: a converted file's errors (millimetres), a prior's distance."""
     with open(path, "rb") as raw, np.load(raw, allow_pickle=False) as npz:
         return {
-            name: np.asarray(npz[key], dtype=np.float64) * 1000
-            for key, name in keys.items()
+            name: np.asarray(npz[key], dtype=np.float64) * scale
+            for key, (name, scale) in _PER_FRAME.items()
             if key in npz.files and npz[key].shape == (frames,)
         }
+
+
+def _projection_track(path: Path, number: str, fps: float | None, label: str | None) -> Track:
+    """``SAMPLES.npz#N``: the projection of sample ``N`` step by step, from ``amasskit prior sample --keep-steps``
+    (``history_quat (S + 1, N, 21, 4)``, ``history_distance (S + 1, N)``), on the built-in skeleton."""
+    from ..rotations import quat_to_rotvec
+
+    if not number.isdigit():
+        raise RenderError(
+            f"{path}#{number}: '#N' picks sample N's projection steps; {number!r} is not a number"
+        )
+    try:
+        with open(path, "rb") as raw, np.load(raw, allow_pickle=False) as npz:
+            if "history_quat" not in npz.files:
+                raise RenderError(f"{path}: no projection steps to show (write them with `amasskit prior sample "
+                                  "--keep-steps`)")  # fmt: skip
+            history = np.asarray(npz["history_quat"])
+            distance = (
+                np.asarray(npz["history_distance"], dtype=np.float64)
+                if "history_distance" in npz.files
+                else None
+            )
+    except (OSError, ValueError) as exc:
+        raise RenderError(f"{path}: cannot read ({exc})") from None
+    index = int(number)
+    if history.ndim != 4 or history.shape[2:] != (21, 4) or not 0 <= index < history.shape[1]:
+        raise RenderError(
+            f"{path}: no sample {index} (steps of {history.shape[1] if history.ndim == 4 else 0} samples)"
+        )
+    # the steps a pose repeats after it stopped are dropped: the last frame is where it ended
+    steps = history[:, index].astype(np.float64)
+    moved = np.flatnonzero(np.abs(np.diff(steps, axis=0)).max(axis=(1, 2)) > 0)
+    last = int(moved[-1]) + 2 if len(moved) else 1
+    body = np.asarray(quat_to_rotvec(steps[:last]))
+    root = np.tile([np.pi / 2, 0.0, 0.0], (last, 1))
+    joints = skeleton_joints(root, body, np.zeros((last, 3)))
+    per_frame = {} if distance is None else {PRIOR_DISTANCE: distance[:last, index]}
+    return Track(joints, *tree_for(24), float(fps or 4.0), label or f"{path.stem} #{index}: projection",
+                 info={"source": path.name, "steps": str(last - 1)}, per_frame=per_frame)  # fmt: skip
 
 
 def _store_track(path: Path, index: int, label: str | None) -> Track:

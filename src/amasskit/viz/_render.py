@@ -34,6 +34,10 @@ _PALETTES = [
 ]
 
 
+#: the per-frame fact holding a pose prior's distance of the shown pose (the viewer gives it its own read-only field)
+PRIOR_DISTANCE = "prior distance"
+
+
 @dataclass(frozen=True)
 class Track:
     """One motion to draw.

@@ -1,6 +1,8 @@
-"""An interactive viewer in the browser (viser): play and pause, a frame slider, speed, loop, sequence selection,
-skeleton or mesh, a second sequence drawn with the first (overlaid or beside it: a file and its conversion), and
-per-frame facts (a converted file's error at the shown frame). Binds to localhost unless told otherwise.
+"""An interactive viewer in the browser (viser): play and pause, a frame slider, previous/next, speed, loop, sequence
+selection, skeleton or mesh, a second sequence drawn with the first (overlaid or beside it: a file and its
+conversion), and per-frame facts (a converted file's error at the shown frame; a pose prior's distance of the shown
+pose, in its own read-only field, for the outputs of ``amasskit prior`` and the projection steps of
+``SAMPLES.npz#N``). Binds to localhost unless told otherwise.
 
 The playback state (which sequence, frame, playing, speed, loop) lives in :class:`Viewer` and advances by
 :meth:`Viewer.advance`, a plain function of elapsed time, so it is tested without a browser; a daemon thread calls it
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RenderError
-from ._render import Track
+from ._render import PRIOR_DISTANCE, Track
 from ._skeleton import joint_sides
 
 __all__ = ["Viewer"]
@@ -106,6 +108,8 @@ class Viewer:
         self._labels = labels
         self.gui_sequence = gui.add_dropdown("sequence", labels, initial_value=labels[0])
         self.gui_play = gui.add_button("Play", hint="play or pause (the frame slider moves with it)")
+        self.gui_previous = gui.add_button("< previous", hint="one frame (or projection step) back")
+        self.gui_next = gui.add_button("next >", hint="one frame (or projection step) on")
         self.gui_frame = gui.add_slider("frame", min=0, max=max(1, len(self.tracks[0].joints) - 1), step=1,
                                         initial_value=0)  # fmt: skip
         self.gui_speed = gui.add_dropdown("speed", _SPEEDS, initial_value="1x")
@@ -115,6 +119,8 @@ class Viewer:
                                          initial_value="mesh" if has_mesh and mesh else "skeleton")  # fmt: skip
         self.gui_compare = gui.add_dropdown("compare with", ("none", *labels), initial_value="none")
         self.gui_layout = gui.add_dropdown("layout", _LAYOUTS, initial_value=_LAYOUTS[int(side_by_side)])
+        self.gui_distance = gui.add_text("distance to manifold", initial_value="-", disabled=True,
+                                         hint="the pose prior's distance of the shown pose (read-only)")  # fmt: skip
         self.gui_facts = gui.add_markdown("")
         self.compared: int | None = None
         self.drawn: dict[str, np.ndarray | None] = {}  # scene node -> the points or vertices last drawn there
@@ -122,6 +128,14 @@ class Viewer:
         @self.gui_play.on_click
         def _(_: Any) -> None:
             self.toggle()
+
+        @self.gui_previous.on_click
+        def _(_: Any) -> None:
+            self.step(-1)
+
+        @self.gui_next.on_click
+        def _(_: Any) -> None:
+            self.step(1)
 
         @self.gui_frame.on_update
         def _(_: Any) -> None:
@@ -189,6 +203,18 @@ class Viewer:
             self.gui_compare.value = "none" if index is None else self._labels[index]  # type: ignore[misc]
             self.show()
 
+    def step(self, delta: int) -> int:
+        """Show the frame ``delta`` frames on (negative: back), kept within the track; pauses. Returns it."""
+        with self._lock:
+            if self.playing:
+                self.toggle()
+            last = len(self.tracks[self.current].joints) - 1
+            self.frame = min(max(self.frame + delta, 0), last)
+            self._position = float(self.frame)
+            self.gui_frame.value = self.frame  # type: ignore[misc]
+            self.show()
+            return self.frame
+
     def toggle(self) -> None:
         """Play or pause."""
         with self._lock:
@@ -227,7 +253,11 @@ class Viewer:
             facts = [f"**{track.label or 'sequence'}**", f"frame {k + 1} / {len(track.joints)}",
                      f"time {k / track.fps:.2f} s of {len(track.joints) / track.fps:.2f} s", f"{track.fps:g} fps"]  # fmt: skip
             facts += [f"{key}: {value}" for key, value in track.info.items()]
-            facts += [f"{key}: {values[k]:.2f}" for key, values in track.per_frame.items()]
+            facts += [
+                f"{key}: {values[k]:.2f}" for key, values in track.per_frame.items() if key != PRIOR_DISTANCE
+            ]
+            distance = track.per_frame.get(PRIOR_DISTANCE)
+            self.gui_distance.value = "-" if distance is None else f"{distance[k]:.5g}"
             other = (
                 None if self.compared is None or self.compared == self.current else self.tracks[self.compared]
             )

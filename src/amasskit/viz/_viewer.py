@@ -257,7 +257,7 @@ class Viewer:
                 f"{key}: {values[k]:.2f}" for key, values in track.per_frame.items() if key != PRIOR_DISTANCE
             ]
             distance = track.per_frame.get(PRIOR_DISTANCE)
-            self.gui_distance.value = "-" if distance is None else f"{distance[k]:.5g}"
+            self.gui_distance.value = "-" if distance is None else f"{distance[k]:.5g}"  # type: ignore[misc]
             other = (
                 None if self.compared is None or self.compared == self.current else self.tracks[self.compared]
             )

@@ -20,6 +20,7 @@ Usage: ``.venv/bin/python benchmarks/prior_uses.py [--device cpu] [--repeat 3]``
 from __future__ import annotations
 
 import argparse
+import itertools
 import platform
 import tempfile
 import time
@@ -128,7 +129,7 @@ def main() -> None:
 
     print("\nthe prior inside the loop: value + gradient evaluations per second")
     widths = [126, 256, 512, 1024, 512, 256, 64, 1]
-    weights = [torch.randn(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)]
+    weights = [torch.randn(a, b) for a, b in itertools.pairwise(widths)]
     for batch in (1, 60):
         pose = torch.as_tensor(noisy_pose[:batch], dtype=torch.float32)
         rates = {}
@@ -136,7 +137,7 @@ def main() -> None:
             field = fields[name]
             assert field is not None
 
-            def step(field: torch.nn.Module = field) -> None:
+            def step(field: torch.nn.Module = field, pose: torch.Tensor = pose) -> None:
                 p = pose.clone().requires_grad_(True)
                 (prior_distance(field, p) ** 2).sum().backward()
 
@@ -148,7 +149,7 @@ def main() -> None:
         xs = [torch.randn(batch, a) for a in widths[:-1]]
         gs = [torch.randn(batch, b) for b in widths[1:]]
 
-        def products() -> None:
+        def products(xs: list[torch.Tensor] = xs, gs: list[torch.Tensor] = gs) -> None:
             for x, g, w in zip(xs, gs, weights, strict=True):
                 x @ w
                 g @ w.T

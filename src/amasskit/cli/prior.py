@@ -298,15 +298,16 @@ def interpolate(
     )
 
 
-def _kinematics(model_dir: Path | None, gender: str) -> Any:
-    """The body a fit moves: the body model in ``model_dir`` (SMPL+H of ``gender``), else the built-in skeleton."""
+def _kinematics(model_dir: Path | None, gender: str, device: str = "cpu") -> Any:
+    """The body a fit moves: the body model in ``model_dir`` (SMPL+H of ``gender``), else the built-in skeleton; on
+    ``device``."""
     from ..prior import Kinematics
 
     if model_dir is None:
-        return Kinematics()
+        return Kinematics().to(device)
     from ..body import BodyModel
 
-    return Kinematics(BodyModel.load("smplh", gender, model_dir=model_dir))
+    return Kinematics(BodyModel.load("smplh", gender, model_dir=model_dir, device=device))
 
 
 def _field_or_none(model_path: str, device: str) -> Any:
@@ -333,6 +334,7 @@ def denoise(
     prior_weight: Annotated[float, typer.Option(min=0.0, help="Times the preset's prior weights.")] = 1.0,
     warmup: Annotated[int, typer.Option(min=0, help="Steps without the prior first.")] = 0,
     frames: Annotated[str | None, typer.Option(help="START:STOP frames only (default all).")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
 ) -> None:
     """Denoise a motion (Pose-NDF's HuMoR-style schedule): its joints, by the body model or the built-in skeleton,
     are the observations; temporal, data, shape and prior terms; writes a motion file (per-frame prior distance)."""
@@ -342,7 +344,7 @@ def denoise(
     from ..prior import DenoiseSchedule, denoise_motion, read_motion, save_motion
 
     with handle_errors():
-        field = _field_or_none(model_path, "cpu")
+        field = _field_or_none(model_path, device)
         data = read_motion(motion)
         if frames is not None:
             start, _, stop = frames.partition(":")
@@ -350,12 +352,12 @@ def denoise(
                 raise InvalidArgumentError(f"--frames {frames}: need START:STOP")
             window = slice(int(start or 0), int(stop) if stop else None)
             data.update({k: data[k][window] for k in ("root_orient", "pose_body", "trans")})
-        kin = _kinematics(model_dir, data["gender"])
+        kin = _kinematics(model_dir, data["gender"], device)
         import torch
 
         with torch.no_grad():
-            observed = kin(*(torch.as_tensor(data[k], dtype=kin.dtype) for k in ("root_orient", "pose_body", "trans")),
-                           torch.as_tensor(data["betas"][: kin.num_betas], dtype=kin.dtype) if kin.num_betas else None)  # fmt: skip
+            observed = kin(*(torch.as_tensor(data[k], dtype=kin.dtype, device=kin.device) for k in ("root_orient", "pose_body", "trans")),
+                           torch.as_tensor(data["betas"][: kin.num_betas], dtype=kin.dtype, device=kin.device) if kin.num_betas else None).cpu()  # fmt: skip
         schedule = DenoiseSchedule.posendf(rounds, steps, lr).scaled(prior=prior_weight)
         fit = denoise_motion(
             field, observed.numpy(), kinematics=kin, init=data, schedule=schedule, warmup=warmup
@@ -397,6 +399,7 @@ def fit(
     ] = None,
     gender: Annotated[str, typer.Option(help="Body model gender.")] = "neutral",
     seed: Annotated[int, typer.Option(min=0, help="Seed of the starts.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
 ) -> None:
     """Fit a body to 3D joints (inverse kinematics; missing joints completed, several hypotheses) or to OpenPose
     BODY_25 keypoints with camera intrinsics (SMPLify-style). Writes a motion file: one frame per observation and
@@ -407,12 +410,16 @@ def fit(
     from ..prior import fit_joints, fit_keypoints, read_openpose, save_motion
 
     with handle_errors():
-        field = _field_or_none(model_path, "cpu")
-        kin = _kinematics(model_dir, gender)
+        field = _field_or_none(model_path, device)
+        kin = _kinematics(model_dir, gender, device)
         extra: dict[str, Any] = {}
         if all(p.suffix == ".json" for p in observations):
             if intrinsics is None:
                 raise InvalidArgumentError("OpenPose input needs --intrinsics fx,fy,cx,cy")
+            if hide:
+                raise InvalidArgumentError(
+                    "--hide is for 3D joints; OpenPose marks missing keypoints by confidence 0"
+                )
             camera = [float(v) for v in intrinsics.split(",")]
             keypoints = np.stack([read_openpose(p, person=person) for p in observations])
             result = fit_keypoints(field, keypoints, intrinsics=camera, kinematics=kin, hypotheses=hypotheses,
@@ -474,6 +481,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(min=0, help="Seed of everything random.")] = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="The JSON report.")] = Path("prior_report.json"),
     plot: Annotated[Path | None, typer.Option(help="Also a PNG of the report (needs matplotlib).")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
 ) -> None:
     """The published protocol (generation dNN/FID/APD/precision/recall, field fidelity, denoising MPJPE at each
     noise level on 60-frame clips, completion of a hidden leg over 10 hypotheses) for each MODEL and the no-prior
@@ -515,12 +523,12 @@ def evaluate(
             clean = PoseSet(held.manifest["poses"]["path"]).quat
             fidelity = (np.asarray(held.arrays["noisy"][rows]), np.asarray(held.arrays["distance"][rows, 0], np.float64),
                         np.asarray(clean[np.unique(np.linspace(0, len(clean) - 1, 5000).round().astype(np.int64))]))  # fmt: skip
-        kin = _kinematics(model_dir, "neutral")
+        kin = _kinematics(model_dir, "neutral", device)
         reports = {}
         with progress_bar() as bar:
             task = bar.add_task("evaluating", total=len(models))
             for name in models:
-                field = _field_or_none(name, "cpu")
+                field = _field_or_none(name, device)
 
                 def say(stage: str, name: str = name) -> None:
                     bar.update(task, description=f"{Path(name).name}: {stage}")

@@ -138,12 +138,14 @@ def pose_features(quat: np.ndarray, kinematics: Kinematics) -> np.ndarray:
     """``(N, 66)`` joint positions of the 22 body joints (root at rest, no translation; metres) of ``quat (N, 21,
     4)``: the features of FID and precision/recall, and the points of APD."""
     rotvec = torch.as_tensor(
-        np.asarray(quat_to_rotvec(np.asarray(quat, dtype=np.float64))), dtype=kinematics.dtype
+        np.asarray(quat_to_rotvec(np.asarray(quat, dtype=np.float64))),
+        dtype=kinematics.dtype,
+        device=kinematics.device,
     )
-    zero = torch.zeros(len(rotvec), 3, dtype=kinematics.dtype)
+    zero = torch.zeros(len(rotvec), 3, dtype=kinematics.dtype, device=kinematics.device)
     with torch.no_grad():
         joints = kinematics(zero, rotvec, zero, None)
-    return joints.double().numpy().reshape(len(rotvec), -1)
+    return joints.double().cpu().numpy().reshape(len(rotvec), -1)
 
 
 # ------------------------------------------------------------------------------------------------ the protocol
@@ -223,7 +225,7 @@ def evaluate_prior(
         sampled = sample_poses(
             field, config.samples, start="haar", seed=config.seed, max_steps=config.max_steps
         )
-        quat = sampled.quat.detach().cpu().double().numpy()
+        quat = sampled.quat.detach().cpu().double().cpu().numpy()
         features = pose_features(quat, kinematics)
         k = min(5, len(reference) - 1, len(quat) - 1)
         precision, recall = precision_recall(real_features, features, k=k)
@@ -260,16 +262,18 @@ def evaluate_prior(
                         ("root_orient", "pose_body", "trans")}  # fmt: skip
                 betas = None if clip.get("betas") is None else np.asarray(clip["betas"], dtype=np.float64)
                 tensors = [
-                    torch.as_tensor(part[k], dtype=kinematics.dtype)
+                    torch.as_tensor(part[k], dtype=kinematics.dtype, device=kinematics.device)
                     for k in ("root_orient", "pose_body", "trans")
                 ]
                 shape = (
-                    torch.as_tensor(betas[: kinematics.num_betas], dtype=kinematics.dtype)
+                    torch.as_tensor(
+                        betas[: kinematics.num_betas], dtype=kinematics.dtype, device=kinematics.device
+                    )
                     if betas is not None and kinematics.num_betas
                     else None
                 )
                 with torch.no_grad():
-                    clean = kinematics(*tensors, shape).double().numpy()
+                    clean = kinematics(*tensors, shape).double().cpu().numpy()
                 noisy = clean + rng.normal(0.0, level / 1000.0, clean.shape)
                 start = dict(part, pose_body=np.zeros_like(part["pose_body"]))
                 if betas is not None:
@@ -281,7 +285,7 @@ def evaluate_prior(
                 if kinematics.model is not None:
 
                     def t(a: np.ndarray) -> torch.Tensor:
-                        return torch.as_tensor(a, dtype=kinematics.dtype)
+                        return torch.as_tensor(a, dtype=kinematics.dtype, device=kinematics.device)
 
                     full = None if shape is None else shape.expand(len(tensors[0]), -1)
                     with torch.no_grad():
@@ -304,10 +308,11 @@ def evaluate_prior(
         rotvec = np.asarray(quat_to_rotvec(chosen.astype(np.float64)))
         upright = np.tile([math.pi / 2, 0.0, 0.0], (count, 1))
         tensors = [
-            torch.as_tensor(a, dtype=kinematics.dtype) for a in (upright, rotvec, np.zeros((count, 3)))
+            torch.as_tensor(a, dtype=kinematics.dtype, device=kinematics.device)
+            for a in (upright, rotvec, np.zeros((count, 3)))
         ]
         with torch.no_grad():
-            truth = kinematics(*tensors, None).double().numpy()
+            truth = kinematics(*tensors, None).double().cpu().numpy()
         hidden = truth.copy()
         hidden[:, list(COMPLETION_HIDDEN)] = np.nan
         fit = fit_joints(field, hidden, kinematics=kinematics, hypotheses=config.hypotheses, seed=config.seed,

@@ -102,6 +102,10 @@ class Kinematics(torch.nn.Module):
     def dtype(self) -> torch.dtype:
         return self.rest.dtype
 
+    @property
+    def device(self) -> torch.device:
+        return self.rest.device
+
     def forward(
         self,
         root_orient: torch.Tensor,
@@ -218,8 +222,8 @@ def _adam(
     return terms
 
 
-def _as_tensor(x: Any, dtype: torch.dtype) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(x, dtype=np.float64)).to(dtype)
+def _as_tensor(x: Any, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x, dtype=np.float64)).to(device=device, dtype=dtype)
 
 
 # ------------------------------------------------------------------------------------------------ denoising
@@ -304,17 +308,18 @@ def denoise_motion(
     """
     schedule = schedule or DenoiseSchedule.posendf()
     dtype = kinematics.dtype
-    obs = _as_tensor(observed, dtype)
+    dev = kinematics.device
+    obs = _as_tensor(observed, dtype, dev)
     T = obs.shape[0]
     if obs.shape != (T, NUM_JOINTS, 3) or T < 2:
         raise InvalidArgumentError(f"observed joints must be (T >= 2, 22, 3), got {tuple(obs.shape)}")
     weight = _mask(mask, obs)
-    root = _as_tensor(init["root_orient"], dtype).reshape(T, 3).clone().requires_grad_(True)
-    pose = _as_tensor(init["pose_body"], dtype).reshape(T, 21, 3).clone().requires_grad_(True)
-    trans = _as_tensor(init["trans"], dtype).reshape(T, 3).clone().requires_grad_(True)
-    betas = torch.zeros(kinematics.num_betas, dtype=dtype)
+    root = _as_tensor(init["root_orient"], dtype, dev).reshape(T, 3).clone().requires_grad_(True)
+    pose = _as_tensor(init["pose_body"], dtype, dev).reshape(T, 21, 3).clone().requires_grad_(True)
+    trans = _as_tensor(init["trans"], dtype, dev).reshape(T, 3).clone().requires_grad_(True)
+    betas = torch.zeros(kinematics.num_betas, dtype=dtype, device=dev)
     if init.get("betas") is not None and kinematics.num_betas:
-        given = _as_tensor(init["betas"], dtype).reshape(-1)[: kinematics.num_betas]
+        given = _as_tensor(init["betas"], dtype, dev).reshape(-1)[: kinematics.num_betas]
         betas[: len(given)] = given
     betas.requires_grad_(True)
     params = [root, pose, trans] + ([betas] if kinematics.num_betas else [])
@@ -333,7 +338,9 @@ def denoise_motion(
                 terms["prior"] = (prior_distance(field, pose) ** 2).mean()
             weights = {"data": schedule.data[r], "temporal": schedule.temporal[r], "betas": schedule.betas[r],
                        "prior": schedule.prior[r]}  # fmt: skip
-            return sum((weights[k] * v for k, v in terms.items()), torch.zeros((), dtype=dtype)), terms
+            return sum(
+                (weights[k] * v for k, v in terms.items()), torch.zeros((), dtype=dtype, device=dev)
+            ), terms
 
         return objective
 
@@ -351,7 +358,7 @@ def _mask(mask: np.ndarray | None, obs: torch.Tensor) -> torch.Tensor:
     finite = torch.isfinite(obs).all(-1)
     weight = finite.to(obs.dtype)
     if mask is not None:
-        m = torch.as_tensor(np.asarray(mask)).to(obs.dtype)
+        m = torch.as_tensor(np.asarray(mask)).to(device=obs.device, dtype=obs.dtype)
         if m.shape != finite.shape:
             raise InvalidArgumentError(f"mask must be {tuple(finite.shape)}, got {tuple(m.shape)}")
         weight = weight * m
@@ -394,17 +401,19 @@ def _result(
     with torch.no_grad():
         joints = kinematics(root, pose, trans, betas if kinematics.num_betas else None)
         distance = (
-            prior_distance(field, pose) if field is not None else torch.full(pose.shape[:-2], float("nan"))
+            prior_distance(field, pose)
+            if field is not None
+            else torch.full(pose.shape[:-2], float("nan"), device=pose.device)
         )
     total = sum(float(v.detach()) for v in terms.values())
     return BodyFit(
-        root_orient=root.detach().double().numpy(),
-        pose_body=pose.detach().double().numpy(),
-        trans=trans.detach().double().numpy(),
-        betas=betas.detach().double().numpy(),
-        joints=joints.double().numpy(),
-        distance=distance.double().numpy(),
-        loss=np.asarray(total if loss is None else loss.detach().double().numpy()),
+        root_orient=root.detach().double().cpu().numpy(),
+        pose_body=pose.detach().double().cpu().numpy(),
+        trans=trans.detach().double().cpu().numpy(),
+        betas=betas.detach().double().cpu().numpy(),
+        joints=joints.double().cpu().numpy(),
+        distance=distance.double().cpu().numpy(),
+        loss=np.asarray(total if loss is None else loss.detach().double().cpu().numpy()),
         terms={k: float(v.detach()) for k, v in terms.items()},
     )
 
@@ -413,7 +422,14 @@ def _result(
 
 
 def _starts(
-    field: torch.nn.Module | None, count: int, hypotheses: int, *, seed: int, noise: float, dtype: torch.dtype
+    field: torch.nn.Module | None,
+    count: int,
+    hypotheses: int,
+    *,
+    seed: int,
+    noise: float,
+    dtype: torch.dtype,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
     """``(count, hypotheses, 21, 3)`` starting body poses: the rest pose first, then seeded noisy copies of it
     (``noise`` radians a component), projected onto the prior's manifold when there is one."""
@@ -422,13 +438,15 @@ def _starts(
     rotvec[:, 0] = 0
     if field is not None and hypotheses > 1:
         with _FieldFrozen(field):
-            quat = rotvec_to_quat(rotvec[:, 1:]).to(_field_dtype(field))
+            quat = rotvec_to_quat(rotvec[:, 1:]).to(device=device, dtype=_field_dtype(field))
             tol = 1e-3 * (21 if getattr(field.config, "reduction", "sum") == "sum" else 1)
             projected = project(field, quat.reshape(-1, 21, 4), tol=tol, max_steps=30).quat
             from ..rotations import quat_to_rotvec
 
-            rotvec[:, 1:] = quat_to_rotvec(projected.detach().double()).reshape(count, hypotheses - 1, 21, 3)
-    return rotvec.to(dtype)
+            rotvec[:, 1:] = quat_to_rotvec(projected.detach().double().cpu()).reshape(
+                count, hypotheses - 1, 21, 3
+            )
+    return rotvec.to(device=device, dtype=dtype)
 
 
 def _rigid_start(
@@ -437,12 +455,12 @@ def _rigid_start(
     """``root_orient (N, 3)`` and ``trans (N, 3)`` placing the rest pose's joints onto the observed ones (a weighted
     Kabsch fit on every observed joint; the identity where fewer than three are observed)."""
     N = obs.shape[0]
-    zero = torch.zeros(N, 3, dtype=obs.dtype)
+    zero = torch.zeros(N, 3, dtype=obs.dtype, device=obs.device)
     with torch.no_grad():
-        rest = kinematics(zero, torch.zeros(N, 21, 3, dtype=obs.dtype), zero, betas)
+        rest = kinematics(zero, torch.zeros(N, 21, 3, dtype=obs.dtype, device=obs.device), zero, betas)
     rot, t = _kabsch(rest.double(), obs.double(), weight.double())
     enough = (weight > 0).sum(-1) >= 3
-    rot = torch.where(enough[:, None, None], rot, torch.eye(3, dtype=rot.dtype))
+    rot = torch.where(enough[:, None, None], rot, torch.eye(3, dtype=rot.dtype, device=rot.device))
     root_orient = rotmat_to_rotvec(rot)
     # the root rotates about the rest pelvis p0: joints = R (x - p0) + p0 + trans, so trans = R p0 + t - p0
     p0 = rest[:, 0].double()
@@ -483,8 +501,8 @@ def fit_joints(
     Raises:
         InvalidArgumentError: shapes that do not match, no joint observed, a hypothesis count below 1.
     """
-    dtype = kinematics.dtype
-    obs = _as_tensor(observed, dtype)
+    dtype, dev = kinematics.dtype, kinematics.device
+    obs = _as_tensor(observed, dtype, dev)
     if obs.ndim == 2:
         obs = obs[None]
     if obs.ndim != 3 or obs.shape[1:] != (NUM_JOINTS, 3):
@@ -498,8 +516,8 @@ def fit_joints(
     root0, trans0 = _rigid_start(kinematics, obs, weight, None)
     root = root0[:, None].expand(N, K, 3).clone().requires_grad_(True)
     trans = trans0[:, None].expand(N, K, 3).clone().requires_grad_(True)
-    pose = _starts(field, N, K, seed=seed, noise=start_noise, dtype=dtype).requires_grad_(True)
-    betas = torch.zeros(N, K, kinematics.num_betas, dtype=dtype, requires_grad=True)
+    pose = _starts(field, N, K, seed=seed, noise=start_noise, dtype=dtype, device=dev).requires_grad_(True)
+    betas = torch.zeros(N, K, kinematics.num_betas, dtype=dtype, device=dev, requires_grad=True)
     params = [root, pose, trans] + ([betas] if kinematics.num_betas else [])
     obs_k, weight_k = obs[:, None], weight[:, None]
     count = weight_k.sum(-1)
@@ -648,10 +666,10 @@ def fit_keypoints(
         raise InvalidArgumentError(f"keypoints must be (N, 25, 3) BODY_25 (x, y, confidence), got {kp.shape}")
     if len(steps) != len(prior_weights) + 1:
         raise InvalidArgumentError("steps needs one entry for the camera stage and one per prior weight")
-    dtype = kinematics.dtype
+    dtype, dev = kinematics.dtype, kinematics.device
     N, H = kp.shape[0], hypotheses
     ops = np.array(list(BODY25_TO_SMPL))
-    smpl = torch.as_tensor([BODY25_TO_SMPL[i][0] for i in ops])
+    smpl = torch.as_tensor([BODY25_TO_SMPL[i][0] for i in ops], device=dev)
     conf = kp[:, ops, 2] * np.array([BODY25_TO_SMPL[i][1] for i in ops])
     conf[kp[:, ops, 2] < min_confidence] = 0
     if ((conf > 0).sum(-1) < 6).any():
@@ -659,17 +677,22 @@ def fit_keypoints(
             "each person needs at least 6 confident keypoints of the body to be fitted"
         )
     focal = float(np.sqrt(K_cam[0, 0] * K_cam[1, 1]))
-    target = torch.as_tensor(kp[:, None, ops, :2], dtype=dtype)  # (N, 1, M, 2)
-    weight = torch.as_tensor(conf[:, None], dtype=dtype)
-    torso = torch.as_tensor(np.isin(ops, _TORSO_BODY25), dtype=dtype) * weight
-    kmat = torch.as_tensor(K_cam, dtype=dtype)
+    target = torch.as_tensor(kp[:, None, ops, :2], dtype=dtype, device=dev)  # (N, 1, M, 2)
+    weight = torch.as_tensor(conf[:, None], dtype=dtype, device=dev)
+    torso = torch.as_tensor(np.isin(ops, _TORSO_BODY25), dtype=dtype, device=dev) * weight
+    kmat = torch.as_tensor(K_cam, dtype=dtype, device=dev)
     s2 = (sigma / focal) ** 2
 
     # the start: facing the camera (a half turn about x from the model's Y-up, Z-forward frame), at the depth where
     # the rest torso (shoulders to hips) is as long as its keypoints
-    zero3 = torch.zeros(N, 3, dtype=dtype)
+    zero3 = torch.zeros(N, 3, dtype=dtype, device=dev)
     with torch.no_grad():
-        rest = kinematics(zero3, torch.zeros(N, 21, 3, dtype=dtype), zero3, None)[0].double().numpy()
+        rest = (
+            kinematics(zero3, torch.zeros(N, 21, 3, dtype=dtype, device=dev), zero3, None)[0]
+            .double()
+            .cpu()
+            .numpy()
+        )
     length_3d = np.linalg.norm(rest[[16, 17]].mean(0) - rest[[1, 2]].mean(0))
     px = kp[:, ops, :2]
     m_sh, m_hip = np.isin(ops, (2, 5)), np.isin(ops, (9, 12))
@@ -681,10 +704,20 @@ def fit_keypoints(
     flip = np.diag([1.0, -1.0, -1.0])
     torso_rest = np.concatenate([rest[[16, 17]], rest[[1, 2]]]).mean(0)
     trans_np = centre_cam - flip @ (torso_rest - rest[0]) - rest[0]
-    root = torch.tensor([math.pi, 0.0, 0.0], dtype=dtype).expand(N, H, 3).clone().requires_grad_(True)
-    trans = torch.as_tensor(trans_np, dtype=dtype)[:, None].expand(N, H, 3).clone().requires_grad_(True)
-    pose = _starts(field, N, H, seed=seed, noise=0.4, dtype=dtype).requires_grad_(True)
-    betas = torch.zeros(N, H, kinematics.num_betas, dtype=dtype, requires_grad=True)
+    root = (
+        torch.tensor([math.pi, 0.0, 0.0], dtype=dtype, device=dev)
+        .expand(N, H, 3)
+        .clone()
+        .requires_grad_(True)
+    )
+    trans = (
+        torch.as_tensor(trans_np, dtype=dtype, device=dev)[:, None]
+        .expand(N, H, 3)
+        .clone()
+        .requires_grad_(True)
+    )
+    pose = _starts(field, N, H, seed=seed, noise=0.4, dtype=dtype, device=dev).requires_grad_(True)
+    betas = torch.zeros(N, H, kinematics.num_betas, dtype=dtype, device=dev, requires_grad=True)
 
     def reprojection(joints: torch.Tensor) -> torch.Tensor:
         cam = joints[..., smpl, :] @ kmat.T
@@ -721,8 +754,8 @@ def fit_keypoints(
             joints = kinematics(root, pose, trans, betas if kinematics.num_betas else None)
             err = ((reprojection(joints) - target) ** 2).sum(-1).sqrt()
         fit = _sorted(_result(field, kinematics, root, pose, trans, betas, terms, loss))
-    best = np.argmin(loss.numpy(), axis=1)
-    err_best = err.numpy()[np.arange(N), best]
+    best = np.argmin(loss.cpu().numpy(), axis=1)
+    err_best = err.cpu().numpy()[np.arange(N), best]
     used = conf > 0
     fit.terms["reprojection_px"] = float((err_best * used).sum() / used.sum())
     return fit

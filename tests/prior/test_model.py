@@ -230,3 +230,38 @@ def test_hands_and_arbitrary_batch_shapes() -> None:
     with pytest.raises(InvalidArgumentError, match="earlier bone"):
         DistanceFieldConfig(joints=3, parents=(-1, 2, 0))
     assert np.isfinite(out.detach().numpy()).all()
+
+
+@pytest.mark.parametrize(("activation", "order", "parents", "joints"), [
+    ("softplus", "xyzw", "fixed", 21), ("lrelu", "wxyz", "official", 21), ("relu", "xyzw", "official", 21),
+    ("lrelu", "xyzw", "fixed", 51), ("softplus", "wxyz", "fixed", 51),
+])  # fmt: skip
+def test_hand_written_gradient_is_autograds(activation: str, order: str, parents: str, joints: int) -> None:
+    """value_and_grad (the chain rule written out) equals forward and autograd's gradient of it, in float64, over
+    any leading dims, with quaternions of either sign, unnormalised, and on the w = 0 tie-break; field_value's
+    backward is the same gradient; the Pose-NDF leaky ReLU's kink is taken as autograd takes it."""
+    from amasskit.prior._model import field_value
+
+    torch.manual_seed(0)
+    field = DistanceField(DistanceFieldConfig(activation=activation, order=order, parents=parents, joints=joints,
+                                              dims=(48, 32, 16))).double()  # fmt: skip
+    with torch.no_grad():
+        field.mlp[-1].bias.fill_(
+            1.0
+        )  # a positive output: the last ReLU passes gradients (as a trained field's does)
+    quat = torch.randn(3, 5, joints, 4, dtype=torch.float64) * 2
+    quat[0, 0, 0] = torch.tensor([-0.6, 0.2, 0.1, 0.0])  # w = 0, x < 0: flipped by the tie-break
+    quat[0, 1, 3] = torch.tensor([0.0, 0.0, 0.0, -2.0])
+    value, grad = field.value_and_grad(quat)
+    x = quat.clone().requires_grad_(True)
+    expected = field(x)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), x)
+    torch.testing.assert_close(value, expected.detach(), rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-9, atol=1e-15)
+    for p in field.parameters():
+        p.requires_grad_(False)
+    y = quat.clone().requires_grad_(True)
+    weights = torch.rand(3, 5, dtype=torch.float64)
+    (field_value(field, y) * weights).sum().backward()
+    torch.testing.assert_close(y.grad, expected_grad * weights[..., None, None], rtol=1e-9, atol=1e-15)
+    assert float(grad.abs().max()) > 0

@@ -33,6 +33,7 @@ from ..body._lbs import forward_kinematics, tree_levels
 from ..errors import InvalidArgumentError, KeypointFileError
 from ..rotations import rotmat_to_rotvec, rotvec_to_quat, rotvec_to_rotmat
 from ..topology import BODY_PARENTS
+from ._model import field_value
 from ._project import project
 
 logger = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def prior_distance(field: torch.nn.Module, pose_body: torch.Tensor) -> torch.Ten
         quat = torch.cat([quat, rest], dim=-2)
     elif joints != 21:
         raise InvalidArgumentError(f"a prior over {joints} joints cannot judge a body pose (21 or 51)")
-    return field(quat.to(_field_dtype(field))).to(pose_body.dtype)
+    return field_value(field, quat.to(_field_dtype(field))).to(pose_body.dtype)
 
 
 def _kabsch(

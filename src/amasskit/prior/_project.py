@@ -76,6 +76,9 @@ def random_poses(
 
 
 def _value_and_grad(model: torch.nn.Module, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(model, DistanceField):  # projection never needs the weights' gradients
+        d, g = model.value_and_grad(q)  # written out: no autograd graph of the network
+        return d.to(q.dtype), g.to(q.dtype)
     with torch.enable_grad():
         x = q.detach().requires_grad_(True)
         d = model(x)

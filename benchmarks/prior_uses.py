@@ -14,7 +14,7 @@ Each on the built-in skeleton and on a (synthetic, released-layout) SMPL+H body 
 cost inside the loop: field value and gradient evaluations per second at batch 1 and 60. The target: the prior adds
 under 10% to a fit's time ("prior +%": the prior's time over the no-prior time, less one).
 
-Usage: ``.venv/bin/python benchmarks/prior_uses.py [--device cpu] [--repeat 3]``.
+Usage: ``.venv/bin/python benchmarks/prior_uses.py [--repeat 5]``.
 """
 
 from __future__ import annotations
@@ -64,9 +64,23 @@ def seconds(fn: Callable[[], object], repeat: int) -> float:
     return float(np.median(times))
 
 
+def interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Median seconds of each function, the functions run in turn within every repeat (so a machine that speeds
+    up or slows down during the run affects them alike)."""
+    for fn in fns.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(torch.get_num_threads())
@@ -119,9 +133,9 @@ def main() -> None:
                     steps=(100, 150, 150, 200)),
             }  # fmt: skip
             for task, run in tasks.items():
-                times = {
-                    name: seconds(lambda run=run, f=f: run(f), args.repeat) for name, f in fields.items()
-                }
+                times = interleaved(
+                    {name: lambda run=run, f=f: run(f) for name, f in fields.items()}, args.repeat
+                )
                 extra = 100 * (times["amasskit"] / times["no prior"] - 1)
                 ratio = times["per-bone loop"] / times["amasskit"]
                 print(f"{task:<14}{body_name:<10}" + "".join(f"{times[n]:>15.3f}s" for n in fields)

@@ -256,9 +256,11 @@ class DistanceField(nn.Module):
             return functional.relu(x)
         return functional.leaky_relu(x, 0.01)
 
-    def features(self, quat: torch.Tensor) -> torch.Tensor:
+    def features(self, quat: torch.Tensor, *, keep: list[tuple[slice, bool, torch.Tensor, torch.Tensor]] | None = None
+                 ) -> torch.Tensor:  # fmt: skip
         """``quat (B, J, 4)`` as the network sees it -> the encoder's ``(B, 6 J)`` features (bone-major, as the
-        originals concatenate them)."""
+        originals concatenate them). ``keep``: a list that receives each tree level's ``(rows, has parent, first
+        layer's and second layer's pre-activations)``, for :meth:`value_and_grad`'s backward."""
         B, J = quat.shape[0], self.config.joints
         x = quat.transpose(0, 1)[self._order]  # (J, B, 4) in evaluation order
         # the quaternion half of every first layer at once
@@ -276,7 +278,10 @@ class DistanceField(nn.Module):
             if has_parent:
                 assert done is not None
                 h = torch.baddbmm(h, done[self._parent_slot[part]], w_parent[part])
-            f = self._act(torch.baddbmm(b_out[part], self._act(h), w_out[part]))
+            o = torch.baddbmm(b_out[part], self._act(h), w_out[part])
+            if keep is not None:
+                keep.append((part, has_parent, h, o))
+            f = self._act(o)
             done = f if done is None else torch.cat([done, f])
             start += size
         assert done is not None
@@ -334,26 +339,8 @@ class DistanceField(nn.Module):
                 x = q
             if cfg.order == "wxyz":
                 x = x[..., [3, 0, 1, 2]]
-            xe = x.transpose(0, 1)[self._order]  # (J, B, 4), evaluation order
-            first = torch.baddbmm(self.enc_bias.unsqueeze(1), xe, self.enc_quat.transpose(1, 2))
-            w_parent, w_out = self.enc_parent.transpose(1, 2), self.enc_out.transpose(1, 2)
-            b_out = self.enc_out_bias.unsqueeze(1)
             kept: list[tuple[slice, bool, torch.Tensor, torch.Tensor]] = []
-            done: torch.Tensor | None = None
-            start = 0
-            for size, has_parent in zip(self._level_sizes, self._level_has_parent, strict=True):
-                part = slice(start, start + size)
-                h = first[part]
-                if has_parent:
-                    assert done is not None
-                    h = torch.baddbmm(h, done[self._parent_slot[part]], w_parent[part])
-                o = torch.baddbmm(b_out[part], self._act(h), w_out[part])
-                kept.append((part, has_parent, h, o))
-                f = self._act(o)
-                done = f if done is None else torch.cat([done, f])
-                start += size
-            assert done is not None
-            a = done[self._unorder].transpose(0, 1).reshape(B, J * C)
+            a = self.features(x, keep=kept)
             pre: list[torch.Tensor] = []
             last = len(self.mlp) - 1
             for i, lin in enumerate(self.mlp):
@@ -372,7 +359,7 @@ class DistanceField(nn.Module):
             g_done = (
                 g.reshape(B, J, C).transpose(0, 1)[self._order].contiguous()
             )  # (J, B, C), evaluation order
-            g_x = torch.empty_like(xe)
+            g_x = torch.empty(J, B, 4, dtype=x.dtype, device=x.device)
             for part, has_parent, h, o in reversed(kept):
                 g_h = torch.bmm(g_done[part] * self._act_grad(o), self.enc_out[part]) * self._act_grad(h)
                 g_x[part] = torch.bmm(g_h, self.enc_quat[part])

@@ -120,6 +120,20 @@ def test_protocol_on_the_known_family() -> None:
     assert header[0] == "prior" and "MPJPE@40mm" in header and rows[1][1] == "-"
 
 
+def test_evaluate_reads_a_catalogs_split(catalogued: Path, tmp_path: Path) -> None:
+    """`prior evaluate none --catalog C --scheme S --split test`: the held-out files come from the catalog's split; a
+    split without files is a clear error."""
+    args = [sys.executable, "-m", "amasskit", "prior", "evaluate", "none", "--catalog", str(catalogued), "--scheme",
+            "amass-paper-all", "--split", "test", "--completion", "1", "--noise", "40", "-o", str(tmp_path / "r.json")]  # fmt: skip
+    run = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    files = json.loads((tmp_path / "r.json").read_text())["inputs"]["files"]
+    assert files and all(("Transitions" in f or "SSM" in f) for f in files)
+    bad = subprocess.run([*args[:-2], "-o", str(tmp_path / "x.json"), "--split", "nothing"], capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert bad.returncode != 0 and "nothing" in bad.stderr
+
+
 def test_the_evaluate_command(tiny_model: Path, smplh_tree: object, tmp_path: Path) -> None:
     """`prior evaluate` on an amasskit model and the baseline over held-out motion files: one table, a JSON report
     with a row per prior, a plot; a missing model fails with its typed error."""

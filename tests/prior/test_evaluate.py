@@ -99,8 +99,8 @@ def test_protocol_on_the_known_family() -> None:
     manifold = PoseManifold(dim=2, seed=0)
     field = ManifoldField(manifold, refine=10)
     reference = manifold.sample(80, seed=1)
-    config = EvaluationConfig(samples=30, noise_mm=(40.0,), clip_frames=30, completion=4, hypotheses=4,
-                              fit_steps=200)  # fmt: skip
+    config = EvaluationConfig(samples=30, noise_mm=(40.0,), pose_noise_rad=(0.3,), clip_frames=30, completion=4,
+                              hypotheses=4, fit_steps=200)  # fmt: skip
     clips = [_clip(manifold, 30)]
     ours = evaluate_prior(field, reference=reference, clips=clips, config=config)
     none = evaluate_prior(None, reference=reference, clips=clips, config=config)
@@ -113,6 +113,7 @@ def test_protocol_on_the_known_family() -> None:
     assert gen["converged"] == 1.0 and gen["precision"] > 0.9 and gen["fid"] < 2 * real_fid
     assert none["generation"] is None and none["field"] is None
     assert ours["denoising"]["40mm"]["mpjpe_mm"] < 0.9 * none["denoising"]["40mm"]["mpjpe_mm"]
+    assert ours["denoising"]["0.3rad"]["mpjpe_mm"] < 0.9 * none["denoising"]["0.3rad"]["mpjpe_mm"]
     assert ours["completion"]["min_mm"] < 0.5 * none["completion"]["min_mm"]
     assert ours["completion"]["visible_mm"] < 10
     assert evaluate_prior(None, reference=reference, clips=clips, config=config) == none
@@ -124,7 +125,8 @@ def test_evaluate_reads_a_catalogs_split(catalogued: Path, tmp_path: Path) -> No
     """`prior evaluate none --catalog C --scheme S --split test`: the held-out files come from the catalog's split; a
     split without files is a clear error."""
     args = [sys.executable, "-m", "amasskit", "prior", "evaluate", "none", "--catalog", str(catalogued), "--scheme",
-            "amass-paper-all", "--split", "test", "--completion", "1", "--noise", "40", "-o", str(tmp_path / "r.json")]  # fmt: skip
+            "amass-paper-all", "--split", "test", "--completion", "1", "--noise", "40", "--pose-noise", "", "-o",
+            str(tmp_path / "r.json")]  # fmt: skip
     run = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     files = json.loads((tmp_path / "r.json").read_text())["inputs"]["files"]
@@ -140,7 +142,7 @@ def test_the_evaluate_command(tiny_model: Path, smplh_tree: object, tmp_path: Pa
     files = sorted(Path(smplh_tree.root).rglob("*_poses.npz"), key=lambda p: -p.stat().st_size)[:3]  # type: ignore[attr-defined]
     args = [sys.executable, "-m", "amasskit", "prior", "evaluate", str(tiny_model), "none",
             *(a for f in files for a in ("--motion", str(f))), "--samples", "12", "--completion", "2",
-            "--noise", "40", "-o", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")]  # fmt: skip
+            "--noise", "40", "--pose-noise", "0.1", "-o", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")]  # fmt: skip
     run = subprocess.run(args, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads((tmp_path / "r.json").read_text())

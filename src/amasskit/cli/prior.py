@@ -475,6 +475,9 @@ def evaluate(
     samples: Annotated[int, typer.Option(min=6, help="Poses generated.")] = 500,
     completion: Annotated[int, typer.Option(min=0, help="Poses in the completion task.")] = 50,
     noise: Annotated[str, typer.Option(help="Joint-noise levels, mm, comma-separated.")] = "20,40,100",
+    pose_noise: Annotated[
+        str, typer.Option(help="Axis-angle noise levels, rad, comma-separated (Pose-NDF's; '' for none).")
+    ] = "0.1,0.5",
     model_dir: Annotated[
         Path | None, typer.Option(help="Body models (SMPL+H): joints and v2v by the model.")
     ] = None,
@@ -513,7 +516,8 @@ def evaluate(
                 "held-out motion is needed: --catalog CAT --split test, or --motion FILE"
             )
         levels = tuple(float(v) for v in noise.split(",") if v.strip())
-        config = EvaluationConfig(samples=samples, completion=completion, noise_mm=levels, seed=seed)
+        config = EvaluationConfig(samples=samples, completion=completion, noise_mm=levels, seed=seed,
+                                  pose_noise_rad=tuple(float(v) for v in pose_noise.split(",") if v.strip()))  # fmt: skip
         clips, reference = held_out_motion(paths, clip_frames=config.clip_frames, seed=seed)
         training = None if train_poses is None else np.asarray(PoseSet(train_poses).quat)
         fidelity = None

@@ -14,7 +14,8 @@ Metrics (each a pure function, checked on cases with known answers in the tests)
 
 :func:`evaluate_prior` runs the protocol: generation (Haar starts projected, Pose-NDF's sampling), field fidelity on a
 held-out training set (MAE, Spearman, AUROC), denoising MPJPE of 60-frame clips at 20, 40 and 100 mm of Gaussian joint
-noise (a per-coordinate standard deviation; v2v too with a body model), and completion (the left leg hidden, min and
+noise (a per-coordinate standard deviation; v2v too with a body model) and at 0.1 and 0.5 rad of noise on the body
+joints' axis-angles (Pose-NDF's protocol: the fit starts from the noisy motion), and completion (the left leg hidden, min and
 mean error of the hidden joints over the hypotheses). With no prior it runs the same fits without the prior term: the
 baseline row.
 """
@@ -157,7 +158,8 @@ class EvaluationConfig:
 
     Attributes:
         samples: poses generated (Haar starts projected, ``max_steps`` evaluations each at most).
-        noise_mm: joint-noise levels of the denoising task (per-coordinate standard deviations, mm).
+        noise_mm: joint-noise levels of the denoising task (per-coordinate standard deviations, mm; DPoser-X's).
+        pose_noise_rad: pose-noise levels (on the 21 body joints' axis-angles, radians; Pose-NDF's).
         clip_frames: frames a denoising clip.
         completion: poses in the completion task; hypotheses: fits per pose.
         denoise_rounds, denoise_steps, warmup: the denoising schedule (Pose-NDF's preset) and its prior-free warm-up
@@ -168,6 +170,7 @@ class EvaluationConfig:
     samples: int = 500
     max_steps: int = 100
     noise_mm: tuple[float, ...] = (20.0, 40.0, 100.0)
+    pose_noise_rad: tuple[float, ...] = (0.1, 0.5)
     clip_frames: int = 60
     completion: int = 50
     hypotheses: int = 10
@@ -204,8 +207,8 @@ def evaluate_prior(
 
     Returns:
         a nested dict: ``generation`` (apd_cm, apd_real_cm, dnn, fid, precision, recall, converged), ``field`` (mae,
-        spearman, auroc), ``denoising`` (per level ``"20mm"``: mpjpe_mm, noisy_mpjpe_mm, and v2v_mm with a body
-        model), ``completion`` (min_mm, mean_mm over the hypotheses, visible_mm); a task left out (no clips, no
+        spearman, auroc), ``denoising`` (per level ``"20mm"`` or ``"0.1rad"``: mpjpe_mm, noisy_mpjpe_mm, and
+        v2v_mm with a body model), ``completion`` (min_mm, mean_mm over the hypotheses, visible_mm); a task left out (no clips, no
         fidelity set, no prior for generation) is None.
     """
     config = config or EvaluationConfig()
@@ -254,52 +257,19 @@ def evaluate_prior(
     if usable:
         schedule = DenoiseSchedule.posendf(config.denoise_rounds, config.denoise_steps)
         report["denoising"] = {}
-        for level in config.noise_mm:
-            say(f"denoising at {level:g} mm")
-            errors, raw, v2v = [], [], []
-            for clip in usable:
-                part = {k: np.asarray(clip[k], dtype=np.float64)[: config.clip_frames] for k in
-                        ("root_orient", "pose_body", "trans")}  # fmt: skip
-                betas = None if clip.get("betas") is None else np.asarray(clip["betas"], dtype=np.float64)
-                tensors = [
-                    torch.as_tensor(part[k], dtype=kinematics.dtype, device=kinematics.device)
-                    for k in ("root_orient", "pose_body", "trans")
-                ]
-                shape = (
-                    torch.as_tensor(
-                        betas[: kinematics.num_betas], dtype=kinematics.dtype, device=kinematics.device
-                    )
-                    if betas is not None and kinematics.num_betas
-                    else None
-                )
-                with torch.no_grad():
-                    clean = kinematics(*tensors, shape).double().cpu().numpy()
-                noisy = clean + rng.normal(0.0, level / 1000.0, clean.shape)
-                start = dict(part, pose_body=np.zeros_like(part["pose_body"]))
-                if betas is not None:
-                    start["betas"] = np.zeros_like(betas)
-                fit = denoise_motion(field, noisy, kinematics=kinematics, init=start, schedule=schedule,
-                                     warmup=config.warmup)  # fmt: skip
-                errors.append(np.linalg.norm(fit.joints - clean, axis=-1).mean())
-                raw.append(np.linalg.norm(noisy - clean, axis=-1).mean())
-                if kinematics.model is not None:
-
-                    def t(a: np.ndarray) -> torch.Tensor:
-                        return torch.as_tensor(a, dtype=kinematics.dtype, device=kinematics.device)
-
-                    full = None if shape is None else shape.expand(len(tensors[0]), -1)
-                    with torch.no_grad():
-                        v_fit = kinematics.vertices(
-                            t(fit.root_orient), t(fit.pose_body), t(fit.trans), t(fit.betas)
-                        )
-                        v_true = kinematics.vertices(tensors[0], tensors[1], tensors[2], full)
-                    assert v_fit is not None and v_true is not None
-                    v2v.append(float((v_fit - v_true).norm(dim=-1).mean()))
-            entry = {"mpjpe_mm": 1000 * float(np.mean(errors)), "noisy_mpjpe_mm": 1000 * float(np.mean(raw)),
-                     "clips": len(usable)}  # fmt: skip
-            if v2v:
-                entry["v2v_mm"] = 1000 * float(np.mean(v2v))
-            report["denoising"][f"{level:g}mm"] = entry
+        levels: list[tuple[str, float | None, float | None]] = [
+            (f"{v:g}mm", v / 1000.0, None) for v in config.noise_mm
+        ]
+        levels += [(f"{v:g}rad", None, v) for v in config.pose_noise_rad]
+        for name, joint_noise, pose_noise in levels:
+            say(f"denoising at {name}")
+            results = [_denoise_clip(field, kinematics, clip, config, schedule, rng, joint_noise=joint_noise,
+                                     pose_noise=pose_noise) for clip in usable]  # fmt: skip
+            entry = {"mpjpe_mm": 1000 * float(np.mean([r[0] for r in results])),
+                     "noisy_mpjpe_mm": 1000 * float(np.mean([r[1] for r in results])), "clips": len(usable)}  # fmt: skip
+            if kinematics.model is not None:
+                entry["v2v_mm"] = 1000 * float(np.mean([r[2] for r in results]))
+            report["denoising"][name] = entry
 
     count = min(config.completion, len(reference))
     if count:
@@ -324,6 +294,72 @@ def evaluate_prior(
                                 "visible_mm": 1000 * float(err[:, 0, seen].mean()), "poses": count,
                                 "hypotheses": config.hypotheses}  # fmt: skip
     return report
+
+
+def _denoise_clip(
+    field: torch.nn.Module | None,
+    kinematics: Kinematics,
+    clip: Mapping[str, np.ndarray],
+    config: EvaluationConfig,
+    schedule: DenoiseSchedule,
+    rng: np.random.Generator,
+    *,
+    joint_noise: float | None,
+    pose_noise: float | None,
+) -> tuple[float, float, float]:
+    """One clip denoised: ``(MPJPE, the noisy input's MPJPE, v2v or NaN)`` in metres against the clean clip.
+
+    Joint noise (DPoser-X's protocol): Gaussian noise of ``joint_noise`` metres a coordinate on the clean joints; the
+    fit starts from the rest pose (the clip's root and translation) with a prior-free warm-up. Pose noise (Pose-NDF's):
+    Gaussian noise of ``pose_noise`` radians on the axis-angles of the 21 body joints; the noisy motion's joints are
+    the observations and the fit starts from the noisy motion."""
+    part = {
+        k: np.asarray(clip[k], dtype=np.float64)[: config.clip_frames]
+        for k in ("root_orient", "pose_body", "trans")
+    }
+    betas = None if clip.get("betas") is None else np.asarray(clip["betas"], dtype=np.float64)
+
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=kinematics.dtype, device=kinematics.device)
+
+    shape = t(betas[: kinematics.num_betas]) if betas is not None and kinematics.num_betas else None
+    with torch.no_grad():
+        clean = (
+            kinematics(t(part["root_orient"]), t(part["pose_body"]), t(part["trans"]), shape)
+            .double()
+            .cpu()
+            .numpy()
+        )
+    if pose_noise is not None:
+        noisy_pose = part["pose_body"] + rng.normal(0.0, pose_noise, part["pose_body"].shape)
+        with torch.no_grad():
+            noisy = (
+                kinematics(t(part["root_orient"]), t(noisy_pose), t(part["trans"]), shape)
+                .double()
+                .cpu()
+                .numpy()
+            )
+        start = dict(part, pose_body=noisy_pose)
+        if betas is not None:
+            start["betas"] = betas
+        warmup = 0
+    else:
+        noisy = clean + rng.normal(0.0, float(joint_noise or 0.0), clean.shape)
+        start = dict(part, pose_body=np.zeros_like(part["pose_body"]))
+        if betas is not None:
+            start["betas"] = np.zeros_like(betas)
+        warmup = config.warmup
+    fit = denoise_motion(field, noisy, kinematics=kinematics, init=start, schedule=schedule, warmup=warmup)
+    v2v = float("nan")
+    if kinematics.model is not None:
+        full = None if shape is None else shape.expand(config.clip_frames, -1)
+        with torch.no_grad():
+            v_fit = kinematics.vertices(t(fit.root_orient), t(fit.pose_body), t(fit.trans), t(fit.betas))
+            v_true = kinematics.vertices(t(part["root_orient"]), t(part["pose_body"]), t(part["trans"]), full)
+        assert v_fit is not None and v_true is not None
+        v2v = float((v_fit - v_true).norm(dim=-1).mean())
+    error = float(np.linalg.norm(fit.joints - clean, axis=-1).mean())
+    return error, float(np.linalg.norm(noisy - clean, axis=-1).mean()), v2v
 
 
 def report_table(rows: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:

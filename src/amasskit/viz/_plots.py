@@ -159,9 +159,8 @@ def plot_prior_report(reports: Mapping[str, Mapping[str, Any]], path: str | os.P
     names = list(reports)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     width = 0.8 / max(1, len(names))
-    levels = sorted(
-        {lv for r in reports.values() for lv in (r.get("denoising") or {})}, key=lambda s: float(s[:-2])
-    )
+    levels = sorted({lv for r in reports.values() for lv in (r.get("denoising") or {})},
+                    key=lambda s: (s.endswith("rad"), float(s.rstrip("admr"))))  # fmt: skip
     for i, name in enumerate(names):
         den = reports[name].get("denoising") or {}
         values = [den.get(lv, {}).get("mpjpe_mm", np.nan) for lv in levels]

@@ -1,4 +1,4 @@
-"""``amasskit prior poses|data``: pose-prior training data."""
+"""``amasskit prior ...``: pose-prior training data, training, and the priors' uses and evaluation."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from ._app import DaskAddress, app, console, handle_errors, progress_bar
 
 prior_app = typer.Typer(
     no_args_is_help=True,
-    help="Pose priors: `prior poses` samples clean pose sets from a catalog; `prior data` makes noisy samples "
-    "with their exact nearest clean poses.",
+    help="Pose priors: `prior poses` and `prior data` build training sets; `prior train` trains a distance field; "
+    "`prior sample`, `interpolate`, `denoise` and `fit` use one (or a released checkpoint); `prior evaluate` compares "
+    "priors on the published protocol.",
 )
 app.add_typer(prior_app, name="prior")
 

@@ -184,8 +184,8 @@ class BodyFit:
     Attributes:
         root_orient ``(..., 3)``, pose_body ``(..., 21, 3)``, trans ``(..., 3)`` rotation vectors and metres;
         betas ``(..., B)`` (B = 0 for the skeleton); joints ``(..., 22, 3)``; distance ``(...)`` by the field (NaN
-        without one); loss ``(...)`` each fit's final objective (motion: one value); terms the final value of each
-        term (means).
+        without one); loss ``(...)`` each fit's final weighted objective (a motion: one value, the sum of its final
+        terms unweighted); terms the final value of each term (means over the fits).
     """
 
     root_orient: np.ndarray

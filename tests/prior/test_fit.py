@@ -291,3 +291,34 @@ def test_the_denoise_and_fit_commands(manifold: PoseManifold, tmp_path: Path, mo
     assert bad.returncode != 0 and "KeypointFileError" in bad.stderr and "bad.json" in bad.stderr
     missing = _run("denoise", str(tmp_path / "nope.pt"), str(tmp_path / "in.npz"))
     assert missing.returncode != 0 and "nope.pt" in missing.stderr
+
+
+def test_every_use_runs_on_a_released_checkpoint(tmp_path: Path, smplh_tree: object) -> None:
+    """A checkpoint in Pose-NDF's released layout (legacy serialisation, config.yaml beside it, the official parent
+    map, WXYZ): sample, interpolate, denoise, fit and evaluate each run from one command on it."""
+    from tests.prior.test_model import OFFICIAL, official_state, write_official
+
+    config = (
+        "model:\n  DFNet:\n    dims: 32, 48, 16\n    act: lrelu\n    beta: 100\n  StrEnc:\n    use: True\n"
+    )
+    ckpt = write_official(tmp_path / "posendf", official_state(OFFICIAL, [32, 48, 16], seed=3), config)
+    motion = max(Path(smplh_tree.root).rglob("*_poses.npz"), key=lambda p: p.stat().st_size)  # type: ignore[attr-defined]
+    joints = skeleton_joints(np.tile([np.pi / 2, 0, 0], (1, 1)), np.zeros((1, 21, 3)), np.zeros((1, 3)))[
+        :, :22
+    ]
+    np.save(tmp_path / "joints.npy", joints)
+    runs = [
+        ("sample", str(ckpt), "-n", "4", "--max-steps", "5", "-o", str(tmp_path / "s.npz")),
+        ("interpolate", str(ckpt), f"{motion}#0", f"{motion}#20", "--steps", "3", "-o", str(tmp_path / "i.npz")),
+        ("denoise", str(ckpt), str(motion), "--frames", "0:10", "--rounds", "1", "--steps", "5", "-o",
+         str(tmp_path / "d.npz")),
+        ("fit", str(ckpt), str(tmp_path / "joints.npy"), "--steps", "20", "--hypotheses", "2", "-o",
+         str(tmp_path / "f.npz")),
+        ("evaluate", str(ckpt), "none", "--motion", str(motion), "--samples", "8", "--completion", "1", "--noise",
+         "40", "--pose-noise", "", "-o", str(tmp_path / "r.json")),
+    ]  # fmt: skip
+    for args in runs:
+        run = _run(*args)
+        assert run.returncode == 0, (args[0], run.stderr[-2000:])
+    assert read(tmp_path / "d.npz").num_frames == 10
+    assert json.loads((tmp_path / "r.json").read_text())["reports"][str(ckpt)]["generation"] is not None

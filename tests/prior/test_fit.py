@@ -279,16 +279,19 @@ def test_the_denoise_and_fit_commands(manifold: PoseManifold, tmp_path: Path, mo
     assert run.returncode == 0, run.stderr[-2000:]
     assert "reprojection" in run.stdout
     (tmp_path / "bad.json").write_text('{"people": [{"pose_keypoints_2d": [1, 2]}]}')
-    bad = _run(
-        "fit",
-        "none",
-        str(tmp_path / "bad.json"),
-        "--intrinsics",
-        "1000,500,500",
-        "-o",
-        str(tmp_path / "x.npz"),
-    )
+    # a batch with a malformed frame: reported and skipped, the others fitted; with --strict it stops, naming it
+    run = _run("fit", "none", str(tmp_path / "kp.json"), str(tmp_path / "bad.json"), "-o", str(tmp_path / "b.npz"),
+               "--intrinsics", ",".join(map(str, camera)))  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "skipped" in run.stdout and "bad.json" in run.stdout
+    with np.load(tmp_path / "b.npz") as b:
+        assert b["source"].tolist() == ["kp.json"]
+    bad = _run("fit", "none", str(tmp_path / "kp.json"), str(tmp_path / "bad.json"), "--intrinsics", "1000,500,500",
+               "--strict", "-o", str(tmp_path / "x.npz"))  # fmt: skip
     assert bad.returncode != 0 and "KeypointFileError" in bad.stderr and "bad.json" in bad.stderr
+    alone = _run("fit", "none", str(tmp_path / "bad.json"), "--intrinsics", "1000,500,500", "-o",
+                 str(tmp_path / "y.npz"))  # fmt: skip
+    assert alone.returncode != 0 and "could be fitted" in alone.stderr
     missing = _run("denoise", str(tmp_path / "nope.pt"), str(tmp_path / "in.npz"))
     assert missing.returncode != 0 and "nope.pt" in missing.stderr
 

@@ -400,15 +400,19 @@ def fit(
     ] = None,
     gender: Annotated[str, typer.Option(help="Body model gender.")] = "neutral",
     seed: Annotated[int, typer.Option(min=0, help="Seed of the starts.")] = 0,
+    strict: Annotated[
+        bool, typer.Option(help="Stop at the first unusable keypoint file (else skip it).")
+    ] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
 ) -> None:
     """Fit a body to 3D joints (inverse kinematics; missing joints completed, several hypotheses) or to OpenPose
     BODY_25 keypoints with camera intrinsics (SMPLify-style). Writes a motion file: one frame per observation and
-    hypothesis (observation-major), with `observation`, `hypothesis`, `fit_loss` and `prior_distance`."""
+    hypothesis (observation-major), with `observation`, `hypothesis`, `fit_loss` and `prior_distance` (and
+    `source`, the keypoint files fitted: an unusable one is reported and skipped, or stops the run with --strict)."""
     import numpy as np
 
-    from ..errors import InvalidArgumentError
-    from ..prior import fit_joints, fit_keypoints, read_openpose, save_motion
+    from ..errors import InvalidArgumentError, KeypointFileError
+    from ..prior import BODY25_TO_SMPL, fit_joints, fit_keypoints, read_openpose, save_motion
 
     with handle_errors():
         field = _field_or_none(model_path, device)
@@ -422,7 +426,25 @@ def fit(
                     "--hide is for 3D joints; OpenPose marks missing keypoints by confidence 0"
                 )
             camera = [float(v) for v in intrinsics.split(",")]
-            keypoints = np.stack([read_openpose(p, person=person) for p in observations])
+            usable, sources = [], []
+            for (
+                path
+            ) in observations:  # a batch of frames: an unusable file is reported and left out (or stops)
+                try:
+                    kp = read_openpose(path, person=person)
+                    if (kp[list(BODY25_TO_SMPL), 2] >= 0.1).sum() < 6:
+                        raise KeypointFileError(path, "fewer than 6 confident body keypoints: nothing to fit")
+                except KeypointFileError as exc:
+                    if strict:
+                        raise
+                    console.print(f"[yellow]skipped[/yellow] {exc}")
+                    continue
+                usable.append(kp)
+                sources.append(path.name)
+            if not usable:
+                raise InvalidArgumentError(f"none of the {len(observations)} keypoint files could be fitted")
+            keypoints = np.stack(usable)
+            extra["source"] = np.array(sources)
             result = fit_keypoints(field, keypoints, intrinsics=camera, kinematics=kin, hypotheses=hypotheses,
                                    seed=seed, prior_weights=tuple(w * prior_weight for w in (10.0, 3.0, 1.0)))  # fmt: skip
             extra["camera_intrinsics"] = np.asarray(camera)

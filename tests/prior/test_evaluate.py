@@ -131,6 +131,18 @@ def test_evaluate_reads_a_catalogs_split(catalogued: Path, tmp_path: Path) -> No
     assert run.returncode == 0, run.stderr[-3000:]
     files = json.loads((tmp_path / "r.json").read_text())["inputs"]["files"]
     assert files and all(("Transitions" in f or "SSM" in f) for f in files)
+    # interrupted after the first model (the second is missing): its report is kept and reused by the next run
+    out = tmp_path / "two.json"
+    broken = subprocess.run([*args[:-2], "-o", str(out), str(tmp_path / "missing.pt")], capture_output=True,
+                            text=True, timeout=600)  # fmt: skip
+    assert broken.returncode != 0 and "missing.pt" in broken.stderr and not out.exists()
+    (part,) = (tmp_path / "two.json.parts").glob("*.json")
+    kept = json.loads(part.read_text())
+    part.write_text(json.dumps({**kept, "reused": True}))
+    again = subprocess.run([*args[:-2], "-o", str(out)], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(out.read_text())["reports"]["none"]["reused"] is True
+    assert not (tmp_path / "two.json.parts").exists()
     bad = subprocess.run([*args[:-2], "-o", str(tmp_path / "x.json"), "--split", "nothing"], capture_output=True,
                          text=True, timeout=300)  # fmt: skip
     assert bad.returncode != 0 and "nothing" in bad.stderr

@@ -511,8 +511,11 @@ def evaluate(
 ) -> None:
     """The published protocol (generation dNN/FID/APD/precision/recall, field fidelity, denoising MPJPE at each
     noise level on 60-frame clips, completion of a hidden leg over 10 hypotheses) for each MODEL and the no-prior
-    baseline (`none`), printed as one table and written as JSON. Deterministic for a seed."""
+    baseline (`none`), printed as one table and written as JSON. Deterministic for a seed; run it again after an
+    interruption and the models already evaluated are not evaluated again."""
+    import hashlib
     import json
+    import shutil
 
     import numpy as np
 
@@ -552,9 +555,27 @@ def evaluate(
                         np.asarray(clean[np.unique(np.linspace(0, len(clean) - 1, 5000).round().astype(np.int64))]))  # fmt: skip
         kin = _kinematics(model_dir, "neutral", device)
         reports = {}
+        # each model's finished report is kept beside the output under a key of everything it depends on, so an
+        # interrupted evaluation of several models resumes with the next one
+        parts = out.with_name(out.name + ".parts")
+        inputs = json.dumps({"config": config.__dict__, "files": [str(p) for p in paths], "device": device,
+                             "train_poses": str(train_poses), "data": str(data), "model_dir": str(model_dir)},
+                            sort_keys=True, default=str)  # fmt: skip
         with progress_bar() as bar:
             task = bar.add_task("evaluating", total=len(models))
             for name in models:
+                file = Path(name)
+                stat = (
+                    f"{file.resolve()}:{file.stat().st_size}:{file.stat().st_mtime_ns}"
+                    if file.is_file()
+                    else name
+                )
+                key = hashlib.sha256(f"{inputs}|{stat}".encode()).hexdigest()[:16]
+                cached = parts / f"{key}.json"
+                if cached.is_file():
+                    reports[name] = json.loads(cached.read_text())
+                    bar.advance(task)
+                    continue
                 field = _field_or_none(name, device)
 
                 def say(stage: str, name: str = name) -> None:
@@ -562,12 +583,18 @@ def evaluate(
 
                 reports[name] = evaluate_prior(field, reference=reference, clips=clips, training=training,
                                                fidelity=fidelity, kinematics=kin, config=config, progress=say)  # fmt: skip
+                parts.mkdir(parents=True, exist_ok=True)
+                with atomic_open(cached) as fp:
+                    fp.write(json.dumps(reports[name], default=float).encode())
                 bar.advance(task)
         record = {"config": config.__dict__, "inputs": {"files": [str(p) for p in paths], "clips": len(clips),
                   "reference_poses": len(reference), "body": "skeleton" if model_dir is None else str(model_dir)},
                   "reports": reports}  # fmt: skip
         with atomic_open(out) as fp:
             fp.write(json.dumps(record, indent=2, default=float).encode())
+        shutil.rmtree(
+            parts, ignore_errors=True
+        )  # the whole report is written: the parts are no longer needed
         if plot is not None:
             from ..viz._plots import plot_prior_report
 

@@ -258,6 +258,11 @@ def test_the_denoise_and_fit_commands(manifold: PoseManifold, tmp_path: Path, mo
                "--steps", "10")  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     assert read(tmp_path / "d.npz").num_frames == T and load_track(tmp_path / "d.npz").joints.shape[0] == T
+    track = load_track(tmp_path / "d.npz")
+    assert "prior distance" not in track.per_frame  # no prior, no distance: NaN is not shown as a fact
+    rendered = subprocess.run([sys.executable, "-m", "amasskit", "render", str(tmp_path / "d.npz"), "-o",
+                               str(tmp_path / "d.gif")], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert rendered.returncode == 0 and (tmp_path / "d.gif").stat().st_size > 0, rendered.stderr[-2000:]
     run = _run("denoise", "none", str(tmp_path / "in.npz"), "-o", str(tmp_path / "m.npz"), "--rounds", "1",
                "--steps", "5", "--model-dir", str(model_dir))  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]

@@ -311,6 +311,13 @@ def _kinematics(model_dir: Path | None, gender: str, device: str = "cpu") -> Any
     return Kinematics(BodyModel.load("smplh", gender, model_dir=model_dir, device=device))
 
 
+def _distance(distance: Any) -> dict[str, Any]:
+    """``prior_distance`` for the output file, where there was a prior (a fit without one has none to show)."""
+    import numpy as np
+
+    return {"prior_distance": distance} if np.isfinite(distance).all() else {}
+
+
 def _field_or_none(model_path: str, device: str) -> Any:
     from ..prior import load_prior
 
@@ -366,9 +373,10 @@ def denoise(
         moved = np.linalg.norm(fit.joints - observed.numpy(), axis=-1).mean(-1)
         save_motion(out, pose_body=fit.pose_body, root_orient=fit.root_orient, trans=fit.trans,
                     betas=fit.betas[0] if fit.betas.shape[-1] else None, fps=data["fps"], gender=data["gender"],
-                    prior_distance=fit.distance, joint_change=moved)  # fmt: skip
-    console.print(f"{out}: {len(fit.pose_body)} frames denoised; joints moved {moved.mean() * 1000:.1f} mm on average; "
-                  f"prior distance {np.nanmean(fit.distance):.4g} on average")  # fmt: skip
+                    joint_change=moved, **_distance(fit.distance))  # fmt: skip
+    where = f"; prior distance {fit.distance.mean():.4g} on average" if field is not None else " (no prior)"
+    console.print(f"{out}: {len(fit.pose_body)} frames denoised; joints moved {moved.mean() * 1000:.1f} mm on "
+                  f"average{where}")  # fmt: skip
 
 
 @prior_app.command("fit")
@@ -471,7 +479,7 @@ def fit(
                 ("pose_body", "root_orient", "trans")}  # fmt: skip
         save_motion(out, **flat, betas=result.betas[0, 0] if result.betas.shape[-1] else None,
                         observation=np.repeat(np.arange(N), K), hypothesis=np.tile(np.arange(K), N),
-                        fit_loss=result.loss.reshape(-1), prior_distance=result.distance.reshape(-1),
+                        fit_loss=result.loss.reshape(-1), **_distance(result.distance.reshape(-1)),
                         joints=result.joints.reshape(N * K, 22, 3), **extra)  # fmt: skip
     console.print(f"{out}: {N} observation(s) x {K} hypothes{'is' if K == 1 else 'es'}; {summary}")
 

@@ -31,7 +31,7 @@ import torch
 
 from ..body._lbs import forward_kinematics, tree_levels
 from ..errors import InvalidArgumentError, KeypointFileError
-from ..rotations import rotmat_to_rotvec, rotvec_to_quat, rotvec_to_rotmat
+from ..rotations import quat_to_rotvec, rotmat_to_rotvec, rotvec_to_quat, rotvec_to_rotmat
 from ..topology import BODY_PARENTS
 from ._model import field_value
 from ._project import project
@@ -442,8 +442,6 @@ def _starts(
             quat = rotvec_to_quat(rotvec[:, 1:]).to(device=device, dtype=_field_dtype(field))
             tol = 1e-3 * (21 if getattr(field.config, "reduction", "sum") == "sum" else 1)
             projected = project(field, quat.reshape(-1, 21, 4), tol=tol, max_steps=30).quat
-            from ..rotations import quat_to_rotvec
-
             rotvec[:, 1:] = quat_to_rotvec(projected.detach().double().cpu()).reshape(
                 count, hypotheses - 1, 21, 3
             )

@@ -236,6 +236,11 @@ def save_motion(
                    betas=shape.astype(np.float32), gender=Gender.parse(gender), fps=fps)  # fmt: skip
     payload: dict[str, Any] = sequence_arrays(seq)
     payload.update({k: np.asarray(v) for k, v in arrays.items()})
+    return _write_npz(path, payload)
+
+
+def _write_npz(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
+    """``payload`` as one uncompressed npz at ``path``, atomically (whole or absent)."""
     buffer = io.BytesIO()
     np.savez(buffer, **payload)
     with atomic_open(path) as fp:
@@ -255,11 +260,7 @@ def save_poses(path: str | os.PathLike[str], quat: np.ndarray, **arrays: Any) ->
         "rotvec": rotvec.reshape(*quat.shape[:-2], -1),
         **{k: np.asarray(v) for k, v in arrays.items()},
     }
-    buffer = io.BytesIO()
-    np.savez(buffer, **payload)
-    with atomic_open(path) as fp:
-        fp.write(buffer.getvalue())
-    return Path(path)
+    return _write_npz(path, payload)
 
 
 def read_motion(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -297,6 +297,10 @@ def test_the_denoise_and_fit_commands(manifold: PoseManifold, tmp_path: Path, mo
     alone = _run("fit", "none", str(tmp_path / "bad.json"), "--intrinsics", "1000,500,500", "-o",
                  str(tmp_path / "y.npz"))  # fmt: skip
     assert alone.returncode != 0 and "could be fitted" in alone.stderr
+    for option, value in (("--intrinsics", "1000,a,500"), ("--hide", "4,x")):
+        bad = _run("fit", "none", str(tmp_path / ("kp.json" if option == "--intrinsics" else "joints.npy")), option,
+                   value, "-o", str(tmp_path / "z.npz"))  # fmt: skip
+        assert bad.returncode != 0 and "InvalidArgumentError" in bad.stderr and option in bad.stderr
     missing = _run("denoise", str(tmp_path / "nope.pt"), str(tmp_path / "in.npz"))
     assert missing.returncode != 0 and "nope.pt" in missing.stderr
 

@@ -311,6 +311,16 @@ def _kinematics(model_dir: Path | None, gender: str, device: str = "cpu") -> Any
     return Kinematics(BodyModel.load("smplh", gender, model_dir=model_dir, device=device))
 
 
+def _numbers(text: str, option: str, kind: type = float) -> list[Any]:
+    """Comma-separated numbers of an option. Raises: InvalidArgumentError: one that is not a number (naming it)."""
+    from ..errors import InvalidArgumentError
+
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InvalidArgumentError(f"{option} {text!r}: need comma-separated numbers") from None
+
+
 def _distance(distance: Any) -> dict[str, Any]:
     """``prior_distance`` for the output file, where there was a prior (a fit without one has none to show)."""
     import numpy as np
@@ -433,7 +443,7 @@ def fit(
                 raise InvalidArgumentError(
                     "--hide is for 3D joints; OpenPose marks missing keypoints by confidence 0"
                 )
-            camera = [float(v) for v in intrinsics.split(",")]
+            camera = _numbers(intrinsics, "--intrinsics")
             usable, sources = [], []
             for (
                 path
@@ -466,7 +476,10 @@ def fit(
             if joints.shape[1:] != (22, 3):
                 raise InvalidArgumentError(f"{observations[0]}: joints {joints.shape}, need (N, 22, 3)")
             if hide:
-                joints[:, [int(j) for j in hide.split(",")]] = np.nan
+                hidden = _numbers(hide, "--hide", int)
+                if not all(0 <= j < 22 for j in hidden):
+                    raise InvalidArgumentError(f"--hide {hide}: joints are 0-21")
+                joints[:, hidden] = np.nan
             result = fit_joints(field, joints, kinematics=kin, hypotheses=hypotheses, seed=seed, steps=steps,
                                 w_prior=prior_weight)  # fmt: skip
             seen = np.isfinite(joints).all(-1)
@@ -549,9 +562,9 @@ def evaluate(
             raise InvalidArgumentError(
                 "held-out motion is needed: --catalog CAT --split test, or --motion FILE"
             )
-        levels = tuple(float(v) for v in noise.split(",") if v.strip())
+        levels = tuple(_numbers(noise, "--noise"))
         config = EvaluationConfig(samples=samples, completion=completion, noise_mm=levels, seed=seed,
-                                  pose_noise_rad=tuple(float(v) for v in pose_noise.split(",") if v.strip()))  # fmt: skip
+                                  pose_noise_rad=tuple(_numbers(pose_noise, "--pose-noise")))  # fmt: skip
         clips, reference = held_out_motion(paths, clip_frames=config.clip_frames, seed=seed)
         training = None if train_poses is None else np.asarray(PoseSet(train_poses).quat)
         fidelity = None

@@ -127,3 +127,108 @@ def test_a_radius_search_returns_exactly_the_neighbours_within_it(clean: np.ndar
     inside = want_d <= radius
     assert np.array_equal(got_i[inside], want_i[inside]) and np.array_equal(got_d[inside], want_d[inside])
     assert np.all(got_i[~inside] == -1) and np.all(np.isinf(got_d[~inside]))
+
+
+def _bound_queries(clean: np.ndarray, scheme: str) -> np.ndarray:
+    """Noisy queries, clean poses themselves and poses a hair from them (where a floor's rounding matters most)."""
+    queries, _ = _queries(clean, scheme, seed=31)
+    rng = np.random.default_rng(32)
+    near = clean[rng.integers(0, len(clean), 20)].copy()
+    near += rng.normal(0, 1e-5, near.shape).astype(np.float32)
+    near /= np.linalg.norm(near, axis=-1, keepdims=True)
+    queries = np.concatenate([queries, clean[[300, 205, 7, 120]], near]).astype(np.float32)
+    return np.where(queries[..., 3:] < 0, -queries, queries)
+
+
+def _tile_of(index: PoseIndex) -> np.ndarray:
+    return np.arange(index.size) // index.tile
+
+
+@pytest.mark.parametrize("scheme", ["posendf", "nrdf", "haar"])
+def test_the_integer_products_bound_every_inner_product(clean: np.ndarray, scheme: str) -> None:
+    queries = _bound_queries(clean, scheme)
+    index = PoseIndex.build(clean, tile=256, products="int8")
+    assert index.int8 is not None
+    truth = queries.reshape(len(queries), -1).astype(np.float64) @ index.poses.reshape(
+        index.size, -1
+    ).T.astype(np.float64)
+    qi = index.int8.queries(queries)
+    # the integer parts multiplied in int64 numpy (a reference independent of torch's integer kernels)
+    D = index.int8.centre.shape[0]
+    parts = index.int8.parts.numpy().astype(np.int64)
+    h = 254 * (qi.hi.numpy().astype(np.int64) @ parts[:, :D].T) + qi.lo_hi.numpy().astype(np.int64) @ parts.T
+    approx = qi.at_centre[:, None] + qi.to_score[:, None] * h
+    error = index.int8.error(qi)[:, _tile_of(index)]
+    assert np.all(np.abs(truth - approx) <= error)
+    # a bound that prunes, not a vacuous one: the low parts' product it leaves out reaches about 5e-4 of <q, x> on
+    # these poses, and the bound stays within 10x of the largest error it covers (measured: 2.2e-3 at most)
+    assert error.max() < 5e-3
+    assert error.max() < 10 * np.abs(truth - approx).max()
+    # the scan's candidates: exactly the poses whose H reaches the floor, whatever the floor
+    rng = np.random.default_rng(4)
+    floor_h = np.quantile(h[:, :256], rng.uniform(0.9, 1.0, len(h)), axis=1).diagonal().astype(np.int64)
+    floor_h[::5] = np.iinfo(np.int32).max  # rows without any candidate
+    hit_rows, passed = index.int8.candidates(
+        qi, slice(0, len(queries)), 0, 256, torch.from_numpy(floor_h).int()
+    )
+    want = h[:, :256] >= floor_h[:, None]
+    assert np.array_equal(hit_rows.numpy(), np.flatnonzero(want.any(1)))
+    assert np.array_equal(passed.numpy(), want[want.any(1)])
+    # the floors in integers: a pose is kept when its product can reach the floor once the error is allowed
+    floor = truth[:, 3] - 1e-4
+    ints = qi.floors(np.arange(len(queries)), floor, error[:, 3]).numpy()
+    assert np.all(h[:, 3] >= ints)
+
+
+@pytest.mark.parametrize("scheme", ["posendf", "nrdf", "haar"])
+def test_the_centred_float32_products_bound_every_inner_product(clean: np.ndarray, scheme: str) -> None:
+    from amasskit.prior import _knn
+
+    queries = _bound_queries(clean, scheme)
+    index = PoseIndex.build(clean, tile=256, products="float32")
+    assert index.int8 is None
+    truth = queries.reshape(len(queries), -1).astype(np.float64) @ index.poses.reshape(
+        index.size, -1
+    ).T.astype(np.float64)
+    Q, eta, at_centre = _knn._centred_queries(index, queries, _knn._U32)
+    approx = at_centre[:, None] + (Q @ index.centred.T).numpy().astype(np.float64)
+    bound = eta[:, _tile_of(index)]
+    assert np.all(np.abs(truth - approx) <= bound)
+    # about the mean, the bound is far below the uncentred one (gamma_4J |q| |x|, about 1e-4 for 21 joints)
+    assert np.median(eta) < 2e-5
+
+
+@pytest.mark.parametrize("metric", ["posendf", "geodesic"])
+def test_the_joint_floor_never_exceeds_the_distance(clean: np.ndarray, metric: str) -> None:
+    from amasskit.prior import _knn
+
+    queries = _bound_queries(clean, "nrdf")
+    poses = np.where(clean[..., 3:] < 0, -clean, clean).astype(np.float32)
+    eps = max(
+        float(np.abs(np.linalg.norm(poses.astype(np.float64), axis=-1) - 1).max()),
+        float(np.abs(np.linalg.norm(queries.astype(np.float64), axis=-1) - 1).max()),
+    )
+    shrink = (1 - eps) ** 2 * (1 - 1e-15)
+    u = _knn._U32
+    joint_error = 4 * u / (1 - 4 * u) * (1 + eps) ** 2 + 1e-30
+    qj = torch.from_numpy(np.ascontiguousarray(queries.transpose(1, 0, 2)))
+    xj = torch.from_numpy(np.ascontiguousarray(poses.transpose(1, 2, 0)))
+    floor = _knn._joint_floor(torch.bmm(qj, xj), metric, shrink, joint_error).numpy()
+    exact = np.stack([pose_distance(q[None], poses, metric=metric) for q in queries])
+    assert np.all(floor <= exact)
+    # and it is tight enough to decide: within 10% of the distance (acos against 2 sin(t / 2), t <= pi / 2), less
+    # what the margins take from each joint (rounding, the product's error, the norms; the square root of it for
+    # the geodesic: the price of a proven floor)
+    lost = _knn._TERM_ROUNDING + 2 * (joint_error + 2 * eps)
+    per_joint = np.sqrt(lost) if metric == "geodesic" else lost
+    slack = exact - floor / (0.9 if metric == "geodesic" else 1.0)
+    assert np.all(slack <= 21 * per_joint + 1e-5 * (1 + exact))  # and the sum's rounding, relative
+
+
+def test_integer_and_float_products_give_the_same_neighbours(clean: np.ndarray) -> None:
+    queries, hints = _queries(clean, "posendf", seed=41)
+    want = knn(PoseIndex.build(clean, products="float32"), queries, 4, metric="posendf", hints=hints)
+    got = knn(PoseIndex.build(clean, products="int8"), queries, 4, metric="posendf", hints=hints)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    with pytest.raises(InvalidArgumentError, match="products must be"):
+        PoseIndex.build(clean[:10], products="int4")

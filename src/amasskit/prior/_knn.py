@@ -453,6 +453,31 @@ def _per_joint_floor(metric: str, angle: torch.Tensor) -> torch.Tensor:
     return 1.0 - torch.cos(angle) if metric == "posendf" else angle
 
 
+def _centred_queries(
+    index: PoseIndex, queries: np.ndarray, u: float
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """The queries ``(M, J, 4)`` for the float32 products about the clean set's mean ``c``:
+    ``<q, x> = <q, c> + <[q - c, 1], [x - c, <c, x - c>]>``, whose terms are small where the poses are alike, and so
+    is the rounding of their product.
+
+    Returns ``[q - c, 1]`` rounded to float32 ``(M, 4J + 1)``, ``eta (M, T)`` bounding ``|<q, x> - <q, c> - P|`` for
+    ``P`` the float32 product with any pose of each tile (the product's rounding ``gamma_K |Q'| |X'|`` for unit
+    roundoff ``u``, and that of storing the centred rows in float32, on both sides), and ``<q, c> (M,)``.
+    """
+    M = len(queries)
+    K = index.centred.shape[1]
+    gamma = K * u / (1 - K * u)
+    q_flat = queries.reshape(M, -1).astype(np.float64)
+    q_exact = np.concatenate([q_flat - index.centre, np.ones((M, 1))], 1)
+    Q = torch.from_numpy(q_exact.astype(np.float32))
+    q_stored = Q.numpy().astype(np.float64)
+    q_norm = np.sqrt((q_stored * q_stored).sum(1))
+    q_error = np.sqrt(((q_stored - q_exact) ** 2).sum(1)) * (1 + 1e-12) + 1e-12
+    x_norm, x_error = index.centred_norms, index.centred_error
+    eta = gamma * np.outer(q_norm, x_norm) + np.outer(q_error, x_norm + x_error) + np.outer(q_norm, x_error)
+    return Q, eta * (1 + 1e-9) + 1e-30, q_flat @ index.centre
+
+
 def _joint_floor(products: torch.Tensor, metric: str, shrink: float, joint_error: float) -> torch.Tensor:
     """A lower bound on the distance of each pair from its float32 joint products ``(J, m, n)`` -> ``(m, n)``.
 
@@ -509,21 +534,7 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
     shrink = (1 - eps) ** 2 * (1 - 1e-15)
     correction, upper = correction_t.cpu().numpy(), upper_t.cpu().numpy()
     u = _rounding(dev)
-    # the float32 products are taken about the clean set's mean c: <q, x> = <q, c> + <[q - c, 1], [x - c, <c, x - c>]>,
-    # whose terms are small where the poses are alike, and so is the rounding of their product; eta bounds it (the
-    # product's rounding gamma_K |Q'| |X'|, and that of storing the centred rows in float32, on both sides)
-    K = 4 * J + 1
-    gamma = K * u / (1 - K * u)
-    q_flat = queries.reshape(M, -1).astype(np.float64)
-    q_exact = np.concatenate([q_flat - index.centre, np.ones((M, 1))], 1)
-    Q = torch.from_numpy(q_exact.astype(np.float32))
-    q_stored = Q.numpy().astype(np.float64)
-    q_norm = np.sqrt((q_stored * q_stored).sum(1))
-    q_error = np.sqrt(((q_stored - q_exact) ** 2).sum(1)) * (1 + 1e-12) + 1e-12
-    x_norm, x_error = index.centred_norms, index.centred_error
-    eta = gamma * np.outer(q_norm, x_norm) + np.outer(q_error, x_norm + x_error) + np.outer(q_norm, x_error)
-    eta = eta * (1 + 1e-9) + 1e-30  # (M, T)
-    at_centre = q_flat @ index.centre  # <q, c>
+    Q, eta, at_centre = _centred_queries(index, queries, u)
     Q = Q.to(dev)
     Qj = torch.from_numpy(np.ascontiguousarray(queries.transpose(1, 0, 2))).to(dev)  # (J, M, 4)
     joint_error = 4 * u / (1 - 4 * u) * (1 + eps) ** 2 + 1e-30  # of each float32 joint product

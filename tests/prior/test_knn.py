@@ -149,9 +149,8 @@ def test_the_integer_products_bound_every_inner_product(clean: np.ndarray, schem
     queries = _bound_queries(clean, scheme)
     index = PoseIndex.build(clean, tile=256, products="int8")
     assert index.int8 is not None
-    truth = queries.reshape(len(queries), -1).astype(np.float64) @ index.poses.reshape(
-        index.size, -1
-    ).T.astype(np.float64)
+    in_order = index.poses[index.order].reshape(index.size, -1)  # the index keeps its tiles in its own order
+    truth = queries.reshape(len(queries), -1).astype(np.float64) @ in_order.T.astype(np.float64)
     qi = index.int8.queries(queries)
     # the integer parts multiplied in int64 numpy (a reference independent of torch's integer kernels)
     D = index.int8.centre.shape[0]
@@ -187,9 +186,8 @@ def test_the_centred_float32_products_bound_every_inner_product(clean: np.ndarra
     queries = _bound_queries(clean, scheme)
     index = PoseIndex.build(clean, tile=256, products="float32")
     assert index.int8 is None
-    truth = queries.reshape(len(queries), -1).astype(np.float64) @ index.poses.reshape(
-        index.size, -1
-    ).T.astype(np.float64)
+    in_order = index.poses[index.order].reshape(index.size, -1)  # the index keeps its tiles in its own order
+    truth = queries.reshape(len(queries), -1).astype(np.float64) @ in_order.T.astype(np.float64)
     Q, eta, at_centre = _knn._centred_queries(index, queries, _knn._U32)
     approx = at_centre[:, None] + (Q @ index.centred.T).numpy().astype(np.float64)
     bound = eta[:, _tile_of(index)]
@@ -232,3 +230,20 @@ def test_integer_and_float_products_give_the_same_neighbours(clean: np.ndarray) 
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
     with pytest.raises(InvalidArgumentError, match="products must be"):
         PoseIndex.build(clean[:10], products="int4")
+
+
+def test_tiles_hold_poses_that_are_alike_and_ids_stay_the_callers(clean: np.ndarray) -> None:
+    index = PoseIndex.build(clean, tile=256)
+    assert np.array_equal(np.sort(index.order), np.arange(len(clean)))  # a permutation
+    x = index.poses[index.order].astype(np.float64).reshape(len(clean), -1)
+    centres = index.centres.reshape(len(index.centres), -1)
+    for t in range(len(centres)):  # every tile's ball holds its poses
+        block = x[t * 256 : (t + 1) * 256]
+        assert np.sqrt(((block - centres[t]) ** 2).sum(1)).max() <= index.ball_radii[t]
+    # the tree's tiles are tighter than runs of the set's own order
+    runs = clean[: 256 * 23].astype(np.float64).reshape(23, 256, -1)
+    plain = np.sqrt(((runs - runs.mean(1, keepdims=True)) ** 2).sum(2)).max(1)
+    assert np.median(index.ball_radii) < 0.7 * np.median(plain)
+    # a query that is a clean pose finds it under its own id
+    d, i = knn(index, clean[[5, 4000]], 1, metric="posendf")
+    assert list(i[:, 0]) == [5, 4000] and np.all(d < 1e-6)

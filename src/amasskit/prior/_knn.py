@@ -13,17 +13,27 @@ distances depend on ``S = sum_j |p_j|`` (``posendf = J - S``) or are bounded by 
 and over a tile of consecutive clean poses with per-joint centres ``m_j`` and radii ``r_j >= |x_j - m_j|``:
 ``-p_j <= |q_j| r_j - <q_j, m_j>`` and ``L <= sum_j (<q_j, m_j> + |q_j| r_j)``; with ``w >= 0`` on both sides
 ``-p_j <= -|q_j| |x_j| cos(a + a')`` (``a`` the half-angles), which is 0 for most human joints. So per (query, tile):
-a bound ``B`` on the correction and an upper bound on ``S``; a tile whose bound stays under ``thr`` is skipped, and in
-the others only the poses whose float32 product ``L^`` satisfies ``L^ + eta + B >= thr`` go on, ``eta`` bounding the
-product's rounding (``gamma_4J |Q| |X|``, larger where CUDA may use TF32); the norms of the stored quaternions (1 to
-about 1e-7) are divided out with a factor ``(1 - eps)^2``. Where many pass (the geodesic, whose bound from ``S`` is
-loose when a distance is spread over many joints), a second stage bounds every joint's term in float32 (per-joint
-products, ``acos(c) >= sqrt(2 (1 - c))``). The survivors are evaluated exactly in float64, in batches.
+a bound ``B`` on the correction and an upper bound on ``S``; a tile whose bound stays under ``thr`` is skipped. In
+the others, a first stage bounds ``L`` for every pair from a cheap product whose error is bounded:
+
+* on the CPU, integers (``products="int8"``): the poses about their mean, scaled per coordinate into [-127, 127] and
+  split into two int8 parts, multiplied exactly in int32 (two products, 84 and 168 terms a pair for 21 joints; about
+  4x the speed of float32 products on a CPU with VNNI); the bound covers the low parts' product left out and the
+  parts' rounding (Cauchy-Schwarz on per-tile norms; about 1e-3 of ``L``). See :class:`_Int8Poses`;
+* otherwise (a GPU, or ``products="float32"``), float32 products about the mean pose, ``<q, x> = <q, c> +
+  <[q - c, 1], [x - c, <c, x - c>]>``, with their rounding bounded (``gamma_K |Q'| |X'|``, larger where CUDA may use
+  TF32, and the rounding of the stored rows; about 1e-5 where the poses are alike).
+
+Only the poses whose bound on ``L`` reaches ``thr - B`` go on; the norms of the stored quaternions (1 to about 1e-7)
+are divided out with a factor ``(1 - eps)^2``. Rows where many pass (a query far from every pose; the geodesic, whose
+bound from ``S`` is loose when a distance is spread over many joints) go through a second stage that bounds every
+joint's term in float32 (per-joint products, ``acos(c) >= sqrt(2 (1 - c))``, the rounding taken off before the
+square root). The survivors are evaluated exactly in float64, in batches.
 
 Tiles are visited best bound first, so ``thr`` rises early; with ``hints`` (each query's source pose, as the
 training-data job has) the search starts from the exact distances to the poses around it. Measured
-(``benchmarks/prior_data.py``): on a dense synthetic set no tile is skipped, and the search costs about one float32
-scan of the clean set (80% of that roofline for Pose-NDF's metric and noise).
+(``benchmarks/prior_data.py``, benchmarks/RESULTS.md): on a dense synthetic set no tile is skipped, and the search
+costs about one scan of the clean set in integer products plus the exact evaluation of ~100 poses a query.
 """
 
 from __future__ import annotations
@@ -65,11 +75,15 @@ class PoseIndex:
     centres: np.ndarray
     radii: np.ndarray
     norms: np.ndarray  # (T,) the largest |X| (4J-vector) in each tile
+    ball_radii: np.ndarray  # (T,) the largest |X - M| in each tile (M the tile's mean, ``centres``)
     half_angles: np.ndarray  # (T, J) the largest half-angle atan2(|v|, w) of each joint in each tile
     joint_norms: np.ndarray  # (T, J) the largest |x_j| in each tile
     norm_error: float  # the largest ||x_j| - 1|
-    flat: torch.Tensor
-    joint_major: torch.Tensor  # (J, 4, N) float32 on the device, for the per-joint second stage
+    order: np.ndarray  # (N,) int64: the clean pose (its id in ``poses``) at each position of the tiles
+    flat: torch.Tensor  # (N, 4J) float32 on the device, in tile order
+    joint_major: (
+        torch.Tensor
+    )  # (J, 4, N) float32 on the device, in tile order, for the per-joint second stage
     centre: np.ndarray  # (4J,) float64: the mean pose (as a 4J-vector)
     centred: torch.Tensor  # (N, 4J + 1) float32 on the device: [x - centre, <centre, x - centre>] rounded
     centred_norms: np.ndarray  # (T,) the largest |stored centred row| in each tile
@@ -90,6 +104,9 @@ class PoseIndex:
         ``float32``, or ``auto`` (``int8`` on the CPU where torch has integer products, else ``float32``). The
         results are the same either way.
 
+        The tiles hold poses that are alike (the leaves of a tree that splits the set at the median of its principal
+        axis, :func:`_tile_order`), so that whole tiles can be skipped; ids stay those of ``poses``.
+
         Raises: InvalidArgumentError: not ``(N, J, 4)``, empty, or not finite, or an unknown ``products``."""
         poses = np.asarray(poses)
         if poses.ndim != 3 or poses.shape[-1] != 4 or len(poses) == 0:
@@ -101,7 +118,14 @@ class PoseIndex:
         if tile < 1:
             raise InvalidArgumentError(f"tile must be at least 1, got {tile}")
         N, J = poses.shape[:2]
+        for s in range(0, N, 65536):
+            if not np.isfinite(poses[s : s + 65536]).all():
+                bad = s + int(np.flatnonzero(~np.isfinite(poses[s : s + 65536]).all((1, 2)))[0])
+                raise InvalidArgumentError(f"clean pose {bad} holds non-finite values")
+        order = _tile_order(poses.reshape(N, 4 * J), tile)
+        poses_in_order = poses[order]
         starts = np.arange(0, N, tile)
+        ball = np.empty(len(starts))
         centres = np.empty((len(starts), J, 4))
         radii = np.empty((len(starts), J))
         norms = np.empty(len(starts))
@@ -110,15 +134,13 @@ class PoseIndex:
         norm_error = 0.0
         centre = np.zeros(4 * J)
         for s in starts:  # in tiles: memory stays bounded for any set
-            centre += poses[s : s + tile].reshape(-1, 4 * J).astype(np.float64).sum(0)
+            centre += poses_in_order[s : s + tile].reshape(-1, 4 * J).astype(np.float64).sum(0)
         centre /= N
         centred = np.empty((N, 4 * J + 1), np.float32)
         c_norms = np.empty(len(starts))
         c_error = np.empty(len(starts))
         for t, s in enumerate(starts):
-            x = poses[s : s + tile].astype(np.float64)
-            if not np.isfinite(x).all():
-                raise InvalidArgumentError(f"clean poses {s}-{s + len(x) - 1} hold non-finite values")
+            x = poses_in_order[s : s + tile].astype(np.float64)
             xc = x.reshape(len(x), -1) - centre
             exact = np.concatenate([xc, (xc @ centre)[:, None]], 1)
             centred[s : s + tile] = exact
@@ -128,27 +150,27 @@ class PoseIndex:
             centres[t] = x.mean(0)
             radii[t] = np.sqrt(((x - centres[t]) ** 2).sum(-1)).max(0)
             norms[t] = np.sqrt((x * x).sum((1, 2))).max()
+            ball[t] = np.sqrt(((x - centres[t]) ** 2).sum((1, 2))).max()
             half[t] = np.arctan2(np.sqrt((x[..., :3] ** 2).sum(-1)), x[..., 3]).max(0)
             xn = np.sqrt((x * x).sum(-1))
             jnorm[t] = xn.max(0)
             norm_error = max(norm_error, float(np.abs(xn - 1).max()))
         grow = 1 + 1e-12  # the float64 rounding of the bounds themselves
-        flat = _shared_tensor(poses.reshape(N, 4 * J))
-        if torch.device(device).type != "cpu":
-            flat = flat.to(device)
-        joint_major = torch.from_numpy(np.ascontiguousarray(poses.transpose(1, 2, 0))).to(device)
+        flat = torch.from_numpy(poses_in_order.reshape(N, 4 * J)).to(device)
+        joint_major = torch.from_numpy(np.ascontiguousarray(poses_in_order.transpose(1, 2, 0))).to(device)
         if products not in ("auto", "int8", "float32"):
             raise InvalidArgumentError(f"products must be auto, int8 or float32, got {products!r}")
         on_cpu = torch.device(device).type == "cpu"
         if products == "int8" and not on_cpu:
             raise InvalidArgumentError("int8 products run on the CPU only; use products='float32' on a GPU")
         int8 = (
-            _Int8Poses.build(poses.reshape(N, 4 * J), tile, centre)
+            _Int8Poses.build(poses_in_order.reshape(N, 4 * J), tile, centre)
             if products != "float32" and on_cpu
             else None
         )
-        return cls(poses, tile, centres, radii * grow + 1e-12, norms * grow, half * grow + 1e-12, jnorm * grow,
-                   norm_error, flat, joint_major, centre, torch.from_numpy(centred).to(device), c_norms * grow,
+        del poses_in_order
+        return cls(poses, tile, centres, radii * grow + 1e-12, norms * grow, ball * grow + 1e-12, half * grow + 1e-12,
+                   jnorm * grow, norm_error, order, flat, joint_major, centre, torch.from_numpy(centred).to(device), c_norms * grow,
                    c_error * grow + 1e-12, int8)  # fmt: skip
 
     @property
@@ -158,6 +180,27 @@ class PoseIndex:
     @property
     def joints(self) -> int:
         return int(self.poses.shape[1])
+
+
+def _tile_order(flat: np.ndarray, tile: int) -> np.ndarray:
+    """An order of the poses ``flat (N, D)`` whose consecutive runs of ``tile`` hold poses that are alike: the
+    leaves of a tree that splits each node at (a multiple of ``tile`` next to) the median of its projections on its
+    principal axis (``(N,)`` int64; deterministic). Only the speed of a search depends on it: a tile whose poses lie
+    in a small ball is skipped by a query far from it."""
+    N = len(flat)
+    order = np.arange(N)
+    todo = [(0, N)]
+    while todo:
+        a, b = todo.pop()
+        if b - a <= tile:
+            continue
+        x = flat[order[a:b]].astype(np.float64)
+        x -= x.mean(0)
+        axis = np.linalg.eigh(x.T @ x)[1][:, -1]
+        half = max(tile, ((b - a) // 2 + tile // 2) // tile * tile)
+        order[a:b] = order[a:b][np.argsort(x @ axis, kind="stable")]
+        todo += [(a, a + half), (a + half, b)]
+    return order
 
 
 # The first stage's products in integers. With a centre ``c`` and per-coordinate radii ``r`` of the clean set (4J
@@ -445,12 +488,38 @@ def _proxy_start(
         best_val, pick = vals.topk(kp, dim=1)
         best_ids = ids.gather(1, pick)
     rows = np.repeat(np.arange(len(queries)), kp)
-    _offer(top, index, queries, rows, best_ids.cpu().numpy().reshape(-1), metric, exclude)
+    _offer(top, index, queries, rows, index.order[best_ids.cpu().numpy().reshape(-1)], metric, exclude)
 
 
 def _per_joint_floor(metric: str, angle: torch.Tensor) -> torch.Tensor:
     """A joint's distance term for a half-angle ``angle`` (``1 - cos`` or the angle itself)."""
     return 1.0 - torch.cos(angle) if metric == "posendf" else angle
+
+
+def _seed_from_best_tiles(
+    top: _TopK,
+    index: PoseIndex,
+    queries: np.ndarray,
+    upper: np.ndarray,
+    metric: str,
+    exclude: np.ndarray | None,
+) -> int:
+    """Each query's ``k`` poses of largest ``L`` in its most promising tile (the largest bound), evaluated exactly
+    before the scan: the tiles are visited in one order for all queries, and without this start a query whose
+    neighbours lie in a late tile would pass many poses on a loose threshold first. Returns the evaluations."""
+    best = upper.argmax(1)
+    dev = index.flat.device
+    Q = torch.from_numpy(queries.reshape(len(queries), -1)).to(dev)
+    rows_all, ids_all = [], []
+    for t in np.unique(best):
+        rows = np.flatnonzero(best == t)
+        s = int(t) * index.tile
+        block = index.flat[s : s + index.tile]
+        kp = min(top.k + (exclude is not None), len(block))
+        pick = (Q[torch.from_numpy(rows).to(dev)] @ block.T).topk(kp, dim=1).indices.cpu().numpy()
+        rows_all.append(np.repeat(rows, kp))
+        ids_all.append(index.order[pick.reshape(-1) + s])
+    return _offer(top, index, queries, np.concatenate(rows_all), np.concatenate(ids_all), metric, exclude)
 
 
 def _centred_queries(
@@ -509,7 +578,19 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
     radii = torch.from_numpy(index.radii).to(dev)  # (T, J)
     T = len(centres)
     # L <= sum_j <q_j, m_j> + |q_j| r_j over a tile: two matrix products
-    upper_l = q64.reshape(M, -1) @ centres.reshape(T, -1).T + qn @ radii.T  # (M, T)
+    inner = q64.reshape(M, -1) @ centres.reshape(T, -1).T
+    upper_l = inner + qn @ radii.T  # (M, T)
+    # and L = (|Q|^2 + |X|^2 - |Q - X|^2) / 2 with |Q - X| >= |Q - M| - R (the tile's ball): tight where the tile's
+    # poses are alike, as the tree that orders them makes them (|Q - M|^2 expanded in float64: 1e-12 covers its
+    # rounding)
+    q_sq = (q64.reshape(M, -1) ** 2).sum(1)
+    m_sq = (centres.reshape(T, -1) ** 2).sum(1)
+    gap = torch.sqrt((q_sq[:, None] + m_sq[None] - 2 * inner - 1e-12).clamp_min(0.0))
+    gap = (gap - torch.from_numpy(index.ball_radii).to(dev)[None]).clamp_min(0.0)
+    by_ball = (q_sq[:, None] + torch.from_numpy(index.norms).to(dev)[None] ** 2 - gap * gap) / 2 * (
+        1 + 1e-12
+    ) + 1e-12
+    upper_l = torch.minimum(upper_l, by_ball)
     # the correction S - L = 2 sum_j max(0, -p_j), with w >= 0 on both sides: -p_j <= |q_j| |x_j| (sin a sin a' -
     # cos a cos a') = -|q_j| |x_j| cos(a + a') (a the half-angles), and about the tile's centre -p_j <= |q_j| r_j -
     # <q_j, m_j>. Only joints whose half-angles can add up past pi / 2 can contribute: most poses have none
@@ -541,8 +622,9 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
     int8 = index.int8
     qi = int8.queries(queries) if int8 is not None else None
     int8_error = int8.error(qi) if int8 is not None and qi is not None else None
+    evaluated = _seed_from_best_tiles(top, index, queries, upper, metric, exclude)
     order = np.argsort(-upper.mean(0), kind="stable")
-    evaluated = scanned = 0
+    scanned = 0
     pending: list[tuple[np.ndarray, np.ndarray]] = []
     waiting = 0
 
@@ -600,7 +682,8 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
             # rows where many pass the first bound (a query far from every pose, or a geodesic distance the
             # aggregate bounds loosely): the per-joint terms in float32, with their rounding bounded, decide (in
             # blocks of queries whose temporaries stay in cache)
-            heavy = torch.nonzero(passed.sum(1) > 0.05 * width).squeeze(1)
+            hit_r, hit_c = torch.nonzero(passed, as_tuple=True)
+            heavy = torch.nonzero(torch.bincount(hit_r, minlength=len(hit_rows)) > 0.05 * width).squeeze(1)
             if heavy.numel():
                 sub_dev = rows_dev[hit_rows[heavy]]
                 at = np.searchsorted(need, sub_dev.cpu().numpy())
@@ -610,10 +693,12 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
                     products = torch.bmm(Qj[:, sub_dev[r0:r1]], index.joint_major[:, :, s : s + width])
                     bound = _joint_floor(products, metric, shrink, joint_error)
                     passed[heavy[r0:r1]] &= bound <= limit[r0:r1, None]
-            hit_r, hit_c = torch.nonzero(passed, as_tuple=True)
+                hit_r, hit_c = torch.nonzero(passed, as_tuple=True)
             if hit_r.numel():
                 # evaluated in batches (each call has a fixed cost); the threshold tightens at each batch
-                pending.append((rows[hit_rows.cpu().numpy()[hit_r.cpu().numpy()]], hit_c.cpu().numpy() + s))
+                pending.append(
+                    (rows[hit_rows.cpu().numpy()[hit_r.cpu().numpy()]], index.order[hit_c.cpu().numpy() + s])
+                )
                 waiting += int(hit_r.numel())
                 if waiting >= _BATCH:
                     evaluated += flush()

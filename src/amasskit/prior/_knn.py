@@ -118,9 +118,9 @@ class PoseIndex:
         if tile < 1:
             raise InvalidArgumentError(f"tile must be at least 1, got {tile}")
         N, J = poses.shape[:2]
-        for s in range(0, N, 65536):
-            if not np.isfinite(poses[s : s + 65536]).all():
-                bad = s + int(np.flatnonzero(~np.isfinite(poses[s : s + 65536]).all((1, 2)))[0])
+        for b0 in range(0, N, 65536):
+            if not np.isfinite(poses[b0 : b0 + 65536]).all():
+                bad = b0 + int(np.flatnonzero(~np.isfinite(poses[b0 : b0 + 65536]).all((1, 2)))[0])
                 raise InvalidArgumentError(f"clean pose {bad} holds non-finite values")
         order = _tile_order(poses.reshape(N, 4 * J), tile)
         poses_in_order = poses[order]

@@ -81,11 +81,15 @@ def interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--device", default="cpu", help="cpu or cuda: the fits, the bodies and the fields run there"
+    )
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.manual_seed(0)
     torch.set_num_threads(torch.get_num_threads())
-    ours = DistanceField(DistanceFieldConfig(activation="softplus")).eval()
-    loop = Loop().eval()
+    ours = DistanceField(DistanceFieldConfig(activation="softplus")).eval().to(device)
+    loop = Loop().eval().to(device)
     loop.config = DistanceFieldConfig()  # type: ignore[assignment]  # what the fitting code reads of a field
     fields: dict[str, torch.nn.Module | None] = {"amasskit": ours, "per-bone loop": loop, "no prior": None}
 
@@ -105,11 +109,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         write_body_models(Path(tmp))
         bodies = {
-            "skeleton": Kinematics(),
-            "SMPL+H": Kinematics(BodyModel.load("smplh", "neutral", model_dir=tmp)),
+            "skeleton": Kinematics().to(device),
+            "SMPL+H": Kinematics(BodyModel.load("smplh", "neutral", model_dir=tmp, device=device)),
         }
         print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-              f"torch {torch.__version__}")  # fmt: skip
+              f"torch {torch.__version__}, device {device}")  # fmt: skip
         header = (
             f"{'task':<14}{'body':<10}"
             + "".join(f"{name:>16}" for name in fields)
@@ -118,9 +122,11 @@ def main() -> None:
         print(header)
         for body_name, kin in bodies.items():
             with torch.no_grad():
-                t = [torch.as_tensor(a, dtype=torch.float32) for a in (root, noisy_pose, trans)]
-                observed = kin(*t, None).numpy()
-                frame_joints = kin(*(x[:1] for x in t), None).numpy()
+                t = [
+                    torch.as_tensor(a, dtype=torch.float32, device=device) for a in (root, noisy_pose, trans)
+                ]
+                observed = kin(*t, None).cpu().numpy()
+                frame_joints = kin(*(x[:1] for x in t), None).cpu().numpy()
                 cam = skeleton_joints(np.array([[np.pi, 0, 0]]), rotvec[:1], np.array([[0, 0, 3.0]]))[:, :22]
             keypoints = keypoints_from_joints(cam, (1000.0, 1000.0, 500.0, 500.0))
             init = {"root_orient": root, "pose_body": noisy_pose, "trans": trans}
@@ -143,9 +149,11 @@ def main() -> None:
 
     print("\nthe prior inside the loop: value + gradient evaluations per second")
     widths = [126, 256, 512, 1024, 512, 256, 64, 1]
-    weights = [torch.randn(a, b) for a, b in itertools.pairwise(widths)]
+    weights = [torch.randn(a, b, device=device) for a, b in itertools.pairwise(widths)]
+    # CUDA runs asynchronously: each timed call waits for its work
+    sync: Callable[[], None] = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for batch in (1, 60):
-        pose = torch.as_tensor(noisy_pose[:batch], dtype=torch.float32)
+        pose = torch.as_tensor(noisy_pose[:batch], dtype=torch.float32, device=device)
         rates = {}
         for name in ("amasskit", "per-bone loop"):
             field = fields[name]
@@ -157,18 +165,20 @@ def main() -> None:
 
             for prm in field.parameters():
                 prm.requires_grad_(False)
-            rates[name] = 1 / seconds(lambda step=step: [step() for _ in range(20)], args.repeat) * 20
+            rates[name] = (
+                1 / seconds(lambda step=step: ([step() for _ in range(20)], sync()), args.repeat) * 20
+            )
         # the roofline: the distance MLP's matrix products alone, forward and the input gradient (the weights are
         # frozen in a fit), no activation, no bone MLP: a lower bound on any implementation at fp32
-        xs = [torch.randn(batch, a) for a in widths[:-1]]
-        gs = [torch.randn(batch, b) for b in widths[1:]]
+        xs = [torch.randn(batch, a, device=device) for a in widths[:-1]]
+        gs = [torch.randn(batch, b, device=device) for b in widths[1:]]
 
         def products(xs: list[torch.Tensor] = xs, gs: list[torch.Tensor] = gs) -> None:
             for x, g, w in zip(xs, gs, weights, strict=True):
                 x @ w
                 g @ w.T
 
-        rates["roofline"] = 1 / seconds(lambda: [products() for _ in range(20)], args.repeat) * 20
+        rates["roofline"] = 1 / seconds(lambda: ([products() for _ in range(20)], sync()), args.repeat) * 20
         print(f"  batch {batch:>3}: amasskit {rates['amasskit']:,.0f}/s, per-bone loop {rates['per-bone loop']:,.0f}/s "
               f"({rates['amasskit'] / rates['per-bone loop']:.2f}x), roofline {rates['roofline']:,.0f}/s "
               f"(amasskit at {rates['amasskit'] / rates['roofline']:.0%} of it)")  # fmt: skip

@@ -18,8 +18,8 @@ the others, a first stage bounds ``L`` for every pair from a cheap product whose
 
 * on the CPU, integers (``products="int8"``): the poses about their mean, scaled per coordinate into [-127, 127] and
   split into two int8 parts, multiplied exactly in int32 (two products, 84 and 168 terms a pair for 21 joints; about
-  2.8x the speed of float32 products on a CPU with VNNI, measured); the bound covers the low parts' product left out and the
-  parts' rounding (Cauchy-Schwarz on per-tile norms; about 1e-3 of ``L``). See :class:`_Int8Poses`;
+  2.6-2.8x the speed of float32 products on a CPU with VNNI, measured); the bound covers the low parts' product left
+  out and the parts' rounding (Cauchy-Schwarz on per-tile norms; about 1e-3 of ``L``). See :class:`_Int8Poses`;
 * otherwise (a GPU, or ``products="float32"``), float32 products about the mean pose, ``<q, x> = <q, c> +
   <[q - c, 1], [x - c, <c, x - c>]>``, with their rounding bounded (``gamma_K |Q'| |X'|``, larger where CUDA may use
   TF32, and the rounding of the stored rows; about 1e-5 where the poses are alike).
@@ -103,7 +103,7 @@ class PoseIndex:
         products: str = "auto",
     ) -> PoseIndex:
         """``products``: how the first stage bounds every pair: ``int8`` (two-part integer products, exact in int32,
-        with a proven bound on what the parts leave out: about 2.8x faster than float32 on a CPU with VNNI),
+        with a proven bound on what the parts leave out: about 2.6-2.8x faster than float32 on a CPU with VNNI),
         ``float32``, or ``auto`` (``int8`` on the CPU where torch has integer products, else ``float32``). The
         results are the same either way.
 
@@ -173,8 +173,8 @@ class PoseIndex:
         )
         del poses_in_order
         return cls(poses, tile, centres, radii * grow + 1e-12, norms * grow, ball * grow + 1e-12, half * grow + 1e-12,
-                   jnorm * grow, norm_error, order, flat, joint_major, centre, torch.from_numpy(centred).to(device), c_norms * grow,
-                   c_error * grow + 1e-12, int8)  # fmt: skip
+                   jnorm * grow, norm_error, order, flat, joint_major, centre, torch.from_numpy(centred).to(device),
+                   c_norms * grow, c_error * grow + 1e-12, int8)  # fmt: skip
 
     @property
     def size(self) -> int:

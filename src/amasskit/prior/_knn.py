@@ -193,15 +193,24 @@ def _tile_order(flat: np.ndarray, tile: int) -> np.ndarray:
     N = len(flat)
     order = np.arange(N)
     todo = [(0, N)]
+    block = 65536  # the node's poses are read in blocks: memory stays bounded for any set
     while todo:
         a, b = todo.pop()
         if b - a <= tile:
             continue
-        x = flat[order[a:b]].astype(np.float64)
-        x -= x.mean(0)
-        axis = np.linalg.eigh(x.T @ x)[1][:, -1]
+        ids = order[a:b]
+        mean = sum(
+            flat[ids[s : s + block]].sum(0, dtype=np.float64) for s in range(0, len(ids), block)
+        ) / len(ids)
+        cov = np.zeros((flat.shape[1], flat.shape[1]))
+        for s in range(0, len(ids), block):
+            x = flat[ids[s : s + block]] - mean
+            cov += x.T @ x
+        axis = np.linalg.eigh(cov)[1][:, -1]
+        proj = np.concatenate([(flat[ids[s : s + block]] - mean) @ axis for s in range(0, len(ids), block)])
         half = max(tile, ((b - a) // 2 + tile // 2) // tile * tile)
-        order[a:b] = order[a:b][np.argsort(x @ axis, kind="stable")]
+        # only the split matters (the halves are split in turn): a partition, not a sort
+        order[a:b] = ids[np.argpartition(proj, half)]
         todo += [(a, a + half), (a + half, b)]
     return order
 

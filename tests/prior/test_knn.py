@@ -189,7 +189,8 @@ def test_the_centred_float32_products_bound_every_inner_product(clean: np.ndarra
     in_order = index.poses[index.order].reshape(index.size, -1)  # the index keeps its tiles in its own order
     truth = queries.reshape(len(queries), -1).astype(np.float64) @ in_order.T.astype(np.float64)
     Q, eta, at_centre = _knn._centred_queries(index, queries, _knn._U32)
-    approx = at_centre[:, None] + (Q @ index.centred.T).numpy().astype(np.float64)
+    assert index.centred is not None
+    approx = at_centre[:, None] + (Q @ index.centred.rows.T).numpy().astype(np.float64)
     bound = eta[:, _tile_of(index)]
     assert np.all(np.abs(truth - approx) <= bound)
     # about the mean, the bound is far below the uncentred one (gamma_4J |q| |x|, about 1e-4 for 21 joints)

@@ -42,7 +42,6 @@ faiss procedure on 2 CPU cores.
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,10 +87,9 @@ class PoseIndex:
         torch.Tensor
     )  # (J, 4, N) float32 on the device, in tile order, for the per-joint second stage
     centre: np.ndarray  # (4J,) float64: the mean pose (as a 4J-vector)
-    centred: torch.Tensor  # (N, 4J + 1) float32 on the device: [x - centre, <centre, x - centre>] rounded
-    centred_norms: np.ndarray  # (T,) the largest |stored centred row| in each tile
-    centred_error: np.ndarray  # (T,) the largest |stored - exact| centred row in each tile
-    int8: _Int8Poses | None = None  # the first stage's exact integer products (CPU; None: float32 products)
+    # the first stage's products: exact integer parts (CPU), else float32 about the mean; one of the two is set
+    int8: _Int8Poses | None = None
+    centred: _CentredPoses | None = None
 
     @classmethod
     def build(
@@ -120,6 +118,11 @@ class PoseIndex:
             poses = np.where(poses[..., 3:] < 0, -poses, poses).astype(np.float32)
         if tile < 1:
             raise InvalidArgumentError(f"tile must be at least 1, got {tile}")
+        if products not in ("auto", "int8", "float32"):
+            raise InvalidArgumentError(f"products must be auto, int8 or float32, got {products!r}")
+        on_cpu = torch.device(device).type == "cpu"
+        if products == "int8" and not on_cpu:
+            raise InvalidArgumentError("int8 products run on the CPU only; use products='float32' on a GPU")
         N, J = poses.shape[:2]
         for b0 in range(0, N, 65536):
             if not np.isfinite(poses[b0 : b0 + 65536]).all():
@@ -139,17 +142,8 @@ class PoseIndex:
         for s in starts:  # in tiles: memory stays bounded for any set
             centre += poses_in_order[s : s + tile].reshape(-1, 4 * J).astype(np.float64).sum(0)
         centre /= N
-        centred = np.empty((N, 4 * J + 1), np.float32)
-        c_norms = np.empty(len(starts))
-        c_error = np.empty(len(starts))
         for t, s in enumerate(starts):
             x = poses_in_order[s : s + tile].astype(np.float64)
-            xc = x.reshape(len(x), -1) - centre
-            exact = np.concatenate([xc, (xc @ centre)[:, None]], 1)
-            centred[s : s + tile] = exact
-            stored = centred[s : s + tile].astype(np.float64)
-            c_norms[t] = np.sqrt((stored * stored).sum(1)).max()
-            c_error[t] = np.sqrt(((stored - exact) ** 2).sum(1)).max()
             centres[t] = x.mean(0)
             radii[t] = np.sqrt(((x - centres[t]) ** 2).sum(-1)).max(0)
             norms[t] = np.sqrt((x * x).sum((1, 2))).max()
@@ -161,20 +155,12 @@ class PoseIndex:
         grow = 1 + 1e-12  # the float64 rounding of the bounds themselves
         flat = torch.from_numpy(poses_in_order.reshape(N, 4 * J)).to(device)
         joint_major = torch.from_numpy(np.ascontiguousarray(poses_in_order.transpose(1, 2, 0))).to(device)
-        if products not in ("auto", "int8", "float32"):
-            raise InvalidArgumentError(f"products must be auto, int8 or float32, got {products!r}")
-        on_cpu = torch.device(device).type == "cpu"
-        if products == "int8" and not on_cpu:
-            raise InvalidArgumentError("int8 products run on the CPU only; use products='float32' on a GPU")
-        int8 = (
-            _Int8Poses.build(poses_in_order.reshape(N, 4 * J), tile, centre)
-            if products != "float32" and on_cpu
-            else None
-        )
-        del poses_in_order
+        in_order = poses_in_order.reshape(N, 4 * J)
+        int8 = _Int8Poses.build(in_order, tile, centre) if products != "float32" and on_cpu else None
+        centred = _CentredPoses.build(in_order, tile, centre, device) if int8 is None else None
+        del poses_in_order, in_order
         return cls(poses, tile, centres, radii * grow + 1e-12, norms * grow, ball * grow + 1e-12, half * grow + 1e-12,
-                   jnorm * grow, norm_error, order, flat, joint_major, centre, torch.from_numpy(centred).to(device),
-                   c_norms * grow, c_error * grow + 1e-12, int8)  # fmt: skip
+                   jnorm * grow, norm_error, order, flat, joint_major, centre, int8, centred)  # fmt: skip
 
     @property
     def size(self) -> int:
@@ -261,6 +247,10 @@ class _Int8Poses:
         N, D = flat.shape
         if 2 * D * _I8 * _I8 * _LOW >= 2**31 or not hasattr(torch, "_int_mm"):
             return None
+        try:
+            torch._int_mm(torch.zeros((1, D), dtype=torch.int8), torch.zeros((D, 1), dtype=torch.int8))
+        except RuntimeError:  # integer products not built into this torch
+            return None
         radii = np.zeros(D)
         for s in range(0, N, 65536):  # in blocks: memory stays bounded for any set
             radii = np.maximum(radii, np.abs(flat[s : s + 65536] - centre).max(0))
@@ -277,10 +267,6 @@ class _Int8Poses:
             norm_a[t] = np.sqrt((a * a).sum(1)).max()
             norm_lo[t] = np.sqrt((lo.astype(np.float64) ** 2).sum(1)).max()
             norm_e[t] = np.sqrt((e * e).sum(1)).max()
-        try:
-            torch._int_mm(torch.zeros((1, D), dtype=torch.int8), torch.from_numpy(parts[:1, :D]).T)
-        except RuntimeError:  # integer products not built into this torch
-            return None
         return cls(torch.from_numpy(parts), centre, radii, _grown(norm_a), _grown(norm_lo), _grown(norm_e))
 
     def queries(self, queries: np.ndarray) -> _Int8Queries:
@@ -350,12 +336,33 @@ class _Int8Queries:
         return torch.from_numpy(np.clip(h, -(2.0**31), 2.0**31 - 1).astype(np.int32))
 
 
-def _shared_tensor(array: np.ndarray) -> torch.Tensor:
-    """A tensor sharing ``array``'s memory, also where it is read-only (a pose set's memory map: the search never
-    writes to it, so torch's warning about read-only arrays does not apply)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(array)
+@dataclass(frozen=True, eq=False)
+class _CentredPoses:
+    """The clean poses for float32 products about their mean ``c``: rows ``[x - c, <c, x - c>]`` rounded to float32
+    ``(N, 4J + 1)`` on the device, and per tile the largest ``|stored row|`` and ``|stored - exact row|`` ``(T,)``."""
+
+    rows: torch.Tensor
+    norms: np.ndarray
+    error: np.ndarray
+
+    @classmethod
+    def build(
+        cls, flat: np.ndarray, tile: int, centre: np.ndarray, device: str | torch.device
+    ) -> _CentredPoses:
+        """``flat (N, D)`` float32 and its mean ``centre``."""
+        N, D = flat.shape
+        rows = np.empty((N, D + 1), np.float32)
+        T = -(-N // tile)
+        norms, error = np.empty(T), np.empty(T)
+        for t in range(T):  # in tiles: memory stays bounded for any set
+            xc = flat[t * tile : (t + 1) * tile] - centre
+            exact = np.concatenate([xc, (xc @ centre)[:, None]], 1)
+            rows[t * tile : (t + 1) * tile] = exact
+            stored = rows[t * tile : (t + 1) * tile].astype(np.float64)
+            norms[t] = np.sqrt((stored * stored).sum(1)).max()
+            error[t] = np.sqrt(((stored - exact) ** 2).sum(1)).max()
+        grow = 1 + 1e-12  # the float64 rounding of the bounds themselves
+        return cls(torch.from_numpy(rows).to(device), norms * grow, error * grow + 1e-12)
 
 
 def _rounding(device: torch.device) -> float:
@@ -546,7 +553,8 @@ def _centred_queries(
     roundoff ``u``, and that of storing the centred rows in float32, on both sides), and ``<q, c> (M,)``.
     """
     M = len(queries)
-    K = index.centred.shape[1]
+    assert index.centred is not None
+    K = index.centred.rows.shape[1]
     gamma = K * u / (1 - K * u)
     q_flat = queries.reshape(M, -1).astype(np.float64)
     q_exact = np.concatenate([q_flat - index.centre, np.ones((M, 1))], 1)
@@ -554,7 +562,7 @@ def _centred_queries(
     q_stored = Q.numpy().astype(np.float64)
     q_norm = np.sqrt((q_stored * q_stored).sum(1))
     q_error = np.sqrt(((q_stored - q_exact) ** 2).sum(1)) * (1 + 1e-12) + 1e-12
-    x_norm, x_error = index.centred_norms, index.centred_error
+    x_norm, x_error = index.centred.norms, index.centred.error
     eta = gamma * np.outer(q_norm, x_norm) + np.outer(q_error, x_norm + x_error) + np.outer(q_norm, x_error)
     return Q, eta * (1 + 1e-9) + 1e-30, q_flat @ index.centre
 
@@ -627,13 +635,16 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
     shrink = (1 - eps) ** 2 * (1 - 1e-15)
     correction, upper = correction_t.cpu().numpy(), upper_t.cpu().numpy()
     u = _rounding(dev)
-    Q, eta, at_centre = _centred_queries(index, queries, u)
-    Q = Q.to(dev)
     Qj = torch.from_numpy(np.ascontiguousarray(queries.transpose(1, 0, 2))).to(dev)  # (J, M, 4)
     joint_error = 4 * u / (1 - 4 * u) * (1 + eps) ** 2 + 1e-30  # of each float32 joint product
-    int8 = index.int8
-    qi = int8.queries(queries) if int8 is not None else None
-    int8_error = int8.error(qi) if int8 is not None and qi is not None else None
+    # the first stage's queries, and ``eta (M, T)``: the bound on its products' error over each tile
+    int8, qi = index.int8, None
+    if int8 is not None:
+        qi = int8.queries(queries)
+        eta = int8.error(qi)
+    else:
+        Q, eta, at_centre = _centred_queries(index, queries, u)
+        Q = Q.to(dev)
     evaluated = _seed_from_best_tiles(top, index, queries, upper, metric, exclude)
     order = np.argsort(-upper.mean(0), kind="stable")
     scanned = 0
@@ -659,8 +670,8 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
         width = min(index.tile, index.size - s)
         scanned += len(need) * width
         floor_all: torch.Tensor
-        if int8 is not None and qi is not None and int8_error is not None:
-            floor_all = qi.floors(need, thr[need] - correction[need, t], int8_error[need, t])
+        if qi is not None:
+            floor_all = qi.floors(need, thr[need] - correction[need, t], eta[need, t])
         else:
             # the float32 floors are rounded down a step more, so no pose within the bound is lost to their rounding
             down = torch.tensor(-torch.inf, device=dev)
@@ -671,7 +682,6 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
                 down,
             )
         limit_all = torch.from_numpy(kth[need] + _SLACK).to(dev, torch.float32)
-        block = index.centred[s : s + width]
         step = _QUERY_BLOCK_INT8 if int8 is not None else _QUERY_BLOCK
         for b0 in range(0, len(need), step):  # products of a cache's size
             rows = need[b0 : b0 + step]
@@ -686,7 +696,8 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
             if int8 is not None and qi is not None:
                 hit_rows, passed = int8.candidates(qi, picked, s, s + width, floor)
             else:
-                L = Q[picked] @ block.T
+                assert index.centred is not None
+                L = Q[picked] @ index.centred.rows[s : s + width].T
                 hit_rows = torch.nonzero(L.amax(1) >= floor).squeeze(1)
                 passed = floor[hit_rows, None] <= L[hit_rows]
             if not hit_rows.numel():

@@ -52,14 +52,8 @@ def pose_distance(a: np.ndarray, b: np.ndarray, *, metric: str) -> np.ndarray:
         )
     # float64 torch on the CPU, component-major: only IEEE-exact operations (+, *, /, sqrt, abs, min), each its own
     # kernel, so an element gets the same bits wherever it sits in a batch (numpy's strided loops took 3x as long)
-    ta = torch.from_numpy(np.array(a, dtype=np.float64)).movedim(-1, 0).movedim(-1, 1)  # (4, J, ...)
-    tb = torch.from_numpy(np.array(b, dtype=np.float64)).movedim(-1, 0).movedim(-1, 1)
-    return joint_distance_sum(ta, tb, metric)
-
-
-def joint_distance_sum(ta: torch.Tensor, tb: torch.Tensor, metric: Metric) -> np.ndarray:
-    """:func:`pose_distance` on float64 CPU tensors laid out ``(4, J, ...)`` (component, joint, then the batch;
-    broadcast). The same operations in the same order, so the same bits whatever the layout."""
+    ta = torch.from_numpy(np.array(a, dtype=np.float64)).movedim(-1, 0)  # (4, ..., J)
+    tb = torch.from_numpy(np.array(b, dtype=np.float64)).movedim(-1, 0)
     dot = ta[0] * tb[0]
     dot += ta[1] * tb[1]
     dot += ta[2] * tb[2]
@@ -68,7 +62,7 @@ def joint_distance_sum(ta: torch.Tensor, tb: torch.Tensor, metric: Metric) -> np
     # that into 4e-4 rad a joint
     norms = _squared(ta) * _squared(tb)
     norms.sqrt_()
-    c = torch.clamp(dot.abs_() / norms, max=1.0).contiguous()  # (J, ...)
+    c = torch.clamp(dot.abs_() / norms, max=1.0).movedim(-1, 0).contiguous()  # (J, ...)
     # the geodesic's arccos in numpy (its SIMD loops treat every element alike, tails included)
     terms = 1.0 - c.numpy() if metric == "posendf" else np.arccos(c.numpy())
     total = terms[0].copy()

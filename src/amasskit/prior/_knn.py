@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError
+from . import _kernels
 from ._metrics import check_metric, pose_distance, score_threshold
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ _EXACT_PIECE = 1024
 _SLACK = 1e-9  # on the score: covers the float64 rounding of the bounds and of the exact distances
 _U32 = 2.0**-24
 _TERM_ROUNDING = 2e-6  # see the second stage
+_SUM_ROUNDING = (
+    4e-6  # relative, of the second stage's float32 sums of J <= 51 non-negative terms (J u <= 3.1e-6)
+)
 _U_TF32 = 2.0**-11
 
 
@@ -83,13 +87,15 @@ class PoseIndex:
     norm_error: float  # the largest ||x_j| - 1|
     order: np.ndarray  # (N,) int64: the clean pose (its id in ``poses``) at each position of the tiles
     flat: torch.Tensor  # (N, 4J) float32 on the device, in tile order
-    joint_major: (
-        torch.Tensor
-    )  # (J, 4, N) float32 on the device, in tile order, for the per-joint second stage
     centre: np.ndarray  # (4J,) float64: the mean pose (as a 4J-vector)
+    joint_order: np.ndarray  # (J,) the joints, most varied first (the kernel adds them in this order)
     # the first stage's products: exact integer parts (CPU), else float32 about the mean; one of the two is set
     int8: _Int8Poses | None = None
     centred: _CentredPoses | None = None
+    # the per-joint second stage's poses, in tile order: blocks of 16 for the compiled kernel (numba, on the CPU), or
+    # else (J, 4, N) float32 on the device for torch; one of the two is set
+    blocks: np.ndarray | None = None
+    joint_major: torch.Tensor | None = None
 
     @classmethod
     def build(
@@ -99,16 +105,21 @@ class PoseIndex:
         tile: int = 1024,
         device: str | torch.device = "cpu",
         products: str = "auto",
+        joint_stage: str = "auto",
     ) -> PoseIndex:
         """``products``: how the first stage bounds every pair: ``int8`` (two-part integer products, exact in int32,
         with a proven bound on what the parts leave out: about 2.6-2.8x faster than float32 on a CPU with VNNI),
         ``float32``, or ``auto`` (``int8`` on the CPU where torch has integer products, else ``float32``). The
-        results are the same either way.
+        results are the same either way. ``joint_stage``: how the second stage bounds each joint's term: ``numba`` (a
+        compiled loop that stops at the first joints that decide, :mod:`amasskit.prior._kernels`; CPU, tiles a
+        multiple of 16 poses, the ``search`` extra), ``torch``, or ``auto`` (``numba`` where it can run). The results
+        are again the same.
 
         The tiles hold poses that are alike (the leaves of a tree that splits the set at the median of its principal
         axis, :func:`_tile_order`), so that whole tiles can be skipped; ids stay those of ``poses``.
 
-        Raises: InvalidArgumentError: not ``(N, J, 4)``, empty, or not finite, or an unknown ``products``."""
+        Raises: InvalidArgumentError: not ``(N, J, 4)``, empty, or not finite, an unknown ``products`` or
+        ``joint_stage``, or one this machine cannot run."""
         poses = np.asarray(poses)
         if poses.ndim != 3 or poses.shape[-1] != 4 or len(poses) == 0:
             raise InvalidArgumentError(f"clean poses must be a non-empty (N, J, 4) array, got {poses.shape}")
@@ -120,9 +131,18 @@ class PoseIndex:
             raise InvalidArgumentError(f"tile must be at least 1, got {tile}")
         if products not in ("auto", "int8", "float32"):
             raise InvalidArgumentError(f"products must be auto, int8 or float32, got {products!r}")
+        if joint_stage not in ("auto", "numba", "torch"):
+            raise InvalidArgumentError(f"joint_stage must be auto, numba or torch, got {joint_stage!r}")
         on_cpu = torch.device(device).type == "cpu"
         if products == "int8" and not on_cpu:
             raise InvalidArgumentError("int8 products run on the CPU only; use products='float32' on a GPU")
+        kernel_fits = on_cpu and tile % _kernels.LANES == 0
+        if joint_stage == "numba" and not (kernel_fits and _kernels.available()):
+            raise InvalidArgumentError(
+                "joint_stage='numba' needs numba (pip install 'amasskit[search]'), the CPU and a tile that is a "
+                f"multiple of {_kernels.LANES}"
+            )
+        use_kernel = joint_stage != "torch" and kernel_fits and _kernels.available()
         N, J = poses.shape[:2]
         for b0 in range(0, N, 65536):
             if not np.isfinite(poses[b0 : b0 + 65536]).all():
@@ -154,13 +174,20 @@ class PoseIndex:
             norm_error = max(norm_error, float(np.abs(xn - 1).max()))
         grow = 1 + 1e-12  # the float64 rounding of the bounds themselves
         flat = torch.from_numpy(poses_in_order.reshape(N, 4 * J)).to(device)
-        joint_major = torch.from_numpy(np.ascontiguousarray(poses_in_order.transpose(1, 2, 0))).to(device)
+        if use_kernel:
+            blocks, joint_major = _kernels.to_blocks(poses_in_order), None
+        else:
+            blocks = None
+            joint_major = torch.from_numpy(np.ascontiguousarray(poses_in_order.transpose(1, 2, 0))).to(device)
+        # unit quaternions with w >= 0: a joint's spread about its mean is 1 - |mean|^2, largest first
+        joint_order = np.argsort(np.linalg.norm(centre.reshape(J, 4), axis=1), kind="stable")
         in_order = poses_in_order.reshape(N, 4 * J)
         int8 = _Int8Poses.build(in_order, tile, centre) if products != "float32" and on_cpu else None
         centred = _CentredPoses.build(in_order, tile, centre, device) if int8 is None else None
         del poses_in_order, in_order
         return cls(poses, tile, centres, radii * grow + 1e-12, norms * grow, ball * grow + 1e-12, half * grow + 1e-12,
-                   jnorm * grow, norm_error, order, flat, joint_major, centre, int8, centred)  # fmt: skip
+                   jnorm * grow, norm_error, order, flat, centre, joint_order, int8, centred, blocks,
+                   joint_major)  # fmt: skip
 
     @property
     def size(self) -> int:
@@ -541,6 +568,38 @@ def _seed_from_best_tiles(
     return _offer(top, index, queries, np.concatenate(rows_all), np.concatenate(ids_all), metric, exclude)
 
 
+def _spread_factors(index: PoseIndex, queries: np.ndarray) -> np.ndarray:
+    """``rho (M, T)`` with ``geodesic(q, x) >= rho (J - S)`` for every pose ``x`` of each tile (``S = sum_j c_j``).
+
+    With ``u_j = 1 - c_j`` and ``U = sum_j u_j = J - S``: ``acos(1 - u)`` is concave in ``u`` and 0 at 0, so where
+    every ``u_j <= m``, ``acos(1 - u_j) >= u_j acos(1 - m) / m`` and ``geodesic >= U acos(1 - m) / m``. Over a tile,
+    ``u_j = min_s |q_j - s x_j|^2 / 2`` (unit quaternions) is at most ``(min_s |q_j - s m_j| + r_j)^2 / 2`` about
+    the joint's centre ``m_j`` and radius ``r_j``; ``m`` is its largest over the joints (at most 1). Where a distance
+    is spread over many joints this is up to ``sqrt(J)`` tighter than the bound from ``U`` alone. Computed in float32
+    with its rounding added to ``m`` (an ``m`` too large only loosens the bound: ``acos(1 - m) / m`` falls with
+    ``m``).
+    """
+    M = len(queries)
+    T = len(index.centres)
+    qn = queries / np.linalg.norm(queries.astype(np.float64), axis=-1, keepdims=True)
+    Qj = torch.from_numpy(np.ascontiguousarray(qn.transpose(1, 0, 2), dtype=np.float32))  # (J, M, 4)
+    Mj = torch.from_numpy(
+        np.ascontiguousarray(index.centres.transpose(1, 2, 0), dtype=np.float32)
+    )  # (J, 4, T)
+    msq = (Mj * Mj).sum(1, keepdim=True)  # (J, 1, T)
+    radii = torch.from_numpy(np.ascontiguousarray(index.radii.T, dtype=np.float32))[:, None]  # (J, 1, T)
+    cap = np.empty((M, T))
+    for a in range(0, M, 512):  # (J, 512, T) temporaries
+        p = torch.bmm(Qj[:, a : a + 512], Mj).abs_()
+        # |q - s m|^2 = 1 + |m|^2 - 2 s <q, m> (the nearer sign); float32 rounding below 1e-6 before and after
+        # the root
+        chord = (1.0 + msq - 2.0 * p).clamp_(min=0.0).add_(1e-6).sqrt_().add_(radii).add_(1e-6)
+        cap[a : a + 512] = (chord * chord * 0.5).amax(0).clamp_(max=1.0).numpy()
+    cap = np.maximum(cap * (1 + 1e-6), 1e-30)
+    # acos(1 - m) = 2 asin(sqrt(m / 2)), accurate for small m
+    return 2.0 * np.arcsin(np.sqrt(cap / 2.0)) / cap * (1 - 1e-12)
+
+
 def _centred_queries(
     index: PoseIndex, queries: np.ndarray, u: float
 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
@@ -578,12 +637,27 @@ def _joint_floor(products: torch.Tensor, metric: str, shrink: float, joint_error
     at most ``8u (|a| + |scale c|) <= 2e-6`` of the argument and is taken off before the square root (which would
     magnify it near 0 to 5e-4); the sum's rounding is taken off after.
     """
-    scale = (1.0 if metric == "posendf" else 2.0) / shrink
-    offset = scale * (shrink - joint_error) - _TERM_ROUNDING
+    offset, scale = _joint_affine(metric, shrink, joint_error)
     terms = torch.add(offset, products.abs_(), alpha=-scale).clamp_(min=0.0)
     if metric != "posendf":
         terms.sqrt_()
-    return terms.sum(0).mul_(1 - 4e-6).sub_(1e-6)
+    return terms.sum(0).mul_(1 - _SUM_ROUNDING).sub_(1e-6)
+
+
+def _joint_affine(metric: str, shrink: float, joint_error: float) -> tuple[float, float]:
+    """``(offset, scale)``: a joint's term (before the square root, for the geodesic) is at least ``max(offset -
+    scale |p_j|, 0)`` (see :func:`_joint_floor`)."""
+    scale = (1.0 if metric == "posendf" else 2.0) / shrink
+    return scale * (shrink - joint_error) - _TERM_ROUNDING, scale
+
+
+def _kernel_limits(limit: np.ndarray) -> np.ndarray:
+    """The compiled stage's limits ``(m,)`` float32: a pair is kept while its float32 sum of terms is at most this,
+    which is ``limit`` raised by what the sum's rounding can add (as :func:`_joint_floor` lowers the sum), rounded
+    up."""
+    raised = (np.asarray(limit, dtype=np.float64) + 1e-6) / (1 - _SUM_ROUNDING)
+    out = raised.astype(np.float32)
+    return np.where(out < raised, np.nextafter(out, np.float32(np.inf)), out)
 
 
 def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclude: np.ndarray | None) -> None:
@@ -646,6 +720,8 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
         Q, eta, at_centre = _centred_queries(index, queries, u)
         Q = Q.to(dev)
     evaluated = _seed_from_best_tiles(top, index, queries, upper, metric, exclude)
+    offset, scale = _joint_affine(metric, shrink, joint_error)
+    q_rows = np.ascontiguousarray(queries, dtype=np.float32)
     order = np.argsort(-upper.mean(0), kind="stable")
     scanned = 0
     pending: list[tuple[np.ndarray, np.ndarray]] = []
@@ -660,9 +736,15 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
         waiting = 0
         return _offer(top, index, queries, rows_, ids_, metric, exclude)
 
+    # the geodesic's bound from S is loose where a distance is spread over the joints; where no joint's term can be
+    # large over a tile (at most m), the concave terms give a tighter one: d >= U acos(1 - m) / m
+    spread = _spread_factors(index, queries) if metric == "geodesic" else None
     for t in order:
         kth = top.kth()
-        thr = (score_threshold(kth, J, metric=metric) - _SLACK) * shrink
+        thr = score_threshold(kth, J, metric=metric)
+        if spread is not None:
+            thr = np.maximum(thr, J - kth / spread[:, t])
+        thr = (thr - _SLACK) * shrink
         need = np.flatnonzero(upper[:, t] + eta[:, t] >= thr)
         if not len(need):
             continue
@@ -682,6 +764,8 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
                 down,
             )
         limit_all = torch.from_numpy(kth[need] + _SLACK).to(dev, torch.float32)
+        if index.blocks is not None:
+            limit_kernel = _kernel_limits(kth[need] + _SLACK)
         step = _QUERY_BLOCK_INT8 if int8 is not None else _QUERY_BLOCK
         for b0 in range(0, len(need), step):  # products of a cache's size
             rows = need[b0 : b0 + step]
@@ -702,12 +786,24 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
                 passed = floor[hit_rows, None] <= L[hit_rows]
             if not hit_rows.numel():
                 continue
+            if index.blocks is not None:
+                # every candidate through the compiled per-joint stage (it looks only at the candidates, and stops
+                # at the joints that decide)
+                hit_np = hit_rows.numpy()
+                at = np.searchsorted(need, rows[hit_np])
+                passed_np = np.ascontiguousarray(passed.numpy())
+                _kernels.joint_floor_pass(
+                    q_rows[rows[hit_np]], index.blocks[s // _kernels.LANES : -(-(s + width) // _kernels.LANES)],
+                    limit_kernel[at], passed_np, offset=offset, scale=scale, root=metric != "posendf",
+                    order=index.joint_order, threads=torch.get_num_threads(),
+                )  # fmt: skip
+                passed = torch.from_numpy(passed_np)
             # rows where many pass the first bound (a query far from every pose, or a geodesic distance the
             # aggregate bounds loosely): the per-joint terms in float32, with their rounding bounded, decide (in
             # blocks of queries whose temporaries stay in cache)
             hit_r, hit_c = torch.nonzero(passed, as_tuple=True)
             heavy = torch.nonzero(torch.bincount(hit_r, minlength=len(hit_rows)) > 0.05 * width).squeeze(1)
-            if heavy.numel():
+            if heavy.numel() and index.joint_major is not None:
                 sub_dev = rows_dev[hit_rows[heavy]]
                 at = np.searchsorted(need, sub_dev.cpu().numpy())
                 limit = limit_all[torch.from_numpy(at).to(dev)]

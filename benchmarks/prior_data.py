@@ -110,6 +110,10 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each method (the best is kept)")
+    parser.add_argument(
+        "--cases", default="posendf/posendf,nrdf/geodesic,mixture/posendf,mixture/geodesic",
+        help="noise/metric pairs to run, comma-separated",
+    )  # fmt: skip
     args = parser.parse_args()
     clean = clean_set(args.clean, args.cache)
     rng = np.random.default_rng(1)
@@ -127,12 +131,7 @@ def main() -> None:
     zeros = np.zeros((len(sources) * args.samples, 21, 4), np.float32)
     roof, roof_int8 = roofline(clean, zeros), int8_roofline(clean, zeros)
     print(f"{'case':44s} {'method':34s} {'queries/s':>10s} {'recall@k':>9s} {'vs faiss':>9s}")
-    for noise, metric in (
-        ("posendf", "posendf"),
-        ("nrdf", "geodesic"),
-        ("mixture", "posendf"),
-        ("mixture", "geodesic"),
-    ):
+    for noise, metric in (case.split("/") for case in args.cases.split(",")):
         noisy, _, _ = perturb(clean[sources], samples=args.samples, noise=NoiseConfig(noise), seed=0)
         queries = noisy.reshape(-1, 21, 4)
         hints = np.repeat(sources, args.samples)

@@ -23,11 +23,29 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LANES", "available", "joint_floor_pass", "to_blocks"]
+__all__ = ["LANES", "SERIES", "available", "joint_stage", "to_blocks"]
 
 LANES = 16
 """Poses a block holds: the kernel's vector width (16 float32 in an AVX-512 register)."""
 
+# the float32 sums of the bounds on u_j round by at most J u <= 3.1e-6 (J <= 51) of themselves, and their product
+# with this by u: they are raised by it
+_USUM_GROW = np.float32(1 + 8e-6)
+
+
+def _down(x: float) -> np.float32:
+    """``x`` as float32, rounded toward zero (``x >= 0``)."""
+    y = np.float32(x)
+    return np.nextafter(y, np.float32(0)) if y > x else y
+
+
+# acos(1 - u) = sqrt(2u) (1 + u/12 + 3u^2/160 + 5u^3/896 + ...) (the series of asin; every term >= 0): cut after four
+# terms, a lower bound 0.3% under at u = 1 (the chord sqrt(2u) alone is 11% under); in t = 2u, rounded down
+SERIES = tuple(_down(c) for c in (1.0, 1 / 24, 3 / 640, 5 / 7168))
+_A0, _A1, _A2, _A3 = SERIES
+_CHECK_EVERY = (
+    3  # joints between the bound checks (a reduction over the 16 poses; measured 1.4x faster than 1)
+)
 # IEEE sqrt and division kept: no "afn" (approximate functions), no "arcp" (reciprocal approximations)
 _FASTMATH = {"nnan", "ninf", "nsz", "contract", "reassoc"}
 
@@ -61,40 +79,56 @@ def to_blocks(poses: np.ndarray) -> np.ndarray:
     return out
 
 
-def _row(r: int, q: Any, blocks: Any, limit: Any, passed: Any, offset: Any, scale: Any, order: Any,
-         root: bool) -> None:  # fmt: skip
-    """One query row: every block of 16 poses with a candidate left is bounded, joint by joint, until all 16 are
-    past the limit; the poses whose bound stays within it keep their ``passed`` flag."""
+def _row(i: int, h: Any, hmax: Any, rows: Any, hfloor: Any, q: Any, blocks: Any, limit: Any,
+         ulow0: Any, uslope: Any, rho: Any, cols: Any, counts: Any, offset: Any, scale: Any, uoff: Any, uscale: Any,
+         order: Any, root: bool) -> None:  # fmt: skip
+    """Kernel row ``i`` (row ``rows[i]`` of the first stage's products): see :func:`joint_stage`."""
     J = q.shape[1]
-    n = passed.shape[1]
+    n = h.shape[1]
     acc = np.empty(LANES, np.float32)
-    lim = limit[r]
+    sum_p = np.empty(LANES, np.float32)
+    ulow = np.empty(LANES, np.float32)
+    r = rows[i]
+    lim, hf, c0, sl, rh = limit[i], hfloor[i], ulow0[i], uslope[i], rho[i]
     zero = np.float32(0.0)
-    for bb in range((n + LANES - 1) // LANES):
-        b = bb * LANES
-        lanes = min(LANES, n - b)
-        anyp = False
-        for lane in range(lanes):
-            anyp |= passed[r, b + lane]
-        if not anyp:
+    big = np.float32(1e30)  # finite: the flags let the compiler assume no infinities
+    found = 0
+    for bb in range(n // LANES):
+        if hmax[r, bb] < hf:  # no candidate among the 16: most blocks end here
             continue
+        b = bb * LANES
         for lane in range(LANES):
-            acc[lane] = zero
+            value = h[r, b + lane]
+            ulow[lane] = c0 - sl * np.float32(value)
+            acc[lane] = zero if value >= hf else big
+            sum_p[lane] = zero
+        added = 0
         for jj in range(J):
             j = order[jj]
-            q0, q1, q2, q3 = q[r, j, 0], q[r, j, 1], q[r, j, 2], q[r, j, 3]
+            q0, q1, q2, q3 = q[i, j, 0], q[i, j, 1], q[i, j, 2], q[i, j, 3]
             for lane in range(LANES):
                 p = q0 * blocks[bb, j, 0, lane] + q1 * blocks[bb, j, 1, lane] + q2 * blocks[bb, j, 2, lane]
                 p += q3 * blocks[bb, j, 3, lane]
-                t = max(offset - scale * abs(p), zero)
-                acc[lane] += np.sqrt(t) if root else t
-            low = acc[0]
-            for lane in range(1, LANES):
-                low = min(low, acc[lane])
-            if low > lim:
-                break
-        for lane in range(lanes):
-            passed[r, b + lane] &= acc[lane] <= lim
+                ap = abs(p)
+                t = max(offset - scale * ap, zero)
+                acc[lane] += np.sqrt(t) * (_A0 + t * (_A1 + t * (_A2 + t * _A3))) if root else t
+                sum_p[lane] += ap
+            added = jj + 1
+            if added % _CHECK_EVERY == 0:  # the bound of every pose (a reduction: not after every joint)
+                u_added = np.float32(added) * uoff
+                low = big
+                for lane in range(LANES):
+                    rest = max(ulow[lane] - (u_added - uscale * sum_p[lane]) * _USUM_GROW, zero)
+                    low = min(low, acc[lane] + rh * rest)
+                if low > lim:
+                    break
+        u_added = np.float32(added) * uoff
+        for lane in range(LANES):
+            rest = max(ulow[lane] - (u_added - uscale * sum_p[lane]) * _USUM_GROW, zero)
+            if acc[lane] + rh * rest <= lim:
+                cols[i, found] = b + lane
+                found += 1
+    counts[i] = found
 
 
 if _NUMBA is not None:
@@ -102,41 +136,82 @@ if _NUMBA is not None:
     _prange = _NUMBA.prange
 
     @_NUMBA.njit(parallel=True, fastmath=_FASTMATH, boundscheck=False, cache=True, nogil=True)
-    def _pass_root(q, blocks, limit, passed, offset, scale, order):  # type: ignore[no-untyped-def]
-        for r in _prange(q.shape[0]):
-            _row_inline(r, q, blocks, limit, passed, offset, scale, order, True)
+    def _stage_root(h, hmax, rows, hfloor, q, blocks, limit, ulow0, uslope, rho, cols, counts, offset,
+                    scale, uoff, uscale, order):  # type: ignore[no-untyped-def]  # fmt: skip
+        for i in _prange(q.shape[0]):
+            _row_inline(i, h, hmax, rows, hfloor, q, blocks, limit, ulow0, uslope, rho, cols, counts,
+                        offset, scale, uoff, uscale, order, True)  # fmt: skip
 
     @_NUMBA.njit(parallel=True, fastmath=_FASTMATH, boundscheck=False, cache=True, nogil=True)
-    def _pass_linear(q, blocks, limit, passed, offset, scale, order):  # type: ignore[no-untyped-def]
-        for r in _prange(q.shape[0]):
-            _row_inline(r, q, blocks, limit, passed, offset, scale, order, False)
+    def _stage_linear(h, hmax, rows, hfloor, q, blocks, limit, ulow0, uslope, rho, cols, counts, offset,
+                      scale, uoff, uscale, order):  # type: ignore[no-untyped-def]  # fmt: skip
+        for i in _prange(q.shape[0]):
+            _row_inline(i, h, hmax, rows, hfloor, q, blocks, limit, ulow0, uslope, rho, cols, counts,
+                        offset, scale, uoff, uscale, order, False)  # fmt: skip
+
+    @_NUMBA.njit(cache=True, nogil=True)
+    def _gather(cols, counts):  # type: ignore[no-untyped-def]
+        total = 0
+        for i in range(len(counts)):
+            total += counts[i]
+        out_rows = np.empty(total, np.int64)
+        out_cols = np.empty(total, np.int64)
+        k = 0
+        for i in range(len(counts)):
+            for c in range(counts[i]):
+                out_rows[k] = i
+                out_cols[k] = cols[i, c]
+                k += 1
+        return out_rows, out_cols
 
 
-def joint_floor_pass(
+def joint_stage(
+    first: np.ndarray,
+    hmax: np.ndarray,
+    rows: np.ndarray,
+    floor: np.ndarray,
     q: np.ndarray,
     blocks: np.ndarray,
     limit: np.ndarray,
-    passed: np.ndarray,
+    ulow: tuple[np.ndarray, np.ndarray, np.ndarray],
     *,
-    offset: float,
-    scale: float,
+    terms: tuple[float, float, float, float],
     root: bool,
     order: np.ndarray,
     threads: int,
-) -> None:
-    """Clear ``passed[r, c]`` where the per-joint bound of query ``r`` and pose ``c`` exceeds ``limit[r]``.
+) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates of the first stage that the per-joint bound keeps: ``(i, column)`` pairs, ``(K,)`` int64 each,
+    by kernel row.
 
-    Args:
-        q: ``(m, J, 4)`` float32 query rows.
-        blocks: ``(nb, J, 4, 16)`` float32 (:func:`to_blocks`): the poses of ``passed``'s columns, block-aligned.
-        limit: ``(m,)`` float32, already raised for the partial sums' rounding.
-        passed: ``(m, n)`` bool, ``n <= 16 nb``, updated in place (only its set entries are looked at).
-        offset, scale: the per-joint term is ``max(offset - scale |p_j|, 0)``, its square root where ``root``.
-        order: ``(J,)`` int64: the joints in the order they are added (the most varied first: earlier exits).
-        threads: numba threads (at most its configured number).
+    For kernel row ``i`` (query ``q[i]``, row ``rows[i]`` of the first stage's values) and pose ``c``:
+
+    * the first stage's value ``h = first[rows[i], c]`` (``(M', n)``: the integers ``H`` of the CPU's products, or
+      a float32 product; ``hmax (M', nb)`` the largest of each block of 16, so that a block without a candidate is
+      skipped on it); the pose is a candidate where ``h >= floor[i]``, and ``U_low = ulow0[i] - uslope[i] h`` is
+      a lower bound on its ``U = J - sum_j c_j``;
+    * joint by joint in ``order``: ``t_j = max(offset - scale |p_j|, 0)`` (its square root where ``root``) added to a
+      sum, and ``|p_j|`` to another, so that ``added uoff - uscale sum |p_j|`` bounds the ``u_j = 1 - c_j`` added
+      (``terms = (offset, scale, uoff, uscale)``); the joints not yet added are worth at least ``rho[i] (U_low - sum
+      u_j)^+`` (a concave bound), so the pose's bound is ``sum t_j + rho (U_low - sum u_j)^+``;
+    * 16 poses at a time, until every one is past ``limit[i]`` (checked every few joints: the check is a reduction
+      over the 16); the poses that stay within it are returned.
+
+    ``blocks (nb, J, 4, 16)`` holds the poses of the columns (:func:`to_blocks`), ``n = 16 nb``; ``ulow = (ulow0,
+    uslope, rho)`` float32 ``(m,)``; ``limit`` float32, raised for the sums' rounding.
     """
     if _NUMBA is None:  # pragma: no cover - callers check available()
         raise RuntimeError("numba is not installed (pip install 'amasskit[search]')")
+    if first.shape[1] != blocks.shape[0] * LANES:
+        raise ValueError("the first stage's values must cover the blocks' columns")
+    if hmax.shape != (len(first), blocks.shape[0]):
+        raise ValueError("hmax must hold the largest value of each block of 16 columns")
+    cols = np.empty((len(q), first.shape[1]), np.int32)
+    counts = np.empty(len(q), np.int64)
     _NUMBA.set_num_threads(max(1, min(threads, _NUMBA.config.NUMBA_NUM_THREADS)))
-    kernel = _pass_root if root else _pass_linear
-    kernel(q, blocks, limit, passed, np.float32(offset), np.float32(scale), order)
+    kernel = _stage_root if root else _stage_linear
+    offset, scale, uoff, uscale = (np.float32(x) for x in terms)
+    kernel(
+        first, hmax, rows, floor, q, blocks, limit, *ulow, cols, counts, offset, scale, uoff, uscale, order
+    )
+    found: tuple[np.ndarray, np.ndarray] = _gather(cols, counts)
+    return found

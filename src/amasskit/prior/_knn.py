@@ -27,7 +27,7 @@ the others, a first stage bounds ``L`` for every pair from a cheap product whose
 Only the poses whose bound on ``L`` reaches ``thr - B`` go on; the norms of the stored quaternions (1 to about 1e-7)
 are divided out with a factor ``(1 - eps)^2``. Rows where many pass (a query far from every pose; the geodesic, whose
 bound from ``S`` is loose when a distance is spread over many joints) go through a second stage that bounds every
-joint's term in float32 (per-joint products, ``acos(c) >= sqrt(2 (1 - c))``, the rounding taken off before the
+joint's term in float32 (per-joint products, ``acos(1 - u) >= sqrt(2u) (1 + u/12 + ...)``, the rounding taken off before the
 square root). The survivors are evaluated exactly in float64, in batches.
 
 The tiles hold alike poses (the leaves of a principal-axis tree, :func:`_tile_order`), so a tile is also skipped by
@@ -88,6 +88,7 @@ class PoseIndex:
     order: np.ndarray  # (N,) int64: the clean pose (its id in ``poses``) at each position of the tiles
     flat: torch.Tensor  # (N, 4J) float32 on the device, in tile order
     centre: np.ndarray  # (4J,) float64: the mean pose (as a 4J-vector)
+    extent: float  # the largest |X - centre| (4J-vectors)
     joint_order: np.ndarray  # (J,) the joints, most varied first (the kernel adds them in this order)
     # the first stage's products: exact integer parts (CPU), else float32 about the mean; one of the two is set
     int8: _Int8Poses | None = None
@@ -157,7 +158,7 @@ class PoseIndex:
         norms = np.empty(len(starts))
         half = np.empty((len(starts), J))
         jnorm = np.empty((len(starts), J))
-        norm_error = 0.0
+        norm_error = extent = 0.0
         centre = np.zeros(4 * J)
         for s in starts:  # in tiles: memory stays bounded for any set
             centre += poses_in_order[s : s + tile].reshape(-1, 4 * J).astype(np.float64).sum(0)
@@ -170,6 +171,7 @@ class PoseIndex:
             ball[t] = np.sqrt(((x - centres[t]) ** 2).sum((1, 2))).max()
             half[t] = np.arctan2(np.sqrt((x[..., :3] ** 2).sum(-1)), x[..., 3]).max(0)
             xn = np.sqrt((x * x).sum(-1))
+            extent = max(extent, float(np.sqrt(((x.reshape(len(x), -1) - centre) ** 2).sum(1)).max()))
             jnorm[t] = xn.max(0)
             norm_error = max(norm_error, float(np.abs(xn - 1).max()))
         grow = 1 + 1e-12  # the float64 rounding of the bounds themselves
@@ -186,7 +188,7 @@ class PoseIndex:
         centred = _CentredPoses.build(in_order, tile, centre, device) if int8 is None else None
         del poses_in_order, in_order
         return cls(poses, tile, centres, radii * grow + 1e-12, norms * grow, ball * grow + 1e-12, half * grow + 1e-12,
-                   jnorm * grow, norm_error, order, flat, centre, joint_order, int8, centred, blocks,
+                   jnorm * grow, norm_error, order, flat, centre, extent * grow + 1e-12, joint_order, int8, centred, blocks,
                    joint_major)  # fmt: skip
 
     @property
@@ -327,17 +329,27 @@ class _Int8Poses:
         )
         return r * (qi.to_score * _LOW)[:, None]
 
+    def products(
+        self, qi: _Int8Queries, rows: slice | torch.Tensor, start: int, stop: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``G1, G2`` int32 ``(m, stop - start)`` of queries ``rows`` and poses ``start:stop``."""
+        D = self.centre.shape[0]
+        block = self.parts[start:stop]
+        return torch._int_mm(qi.hi[rows], block[:, :D].T), torch._int_mm(qi.lo_hi[rows], block.T)
+
+    @staticmethod
+    def hit_rows(g1: torch.Tensor, g2: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+        """The rows with a pose whose ``H`` can reach the row's floor: ``max H <= 254 max G1 + max G2`` (most rows
+        are dropped without forming ``H``)."""
+        return torch.nonzero(g1.amax(1).mul_(_LOW).add_(g2.amax(1)) >= floor).squeeze(1)
+
     def candidates(
         self, qi: _Int8Queries, rows: slice | torch.Tensor, start: int, stop: int, floor: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The rows of a block (queries ``rows`` x poses ``start:stop``) with a pose whose ``H = 254 G1 + G2``
         reaches its row's ``floor`` (int32), and for those rows which poses do: ``(hit_rows, passed)``."""
-        D = self.centre.shape[0]
-        block = self.parts[start:stop]
-        g1 = torch._int_mm(qi.hi[rows], block[:, :D].T)
-        g2 = torch._int_mm(qi.lo_hi[rows], block.T)
-        # max H <= 254 max G1 + max G2: most rows are dropped without forming H
-        hit_rows = torch.nonzero(g1.amax(1).mul_(_LOW).add_(g2.amax(1)) >= floor).squeeze(1)
+        g1, g2 = self.products(qi, rows, start, stop)
+        hit_rows = self.hit_rows(g1, g2, floor)
         if not hit_rows.numel():
             return hit_rows, torch.empty((0, stop - start), dtype=torch.bool)
         h = g1[hit_rows].mul_(_LOW).add_(g2[hit_rows])
@@ -631,17 +643,63 @@ def _joint_floor(products: torch.Tensor, metric: str, shrink: float, joint_error
 
     ``joint_error`` bounds each product's rounding and ``shrink`` (``(1 - eps)^2``) the quaternions' norms, so
     ``c' = min(1, (|p_j| + joint_error) / shrink)`` is at least the normalised ``|p_j|``; the terms are at least
-    ``1 - c'`` (posendf) and ``sqrt(2 - 2 c')`` (geodesic: ``acos(c) >= sqrt(2 (1 - c)) = 2 sin(t / 2)``, within 11%
-    of ``t`` up to pi / 2, cheaper than acos and tight enough to decide). Computed as one affine map and a clamp at 0
-    (fewer passes over the block than the steps one by one); the float32 rounding of its constants and of the map is
-    at most ``8u (|a| + |scale c|) <= 2e-6`` of the argument and is taken off before the square root (which would
-    magnify it near 0 to 5e-4); the sum's rounding is taken off after.
+    ``1 - c'`` (posendf) and, for the geodesic, with ``v = 2 - 2 c'``, ``sqrt(v) (1 + v/24 + 3v^2/640 + 5v^3/7168)``:
+    the series ``acos(1 - u) = sqrt(2u) (1 + u/12 + 3u^2/160 + ...)`` has no negative term, so cut it is a lower
+    bound (0.3% under ``t`` at pi / 2; the chord ``sqrt(v) = 2 sin(t / 2)`` alone is 11% under, which let a query far
+    from every pose pass thousands; :data:`amasskit.prior._kernels.SERIES`, rounded down). Computed as one affine map
+    and a clamp at 0 (fewer passes over the block than the steps one by one); the float32 rounding of its constants
+    and of the map is at most ``8u (|a| + |scale c|) <= 2e-6`` of the argument and is taken off before the square
+    root (which would magnify it near 0 to 5e-4); the series and the sum round by at most ``(5 + J) u`` of the total,
+    taken off after.
     """
     offset, scale = _joint_affine(metric, shrink, joint_error)
     terms = torch.add(offset, products.abs_(), alpha=-scale).clamp_(min=0.0)
     if metric != "posendf":
-        terms.sqrt_()
+        a0, a1, a2, a3 = (float(c) for c in _kernels.SERIES)
+        series = ((terms * a3 + a2) * terms + a1).mul_(terms).add_(a0)
+        terms.sqrt_().mul_(series)
     return terms.sum(0).mul_(1 - _SUM_ROUNDING).sub_(1e-6)
+
+
+def _kernel_terms(
+    metric: str, shrink: float, joint_error: float, eps: float
+) -> tuple[float, float, float, float]:
+    """``(offset, scale, uoff, uscale)`` for the compiled stage (:func:`amasskit.prior._kernels.joint_stage`): the
+    terms of :func:`_joint_floor`, and ``uoff - uscale |p_j| >= u_j = 1 - c_j``: ``c_j >= (|p_j| - joint_error) /
+    (1 + eps)^2`` (each norm within ``eps`` of 1), with ``uoff`` rounded up by more than the float32 evaluation's
+    rounding (three roundings of numbers at most 2: 4e-7) and ``uscale`` rounded down."""
+    offset, scale = _joint_affine(metric, shrink, joint_error)
+    inv = 1.0 / (1.0 + eps) ** 2
+    uoff = np.float32(1.0 + joint_error * inv + 4e-7)
+    uoff = np.nextafter(uoff, np.float32(np.inf)) if uoff < 1.0 + joint_error * inv + 4e-7 else uoff
+    uscale = np.float32(inv * (1 - 1e-7))
+    uscale = np.nextafter(uscale, np.float32(0)) if uscale > inv * (1 - 1e-7) else uscale
+    return offset, scale, float(uoff), float(uscale)
+
+
+def _kernel_ulow(
+    index: PoseIndex, need: np.ndarray, t: int, at_centre: np.ndarray, to_score: np.ndarray, q_norm: np.ndarray,
+    eta: np.ndarray, correction: np.ndarray, shrink: float, spread: np.ndarray | None, J: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """``(ulow0, uslope, rho)`` float32 for rows ``need`` and tile ``t``: ``U_low = ulow0 - uslope h`` bounds
+    ``U = J - sum_j c_j`` from below for a first-stage value ``h`` (``S <= (<q, c> + eta + correction + to_score h) /
+    shrink``), and the joints not yet added are worth ``rho`` per unit of ``U`` left (the geodesic's concave bound,
+    :func:`_spread_factors`; 1 for posendf, whose terms are ``u_j``).
+
+    The float32 evaluation ``ulow0 - uslope h`` rounds ``h``, the product and the difference: at most ``4u (|ulow0|
+    + |uslope h|)``, and ``|uslope h| <= (|q| extent + eta) / shrink``; that is taken off ``ulow0`` (rounded down).
+    ``rho`` is rounded down with 1e-6 to spare for the three roundings of ``rho (U_low - sum u_j)``."""
+    a = (at_centre[need] + eta[need, t] + correction[need, t]) / shrink
+    slope = to_score[need] / shrink
+    base = J - a
+    big = (q_norm[need] * index.extent + eta[need, t]) / shrink * 1.01 + 1e-6
+    ulow0 = base - (4 * _U32 * (np.abs(base) + big) + 1e-9)
+    u0 = ulow0.astype(np.float32)
+    u0 = np.where(u0 > ulow0, np.nextafter(u0, np.float32(-np.inf)), u0)
+    rho = spread[need, t] if spread is not None else np.ones(len(need))
+    rho32 = (rho * (1 - 1e-6)).astype(np.float32)
+    rho32 = np.where(rho32 > rho * (1 - 1e-6), np.nextafter(rho32, np.float32(0)), rho32)
+    return u0, slope.astype(np.float32), rho32
 
 
 def _joint_affine(metric: str, shrink: float, joint_error: float) -> tuple[float, float]:
@@ -720,8 +778,14 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
         Q, eta, at_centre = _centred_queries(index, queries, u)
         Q = Q.to(dev)
     evaluated = _seed_from_best_tiles(top, index, queries, upper, metric, exclude)
-    offset, scale = _joint_affine(metric, shrink, joint_error)
-    q_rows = np.ascontiguousarray(queries, dtype=np.float32)
+    if index.blocks is not None:
+        q_rows = np.ascontiguousarray(queries, dtype=np.float32)
+        terms = _kernel_terms(metric, shrink, joint_error, eps)
+        q_norm = np.sqrt((queries.reshape(M, -1).astype(np.float64) ** 2).sum(1))
+        if qi is not None:
+            at_centre_all, to_score_all = qi.at_centre, qi.to_score
+        else:
+            at_centre_all, to_score_all = at_centre, np.ones(M)
     order = np.argsort(-upper.mean(0), kind="stable")
     scanned = 0
     pending: list[tuple[np.ndarray, np.ndarray]] = []
@@ -766,6 +830,9 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
         limit_all = torch.from_numpy(kth[need] + _SLACK).to(dev, torch.float32)
         if index.blocks is not None:
             limit_kernel = _kernel_limits(kth[need] + _SLACK)
+            ulow = _kernel_ulow(index, need, t, at_centre_all, to_score_all, q_norm, eta, correction, shrink,
+                                spread, J)  # fmt: skip
+            floor_np = floor_all.numpy()
         step = _QUERY_BLOCK_INT8 if int8 is not None else _QUERY_BLOCK
         for b0 in range(0, len(need), step):  # products of a cache's size
             rows = need[b0 : b0 + step]
@@ -777,6 +844,39 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
             floor = floor_all[b0 : b0 + step]
             # the products, or integers that bound them, compared with floors in their own units; only rows with a
             # candidate are looked into
+            if index.blocks is not None:
+                # the compiled stage takes the first stage's values and does the rest (candidates, per-joint bound)
+                value: torch.Tensor
+                if int8 is not None and qi is not None:
+                    value, g2 = int8.products(qi, picked, s, s + width)
+                    value.mul_(_LOW).add_(g2)  # H, in place (no overflow: checked at build)
+                    del g2
+                else:
+                    assert index.centred is not None
+                    value = Q[picked] @ index.centred.rows[s : s + width].T
+                hit_rows = torch.nonzero(value.amax(1) >= floor).squeeze(1)
+                if not hit_rows.numel():
+                    continue
+                hit_np = hit_rows.numpy()
+                at = b0 + hit_np
+                lanes = _kernels.LANES
+                pad = -width % lanes  # whole blocks of 16: the padding's columns are dropped below
+                if pad:
+                    value = torch.nn.functional.pad(value, (0, pad), value=-(2**30))
+                hmax = value.view(len(value), -1, lanes).amax(2)  # torch: numpy's reduction over 16 is slow
+                kr, kc = _kernels.joint_stage(
+                    value.numpy(), hmax.numpy(), hit_np, floor_np[at], q_rows[rows[hit_np]],
+                    index.blocks[s // lanes : (s + width + pad) // lanes], limit_kernel[at],
+                    (ulow[0][at], ulow[1][at], ulow[2][at]), terms=terms, root=metric != "posendf",
+                    order=index.joint_order, threads=torch.get_num_threads(),
+                )  # fmt: skip
+                kr, kc = kr[kc < width], kc[kc < width]  # the padding's columns
+                if len(kr):
+                    pending.append((rows[hit_np[kr]], index.order[kc + s]))
+                    waiting += len(kr)
+                    if waiting >= _BATCH:
+                        evaluated += flush()
+                continue
             if int8 is not None and qi is not None:
                 hit_rows, passed = int8.candidates(qi, picked, s, s + width, floor)
             else:
@@ -786,24 +886,13 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
                 passed = floor[hit_rows, None] <= L[hit_rows]
             if not hit_rows.numel():
                 continue
-            if index.blocks is not None:
-                # every candidate through the compiled per-joint stage (it looks only at the candidates, and stops
-                # at the joints that decide)
-                hit_np = hit_rows.numpy()
-                at = np.searchsorted(need, rows[hit_np])
-                passed_np = np.ascontiguousarray(passed.numpy())
-                _kernels.joint_floor_pass(
-                    q_rows[rows[hit_np]], index.blocks[s // _kernels.LANES : -(-(s + width) // _kernels.LANES)],
-                    limit_kernel[at], passed_np, offset=offset, scale=scale, root=metric != "posendf",
-                    order=index.joint_order, threads=torch.get_num_threads(),
-                )  # fmt: skip
-                passed = torch.from_numpy(passed_np)
             # rows where many pass the first bound (a query far from every pose, or a geodesic distance the
             # aggregate bounds loosely): the per-joint terms in float32, with their rounding bounded, decide (in
             # blocks of queries whose temporaries stay in cache)
             hit_r, hit_c = torch.nonzero(passed, as_tuple=True)
             heavy = torch.nonzero(torch.bincount(hit_r, minlength=len(hit_rows)) > 0.05 * width).squeeze(1)
-            if heavy.numel() and index.joint_major is not None:
+            if heavy.numel():
+                assert index.joint_major is not None
                 sub_dev = rows_dev[hit_rows[heavy]]
                 at = np.searchsorted(need, sub_dev.cpu().numpy())
                 limit = limit_all[torch.from_numpy(at).to(dev)]

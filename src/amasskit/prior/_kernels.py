@@ -136,21 +136,23 @@ if _NUMBA is not None:
     _prange = _NUMBA.prange
 
     @_NUMBA.njit(parallel=True, fastmath=_FASTMATH, boundscheck=False, cache=True, nogil=True)
-    def _stage_root(h, hmax, rows, hfloor, q, blocks, limit, ulow0, uslope, rho, cols, counts, offset,
-                    scale, uoff, uscale, order):  # type: ignore[no-untyped-def]  # fmt: skip
+    def _stage_root(h: Any, hmax: Any, rows: Any, hfloor: Any, q: Any, blocks: Any, limit: Any, ulow0: Any,
+                    uslope: Any, rho: Any, cols: Any, counts: Any, offset: Any, scale: Any, uoff: Any, uscale: Any,
+                    order: Any) -> None:  # fmt: skip
         for i in _prange(q.shape[0]):
             _row_inline(i, h, hmax, rows, hfloor, q, blocks, limit, ulow0, uslope, rho, cols, counts,
                         offset, scale, uoff, uscale, order, True)  # fmt: skip
 
     @_NUMBA.njit(parallel=True, fastmath=_FASTMATH, boundscheck=False, cache=True, nogil=True)
-    def _stage_linear(h, hmax, rows, hfloor, q, blocks, limit, ulow0, uslope, rho, cols, counts, offset,
-                      scale, uoff, uscale, order):  # type: ignore[no-untyped-def]  # fmt: skip
+    def _stage_linear(h: Any, hmax: Any, rows: Any, hfloor: Any, q: Any, blocks: Any, limit: Any, ulow0: Any,
+                      uslope: Any, rho: Any, cols: Any, counts: Any, offset: Any, scale: Any, uoff: Any, uscale: Any,
+                      order: Any) -> None:  # fmt: skip
         for i in _prange(q.shape[0]):
             _row_inline(i, h, hmax, rows, hfloor, q, blocks, limit, ulow0, uslope, rho, cols, counts,
                         offset, scale, uoff, uscale, order, False)  # fmt: skip
 
     @_NUMBA.njit(cache=True, nogil=True)
-    def _gather(cols, counts):  # type: ignore[no-untyped-def]
+    def _gather(cols: Any, counts: Any) -> tuple[Any, Any]:
         total = 0
         for i in range(len(counts)):
             total += counts[i]

@@ -25,18 +25,28 @@ the others, a first stage bounds ``L`` for every pair from a cheap product whose
   TF32, and the rounding of the stored rows; about 1e-5 where the poses are alike).
 
 Only the poses whose bound on ``L`` reaches ``thr - B`` go on; the norms of the stored quaternions (1 to about 1e-7)
-are divided out with a factor ``(1 - eps)^2``. Rows where many pass (a query far from every pose; the geodesic, whose
-bound from ``S`` is loose when a distance is spread over many joints) go through a second stage that bounds every
-joint's term in float32 (per-joint products, ``acos(1 - u) >= sqrt(2u) (1 + u/12 + ...)``, the rounding taken off before the
-square root). The survivors are evaluated exactly in float64, in batches.
+are divided out with a factor ``(1 - eps)^2``. For the geodesic, ``thr`` is also raised per (query, tile) by a bound
+from the concave terms: where no joint's ``u_j = 1 - c_j`` can exceed ``m`` over the tile, ``geodesic >= U acos(1 -
+m) / m`` with ``U = J - S`` (:func:`_spread_factors`; up to ``sqrt(J)`` tighter than the bound from ``U`` alone when a
+distance is spread over the joints). The candidates then go through a second stage that bounds every joint's term in
+float32 (per-joint products; for the geodesic ``acos(1 - u) >= sqrt(2u) (1 + u/12 + 3u^2/160 + 5u^3/896)``, the cut
+series, 0.3% under; the rounding taken off before the square root):
+
+* with numba (the ``search`` extra; CPU), a compiled loop (:mod:`amasskit.prior._kernels`) over 16 poses at a time
+  that adds the most varied joints first and stops once every pose of the 16 is past the limit, the joints not yet
+  added bounded from the first stage's value (``U >= U_low``, so they are worth ``rho (U_low - sum u_j)^+``). About
+  5-6 joints a pose decide on the benchmark's geodesic searches, not 21;
+* otherwise, in torch on whole blocks, for the rows where many pass.
+
+The survivors are evaluated exactly in float64, in batches.
 
 The tiles hold alike poses (the leaves of a principal-axis tree, :func:`_tile_order`), so a tile is also skipped by
 the triangle inequality on its ball (``|Q - X| >= |Q - M| - R``). Tiles are visited best bound first, so ``thr`` rises
 early; each query starts from the exact distances to the best poses of its most promising tile and, with ``hints``
 (each query's source pose, as the training-data job has), to the poses around its source. Measured
 (``benchmarks/prior_data.py``, benchmarks/RESULTS.md; a dense synthetic set): for Pose-NDF's metric and noise the
-search scans 38% of the pairs and evaluates about 100 poses a query exactly, 4x the speed of Pose-NDF's (inexact)
-faiss procedure on 2 CPU cores.
+search scans 38% of the pairs and evaluates about 100 poses a query exactly, 4-8x the speed of Pose-NDF's (inexact)
+faiss procedure on 2 CPU cores; for NRDF's metric and noise about 2x (see RESULTS.md for the runs).
 """
 
 from __future__ import annotations
@@ -780,7 +790,7 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
     evaluated = _seed_from_best_tiles(top, index, queries, upper, metric, exclude)
     if index.blocks is not None:
         q_rows = np.ascontiguousarray(queries, dtype=np.float32)
-        terms = _kernel_terms(metric, shrink, joint_error, eps)
+        kernel_terms = _kernel_terms(metric, shrink, joint_error, eps)
         q_norm = np.sqrt((queries.reshape(M, -1).astype(np.float64) ** 2).sum(1))
         if qi is not None:
             at_centre_all, to_score_all = qi.at_centre, qi.to_score
@@ -867,7 +877,7 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
                 kr, kc = _kernels.joint_stage(
                     value.numpy(), hmax.numpy(), hit_np, floor_np[at], q_rows[rows[hit_np]],
                     index.blocks[s // lanes : (s + width + pad) // lanes], limit_kernel[at],
-                    (ulow[0][at], ulow[1][at], ulow[2][at]), terms=terms, root=metric != "posendf",
+                    (ulow[0][at], ulow[1][at], ulow[2][at]), terms=kernel_terms, root=metric != "posendf",
                     order=index.joint_order, threads=torch.get_num_threads(),
                 )  # fmt: skip
                 kr, kc = kr[kc < width], kc[kc < width]  # the padding's columns

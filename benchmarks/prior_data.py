@@ -4,6 +4,7 @@ On a synthetic clean set (``amasskit.synth.synth_pose_set``: VPoser's sampling o
 and noisy queries made from its poses as the training-data job makes them (hints: each query's source pose):
 
 * amasskit: :func:`amasskit.prior.knn` (exact: equal to brute force, skipping only on proven bounds), per metric;
+  also with float32 first-stage products, and with the per-joint stage in torch instead of numba;
 * Pose-NDF's procedure: faiss-cpu ``IndexFlatL2`` on the 84-d sign-flipped quaternions, 500 candidates, re-ranked
   exactly by the metric, the 5 nearest kept (not exact: its recall@k is measured against brute force);
 * plain brute force in numpy (every distance, :func:`amasskit.prior.knn_brute_force`), on a subset of the queries;
@@ -128,6 +129,11 @@ def main() -> None:
     float_index = (
         PoseIndex.build(clean, device=args.device, products="float32") if index.int8 is not None else None
     )
+    # the per-joint stage in torch, where the compiled one (numba) ran above
+    torch_index = (
+        PoseIndex.build(clean, device=args.device, joint_stage="torch") if index.blocks is not None else None
+    )
+    print(f"per-joint stage: {'compiled (numba)' if index.blocks is not None else 'torch'}")
     zeros = np.zeros((len(sources) * args.samples, 21, 4), np.float32)
     roof, roof_int8 = roofline(clean, zeros), int8_roofline(clean, zeros)
     print(f"{'case':44s} {'method':34s} {'queries/s':>10s} {'recall@k':>9s} {'vs faiss':>9s}")
@@ -140,7 +146,7 @@ def main() -> None:
         truth_d, truth = knn_brute_force(clean, queries[sub], args.k, metric=metric)
         brute = (time.perf_counter() - start) / len(sub) * len(queries)
         # the methods in turn, repeated: the best of each (this machine's speed drifts between runs)
-        ours = ours_float = faiss_s = float("inf")
+        ours = ours_float = ours_torch = faiss_s = float("inf")
         faiss_ids: np.ndarray | None = None
         faiss_note = ""
         for _ in range(args.repeats):
@@ -153,6 +159,11 @@ def main() -> None:
                 dist, ids = knn(float_index, queries, args.k, metric=metric, hints=hints)
                 ours_float = min(ours_float, time.perf_counter() - start)
                 assert np.array_equal(ids[sub], truth) and np.array_equal(dist[sub], truth_d), "not exact"
+            if torch_index is not None:
+                start = time.perf_counter()
+                dist, ids = knn(torch_index, queries, args.k, metric=metric, hints=hints)
+                ours_torch = min(ours_torch, time.perf_counter() - start)
+                assert np.array_equal(ids[sub], truth) and np.array_equal(dist[sub], truth_d), "not exact"
             faiss_result = faiss_procedure(clean, queries, args.k, metric)
             if isinstance(faiss_result, str):
                 faiss_note = faiss_result
@@ -163,6 +174,8 @@ def main() -> None:
         rows = [("amasskit (exact)", ours, 1.0)]
         if float_index is not None:
             rows.append(("amasskit, float32 products (exact)", ours_float, 1.0))
+        if torch_index is not None:
+            rows.append(("amasskit, torch per-joint stage", ours_torch, 1.0))
         rows.append(("numpy brute force (exact)", brute, 1.0))
         if faiss_ids is None:
             print(faiss_note)

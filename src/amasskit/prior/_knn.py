@@ -691,7 +691,7 @@ def _kernel_ulow(
     index: PoseIndex, need: np.ndarray, t: int, at_centre: np.ndarray, to_score: np.ndarray, q_norm: np.ndarray,
     eta: np.ndarray, correction: np.ndarray, shrink: float, spread: np.ndarray | None, J: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """``(ulow0, uslope, rho)`` float32 for rows ``need`` and tile ``t``: ``U_low = ulow0 - uslope h`` bounds
+    """``(ulow0, uslope, rho)`` float32 for queries ``need`` and tile ``t``: ``U_low = ulow0 - uslope h`` bounds
     ``U = J - sum_j c_j`` from below for a first-stage value ``h`` (``S <= (<q, c> + eta + correction + to_score h) /
     shrink``), and the joints not yet added are worth ``rho`` per unit of ``U`` left (the geodesic's concave bound,
     :func:`_spread_factors`; 1 for posendf, whose terms are ``u_j``).
@@ -839,9 +839,6 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
             )
         limit_all = torch.from_numpy(kth[need] + _SLACK).to(dev, torch.float32)
         if index.blocks is not None:
-            limit_kernel = _kernel_limits(kth[need] + _SLACK)
-            ulow = _kernel_ulow(index, need, t, at_centre_all, to_score_all, q_norm, eta, correction, shrink,
-                                spread, J)  # fmt: skip
             floor_np = floor_all.numpy()
         step = _QUERY_BLOCK_INT8 if int8 is not None else _QUERY_BLOCK
         for b0 in range(0, len(need), step):  # products of a cache's size
@@ -858,15 +855,19 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
                 # the compiled stage takes the first stage's values and does the rest (candidates, per-joint bound)
                 value: torch.Tensor
                 if int8 is not None and qi is not None:
-                    value, g2 = int8.products(qi, picked, s, s + width)
-                    value.mul_(_LOW).add_(g2)  # H, in place (no overflow: checked at build)
-                    del g2
+                    g1, g2 = int8.products(qi, picked, s, s + width)
+                    hit_rows = int8.hit_rows(g1, g2, floor)
+                    if not hit_rows.numel():
+                        continue
+                    # H for the rows with a candidate only (no overflow: checked at build)
+                    value = g1[hit_rows].mul_(_LOW).add_(g2[hit_rows])
                 else:
                     assert index.centred is not None
-                    value = Q[picked] @ index.centred.rows[s : s + width].T
-                hit_rows = torch.nonzero(value.amax(1) >= floor).squeeze(1)
-                if not hit_rows.numel():
-                    continue
+                    L = Q[picked] @ index.centred.rows[s : s + width].T
+                    hit_rows = torch.nonzero(L.amax(1) >= floor).squeeze(1)
+                    if not hit_rows.numel():
+                        continue
+                    value = L[hit_rows]
                 hit_np = hit_rows.numpy()
                 at = b0 + hit_np
                 lanes = _kernels.LANES
@@ -874,11 +875,14 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
                 if pad:
                     value = torch.nn.functional.pad(value, (0, pad), value=-(2**30))
                 hmax = value.view(len(value), -1, lanes).amax(2)  # torch: numpy's reduction over 16 is slow
+                hit_q = rows[hit_np]  # the queries with a candidate
                 kr, kc = _kernels.joint_stage(
-                    value.numpy(), hmax.numpy(), hit_np, floor_np[at], q_rows[rows[hit_np]],
-                    index.blocks[s // lanes : (s + width + pad) // lanes], limit_kernel[at],
-                    (ulow[0][at], ulow[1][at], ulow[2][at]), terms=kernel_terms, root=metric != "posendf",
-                    order=index.joint_order, threads=torch.get_num_threads(),
+                    value.numpy(), hmax.numpy(), np.arange(len(hit_np)), floor_np[at], q_rows[hit_q],
+                    index.blocks[s // lanes : (s + width + pad) // lanes], _kernel_limits(kth[hit_q] + _SLACK),
+                    _kernel_ulow(index, hit_q, t, at_centre_all, to_score_all, q_norm, eta, correction, shrink,
+                                 spread, J),
+                    terms=kernel_terms, root=metric != "posendf", order=index.joint_order,
+                    threads=torch.get_num_threads(),
                 )  # fmt: skip
                 kr, kc = kr[kc < width], kc[kc < width]  # the padding's columns
                 if len(kr):

@@ -1,17 +1,20 @@
 """Compiled kernels for the exact search's per-joint stage (numba; optional: without it the stage runs in torch).
 
 The per-joint bound of a pair of poses (:func:`amasskit.prior._knn._joint_floor`) is 21 products of four numbers, an
-affine map, a clamp and a square root per joint, summed. In torch each step is a pass over a ``(J, m, n)`` block in
-memory; here one loop does all of them for 16 poses at a time (one AVX-512 register; 8 or 4 lanes elsewhere), in the
-order of the joints that vary most in the clean set, and stops as soon as every pose of the 16 is past its query's
-limit (the terms are >= 0, so a partial sum past the limit is a proof). Measured on the benchmark's geodesic searches:
-2-5x the torch stage's pairs a second (benchmarks/RESULTS.md). numba rather than torch.compile: the early exit has no
-torch form, and a compiled extension would need a compiler at install time.
+affine map, a clamp, a square root and a short series per joint, summed. In torch each step is a pass over a ``(J, m,
+n)`` block in memory; here one loop does all of them for 16 poses at a time (one AVX-512 register; 8 or 4 lanes
+elsewhere), takes its candidates straight from the first stage's values, adds the joints that vary most in the clean
+set first, and stops as soon as every pose of the 16 is past its query's limit: the terms are >= 0, and the joints not
+yet added are worth at least ``rho (U_low - sum u_j)^+`` (``U_low`` from the first stage's value, ``rho`` the concave
+bound), so a partial bound past the limit is a proof. About 5-6 joints decide a pose on the benchmark's geodesic
+searches; the search runs 5x faster than with the torch stage (benchmarks/RESULTS.md). numba rather than
+torch.compile: the early exit has no torch form, and a compiled extension would need a compiler at install time.
 
 The arithmetic is the torch stage's, in float32, so its error analysis holds as it stands: the products may be
 contracted into FMAs and reassociated (the bound ``4u / (1 - 4u)`` on a four-term product holds in any order), the
-square root is IEEE (no approximate functions are allowed: ``afn`` and ``arcp`` are not in the flags), and the partial
-sums of non-negative terms round by at most ``J u`` relative, within the caller's margin.
+square root is IEEE (no approximate functions are allowed: ``afn`` and ``arcp`` are not in the flags), the series'
+coefficients are rounded down, and the partial sums of non-negative terms round by at most ``J u`` relative, within
+the caller's margin; the sums of ``|p_j|`` are raised by ``_USUM_GROW`` for theirs.
 """
 
 from __future__ import annotations

@@ -415,3 +415,26 @@ def test_tiles_hold_poses_that_are_alike_and_ids_stay_the_callers(clean: np.ndar
     # a query that is a clean pose finds it under its own id
     d, i = knn(index, clean[[5, 4000]], 1, metric="posendf")
     assert list(i[:, 0]) == [5, 4000] and np.all(d < 1e-6)
+
+
+@pytest.mark.skipif(not _kernels.available(), reason="numba is not installed (the 'search' extra)")
+def test_the_kernels_compile_where_numba_cannot_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where numba finds no folder to cache machine code in, it raises at decoration: the kernels are then compiled
+    in each process instead of failing the import."""
+    real = _kernels._NUMBA
+    options_seen: list[dict[str, object]] = []
+
+    class NoCacheNumba:
+        def njit(self, **options: object) -> object:
+            options_seen.append(options)
+            if options.get("cache"):
+                raise RuntimeError(
+                    "cannot cache function '_gather_loop': no locator available for file 'x.py'"
+                )
+            return real.njit(**options)
+
+    monkeypatch.setattr(_kernels, "_NUMBA", NoCacheNumba())
+    gather = _kernels._compile(_kernels._gather_loop, nogil=True)
+    rows, cols = gather(np.array([[3, 5], [7, 0]], np.int32), np.array([2, 1]))
+    assert list(rows) == [0, 0, 1] and list(cols) == [3, 5, 7]
+    assert options_seen == [{"cache": True, "nogil": True}, {"nogil": True}]

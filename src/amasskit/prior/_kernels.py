@@ -134,34 +134,48 @@ def _row(i: int, h: Any, hmax: Any, rows: Any, hfloor: Any, q: Any, blocks: Any,
     counts[i] = found
 
 
+def _stage_loop(h: Any, hmax: Any, rows: Any, hfloor: Any, q: Any, blocks: Any, limit: Any, ulow0: Any,
+                uslope: Any, rho: Any, cols: Any, counts: Any, offset: Any, scale: Any, uoff: Any, uscale: Any,
+                order: Any, root: Any) -> None:  # fmt: skip
+    """Every kernel row in parallel. One kernel for both metrics: ``root`` is a run-time flag (the compiler takes
+    its test out of the loops; measured no slower than a kernel per metric)."""
+    for i in _prange(q.shape[0]):
+        _row_inline(i, h, hmax, rows, hfloor, q, blocks, limit, ulow0, uslope, rho, cols, counts, offset, scale,
+                    uoff, uscale, order, root)  # fmt: skip
+
+
+def _gather_loop(cols: Any, counts: Any) -> tuple[Any, Any]:
+    """The kept ``(row, column)`` pairs, in row order: ``counts[i]`` columns of ``cols[i]``."""
+    total = 0
+    for i in range(len(counts)):
+        total += counts[i]
+    out_rows = np.empty(total, np.int64)
+    out_cols = np.empty(total, np.int64)
+    k = 0
+    for i in range(len(counts)):
+        for c in range(counts[i]):
+            out_rows[k] = i
+            out_cols[k] = cols[i, c]
+            k += 1
+    return out_rows, out_cols
+
+
+def _compile(fn: Any, **options: Any) -> Any:
+    """``fn`` compiled by numba, its machine code cached on disk where numba can write (beside this module, else in
+    the user's cache folder); where it can write nowhere, compiled in each process instead of failing the import."""
+    try:
+        return _NUMBA.njit(cache=True, **options)(fn)
+    except RuntimeError as exc:  # numba: "cannot cache function ...: no locator available"
+        logger.debug("numba cannot cache %s (%s): it is compiled in each process", fn.__name__, exc)
+        return _NUMBA.njit(**options)(fn)
+
+
+_prange: Any = range
 if _NUMBA is not None:
     _row_inline = _NUMBA.njit(inline="always", fastmath=_FASTMATH, boundscheck=False)(_row)
     _prange = _NUMBA.prange
-
-    # one kernel for both metrics: ``root`` is a run-time flag (the compiler takes its test out of the loops; measured
-    # no slower than a kernel per metric)
-    @_NUMBA.njit(parallel=True, fastmath=_FASTMATH, boundscheck=False, cache=True, nogil=True)
-    def _stage(h: Any, hmax: Any, rows: Any, hfloor: Any, q: Any, blocks: Any, limit: Any, ulow0: Any, uslope: Any,
-               rho: Any, cols: Any, counts: Any, offset: Any, scale: Any, uoff: Any, uscale: Any, order: Any,
-               root: Any) -> None:  # fmt: skip
-        for i in _prange(q.shape[0]):
-            _row_inline(i, h, hmax, rows, hfloor, q, blocks, limit, ulow0, uslope, rho, cols, counts, offset, scale,
-                        uoff, uscale, order, root)  # fmt: skip
-
-    @_NUMBA.njit(cache=True, nogil=True)
-    def _gather(cols: Any, counts: Any) -> tuple[Any, Any]:
-        total = 0
-        for i in range(len(counts)):
-            total += counts[i]
-        out_rows = np.empty(total, np.int64)
-        out_cols = np.empty(total, np.int64)
-        k = 0
-        for i in range(len(counts)):
-            for c in range(counts[i]):
-                out_rows[k] = i
-                out_cols[k] = cols[i, c]
-                k += 1
-        return out_rows, out_cols
+    _stage = _compile(_stage_loop, parallel=True, fastmath=_FASTMATH, boundscheck=False, nogil=True)
+    _gather = _compile(_gather_loop, nogil=True)
 
 
 def joint_stage(

@@ -125,6 +125,8 @@ def _row(i: int, h: Any, hmax: Any, rows: Any, hfloor: Any, q: Any, blocks: Any,
                     low = min(low, acc[lane] + rh * rest)
                 if low > lim:
                     break
+        if added < J:  # decided early: none of the 16 is kept
+            continue
         u_added = np.float32(added) * uoff
         for lane in range(LANES):
             rest = max(ulow[lane] - (u_added - uscale * sum_p[lane]) * _USUM_GROW, zero)

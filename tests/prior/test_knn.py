@@ -438,3 +438,29 @@ def test_the_kernels_compile_where_numba_cannot_cache(monkeypatch: pytest.Monkey
     rows, cols = gather(np.array([[3, 5], [7, 0]], np.int32), np.array([2, 1]))
     assert list(rows) == [0, 0, 1] and list(cols) == [3, 5, 7]
     assert options_seen == [{"cache": True, "nogil": True}, {"nogil": True}]
+
+
+@pytest.mark.parametrize("metric", ["posendf", "geodesic"])
+def test_a_search_that_starts_without_k_neighbours_is_exact(clean: np.ndarray, metric: str) -> None:
+    """Tiles of 16, k = 60 and hints with a window of 8: the start gives at most 17 + 16 poses, so the scan begins with
+    no k-th distance (an infinite limit, -inf floors for the float32 products): the compiled stage must still keep
+    every pose it should (it is compiled on the promise of finite inputs: the limits and floors it gets are
+    clamped)."""
+    queries, hints = _queries(clean, "haar", seed=51)
+    subset, queries, hints = clean[:700], queries[:30], np.minimum(hints[:30], 699)
+    want = knn_brute_force(subset, queries, 60, metric=metric)
+    seen: list[float] = []
+    real = _kernels.joint_stage
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(float(np.max(args[6])))  # type: ignore[arg-type]  # the limits
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    for products in ("int8", "float32"):
+        index = PoseIndex.build(subset, tile=16, products=products)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(_kernels, "joint_stage", spy)
+            got = knn(index, queries, 60, metric=metric, hints=hints, window=8)
+        assert np.array_equal(got[1], want[1]) and np.array_equal(got[0], want[0])
+    if index.blocks is not None:
+        assert max(seen) >= 1e20  # the scan did start without a k-th distance

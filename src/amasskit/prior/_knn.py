@@ -724,6 +724,9 @@ def _kernel_limits(limit: np.ndarray) -> np.ndarray:
     which is ``limit`` raised by what the sum's rounding can add (as :func:`_joint_floor` lowers the sum), rounded
     up."""
     raised = (np.asarray(limit, dtype=np.float64) + 1e-6) / (1 - _SUM_ROUNDING)
+    # finite (the kernel is compiled on the promise of no infinities; no limit is needed past any distance, at most
+    # J pi / 2), and below the kernel's marker for a lane without a candidate (1e30)
+    raised = np.minimum(raised, 1e20)
     out = raised.astype(np.float32)
     return np.where(out < raised, np.nextafter(out, np.float32(np.inf)), out)
 
@@ -840,6 +843,8 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
         limit_all = torch.from_numpy(kth[need] + _SLACK).to(dev, torch.float32)
         if index.blocks is not None:
             floor_np = floor_all.numpy()
+            if floor_np.dtype.kind == "f":  # finite for the kernel (-inf: every pose a candidate, as this is)
+                floor_np = np.maximum(floor_np, np.float32(-3e38))
         step = _QUERY_BLOCK_INT8 if int8 is not None else _QUERY_BLOCK
         for b0 in range(0, len(need), step):  # products of a cache's size
             rows = need[b0 : b0 + step]

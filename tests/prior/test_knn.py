@@ -284,7 +284,7 @@ def test_the_compiled_stage_keeps_every_pose_within_its_limit(
                 continue
             dropped += not keep
             _, found = _kernels.joint_stage(
-                first[i : i + 1], hmax[i : i + 1], np.zeros(1, np.int64), np.ones(1, np.float32),
+                first[i : i + 1], hmax[i : i + 1], np.ones(1, np.float32),
                 queries[i : i + 1], index.blocks[s // 16 : (s + n) // 16], _knn._kernel_limits(np.array([limit])),
                 (ulow[0][i : i + 1], ulow[1][i : i + 1], ulow[2][i : i + 1]), terms=terms,
                 root=metric == "geodesic", order=index.joint_order, threads=1,
@@ -453,7 +453,7 @@ def test_a_search_that_starts_without_k_neighbours_is_exact(clean: np.ndarray, m
     real = _kernels.joint_stage
 
     def spy(*args: object, **kwargs: object) -> object:
-        seen.append(float(np.max(args[6])))  # type: ignore[arg-type]  # the limits
+        seen.append(float(np.max(args[5])))  # type: ignore[arg-type]  # the limits
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     for products in ("int8", "float32"):

@@ -82,26 +82,25 @@ def to_blocks(poses: np.ndarray) -> np.ndarray:
     return out
 
 
-def _row(i: int, h: Any, hmax: Any, rows: Any, hfloor: Any, q: Any, blocks: Any, limit: Any,
+def _row(i: int, h: Any, hmax: Any, hfloor: Any, q: Any, blocks: Any, limit: Any,
          ulow0: Any, uslope: Any, rho: Any, cols: Any, counts: Any, offset: Any, scale: Any, uoff: Any, uscale: Any,
          order: Any, root: bool) -> None:  # fmt: skip
-    """Kernel row ``i`` (row ``rows[i]`` of the first stage's products): see :func:`joint_stage`."""
+    """Kernel row ``i``: see :func:`joint_stage`."""
     J = q.shape[1]
     n = h.shape[1]
     acc = np.empty(LANES, np.float32)
     sum_p = np.empty(LANES, np.float32)
     ulow = np.empty(LANES, np.float32)
-    r = rows[i]
     lim, hf, c0, sl, rh = limit[i], hfloor[i], ulow0[i], uslope[i], rho[i]
     zero = np.float32(0.0)
     big = np.float32(1e30)  # finite: the flags let the compiler assume no infinities
     found = 0
     for bb in range(n // LANES):
-        if hmax[r, bb] < hf:  # no candidate among the 16: most blocks end here
+        if hmax[i, bb] < hf:  # no candidate among the 16: most blocks end here
             continue
         b = bb * LANES
         for lane in range(LANES):
-            value = h[r, b + lane]
+            value = h[i, b + lane]
             ulow[lane] = c0 - sl * np.float32(value)
             acc[lane] = zero if value >= hf else big
             sum_p[lane] = zero
@@ -136,13 +135,13 @@ def _row(i: int, h: Any, hmax: Any, rows: Any, hfloor: Any, q: Any, blocks: Any,
     counts[i] = found
 
 
-def _stage_loop(h: Any, hmax: Any, rows: Any, hfloor: Any, q: Any, blocks: Any, limit: Any, ulow0: Any,
+def _stage_loop(h: Any, hmax: Any, hfloor: Any, q: Any, blocks: Any, limit: Any, ulow0: Any,
                 uslope: Any, rho: Any, cols: Any, counts: Any, offset: Any, scale: Any, uoff: Any, uscale: Any,
                 order: Any, root: Any) -> None:  # fmt: skip
     """Every kernel row in parallel. One kernel for both metrics: ``root`` is a run-time flag (the compiler takes
     its test out of the loops; measured no slower than a kernel per metric)."""
     for i in _prange(q.shape[0]):
-        _row_inline(i, h, hmax, rows, hfloor, q, blocks, limit, ulow0, uslope, rho, cols, counts, offset, scale,
+        _row_inline(i, h, hmax, hfloor, q, blocks, limit, ulow0, uslope, rho, cols, counts, offset, scale,
                     uoff, uscale, order, root)  # fmt: skip
 
 
@@ -183,7 +182,6 @@ if _NUMBA is not None:
 def joint_stage(
     first: np.ndarray,
     hmax: np.ndarray,
-    rows: np.ndarray,
     floor: np.ndarray,
     q: np.ndarray,
     blocks: np.ndarray,
@@ -198,10 +196,10 @@ def joint_stage(
     """The candidates of the first stage that the per-joint bound keeps: ``(i, column)`` pairs, ``(K,)`` int64 each,
     by kernel row.
 
-    For kernel row ``i`` (query ``q[i]``, row ``rows[i]`` of the first stage's values) and pose ``c``:
+    For kernel row ``i`` (query ``q[i]``, row ``i`` of the first stage's values) and pose ``c``:
 
-    * the first stage's value ``h = first[rows[i], c]`` (``(M', n)``: the integers ``H`` of the CPU's products, or
-      a float32 product; ``hmax (M', nb)`` the largest of each block of 16, so that a block without a candidate is
+    * the first stage's value ``h = first[i, c]`` (``(m, n)``: the integers ``H`` of the CPU's products, or
+      a float32 product; ``hmax (m, nb)`` the largest of each block of 16, so that a block without a candidate is
       skipped on it); the pose is a candidate where ``h >= floor[i]``, and ``U_low = ulow0[i] - uslope[i] h`` is
       a lower bound on its ``U = J - sum_j c_j``;
     * joint by joint in ``order``: ``t_j = max(offset - scale |p_j|, 0)`` (its square root where ``root``) added to a
@@ -224,7 +222,7 @@ def joint_stage(
     counts = np.empty(len(q), np.int64)
     _NUMBA.set_num_threads(max(1, min(threads, _NUMBA.config.NUMBA_NUM_THREADS)))
     offset, scale, uoff, uscale = (np.float32(x) for x in terms)
-    _stage(first, hmax, rows, floor, q, blocks, limit, *ulow, cols, counts, offset, scale, uoff, uscale, order,
+    _stage(first, hmax, floor, q, blocks, limit, *ulow, cols, counts, offset, scale, uoff, uscale, order,
            root)  # fmt: skip
     found: tuple[np.ndarray, np.ndarray] = _gather(cols, counts)
     return found

@@ -559,11 +559,6 @@ def _proxy_start(
     _offer(top, index, queries, rows, index.order[best_ids.cpu().numpy().reshape(-1)], metric, exclude)
 
 
-def _per_joint_floor(metric: str, angle: torch.Tensor) -> torch.Tensor:
-    """A joint's distance term for a half-angle ``angle`` (``1 - cos`` or the angle itself)."""
-    return 1.0 - torch.cos(angle) if metric == "posendf" else angle
-
-
 def _seed_from_best_tiles(
     top: _TopK,
     index: PoseIndex,
@@ -780,7 +775,8 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
     shrink = (1 - eps) ** 2 * (1 - 1e-15)
     correction, upper = correction_t.cpu().numpy(), upper_t.cpu().numpy()
     u = _rounding(dev)
-    Qj = torch.from_numpy(np.ascontiguousarray(queries.transpose(1, 0, 2))).to(dev)  # (J, M, 4)
+    if index.blocks is None:  # the torch per-joint stage's queries
+        Qj = torch.from_numpy(np.ascontiguousarray(queries.transpose(1, 0, 2))).to(dev)  # (J, M, 4)
     joint_error = 4 * u / (1 - 4 * u) * (1 + eps) ** 2 + 1e-30  # of each float32 joint product
     # the first stage's queries, and ``eta (M, T)``: the bound on its products' error over each tile
     int8, qi = index.int8, None
@@ -840,11 +836,12 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
                 ),
                 down,
             )
-        limit_all = torch.from_numpy(kth[need] + _SLACK).to(dev, torch.float32)
         if index.blocks is not None:
             floor_np = floor_all.numpy()
             if floor_np.dtype.kind == "f":  # finite for the kernel (-inf: every pose a candidate, as this is)
                 floor_np = np.maximum(floor_np, np.float32(-3e38))
+        else:
+            limit_all = torch.from_numpy(kth[need] + _SLACK).to(dev, torch.float32)
         step = _QUERY_BLOCK_INT8 if int8 is not None else _QUERY_BLOCK
         for b0 in range(0, len(need), step):  # products of a cache's size
             rows = need[b0 : b0 + step]
@@ -882,7 +879,7 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
                 hmax = value.view(len(value), -1, lanes).amax(2)  # torch: numpy's reduction over 16 is slow
                 hit_q = rows[hit_np]  # the queries with a candidate
                 kr, kc = _kernels.joint_stage(
-                    value.numpy(), hmax.numpy(), np.arange(len(hit_np)), floor_np[at], q_rows[hit_q],
+                    value.numpy(), hmax.numpy(), floor_np[at], q_rows[hit_q],
                     index.blocks[s // lanes : (s + width + pad) // lanes], _kernel_limits(kth[hit_q] + _SLACK),
                     _kernel_ulow(index, hit_q, t, at_centre_all, to_score_all, q_norm, eta, correction, shrink,
                                  spread, J),

@@ -234,11 +234,6 @@ def _search_setup(index: PoseIndex, queries: np.ndarray) -> tuple[float, float, 
     return eps, (1 - eps) ** 2 * (1 - 1e-15), 4 * u / (1 - 4 * u) * (1 + eps) ** 2 + 1e-30
 
 
-def _acos_cap_ratio(m: np.ndarray) -> np.ndarray:
-    """``acos(1 - m) / m``, in float64."""
-    return np.arccos(1 - m) / m
-
-
 @pytest.mark.skipif(not _kernels.available(), reason="numba is not installed (the 'search' extra)")
 @pytest.mark.parametrize("metric", ["posendf", "geodesic"])
 @pytest.mark.parametrize("scheme", ["nrdf", "haar"])
@@ -246,9 +241,10 @@ def test_the_compiled_stage_keeps_every_pose_within_its_limit(
     clean: np.ndarray, metric: str, scheme: str
 ) -> None:
     """Each kernel row holds one candidate pose among 64 columns; its limit is the pair's own distance: the kernel
-    must keep it, whatever it proves early from the partial sums and the bound on the joints not yet added (here fed
-    with the tightest inputs the search may give it: ``U`` itself and the exact largest per-joint term). With the
-    limit 1% under the distance (0.3% for the series, plus the margins), it must drop it."""
+    must keep it, whatever it proves early from the partial sums and the bounds on the joints not yet added (here fed
+    with the tightest inputs the search may give it: ``U`` itself, and balls of radius 0 around the candidate's own
+    joints, so that the bounds on the rest are all but exact). With the limit 1% under the distance (0.3% for the
+    series, plus the margins), it must drop it."""
     from amasskit.prior import _knn
 
     queries = _bound_queries(clean, scheme)
@@ -261,24 +257,27 @@ def test_the_compiled_stage_keeps_every_pose_within_its_limit(
     poses = index.poses[index.order]
     x = poses[start + cols]
     exact = pose_distance(queries, x, metric=metric)
-    c = np.abs((queries.astype(np.float64) * x).sum(-1)) / (
-        np.linalg.norm(queries.astype(np.float64), axis=-1) * np.linalg.norm(x.astype(np.float64), axis=-1)
+    q64 = queries.astype(np.float64)
+    c = np.abs((q64 * x).sum(-1)) / (
+        np.linalg.norm(q64, axis=-1) * np.linalg.norm(x.astype(np.float64), axis=-1)
     )
     U = (1 - np.minimum(c, 1)).sum(1)
-    m = np.maximum((1 - np.minimum(c, 1)).max(1), 1e-30)
-    rho = _acos_cap_ratio(m) * (1 - 1e-9) if metric == "geodesic" else np.ones(len(queries))
+    q_unit = q64 / np.linalg.norm(q64, axis=-1, keepdims=True)
+    slack = index.norm_error + 1e-7
     eps, shrink, joint_error = _search_setup(index, queries)
     terms = _knn._kernel_terms(metric, shrink, joint_error, eps)
     first = np.zeros((len(queries), n), np.float32)
     first[np.arange(len(queries)), cols] = 1.0
     hmax = first.reshape(len(first), -1, 16).max(2)
-    ulow = (np.nextafter(U.astype(np.float32), -np.inf), np.zeros(len(U), np.float32), rho.astype(np.float32))
+    u_low = np.nextafter(U.astype(np.float32), -np.inf)
     # what the margins take from each joint (as in the torch stage's test: the square root of it for the geodesic)
     lost = _knn._TERM_ROUNDING + 2 * (joint_error + 2 * eps)
     per_joint = np.sqrt(lost) if metric == "geodesic" else lost
-    dropped = 0
+    dropped = tight = 0
     for i, s in enumerate(start):  # one window per row: a call each
         under = 0.99 * exact[i] - 21 * per_joint - 1e-5 * (1 + exact[i])
+        x64 = x[i : i + 1].astype(np.float64)
+        ball = (q_unit[i : i + 1], x64, np.zeros((1, 21)), np.zeros(1, np.int64), slack)
         for limit, keep in ((exact[i], True), (under, False)):
             if limit < 0:
                 continue
@@ -286,11 +285,69 @@ def test_the_compiled_stage_keeps_every_pose_within_its_limit(
             _, found = _kernels.joint_stage(
                 first[i : i + 1], hmax[i : i + 1], np.ones(1, np.float32),
                 queries[i : i + 1], index.blocks[s // 16 : (s + n) // 16], _knn._kernel_limits(np.array([limit])),
-                (ulow[0][i : i + 1], ulow[1][i : i + 1], ulow[2][i : i + 1]), terms=terms,
-                root=metric == "geodesic", order=index.joint_order, threads=1,
+                (u_low[i : i + 1], np.zeros(1, np.float32)), ball, terms=terms, root=metric == "geodesic",
+                order=index.joint_order, threads=1,
             )  # fmt: skip
             assert list(found) == ([cols[i]] if keep else []), (i, limit, exact[i])
+        # the ball of radius 0 bounds the joints after the first check all but exactly (so the kernel decided
+        # there): within the series' 0.3% and the slack
+        rest = np.empty((1, 22, 4), np.float32)
+        _kernels._rest_bounds(0, q_unit[i : i + 1], *ball[1:], index.joint_order, metric == "geodesic", rest)
+        after = index.joint_order[_kernels._CHECK_EVERY :]
+        truth = (np.arccos(c[i, after]) if metric == "geodesic" else 1 - np.minimum(c[i, after], 1)).sum()
+        assert rest[0, _kernels._CHECK_EVERY, 2] <= truth * (1 + 1e-7) + 1e-12
+        tight += bool(rest[0, _kernels._CHECK_EVERY, 2] >= 0.99 * truth - 21 * per_joint)
     assert dropped > len(queries) // 3  # the tightness was checked on many
+    assert tight > 0.9 * len(queries)
+
+
+def _rest_bounds_over_tiles(index: PoseIndex, queries: np.ndarray, metric: str) -> tuple[np.ndarray, ...]:
+    """The kernel's bounds on the joints left (:func:`amasskit.prior._kernels._rest_bounds`) of every query over
+    every tile, ``(M, T, J + 1, 4)``, and per pair the true ``u_j`` and terms in the kernel's joint order, ``(M, N,
+    J)``."""
+    q64 = queries.astype(np.float64)
+    q_unit = q64 / np.linalg.norm(q64, axis=-1, keepdims=True)
+    poses = index.poses[index.order].astype(np.float64)
+    dot = np.abs(np.einsum("mjc,njc->mnj", q64, poses))
+    c = np.minimum(dot / (np.linalg.norm(q64, axis=-1)[:, None] * np.linalg.norm(poses, axis=-1)[None]), 1.0)
+    u = (1 - c)[:, :, index.joint_order]
+    terms = np.arccos(c)[:, :, index.joint_order] if metric == "geodesic" else u
+    M, T, J = len(queries), len(index.centres), index.joints
+    rest = np.empty((M, T, J + 1, 4), np.float32)
+    one = np.empty((M, J + 1, 4), np.float32)
+    compute = getattr(_kernels, "_rest_bounds_inline", _kernels._rest_bounds)  # compiled where numba is
+    for t in range(T):
+        of = np.full(M, t, np.int64)
+        for i in range(M):
+            compute(i, q_unit, index.centres, index.radii, of, index.norm_error + 1e-7, index.joint_order,
+                    metric == "geodesic", one)  # fmt: skip
+        rest[:, t] = one
+    return rest, u, terms
+
+
+@pytest.mark.skipif(not _kernels.available(), reason="numba is not installed (the 'search' extra)")
+@pytest.mark.parametrize("metric", ["posendf", "geodesic"])
+def test_the_compiled_stage_bounds_the_joints_left_over_every_tile(clean: np.ndarray, metric: str) -> None:
+    """The kernel's bound on the joints not yet added, from the tile's balls (``max(r left, Lg + s (left - Lu)^+)``
+    after each check, ``left`` the true sum of their ``u_j``), never exceeds their true sum of terms, on every pose
+    of every tile (w near 0, duplicates, Haar queries; tiles of 256 and of 16 alike poses, whose balls are small);
+    and for the geodesic, the balls add to the bound from ``r`` alone: by more than 10% on many pairs at the first
+    check (for posendf ``r left`` is exact where ``left`` is)."""
+    queries = np.concatenate([_bound_queries(clean, "nrdf"), _bound_queries(clean, "haar")[::4]])
+    J = 21
+    for tile in (256, 16):
+        index = PoseIndex.build(clean, tile=tile)
+        rest, u, terms = _rest_bounds_over_tiles(index, queries if tile == 256 else queries[:24], metric)
+        of = _tile_of(index)
+        for a in range(_kernels._CHECK_EVERY, J + 1, _kernels._CHECK_EVERY):
+            r, s, lg, lu = (rest[:, of, a, k].astype(np.float64) for k in range(4))  # (M, N)
+            left = u[..., a:].sum(2)
+            truth = terms[..., a:].sum(2)
+            bound = np.maximum(r * left, lg + s * np.maximum(left - lu, 0))
+            assert np.all(bound <= truth * (1 + 1e-7) + 1e-12), (tile, a)
+            # the balls add to r left where it matters most
+            if a == _kernels._CHECK_EVERY and metric == "geodesic":
+                assert np.mean(bound > 1.1 * r * left) > 0.3, tile
 
 
 def test_the_concave_bound_holds_over_every_tile(clean: np.ndarray) -> None:
@@ -359,8 +416,8 @@ def test_the_compiled_stage_lower_bound_on_u_holds(clean: np.ndarray, products: 
     assert correction.max() > 0.1  # the w-near-0 poses are in the set
     for t in range(len(index.centres)):
         cols = slice(t * 256, (t + 1) * 256)
-        u0, slope, _ = _knn._kernel_ulow(index, np.arange(M), t, at_centre, to_score, q_norm, eta, correction,
-                                         shrink, None, J)  # fmt: skip
+        u0, slope = _knn._kernel_ulow(index, np.arange(M), t, at_centre, to_score, q_norm, eta, correction,
+                                      shrink, J)  # fmt: skip
         low = u0[:, None] - slope[:, None] * h32[:, cols]  # float32, as in the kernel
         assert low.dtype == np.float32
         assert np.all(low.astype(np.float64) <= U[:, cols])

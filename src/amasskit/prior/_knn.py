@@ -34,8 +34,10 @@ series, 0.3% under; the rounding taken off before the square root):
 
 * with numba (the ``search`` extra; CPU), a compiled loop (:mod:`amasskit.prior._kernels`) over 16 poses at a time
   that adds the most varied joints first and stops once every pose of the 16 is past the limit, the joints not yet
-  added bounded from the first stage's value (``U >= U_low``, so they are worth ``rho (U_low - sum u_j)^+``). About
-  5-6 joints a pose decide on the benchmark's geodesic searches, not 21;
+  added bounded from the first stage's value (``U >= U_low``) and the tile's ball around each of them (``lo_j <= u_j
+  <= hi_j``): with ``left = (U_low - sum u_j)^+``, they are worth ``max(r left, Lg + s (left - Lu)^+)`` by the
+  concavity of the terms (:func:`amasskit.prior._kernels.joint_stage`). About 6.5 joints a block of 16 decide on the
+  benchmark's NRDF search, not 21 (8.5 with ``rho left`` alone);
 * otherwise, in torch on whole blocks, for the rows where many pass.
 
 The survivors are evaluated exactly in float64, in batches.
@@ -684,16 +686,14 @@ def _kernel_terms(
 
 def _kernel_ulow(
     index: PoseIndex, need: np.ndarray, t: int, at_centre: np.ndarray, to_score: np.ndarray, q_norm: np.ndarray,
-    eta: np.ndarray, correction: np.ndarray, shrink: float, spread: np.ndarray | None, J: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """``(ulow0, uslope, rho)`` float32 for queries ``need`` and tile ``t``: ``U_low = ulow0 - uslope h`` bounds
-    ``U = J - sum_j c_j`` from below for a first-stage value ``h`` (``S <= (<q, c> + eta + correction + to_score h) /
-    shrink``), and the joints not yet added are worth ``rho`` per unit of ``U`` left (the geodesic's concave bound,
-    :func:`_spread_factors`; 1 for posendf, whose terms are ``u_j``).
+    eta: np.ndarray, correction: np.ndarray, shrink: float, J: int,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``(ulow0, uslope)`` float32 for queries ``need`` and tile ``t``: ``U_low = ulow0 - uslope h`` bounds ``U = J -
+    sum_j c_j`` from below for a first-stage value ``h`` (``S <= (<q, c> + eta + correction + to_score h) /
+    shrink``).
 
     The float32 evaluation ``ulow0 - uslope h`` rounds ``h``, the product and the difference: at most ``4u (|ulow0|
-    + |uslope h|)``, and ``|uslope h| <= (|q| extent + eta) / shrink``; that is taken off ``ulow0`` (rounded down).
-    ``rho`` is rounded down with 1e-6 to spare for the three roundings of ``rho (U_low - sum u_j)``."""
+    + |uslope h|)``, and ``|uslope h| <= (|q| extent + eta) / shrink``; that is taken off ``ulow0`` (rounded down)."""
     a = (at_centre[need] + eta[need, t] + correction[need, t]) / shrink
     slope = to_score[need] / shrink
     base = J - a
@@ -701,10 +701,7 @@ def _kernel_ulow(
     ulow0 = base - (4 * _U32 * (np.abs(base) + big) + 1e-9)
     u0 = ulow0.astype(np.float32)
     u0 = np.where(u0 > ulow0, np.nextafter(u0, np.float32(-np.inf)), u0)
-    rho = spread[need, t] if spread is not None else np.ones(len(need))
-    rho32 = (rho * (1 - 1e-6)).astype(np.float32)
-    rho32 = np.where(rho32 > rho * (1 - 1e-6), np.nextafter(rho32, np.float32(0)), rho32)
-    return u0, slope.astype(np.float32), rho32
+    return u0, slope.astype(np.float32)
 
 
 def _joint_affine(metric: str, shrink: float, joint_error: float) -> tuple[float, float]:
@@ -791,6 +788,11 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
         q_rows = np.ascontiguousarray(queries, dtype=np.float32)
         kernel_terms = _kernel_terms(metric, shrink, joint_error, eps)
         q_norm = np.sqrt((queries.reshape(M, -1).astype(np.float64) ** 2).sum(1))
+        # the kernel bounds the joints it has not added from the tile's balls: unit queries, and a slack for the
+        # poses' norms and the float64 rounding of a chord near 0 (a few 1e-8)
+        q_unit = queries.astype(np.float64)
+        q_unit /= np.linalg.norm(q_unit, axis=-1, keepdims=True)
+        ball_slack = index.norm_error + 1e-7
         if qi is not None:
             at_centre_all, to_score_all = qi.at_centre, qi.to_score
         else:
@@ -881,8 +883,9 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
                 kr, kc = _kernels.joint_stage(
                     value.numpy(), hmax.numpy(), floor_np[at], q_rows[hit_q],
                     index.blocks[s // lanes : (s + width + pad) // lanes], _kernel_limits(kth[hit_q] + _SLACK),
-                    _kernel_ulow(index, hit_q, t, at_centre_all, to_score_all, q_norm, eta, correction, shrink,
-                                 spread, J),
+                    _kernel_ulow(index, hit_q, t, at_centre_all, to_score_all, q_norm, eta, correction, shrink, J),
+                    (q_unit[hit_q], index.centres[t : t + 1], index.radii[t : t + 1], np.zeros(len(hit_q), np.int64),
+                     ball_slack),
                     terms=kernel_terms, root=metric != "posendf", order=index.joint_order,
                     threads=torch.get_num_threads(),
                 )  # fmt: skip

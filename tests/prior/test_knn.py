@@ -69,6 +69,29 @@ def test_exact_search_equals_brute_force(clean: np.ndarray, metric: str, scheme:
             assert np.array_equal(got_d, want_d)  # the same float64 bits: one definition of the distance
 
 
+@pytest.mark.parametrize("joints", [51, 2])
+def test_exact_search_equals_brute_force_for_other_joint_sets(clean: np.ndarray, joints: int) -> None:
+    """Body and hands (51 joints: the compiled stage checks at 17 points, its bounds on the joints left over longer
+    suffixes) and a set of two joints (no check before the last joint): the same neighbours and distances as brute
+    force, for both metrics and both per-joint stages."""
+    rng = np.random.default_rng(61)
+    if joints == 51:  # the body, and hands near their rest pose with alike variations
+        hands = rng.normal(0, 0.15, (len(clean), 30, 4)) + np.array([0.0, 0.0, 0.0, 1.0])
+        poses = np.concatenate([clean, hands.astype(np.float32)], 1)
+    else:
+        poses = clean[:, :2].copy()
+    poses /= np.linalg.norm(poses, axis=-1, keepdims=True)
+    source = rng.integers(0, len(poses), 40)
+    noisy, _, _ = perturb(poses[source], samples=2, noise=NoiseConfig("nrdf"), seed=61)
+    queries = noisy.reshape(-1, joints, 4)
+    for metric in ("posendf", "geodesic"):
+        want_d, want_i = knn_brute_force(poses, queries, 4, metric=metric)
+        for stage in ("auto", "torch"):
+            index = PoseIndex.build(poses, tile=256, joint_stage=stage)
+            got_d, got_i = knn(index, queries, 4, metric=metric, hints=np.repeat(source, 2))
+            assert np.array_equal(got_i, want_i) and np.array_equal(got_d, want_d), (metric, stage)
+
+
 def test_duplicates_tie_by_id_and_clean_queries_find_themselves(clean: np.ndarray) -> None:
     index = PoseIndex.build(clean, tile=128)
     d, i = knn(index, clean[[300, 205, 7]], 12, metric="posendf")

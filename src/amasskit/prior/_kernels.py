@@ -83,6 +83,11 @@ def to_blocks(poses: np.ndarray) -> np.ndarray:
     return out
 
 
+def _acos_low(t: Any) -> Any:
+    """``acos(1 - t / 2)`` from below: the cut series (:data:`SERIES`), ``t = 2u >= 0``."""
+    return np.sqrt(t) * (_A0 + t * (_A1 + t * (_A2 + t * _A3)))
+
+
 def _rest_bounds(i: int, q64: Any, ball_c: Any, ball_r: Any, ball_of: Any, slack: float, order: Any,
                  root: bool, rest: Any) -> None:  # fmt: skip
     """Kernel row ``i``'s bounds on the joints not yet added, after each check (see :func:`joint_stage`): ``rest[i,
@@ -109,14 +114,14 @@ def _rest_bounds(i: int, q64: Any, ball_c: Any, ball_r: Any, ball_of: Any, slack
             cap = max(cap, hi[a])
             sum_lo += lo[a]
             t = 2.0 * lo[a]
-            sum_glo += np.sqrt(t) * (_A0 + t * (_A1 + t * (_A2 + t * _A3))) if root else lo[a]
+            sum_glo += _acos_low_inline(t) if root else lo[a]
         if a % _CHECK_EVERY != 0 and a != J:
             continue  # only read after a check
         if a == J:  # nothing left
             r = s = 0.0
         elif root:
             t = 2.0 * cap
-            r = np.sqrt(t) * (_A0 + t * (_A1 + t * (_A2 + t * _A3))) / cap
+            r = _acos_low_inline(t) / cap
             s = 1.0 / np.sqrt(cap * (2.0 - cap))
         else:
             r = s = 1.0
@@ -158,7 +163,7 @@ def _row(i: int, h: Any, hmax: Any, hfloor: Any, q: Any, blocks: Any, limit: Any
                 p += q3 * blocks[bb, j, 3, lane]
                 ap = abs(p)
                 t = max(offset - scale * ap, zero)
-                acc[lane] += np.sqrt(t) * (_A0 + t * (_A1 + t * (_A2 + t * _A3))) if root else t
+                acc[lane] += _acos_low_inline(t) if root else t
                 sum_p[lane] += ap
             added = jj + 1
             if added % _CHECK_EVERY == 0:  # the bound of every pose (a reduction: not after every joint)
@@ -225,7 +230,9 @@ def _compile(fn: Any, **options: Any) -> Any:
 
 
 _prange: Any = range
+_acos_low_inline: Any = _acos_low  # compiled below where numba is
 if _NUMBA is not None:
+    _acos_low_inline = _NUMBA.njit(inline="always", fastmath=_FASTMATH, boundscheck=False)(_acos_low)
     _rest_bounds_inline = _NUMBA.njit(inline="always", fastmath=_FASTMATH, boundscheck=False)(_rest_bounds)
     _row_inline = _NUMBA.njit(inline="always", fastmath=_FASTMATH, boundscheck=False)(_row)
     _prange = _NUMBA.prange

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -71,8 +72,21 @@ def test_synth_then_info(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def demo_report(tmp_path_factory: pytest.TempPathFactory) -> DemoReport:
-    """The main job, run once through the library: 19 files, one per sub-dataset, the release's lengths."""
-    return run_demo(tmp_path_factory.mktemp("demo") / "demo", files=19, workers=1)
+    """The main job, run once through the library: 19 files, one per sub-dataset, the release's lengths; its folder
+    given as users give one: relative, from another working directory, through ``..`` and a symlink, with a space
+    and a non-ASCII letter in its name (the default relative ``--out`` once crashed the demo's last step)."""
+    base = tmp_path_factory.mktemp("demo")
+    (base / "real").mkdir()
+    (base / "link").symlink_to(base / "real", target_is_directory=True)
+    (base / "cwd").mkdir()
+    before = Path.cwd()
+    os.chdir(base / "cwd")
+    try:
+        report = run_demo("../link/démo run", files=19, workers=1)
+    finally:
+        os.chdir(before)
+    assert report.synth.root == base / "real" / "démo run" / "synthetic"  # resolved once, at the boundary
+    return report
 
 
 def test_demo_runs_the_whole_path(demo_report: DemoReport) -> None:
@@ -96,7 +110,9 @@ def test_demo_runs_the_whole_path(demo_report: DemoReport) -> None:
         assert 0 < summary["vertex_error_mean_mm"] < 30
 
 
-def test_demo_command_prints_the_report(demo_report: DemoReport, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_command_prints_the_report(
+    demo_report: DemoReport, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """The command formats what run_demo returns (run once above, not again here)."""
     calls: list[dict[str, object]] = []
 
@@ -105,9 +121,10 @@ def test_demo_command_prints_the_report(demo_report: DemoReport, monkeypatch: py
         return demo_report
 
     monkeypatch.setattr(demo_module, "run_demo", fake)
+    monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["demo", "--out", "somewhere", "--files", "19", "-j", "1"])
     assert result.exit_code == 0, result.output
-    assert calls == [{"out": Path("somewhere"), "files": 19, "seed": 0, "release": "smplh", "workers": 1,
+    assert calls == [{"out": tmp_path / "somewhere", "files": 19, "seed": 0, "release": "smplh", "workers": 1,
                       "progress": calls[0]["progress"]}]  # fmt: skip
     text = " ".join(result.output.split())  # rich wraps long lines
     assert "19 motion files read back, 0 problems" in text and "(19 verified" in text

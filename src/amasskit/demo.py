@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._util.paths import user_path
 from .archives import UnpackReport, unpack_archives
 from .catalog import Catalog, DatasetSummary, ScanReport, SplitAssignment, scan
 from .errors import AmassKitError
@@ -166,7 +167,7 @@ def run_demo(
         workers: processes for each parallel stage.
         progress: called as ``progress(stage, done, total)`` while a stage runs (``total`` 0 when unknown).
     """
-    root = Path(out)
+    root = user_path(out)
     seconds: dict[str, float] = {}
 
     def report(stage: str) -> Callable[[int, int], None] | None:

@@ -34,6 +34,7 @@ from amasskit.rotations import rotvec_geodesic, rotvec_to_rotmat
 from amasskit.synth import CscMatrix, body_model_arrays, dumps_released, mask_ids, transfer_coo
 from amasskit.testing import smpl_model_arrays, write_smpl_pickle
 from amasskit.topology import SMPLX_PARENTS
+from tests.cluster import local_cluster
 
 F64 = torch.float64
 
@@ -463,7 +464,7 @@ def test_convert_on_a_real_dask_cluster_gives_the_same_arrays(
 ) -> None:
     """`convert --dask`: the files converted in a local cluster's worker processes equal those converted in process,
     array for array; a broken file is reported from the cluster like anywhere else and the rest carry on."""
-    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
     from amasskit.convert import convert_files
 
     tree = tmp_path / "tree"
@@ -473,8 +474,7 @@ def test_convert_on_a_real_dask_cluster_gives_the_same_arrays(
         read(f)[:3].save(dest)
     (tree / "broken_poses.npz").write_bytes(b"not a zip")
     local = convert_files([tree], tmp_path / "local", to="smplx", model_dir=model_dir, schedule="fast")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  scheduler_port=0) as cluster:  # fmt: skip
+    with local_cluster() as cluster:
         remote = convert_files([tree], tmp_path / "dask", to="smplx", model_dir=model_dir, schedule="fast",
                                dask=cluster.scheduler_address)  # fmt: skip
     assert len(remote.written) == len(local.written) == 2

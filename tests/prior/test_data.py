@@ -24,6 +24,7 @@ from amasskit.prior import (
     pose_set_from_store,
 )
 from amasskit.rotations import convert, quat_canonical
+from tests.cluster import local_cluster
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,65 @@ def test_dedup_drops_poses_with_an_earlier_neighbour(pose_sets: dict[str, Path],
     assert np.all(d[:, 1] >= 0.05)  # no two kept poses that close
     with pytest.raises(StoreError, match="not a pose set"):
         PoseSet(store)
+
+
+def test_an_unchanged_rerun_keeps_the_pose_sets_from_any_directory(
+    pose_sets: dict[str, Path], catalogued: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`prior poses` run again with the same settings (relative paths, from another directory) keeps the finished
+    sets, as `prepare` keeps a finished store, instead of refusing them as another experiment."""
+    from typer.testing import CliRunner
+
+    from amasskit.cli import app
+
+    out = pose_sets["train"].parent
+    manifests = {s: (p / "manifest.json").read_bytes() for s, p in pose_sets.items()}
+    monkeypatch.chdir(out.parent)
+    again = build_pose_sets(PoseSetConfig(catalog=os.path.relpath(catalogued), out=f"./{out.name}",
+                                          scheme="amass-paper-all", workers=1, seed=2))  # fmt: skip
+    assert again == pose_sets
+    monkeypatch.chdir(catalogued)
+    result = CliRunner().invoke(app, ["-q", "prior", "poses", "--catalog", ".", "-o", str(out), "--scheme",
+                                      "amass-paper-all", "-j", "1", "--seed", "2"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert {s: (p / "manifest.json").read_bytes() for s, p in pose_sets.items()} == manifests
+    other = CliRunner().invoke(app, ["-q", "prior", "poses", "--catalog", ".", "-o", str(out), "--scheme",
+                                     "amass-paper-all", "-j", "1", "--seed", "3"])  # fmt: skip
+    text = " ".join(other.output.split())
+    assert other.exit_code == 1 and "another experiment" in text and "pass overwrite (--overwrite)" in text
+
+
+def test_training_data_from_the_folder_of_pose_sets(pose_sets: dict[str, Path], tmp_path: Path) -> None:
+    """`prior data POSES` given the folder `prior poses -o POSES` wrote: its only set, or an error naming its sets."""
+    out = pose_sets["train"].parent
+    with pytest.raises(StoreError, match="3 pose sets \\(test, train, vald\\): give one"):
+        build_training_data(_config(out, tmp_path / "x"))
+    single = tmp_path / "single"
+    single.mkdir()
+    shutil.copytree(pose_sets["vald"], single / "all")
+    made = TrainingData(build_training_data(_config(single, tmp_path / "data", samples_per_pose=1, k=1)))
+    assert made.manifest["poses"]["path"] == str(single / "all")
+    with pytest.raises(StoreError, match="holds none"):
+        build_training_data(_config(tmp_path, tmp_path / "y"))
+
+
+def test_a_pose_set_rewritten_in_place_is_searched_anew(tmp_path: Path) -> None:
+    """The per-process index cache knows a pose set rewritten at the same path (it once returned the old set's
+    neighbours under a manifest naming the new one)."""
+    from amasskit.prior import write_pose_set
+    from amasskit.synth import synth_pose_set
+
+    first, _ = synth_pose_set(300, seed=1)
+    second, _ = synth_pose_set(300, seed=2)
+    write_pose_set(first, tmp_path / "clean")
+    build_training_data(_config(tmp_path / "clean", tmp_path / "a", metric="geodesic"))
+    write_pose_set(second, tmp_path / "clean", overwrite=True)
+    data = TrainingData(build_training_data(_config(tmp_path / "clean", tmp_path / "b", metric="geodesic")))
+    clean = np.asarray(PoseSet(tmp_path / "clean").quat)
+    want_d, want_i = knn_brute_force(clean, data.arrays["noisy"], 4, metric="geodesic")
+    assert np.array_equal(data.arrays["neighbour"], want_i) and np.array_equal(
+        data.arrays["distance"], want_d
+    )
 
 
 @pytest.fixture(scope="module")
@@ -178,12 +238,9 @@ def test_the_commands(catalogued: Path, tmp_path: Path) -> None:
 
 
 def test_a_dask_cluster_writes_the_same_bytes(clean_set: Path, tmp_path: Path) -> None:
-    distributed = pytest.importorskip(
-        "distributed", reason="dask.distributed is not installed (amasskit[dask])"
-    )
+    pytest.importorskip("distributed", reason="dask.distributed is not installed (amasskit[dask])")
     local = build_training_data(_config(clean_set, tmp_path / "local", metric="geodesic"))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  scheduler_port=0) as cluster:  # fmt: skip
+    with local_cluster() as cluster:
         remote = build_training_data(_config(clean_set, tmp_path / "dask", metric="geodesic",
                                              dask=cluster.scheduler_address))  # fmt: skip
     for name in ("noisy", "source", "scheme", "sigma", "distance", "neighbour", "manifest.json"):

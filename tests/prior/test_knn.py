@@ -105,6 +105,22 @@ def test_duplicates_tie_by_id_and_clean_queries_find_themselves(clean: np.ndarra
     assert np.array_equal(i, want_i) and np.array_equal(d, want_d)
 
 
+def test_exclude_minus_one_excludes_nothing_in_both_searches(clean: np.ndarray) -> None:
+    """``exclude`` -1 means "none" for that query, in the exact search and in the brute-force reference alike (the
+    reference once excluded the last clean pose)."""
+    queries = clean[[0, 1, len(clean) - 1, 5]]
+    exclude = np.array([-1, 1, -1, -1])
+    index = PoseIndex.build(clean, tile=128)
+    for metric in ("posendf", "geodesic"):
+        d, i = knn(index, queries, 3, metric=metric, exclude=exclude)
+        want_d, want_i = knn_brute_force(clean, queries, 3, metric=metric, exclude=exclude)
+        assert np.array_equal(i, want_i) and np.array_equal(d, want_d)
+        assert i[2, 0] == len(clean) - 1 and i[0, 0] == 0  # the last pose and the first found themselves
+        assert 1 not in i[1]
+        plain_d, plain_i = knn_brute_force(clean, queries[[0, 2, 3]], 3, metric=metric)
+        assert np.array_equal(want_i[[0, 2, 3]], plain_i) and np.array_equal(want_d[[0, 2, 3]], plain_d)
+
+
 def test_bad_arguments_are_named(clean: np.ndarray) -> None:
     index = PoseIndex.build(clean[:100])
     with pytest.raises(InvalidArgumentError, match="queries must be"):

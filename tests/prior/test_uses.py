@@ -20,7 +20,7 @@ from amasskit.prior import (
     read_pose,
     sample_poses,
 )
-from amasskit.rotations import quat_geodesic, quat_to_rotvec
+from amasskit.rotations import quat_canonical, quat_geodesic, quat_to_rotvec, rotvec_to_quat
 from amasskit.synth import PoseManifold
 
 
@@ -75,6 +75,32 @@ def test_read_pose_from_files(tmp_path: Path) -> None:
     np.save(tmp_path / "bad.npy", np.zeros((20, 3)))
     with pytest.raises(InvalidArgumentError, match=r"\(21, 3\)"):
         read_pose(str(tmp_path / "bad.npy"))
+
+
+def test_read_pose_takes_what_users_give(
+    smplh_tree: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A motion file without ``#frame`` is its first frame; ``~`` is expanded; every bad input is a typed error that
+    names the file (an ``.npz`` that is not a motion file once ended in ``AttributeError``)."""
+    from amasskit.errors import AmassKitError
+
+    motion = max(Path(smplh_tree.root).rglob("*_poses.npz"), key=lambda p: p.stat().st_size)  # type: ignore[attr-defined]
+    seq = read(motion)
+    want = quat_canonical(rotvec_to_quat(np.asarray(seq.pose_body[0], dtype=np.float64).reshape(21, 3)))
+    np.testing.assert_allclose(read_pose(motion), want, atol=1e-12)
+    np.testing.assert_allclose(read_pose(f"{motion}#0"), want, atol=1e-12)
+    monkeypatch.setenv("HOME", str(motion.parent))
+    np.testing.assert_allclose(read_pose(f"~/{motion.name}#3"), read_pose(f"{motion}#3"), atol=0)
+    np.savez(tmp_path / "other.npz", weights=np.zeros(3))
+    np.save(tmp_path / "joints.npy", np.zeros((5, 21, 3)))
+    np.save(tmp_path / "nan.npy", np.full((21, 3), np.nan))
+    (tmp_path / "broken.npy").write_bytes(b"not an array")
+    for spec, match in [(tmp_path / "other.npz", "other.npz"), (tmp_path / "joints.npy", r"joints.npy: a pose of \(5, 21, 3\)"),
+                        (tmp_path / "nan.npy", "nan.npy: .*not finite"), (tmp_path / "broken.npy", "broken.npy: not a readable"),
+                        (f"{motion}#x", "must be a number"), (f"{motion}#{seq.num_frames}", "outside"),
+                        (tmp_path / "missing.npz", "missing.npz"), (f"{tmp_path / 'joints.npy'}#2", "one pose")]:  # fmt: skip
+        with pytest.raises(AmassKitError, match=match):
+            read_pose(spec)  # type: ignore[arg-type]
 
 
 def test_the_sample_and_interpolate_commands(tiny_model: Path, smplh_tree: object, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from amasskit.catalog import Catalog
 from amasskit.errors import AmassKitError
 from amasskit.prepare import PrepareConfig, _run, prepare
 from amasskit.store import Store
+from tests.cluster import local_cluster
 from tests.store.helpers import config, digest
 
 
@@ -204,8 +205,7 @@ def test_cli_prepare_with_a_yaml_config(catalogued: Path, tmp_path: Path) -> Non
 def test_prepare_on_a_real_dask_cluster_gives_the_same_bytes(catalogued: Path, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
     local = prepare(config(catalogued, tmp_path / "local", splits=("vald", "test")))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  scheduler_port=0) as cluster:  # fmt: skip
+    with local_cluster() as cluster:
         on_dask = prepare(
             config(catalogued, tmp_path / "dask", splits=("vald", "test"), dask=cluster.scheduler_address)
         )

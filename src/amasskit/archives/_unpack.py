@@ -45,6 +45,7 @@ from typing import IO, Any, Literal
 
 from .._util.atomic import atomic_open, replace_dir
 from .._util.locking import exclusive_lock
+from .._util.paths import user_path
 from .._util.processes import exit_with_parent, worker_context
 from ..errors import (
     AmassKitError,
@@ -429,8 +430,8 @@ def unpack_archive(
         max_ratio: at most this many times the archive's size unpacked (None: no ratio limit).
         max_bytes: at most this many bytes unpacked (None: no limit).
     """
-    path = Path(archive)
-    target = Path(to)
+    path = user_path(archive)
+    target = user_path(to)
     start = time.perf_counter()
     tool = find_decompressor(decompressor)
     staging = target / f".{path.name}.partial"
@@ -605,7 +606,7 @@ def unpack_archives(
     Raises:
         BusyError: another run is unpacking into ``to``.
     """
-    target = Path(to)
+    target = user_path(to)
     target.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(target / LOCK_NAME, what=f"unpack into {target}", wait=wait):
         return _unpack_locked(archives, target, workers=workers, verify=verify, checksums=checksums,

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from .._util.paths import user_path
 from ..conventions import ModelType
 from ..errors import AmassFileError, BodyModelFileError, BodyModelNotFoundError
 from ..io import NpzArchive
@@ -69,10 +70,10 @@ def _candidates(kind: ModelType, gender: Gender, root: Path) -> list[Path]:
 def _roots(model_dir: str | os.PathLike[str] | None) -> list[Path]:
     roots = []
     if model_dir is not None:
-        roots.append(Path(model_dir).expanduser())
+        roots.append(user_path(model_dir))
     env = os.environ.get(MODELS_ENV)
     if env:
-        roots.append(Path(env).expanduser())
+        roots.append(user_path(env))
     return roots
 
 
@@ -209,7 +210,7 @@ def load_model_data(
     if isinstance(source, ModelType) or str(source) in {k.value for k in ModelType}:
         path = find_model_file(ModelType(str(source)), g, model_dir=model_dir)
     else:
-        path = Path(source)
+        path = user_path(source)
         if not path.is_file():
             raise BodyModelNotFoundError(f"No body-model file at {path}.")
     arrays = _read_arrays(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .._util.atomic import staged_dir
+from .._util.paths import user_path
 from ..errors import CatalogError
 from ._db import _RECORD_COLUMNS, DEFAULT_DB_NAME, CatalogRecord, DatasetSummary, Problem, connect
 from ._names import canonical_dataset
@@ -42,7 +43,7 @@ class Catalog:
         Raises:
             CatalogError: no catalog there, or not a catalog.
         """
-        db = Path(path)
+        db = user_path(path)
         if db.is_dir():
             db = db / DEFAULT_DB_NAME
         if not db.is_file():
@@ -283,7 +284,7 @@ class Catalog:
         Raises:
             FileExistsError: ``out`` exists and ``overwrite`` is false.
         """
-        target = Path(out)
+        target = user_path(out)
         if target.exists() and not overwrite:
             raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
         if self._con.execute("SELECT 1 FROM split_schemes WHERE scheme=?", (scheme,)).fetchone() is None:

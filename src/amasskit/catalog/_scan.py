@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._util.paths import user_path
 from .._util.processes import worker_context
 from ..errors import AmassFileError, CatalogError, NotMotionFileError
 from ..io import NpzArchive, header_from_archive
@@ -179,10 +180,10 @@ def scan(
         NotADirectoryError: ``root`` is not a folder.
     """
     start = time.perf_counter()
-    root_path = Path(root).resolve()
+    root_path = user_path(root)
     if not root_path.is_dir():
         raise NotADirectoryError(f"{root}: not a folder")
-    db_path = Path(db) if db is not None else root_path / DEFAULT_DB_NAME
+    db_path = user_path(db) if db is not None else root_path / DEFAULT_DB_NAME
     con = connect(db_path)
     try:
         recorded_root = con.execute("SELECT value FROM meta WHERE key='root'").fetchone()

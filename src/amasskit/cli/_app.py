@@ -1,6 +1,10 @@
 """The ``amasskit`` Typer app, its global options and what every command shares: consoles, error printing, progress.
 
 Errors from amasskit are printed as ``ErrorType: message`` (no traceback; ``-v`` adds it) and give exit code 1.
+
+Every command is a :class:`PathCommand`: each path argument or option (``Path``, or a list of them) reaches the
+command resolved once (``~`` expanded, absolute, symlinks and ``..`` resolved; :func:`amasskit._util.paths.user_path`),
+defaults included, so a command sees the same path however it was typed and from whichever directory.
 """
 
 from __future__ import annotations
@@ -9,7 +13,8 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,11 +27,38 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from typer.core import TyperCommand
 
 from .. import __version__
+from .._util.paths import user_path
 from ..errors import AmassKitError
 
-app = typer.Typer(
+
+def _resolved(value: Any) -> Any:
+    if isinstance(value, Path):
+        return user_path(value)
+    if isinstance(value, (list, tuple)) and any(isinstance(v, Path) for v in value):
+        return type(value)(user_path(v) if isinstance(v, Path) else v for v in value)
+    return value
+
+
+class PathCommand(TyperCommand):
+    """A command whose path parameters are resolved (:func:`~amasskit._util.paths.user_path`) before it runs."""
+
+    def invoke(self, ctx: Any) -> Any:
+        with handle_errors():
+            ctx.params = {name: _resolved(value) for name, value in ctx.params.items()}
+        return super().invoke(ctx)
+
+
+class AmassTyper(typer.Typer):
+    """A Typer app whose commands are :class:`PathCommand` unless told otherwise (the app and its sub-apps)."""
+
+    def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls or PathCommand, **kwargs)
+
+
+app = AmassTyper(
     name="amasskit",
     help="From the AMASS motion-capture archives to training-ready data, fast.",
     no_args_is_help=True,

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from ._app import app, console, err_console, handle_errors, progress_bar
+from ._app import AmassTyper, app, console, err_console, handle_errors, progress_bar
 
 
 class HashChoice(str, Enum):
@@ -42,7 +42,7 @@ class _ScanByDefault(TyperGroup):
         return super().resolve_command(ctx, args)
 
 
-catalog_app = typer.Typer(
+catalog_app = AmassTyper(
     cls=_ScanByDefault,
     no_args_is_help=True,
     help="The catalog: `catalog scan DIR` records every motion file in SQLite; `catalog stats` summarises it.",

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ._app import DaskAddress, app, console, handle_errors, progress_bar
+from ._app import AmassTyper, DaskAddress, app, console, handle_errors, progress_bar
 
-prior_app = typer.Typer(
+prior_app = AmassTyper(
     no_args_is_help=True,
     help="Pose priors: `prior poses` and `prior data` build training sets; `prior train` trains a distance field; "
     "`prior sample`, `interpolate`, `denoise` and `fit` use one (or a released checkpoint); `prior evaluate` compares "
@@ -112,7 +112,10 @@ def poses(
 
 @prior_app.command("data")
 def data(
-    poses_path: Annotated[Path, typer.Argument(metavar="POSES", help="A pose set (`amasskit prior poses`).")],
+    poses_path: Annotated[
+        Path,
+        typer.Argument(metavar="POSES", help="A pose set (`amasskit prior poses`), or the folder of one."),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the training set.")],
     samples_per_pose: Annotated[int, typer.Option(min=1, help="Noisy samples of each clean pose.")] = 10,
     noise: Annotated[NoiseChoice, typer.Option(help="Perturbation scheme.")] = NoiseChoice.nrdf,
@@ -278,8 +281,22 @@ def sample(
 @prior_app.command("interpolate")
 def interpolate(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="model.pt, or a released checkpoint.")],
-    a: Annotated[str, typer.Argument(metavar="A", help="FILE#frame of a motion file, or an .npy pose.")],
-    b: Annotated[str, typer.Argument(metavar="B", help="FILE#frame of a motion file, or an .npy pose.")],
+    a: Annotated[
+        str,
+        typer.Argument(
+            metavar="A",
+            help="A motion file's pose: FILE#frame, or FILE for its first frame; or an .npy pose ((21, 3) rotation "
+            "vectors or (21, 4) XYZW quaternions).",
+        ),
+    ],
+    b: Annotated[
+        str,
+        typer.Argument(
+            metavar="B",
+            help="A motion file's pose: FILE#frame, or FILE for its first frame; or an .npy pose ((21, 3) rotation "
+            "vectors or (21, 4) XYZW quaternions).",
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="The npz to write.")] = Path("path.npz"),
     steps: Annotated[int, typer.Option(min=1, help="Steps at most.")] = 200,
     step_size: Annotated[float, typer.Option(help="Fraction of the way to B a step.")] = 0.1,
@@ -545,6 +562,9 @@ def evaluate(
     from ..prior import EvaluationConfig, PoseSet, TrainingData, evaluate_prior, held_out_motion, report_table
 
     with handle_errors():
+        from .._util.paths import user_path
+
+        models = [name if name == "none" else str(user_path(name)) for name in models]
         if motion:
             paths = list(motion)
         elif catalog is not None:
@@ -617,7 +637,7 @@ def evaluate(
             parts, ignore_errors=True
         )  # the whole report is written: the parts are no longer needed
         if plot is not None:
-            from ..viz._plots import plot_prior_report
+            from ..viz import plot_prior_report
 
             plot_prior_report(reports, plot)
     header, cells = report_table(reports)

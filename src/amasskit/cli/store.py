@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ._app import app, console, handle_errors, progress_bar
+from ._app import AmassTyper, app, console, handle_errors, progress_bar
 
 
 class ExportFormat(str, Enum):
@@ -18,7 +18,7 @@ class ExportFormat(str, Enum):
     npz = "npz"
 
 
-store_app = typer.Typer(
+store_app = AmassTyper(
     no_args_is_help=True,
     help="A prepared store: `store stats STORE` summarises it; `store export` converts it.",
 )

@@ -29,6 +29,7 @@ import numpy as np
 
 from .._util.atomic import atomic_open
 from .._util.cluster import run_on_dask
+from .._util.paths import user_path
 from .._util.processes import pool_worker, worker_context
 from ..conventions import ModelType
 from ..errors import AmassKitError, CorruptFileError, InvalidArgumentError, MotionFileNotFoundError
@@ -82,7 +83,7 @@ def _inputs(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, Path]]:
     from ..io import FileKind, classify_path
 
     out = []
-    for p in map(Path, paths):
+    for p in map(user_path, paths):
         if p.is_dir():
             out += [
                 (f, f.relative_to(p)) for f in sorted(p.rglob("*.npz")) if classify_path(f) is FileKind.MOTION
@@ -118,7 +119,8 @@ def _convert_one_file(
     target_gender = seq.gender.value if gender == "same" else gender
     conv = _converter(seq.model.value, target, seq.gender.value, target_gender, options)
     out, result = conv.convert_sequence(seq)
-    arrays = sequence_arrays(out, meta={"conversion": {
+    summary = {"frames": float(out.num_frames), **result.summary()}
+    arrays = sequence_arrays(out, meta={"conversion": {"summary": summary,
         "source": os.fspath(path), "source_model": seq.model.value, "target_model": target,
         "source_gender": seq.gender.value, "target_gender": target_gender,
         "transfer": conv.transfer.path or "identity (one mesh)", "fitted_vertices": len(conv.fit_model.mask),
@@ -131,7 +133,20 @@ def _convert_one_file(
     )
     with atomic_open(target_path) as fp:
         np.savez(fp, **arrays)  # type: ignore[arg-type]
-    return {"frames": float(out.num_frames), **result.summary()}
+    return summary
+
+
+def _recorded_summary(dest: Path) -> dict[str, float] | None:
+    """The summary a converted file records of itself (None for a file of an older amasskit or not ours)."""
+    try:
+        with open(dest, "rb") as raw, np.load(raw, allow_pickle=False) as npz:
+            meta = json.loads(str(npz[META_KEY])) if META_KEY in npz.files else {}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
+    summary = meta.get("conversion", {}).get("summary") if isinstance(meta, dict) else None
+    if not isinstance(summary, dict):
+        return None
+    return {str(k): float(v) for k, v in summary.items() if isinstance(v, (int, float))}
 
 
 def convert_files(
@@ -178,15 +193,21 @@ def convert_files(
         raise InvalidArgumentError(f"schedule is one of {sorted(SCHEDULES)}, not {schedule!r}")
     if gender not in ("same", "neutral"):
         raise InvalidArgumentError(f"gender is 'same' or 'neutral', not {gender!r}")
-    root = Path(out)
-    options = {"model_dir": None if model_dir is None else os.fspath(model_dir), "device": device,
+    root = user_path(out)
+    options = {"model_dir": None if model_dir is None else str(user_path(model_dir)), "device": device,
                "fit_betas": fit_betas, **SCHEDULES[schedule]}  # fmt: skip
+    earlier = _earlier_report(root / "convert_report.json")
     report = ConvertReport()
     todo = []
     for path, rel in _inputs(inputs):
         dest = root / rel.parent / (sequence_name(rel.name) + _SUFFIX[target])
         if dest.is_file():
             report.skipped.append(dest)
+            known = earlier["files"].get(str(dest)) or _recorded_summary(
+                dest
+            )  # a run killed before its report
+            if known is not None:
+                report.files[str(dest)] = known
         else:
             todo.append((path, dest))
     done = 0
@@ -236,12 +257,38 @@ def convert_files(
                 finished(path, dest, summary, None)
     report = ConvertReport(report.written, report.skipped, report.problems, report.files,
                            time.perf_counter() - start)  # fmt: skip
-    record = {"target": target.value, "gender": gender, "fit_betas": fit_betas, "schedule": schedule, "written": len(report.written),
-              "skipped": len(report.skipped), "problems": [{"path": p, "error": e} for p, e in report.problems],
-              "files": report.files, "seconds": report.seconds}  # fmt: skip
+    # the report is the union of every run's outcomes into this folder: a rerun (after a kill, or of a finished
+    # conversion) keeps what earlier runs recorded; an input that failed before and converts now loses its problem
+    done_inputs = {str(p) for p, _ in todo} - {p for p, _ in report.problems}
+    problems = [{"path": p, "error": e} for p, e in report.problems] + [
+        q for q in earlier["problems"]
+        if isinstance(q, dict) and q.get("path") not in done_inputs | {p for p, _ in report.problems}
+    ]  # fmt: skip
+    files = {k: v for k, v in earlier["files"].items() if Path(k).is_file()} | report.files
+    record = {"target": target.value, "gender": gender, "fit_betas": fit_betas, "schedule": schedule,
+              "written": len(report.written), "skipped": len(report.skipped), "problems": problems,
+              "files": dict(sorted(files.items())), "seconds": report.seconds}  # fmt: skip
     with atomic_open(root / "convert_report.json") as fp:
         fp.write((json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
     return report
+
+
+def _earlier_report(path: Path) -> dict[str, Any]:
+    """The report an earlier run left in the output folder (empty when there is none, or it is not one)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"files": {}, "problems": []}
+    if not isinstance(record, dict):
+        return {"files": {}, "problems": []}
+    files = record.get("files")
+    problems = record.get("problems")
+    return {
+        "files": {str(k): v for k, v in files.items() if isinstance(v, dict)}
+        if isinstance(files, dict)
+        else {},
+        "problems": problems if isinstance(problems, list) else [],
+    }
 
 
 def _problem(path: Path, exc: Exception) -> str:

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from .._util.paths import user_path
 from ..body import MODELS_ENV, coo_from_arrays, load_restricted_pickle, sparse_to_coo
 from ..conventions import ModelType
 from ..errors import BodyModelNotFoundError, TransferFileError
@@ -176,7 +177,7 @@ def _folders(model_dir: str | os.PathLike[str] | None) -> list[Path]:
     root = model_dir if model_dir is not None else os.environ.get(MODELS_ENV)
     if root is None:
         return []
-    base = Path(root).expanduser()
+    base = user_path(root)
     return [base / d if d != "." else base for d in _SEARCH_DIRS]
 
 
@@ -219,7 +220,7 @@ def load_transfer(path: str | os.PathLike[str], *, source_vertices: int | None =
         TransferFileError: unreadable, a pickle holding anything but arrays and sparse matrices, no matrix in it, or
             weights that are not barycentric.
     """
-    where = Path(path)
+    where = user_path(path)
     try:
         raw = where.read_bytes()
     except FileNotFoundError:
@@ -265,7 +266,7 @@ def load_mask(path: str | os.PathLike[str], *, num_vertices: int) -> np.ndarray:
     Raises:
         TransferFileError: not an integer array of ids within ``[0, num_vertices)``.
     """
-    where = Path(path)
+    where = user_path(path)
     try:
         ids = np.load(where, allow_pickle=False)
     except (OSError, ValueError) as exc:

@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .._util.paths import user_path
 from ..conventions import POSE_PARTS, ROTATION_SHAPES, ROTATIONS
 from ..errors import ConfigError, InvalidArgumentError
 from ..rotations import from_rotmat, to_rotmat
@@ -86,7 +86,7 @@ class _StoreDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         augment: Augment | None = None,
         device: str | torch.device | None = None,
     ) -> None:
-        self.path = Path(store.path if isinstance(store, Store) else store)
+        self.path = store.path if isinstance(store, Store) else user_path(store)
         opened = store if isinstance(store, Store) else Store(self.path)
         self.stored_rotation: str = opened.manifest.get("rotation", "rotvec")
         self.rotation = rotation or self.stored_rotation

@@ -18,12 +18,12 @@ import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import IO, NamedTuple
 
 import numpy as np
 
+from .._util.paths import user_path
 from ..errors import (
     ArrayShapeError,
     CorruptFileError,
@@ -189,7 +189,7 @@ class NpzArchive:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+        self.path = user_path(path)
         try:
             self._fp = open(self.path, "rb", buffering=0)  # noqa: SIM115  (closed by close())
         except FileNotFoundError:

@@ -8,12 +8,12 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._util.configfile import load_yaml_or_json
+from .._util.paths import PATH_KEYS, config_path, user_path
 from ..errors import (
     ConfigError,
 )
@@ -26,12 +26,17 @@ FPS_RANGE = (1.0, 2000.0)
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The mapping in a YAML (``.yaml``/``.yml``) or JSON file.
+    """The mapping in a YAML (``.yaml``/``.yml``) or JSON file, its paths resolved.
+
+    The values of path keys (:data:`~amasskit._util.paths.PATH_KEYS`: ``catalog``, ``out``, ``body_models``,
+    ``data``, ``val_data``, ``clean``, ``poses``) have ``~`` and ``$VARIABLES`` expanded, and a relative path is taken
+    from the config file's folder, not from the working directory: a config kept beside its data means the same
+    files from wherever it is run.
 
     Raises:
         ConfigError: no such file, unreadable, not valid YAML/JSON, or not a mapping.
     """
-    file = Path(path)
+    file = user_path(path)
     if not file.exists():
         raise ConfigError(f"{file}: no such config file")
     data = load_yaml_or_json(file, ConfigError)
@@ -39,6 +44,9 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: a config is a mapping of keys to values, got {type(data).__name__}")
+    for key in PATH_KEYS & set(data):
+        if isinstance(data[key], str) and data[key]:
+            data[key] = str(config_path(data[key], file.parent))
     return data
 
 
@@ -73,10 +81,10 @@ def _checked(key: str, value: Any) -> Any:
         return None
     if key in ("catalog", "out", "scheme", "name", "body_models", "dask"):
         if isinstance(value, os.PathLike) and key in ("catalog", "out", "body_models"):
-            return os.fspath(value)
+            value = os.fspath(value)
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{key} must be a non-empty string, got {value!r}", key=key)
-        return value
+        return str(user_path(value)) if key in ("catalog", "out", "body_models") else value
     if key in ("splits", "datasets"):
         if isinstance(value, str):
             raise ConfigError(

@@ -21,6 +21,7 @@ number of workers or the Dask cluster. One run per output at a time (``.<name>.l
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -35,11 +36,12 @@ import numpy as np
 
 from .._util.atomic import atomic_open, replace_dir
 from .._util.locking import exclusive_lock
+from .._util.paths import resolve_fields, user_path
 from ..errors import ConfigError, InvalidArgumentError, OutputExistsError, StoreError
 from ._knn import PoseIndex, knn
 from ._metrics import METRICS
 from ._noise import NOISE_SCHEMES, NoiseConfig, perturb
-from ._sets import PoseSet, check_choice
+from ._sets import PoseSet, check_choice, find_pose_set
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ class TrainingDataConfig:
     dask: str | None = None
 
     def __post_init__(self) -> None:
+        resolve_fields(self, ("poses", "out"))
         for key in ("samples_per_pose", "k", "chunk", "max_poses"):
             value = getattr(self, key)
             if key == "max_poses" and value is None:
@@ -119,7 +122,7 @@ class TrainingData:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = user_path(path)
         manifest = _read_manifest(self.path)
         if manifest is None:
             raise StoreError(
@@ -164,13 +167,27 @@ def _experiment_id(config: TrainingDataConfig, poses: PoseSet) -> str:
 
 # ------------------------------------------------------------------------------------------------------ the chunks
 
-_CACHE: dict[tuple[str, str], tuple[PoseSet, PoseIndex]] = {}
+_CACHE: dict[tuple[Any, ...], tuple[PoseSet, PoseIndex]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+def _pose_set_identity(poses: str) -> tuple[Any, ...]:
+    """What tells one pose set from another at the same path: the manifest's bytes and the pose file's identity
+    (a pose set rewritten in place is a new folder swapped in: a new inode and modification time)."""
+    folder = user_path(poses)
+    try:
+        manifest = (folder / "manifest.json").read_bytes()
+        stat = (folder / "fields" / "quat.npy").stat()
+    except OSError:
+        return (str(folder),)  # PoseSet below names what is wrong
+    digest = hashlib.sha256(manifest).hexdigest()
+    return (str(folder), digest, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
 def _index(poses: str, device: str) -> tuple[PoseSet, PoseIndex]:
-    """The pose set and its search index, built once per process (a Dask worker keeps them between tasks)."""
-    key = (str(Path(poses).resolve()), device)
+    """The pose set and its search index, built once per process (a Dask worker keeps them between tasks) and built
+    again when the pose set at that path is another one."""
+    key = (*_pose_set_identity(poses), device)
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE.clear()
@@ -233,6 +250,7 @@ def build_training_data(
         OutputExistsError: ``config.out`` holds something else, or another training set and not ``overwrite``.
         BusyError: another run writes the same output.
     """
+    config = dataclasses.replace(config, poses=str(find_pose_set(config.poses)))
     poses = PoseSet(config.poses)
     if len(poses) < config.k:
         raise ConfigError(f"k = {config.k} but the pose set {poses.path} holds {len(poses)} poses", key="k")

@@ -29,7 +29,8 @@ from typing import Any, Final
 import numpy as np
 import torch
 
-from ..body._lbs import forward_kinematics, tree_levels
+from .._util.paths import user_path
+from ..body import forward_kinematics, tree_levels
 from ..errors import InvalidArgumentError, KeypointFileError
 from ..rotations import quat_to_rotvec, rotmat_to_rotvec, rotvec_to_quat, rotvec_to_rotmat
 from ..topology import BODY_PARENTS
@@ -90,7 +91,7 @@ class Kinematics(torch.nn.Module):
         super().__init__()
         self.model = model
         if model is None:
-            from ..viz._skeleton import SKELETON_REST
+            from ..viz import SKELETON_REST
 
             self.register_buffer("rest", torch.tensor(SKELETON_REST[:NUM_JOINTS], dtype=dtype))
             self.num_betas = 0
@@ -573,7 +574,7 @@ def read_openpose(path: str | os.PathLike[str], *, person: int | None = None) ->
         KeypointFileError: not JSON, no ``people``, nobody in it, keypoints that are not 25 triples of numbers, a
             person index out of range.
     """
-    path = Path(path)
+    path = user_path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

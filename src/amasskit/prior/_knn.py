@@ -938,7 +938,9 @@ def knn_brute_force(
     clean: np.ndarray, queries: np.ndarray, k: int, *, metric: str, exclude: np.ndarray | None = None,
     block: int = 64, clean_block: int = 16384,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """The reference: every distance evaluated (:func:`pose_distance`), sorted by (distance, id). Slow."""
+    """The reference: every distance evaluated (:func:`pose_distance`), sorted by (distance, id). Slow.
+
+    ``exclude``: ``(M,)`` a clean pose id each query may not return, or -1 for none (as :func:`knn`)."""
     clean = np.asarray(clean, dtype=np.float32)
     queries = np.asarray(queries, dtype=np.float32)
     dist = np.empty((len(queries), k))
@@ -947,8 +949,10 @@ def knn_brute_force(
         q = queries[s : s + block]
         d = np.concatenate([pose_distance(q[:, None], clean[None, c : c + clean_block], metric=metric)
                             for c in range(0, len(clean), clean_block)], axis=1)  # fmt: skip
-        if exclude is not None:
-            d[np.arange(len(d)), exclude[s : s + block]] = np.inf
+        if exclude is not None:  # -1: nothing excluded for that query (as knn)
+            ex = np.asarray(exclude)[s : s + block]
+            rows = np.flatnonzero(ex >= 0)
+            d[rows, ex[rows]] = np.inf
         for r in range(len(d)):
             order = np.lexsort((np.arange(len(clean)), d[r]))[:k]
             dist[s + r], ids[s + r] = d[r, order], order

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from .._util.paths import user_path
 from ..errors import CheckpointError, InvalidArgumentError
 from ._model import DistanceField, DistanceFieldConfig
 
@@ -120,9 +121,9 @@ def load_official(
         CheckpointError: a missing, unreadable or code-carrying checkpoint, a missing or unreadable config, weights
             that are missing, unexpected or of the wrong shape.
     """
-    path = Path(checkpoint)
+    path = user_path(checkpoint)
     state = _load_tensors(path, map_location)
-    config_path = Path(config) if config is not None else _find_config(path)
+    config_path = user_path(config) if config is not None else _find_config(path)
     if config_path is None:
         raise CheckpointError(path, "no config.yaml beside it or one folder up; pass its config")
     settings = read_official_config(config_path)

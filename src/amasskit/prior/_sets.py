@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,10 @@ from typing import Any, Final
 
 import numpy as np
 
-from ..errors import ConfigError, InvalidArgumentError, StoreError
+from .._util.paths import resolve_fields, user_path
+from ..errors import ConfigError, InvalidArgumentError, OutputExistsError, StoreError
 from ..rotations import convert, quat_canonical
-from ..store import Store, StoreWriter
+from ..store import Store, StoreWriter, read_manifest, target_state
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,27 @@ def check_choice(key: str, value: object, allowed: Iterable[str]) -> None:
     names = list(allowed)
     if value not in names:
         raise ConfigError(f"{key} must be one of {', '.join(names)}, got {value!r}", key=key)
+
+
+def find_pose_set(path: str | os.PathLike[str]) -> Path:
+    """The pose set at ``path``, resolved; or, for the folder ``amasskit prior poses -o`` wrote (one pose set per
+    split), its only pose set.
+
+    Raises:
+        StoreError: ``path`` is not a pose set and holds none, or holds several (naming them: give one).
+    """
+    folder = user_path(path)
+    manifest = read_manifest(folder)
+    if manifest is not None or not folder.is_dir():
+        return folder  # a pose set, or something PoseSet names the problem of
+    sets = sorted(p for p in folder.iterdir() if p.is_dir() and (read_manifest(p) or {}).get("kind") == KIND)
+    if len(sets) == 1:
+        logger.info("%s holds one pose set: %s", folder, sets[0].name)
+        return sets[0]
+    if sets:
+        names = ", ".join(p.name for p in sets)
+        raise StoreError(folder, f"holds {len(sets)} pose sets ({names}): give one, e.g. {sets[0]}")
+    raise StoreError(folder, "not a pose set and holds none (make one with `amasskit prior poses -o FOLDER`)")
 
 
 class PoseSet:
@@ -298,6 +321,7 @@ class PoseSetConfig:
     dask: str | None = None
 
     def __post_init__(self) -> None:
+        resolve_fields(self, ("catalog", "out"))
         check_choice("preset", self.preset, PRESETS)
         check_choice("joints", self.joints, JOINT_SETS)
         if self.dedup is not None and (isinstance(self.dedup, bool) or not float(self.dedup) >= 0):
@@ -335,6 +359,12 @@ class PoseSetConfig:
                 if k not in ("workers", "dask", "out")}  # fmt: skip
 
 
+def _same_pose_set(path: Path, experiment: str) -> bool:
+    """``path`` holds a finished pose set of this experiment (a rerun keeps it, as ``prepare`` keeps a store)."""
+    manifest = read_manifest(path) if path.is_dir() else None
+    return bool(manifest and manifest.get("kind") == KIND and manifest.get("experiment_id") == experiment)
+
+
 def build_pose_sets(
     config: PoseSetConfig, *, overwrite: bool = False, progress: Callable[[str, int, int], None] | None = None
 ) -> dict[str, Path]:
@@ -343,16 +373,40 @@ def build_pose_sets(
     Raises:
         As :func:`amasskit.prepare.prepare` (before any work starts: bad config, empty selection, ...).
     """
-    from ..prepare import prepare
+    from ..prepare import plan_prepare, prepare
 
-    report = prepare(config.prepare_config(), overwrite=True, progress=progress)
-    digest = hashlib.sha256(json.dumps([config.describe(), report.experiment_id], sort_keys=True).encode())
+    prepare_config = config.prepare_config()
+    plan = plan_prepare(
+        prepare_config, overwrite=True
+    )  # the config and the selection checked before any work
+    digest = hashlib.sha256(json.dumps([config.describe(), plan.experiment_id], sort_keys=True).encode())
     experiment = f"poses-{digest.hexdigest()[:12]}"
-    out = {}
-    for split, store in sorted(report.stores.items()):
+    out: dict[str, Path] = {}
+    todo = []
+    for split in sorted(plan.splits):
+        target = Path(config.out) / split
+        if _same_pose_set(target, experiment):
+            logger.info("pose set %s: kept (made by this experiment already)", target)
+            out[split] = target
+            continue
+        state = target_state(target)
+        if state == "foreign":
+            raise OutputExistsError(f"{target} holds something amasskit did not write: not replaced")
+        if state == "store" and not overwrite:
+            other = (read_manifest(target) or {}).get("experiment_id")
+            raise OutputExistsError(f"{target} holds a pose set of another experiment ({other!r}, this one is "
+                                    f"{experiment!r}); pass overwrite (--overwrite) to replace it, or choose another "
+                                    "out")  # fmt: skip
+        todo.append(split)
+    if not todo:
+        return out
+    report = prepare(prepare_config, overwrite=True, progress=progress)
+    for split in todo:
+        store = report.stores[split]
         out[split] = pose_set_from_store(store, Path(config.out) / split, joints=config.joints, dedup=config.dedup,
                                          overwrite=overwrite, manifest={"experiment_id": experiment, "split": split,
                                          "config": config.describe(), "prepared": report.experiment_id})  # fmt: skip
+    out = dict(sorted(out.items()))
     if report.problems:
         logger.warning(
             "%d files could not be read (see the prepared stores' manifests)", len(report.problems)

@@ -56,6 +56,7 @@ import torch
 from .._util.atomic import atomic_open
 from .._util.hardware import cpu_has_fast_bf16
 from .._util.locking import exclusive_lock
+from .._util.paths import resolve_fields, user_path
 from ..data import IndexBatch, Loader
 from ..errors import CheckpointError, ConfigError, InvalidArgumentError, OutputExistsError
 from ._data import TrainingData
@@ -139,6 +140,7 @@ class TrainConfig:
     workers: int = 0
 
     def __post_init__(self) -> None:
+        resolve_fields(self, ("data", "out", "val_data", "clean"))
         check_choice("preset", self.preset, TRAIN_PRESETS)
         check_choice("target", self.target, TARGETS)
         check_choice("precision", self.precision, PRECISIONS)
@@ -347,7 +349,7 @@ def load_model(path: str | os.PathLike[str], *, map_location: str | torch.device
     Raises:
         CheckpointError: not an amasskit model file, another format version, weights that do not fit.
     """
-    payload = _read_payload(Path(path))
+    payload = _read_payload(user_path(path))
     try:
         model = DistanceField(DistanceFieldConfig.from_dict(payload["model_config"]))
         model.load_state_dict(payload["model_state"])

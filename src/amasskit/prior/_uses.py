@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .._util.atomic import atomic_open
+from .._util.paths import user_path
 from ..errors import CheckpointError, InvalidArgumentError
 from ..rotations import quat_canonical, quat_geodesic, quat_slerp, quat_to_rotvec, rotvec_to_quat
 from ._model import DistanceField, DistanceFieldConfig
@@ -171,36 +172,61 @@ def interpolate_poses(
     return quats, distance
 
 
-def read_pose(spec: str, *, joints: int = 21) -> np.ndarray:
-    """A pose ``(joints, 4)`` XYZW from ``FILE#frame`` (an AMASS motion file's body pose at that frame) or a ``.npy``
-    file of ``(joints, 3)`` rotation vectors or ``(joints, 4)`` quaternions.
+def read_pose(spec: str | os.PathLike[str], *, joints: int = 21) -> np.ndarray:
+    """A pose ``(joints, 4)`` XYZW from ``FILE#frame`` or ``FILE``.
+
+    ``FILE`` is an AMASS motion file (``.npz``: its body pose at ``frame``, the first frame when no ``#frame`` is
+    given; with 51 joints, the hands too) or a ``.npy`` file of ``(joints, 3)`` rotation vectors or ``(joints, 4)``
+    quaternions.
 
     Raises:
-        InvalidArgumentError: a frame outside the file, an array of another shape, no such file (amasskit's file
-            errors name the file).
+        InvalidArgumentError: a frame that is not a number or outside the file, a ``.npy`` file that is unreadable,
+            of another shape or not finite (naming the file).
+        AmassFileError: a motion file that is missing, unreadable or not a motion file (amasskit's file errors, each
+            naming the file).
     """
-    path, _, frame = spec.partition("#")
-    if frame:
+    text = os.fspath(spec)
+    path_text, hash_sign, frame = text.rpartition("#")
+    if not hash_sign or (not frame.isdigit() and user_path(text).exists()):  # a '#' in the file's own name
+        path_text, hash_sign, frame = text, "", ""
+    path = user_path(path_text)
+    if hash_sign and not frame.isdigit():
+        raise InvalidArgumentError(f"{text}: the frame after '#' must be a number >= 0, got {frame!r}")
+    if path.suffix.lower() == ".npy":
+        if hash_sign:
+            raise InvalidArgumentError(f"{text}: a .npy file holds one pose; '#frame' is for motion files")
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise InvalidArgumentError(f"{path}: not a readable .npy pose ({exc})") from None
+        if array.shape not in ((joints, 3), (joints, 4)) or not np.issubdtype(array.dtype, np.number):
+            raise InvalidArgumentError(
+                f"{path}: a pose of {array.shape} {array.dtype}; need ({joints}, 3) rotation vectors or "
+                f"({joints}, 4) XYZW quaternions"
+            )
+        array = np.asarray(array, dtype=np.float64)
+        if not np.isfinite(array).all():
+            raise InvalidArgumentError(f"{path}: the pose holds values that are not finite")
+        if array.shape == (joints, 4):
+            norm = np.linalg.norm(array, axis=-1, keepdims=True)
+            if not (norm > 1e-8).all():
+                raise InvalidArgumentError(f"{path}: a quaternion of zero length")
+            return np.asarray(quat_canonical(array / norm))
+        rotvec = array
+    else:
         from ..io import read
 
-        if not frame.isdigit():
-            raise InvalidArgumentError(f"{spec}: the frame after '#' must be a number >= 0")
         sequence = read(path)
-        index = int(frame)
+        index = int(frame) if hash_sign else 0
         if not 0 <= index < sequence.num_frames:
             raise InvalidArgumentError(f"{path}: frame {index} is outside its {sequence.num_frames} frames")
         rotvec = np.asarray(sequence.pose_body[index], dtype=np.float64).reshape(-1, 3)
         if joints == 51 and sequence.pose_hand is not None:
             rotvec = np.concatenate([rotvec, np.asarray(sequence.pose_hand[index]).reshape(-1, 3)])
-    else:
-        try:
-            rotvec = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InvalidArgumentError(f"{path}: not a readable .npy pose ({exc})") from None
-        if rotvec.shape == (joints, 4):
-            return np.asarray(quat_canonical(rotvec / np.linalg.norm(rotvec, axis=-1, keepdims=True)))
-    if rotvec.shape != (joints, 3):
-        raise InvalidArgumentError(f"{spec}: a pose of {rotvec.shape}, need ({joints}, 3) or ({joints}, 4)")
+        if rotvec.shape != (joints, 3):
+            raise InvalidArgumentError(
+                f"{path}: a pose of {rotvec.shape[0]} joints, the prior needs {joints}"
+            )
     return np.asarray(quat_canonical(rotvec_to_quat(rotvec)))
 
 

@@ -31,6 +31,7 @@ from typing import IO, Any, Final, Literal
 import numpy as np
 
 from .._util.atomic import atomic_open, replace_dir
+from .._util.paths import user_path
 from ..errors import InvalidArgumentError, OutputExistsError, StoreError
 from ..sequence import Gender
 
@@ -134,7 +135,9 @@ class StoreWriter:
                 "write; move it away or choose another output"
             )
         if existing == "store" and not self.overwrite:
-            raise OutputExistsError(f"{self.target} already holds a store; pass overwrite=True to replace it")
+            raise OutputExistsError(
+                f"{self.target} already holds a store; pass overwrite=True (--overwrite) to replace it"
+            )
         self.staging = self.target.with_name(f".{self.target.name}.partial")
         if self.staging.exists():
             shutil.rmtree(self.staging)
@@ -277,7 +280,7 @@ class Store:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+        self.path = user_path(path)
         # Every file is opened through one descriptor of the store folder, so a store replaced while it is being
         # opened (prepare swaps a finished store in atomically, see ``replace_dir``) is read whole: the old or the
         # new. If the old one is deleted before all its files were opened, it is opened again: the new one.

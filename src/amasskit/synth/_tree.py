@@ -312,7 +312,9 @@ def synth_tree(
     """
     root = Path(out)
     if root.exists() and not overwrite:
-        raise FileExistsError(f"{root} already exists; choose another folder or pass overwrite=True")
+        raise FileExistsError(
+            f"{root} already exists; choose another folder or pass overwrite=True (--overwrite)"
+        )
     if release not in ("smplh", "smplx"):
         raise InvalidArgumentError(f"release must be 'smplh' or 'smplx', got {release!r}")
     table = None

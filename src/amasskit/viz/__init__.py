@@ -4,12 +4,13 @@
 * :func:`load_track`, :class:`Track`, :class:`View`, :func:`render_frames` - the pieces, for custom layouts.
 * :func:`skeleton_joints` - forward kinematics of amasskit's built-in approximate skeleton.
 * :class:`Viewer` - the interactive browser viewer (viser) behind ``amasskit view``.
-* :func:`plot_catalog`, :func:`plot_store` - a catalog or a store at a glance, as PNG (statistics:
+* :func:`plot_catalog`, :func:`plot_store`, :func:`plot_prior_report` - a catalog, a store or a prior evaluation
+  at a glance, as PNG (statistics:
   :func:`amasskit.store.store_stats`, also importable from here).
 """
 
 from ._inputs import load_track, render
-from ._plots import StoreStats, plot_catalog, plot_store, store_stats
+from ._plots import StoreStats, plot_catalog, plot_prior_report, plot_store, store_stats
 from ._render import Track, View, frame_times, render_frames
 from ._skeleton import SKELETON_PARENTS, SKELETON_REST, skeleton_joints, skeleton_joints_rotmat, tree_for
 from ._video import find_ffmpeg, write_video
@@ -26,6 +27,7 @@ __all__ = [
     "frame_times",
     "load_track",
     "plot_catalog",
+    "plot_prior_report",
     "plot_store",
     "render",
     "render_frames",

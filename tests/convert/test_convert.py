@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -346,6 +347,20 @@ def test_convert_command_on_a_tree_resumes_and_reports(
     assert report["written"] == 2 and len(report["problems"]) == 1 and report["schedule"] == "fast"
     again = runner.invoke(app, ["-q", "convert", str(tree), "--model-dir", str(model_dir), "-o", str(out)])
     assert "0 written, 2 already done" in " ".join(again.output.split())
+    # the report is the union of every run: a rerun of a finished conversion keeps every file's summary, and so
+    # does a run resumed after a kill that left its outputs but no report (each file records its own summary)
+    kept = json.loads((out / "convert_report.json").read_text())
+    assert kept["files"] == report["files"] and len(kept["files"]) == 2 and len(kept["problems"]) == 1
+    (out / "convert_report.json").unlink()
+    resumed = runner.invoke(app, ["-q", "convert", str(tree), "--model-dir", str(model_dir), "-o", str(out)])
+    assert "0 written, 2 already done" in " ".join(resumed.output.split()), resumed.output
+    assert len(re.findall(r"│\s+4\s+│", resumed.output)) == 2, (
+        resumed.output
+    )  # the table: both files, 4 frames each
+    rebuilt = json.loads((out / "convert_report.json").read_text())
+    assert set(rebuilt["files"]) == set(report["files"])
+    for name, summary in report["files"].items():
+        assert rebuilt["files"][name] == pytest.approx(summary, rel=1e-12)
     shutil.rmtree(out)
 
 

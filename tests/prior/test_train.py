@@ -224,6 +224,61 @@ def test_resume_after_a_kill_gives_the_uninterrupted_result(data: dict[str, Path
         train(_config(data, tmp_path / "parts", **(small | {"lr": 1e-4})))
 
 
+def test_extending_a_run_says_what_happens_to_the_schedule(
+    data: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A finished constant-rate run given more steps goes on at the same rate (and says so); a cosine run, whose
+    every rate depends on its length, is refused instead of training on at a rate near 0."""
+    small = {"dims": (32, 16), "steps": 20, "checkpoint_every": 10, "log_every": 10, "val_every": 10,
+             "batch_size": 64, "precision": "fp32"}  # fmt: skip
+    train(_config(data, tmp_path / "constant", **(small | {"lr_schedule": "constant"})))
+    with caplog.at_level("INFO", logger="amasskit"):
+        longer = train(
+            _config(data, tmp_path / "constant", **(small | {"lr_schedule": "constant", "steps": 30}))
+        )
+    assert "goes on to 30 steps at the same constant learning rate" in caplog.text
+    rows = list(csv.DictReader((tmp_path / "constant" / "train.csv").read_text().splitlines()))
+    assert [int(r["step"]) for r in rows] == [10, 20, 30] and {float(r["lr"]) for r in rows} == {3e-3}
+    assert load_model(longer).info["step"] == 30  # type: ignore[attr-defined]
+    train(_config(data, tmp_path / "cosine", **small))
+    with pytest.raises(ConfigError, match="cosine schedule over 20 steps"):
+        train(_config(data, tmp_path / "cosine", **(small | {"steps": 30})))
+
+
+def test_the_train_command_from_another_directory_resumes_and_labels_each_figure(
+    data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`prior train` with a config of relative paths (from the file's folder), run again from another directory
+    with the output named absolutely: the same run, kept (it was refused as "another config"). Each figure printed
+    says its step; progress lines are logged where stderr is not a terminal."""
+    from typer.testing import CliRunner
+
+    import amasskit.cli._app as cli_app
+    from amasskit.cli import app
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "train.yaml").write_text(
+        f"data: {os.path.relpath(data['train'], runs)}\nval_data: {os.path.relpath(data['val'], runs)}\n"
+        "out: ./run\ndims: [32, 16]\nsteps: 20\nval_every: 15\nlog_every: 10\nbatch_size: 64\n"
+    )
+    monkeypatch.setattr(cli_app, "PROGRESS_LINE_SECONDS", 0.0)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    first = runner.invoke(app, ["prior", "train", "runs/train.yaml"])
+    assert first.exit_code == 0, first.output
+    text = " ".join(first.output.split())
+    assert "10/20" in text and "20/20" in text  # the progress lines
+    rows = {line.split("│")[1].strip(): line.split("│")[3].strip() for line in first.output.splitlines()
+            if line.count("│") == 4}  # fmt: skip
+    assert rows["train loss"] == "20" and rows["val mae"] == "20" and rows["val auroc"] == "20"
+    model = (runs / "run" / "model.pt").read_bytes()
+    monkeypatch.chdir(data["train"].parent)
+    again = runner.invoke(app, ["prior", "train", str(runs / "train.yaml"), "-o", str(runs / "run")])
+    assert again.exit_code == 0, again.output
+    assert (runs / "run" / "model.pt").read_bytes() == model
+
+
 def test_two_ranks_train_like_one_process(data: dict[str, Path], tmp_path: Path) -> None:
     """torchrun with 2 CPU ranks (gloo, DistributedDataParallel): each takes half of every batch, together the
     single process's batch, so the weights after 8 steps equal the single process's to float32 rounding."""

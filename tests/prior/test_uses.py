@@ -66,6 +66,39 @@ def test_interpolation_stays_on_the_manifold_and_ends_at_b(manifold: PoseManifol
     assert steps.max() < 0.5 * span
 
 
+def test_interpolation_says_when_it_jumps_to_b(
+    field: ExactField, manifold: PoseManifold, caplog: pytest.LogCaptureFixture
+) -> None:
+    """B far off the manifold: projected steps stop nearing it, and the jump straight to B is said, not silent."""
+    a = manifold.poses(manifold.grid(48)[[100]])[0]
+    b = np.asarray(quat_canonical(rotvec_to_quat(np.full((21, 3), 1.2))))
+    with caplog.at_level("WARNING", logger="amasskit"):
+        path, _ = interpolate_poses(field, a, b, step_size=0.2, tol=0.05)
+    np.testing.assert_allclose(path[-1], b, atol=1e-6)
+    assert "the path jumps straight to B from pose" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="amasskit"):
+        interpolate_poses(field, a, a, step_size=0.2, tol=0.05)  # B = A: nothing to say
+    assert "jumps" not in caplog.text
+
+
+def test_a_model_near_chance_says_so_when_loaded(
+    tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    payload = torch.load(tiny_model, weights_only=True)
+    payload["metrics"] = {"mae": 0.3, "auroc": 0.53}
+    torch.save(payload, tmp_path / "poor.pt")
+    with caplog.at_level("WARNING", logger="amasskit"):
+        load_prior(tmp_path / "poor.pt")
+    assert "validation AUROC is 0.53 (chance: 0.50" in caplog.text
+    caplog.clear()
+    payload["metrics"] = {"mae": 0.01, "auroc": 0.97}
+    torch.save(payload, tmp_path / "good.pt")
+    with caplog.at_level("WARNING", logger="amasskit"):
+        load_prior(tmp_path / "good.pt")
+    assert "AUROC" not in caplog.text
+
+
 def test_read_pose_from_files(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     rotvec = rng.normal(0, 0.3, (21, 3))

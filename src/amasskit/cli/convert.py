@@ -94,7 +94,7 @@ def convert(
             )  # fmt: skip
     table = Table(title=f"converted to {to.value} in {output}")
     for col in ("file", "frames", "mean mm", "max mm", "hands mm", "joints mm"):
-        table.add_column(col, justify="left" if col == "file" else "right")
+        table.add_column(col, justify="left" if col == "file" else "right", overflow="fold")
     for path, s in report.files.items():
         table.add_row(_shown(Path(path), output), f"{int(s['frames'])}", f"{s['vertex_error_mean_mm']:.2f}",
                       f"{s['vertex_error_max_mm']:.2f}", f"{s.get('hands_error_mean_mm', 0.0):.2f}",

@@ -97,7 +97,7 @@ def prepare(
         report = run_prepare(config, overwrite=overwrite, wait=wait, progress=on_progress)
     table = Table(title=f"prepared stores, experiment {report.experiment_id}")
     for col in ("split", "store", "sequences", "frames"):
-        table.add_column(col, justify="right" if col in ("sequences", "frames") else "left")
+        table.add_column(col, justify="right" if col in ("sequences", "frames") else "left", overflow="fold")
     for split_name, path in report.stores.items():
         table.add_row(
             split_name, str(path), f"{report.sequences[split_name]:,}", f"{report.frames[split_name]:,}"

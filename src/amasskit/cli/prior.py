@@ -103,7 +103,7 @@ def poses(
         sets = build_pose_sets(config, overwrite=overwrite, progress=on_progress)
     table = Table(title="pose sets")
     for col in ("split", "pose set", "sequences", "poses"):
-        table.add_column(col, justify="right" if col in ("sequences", "poses") else "left")
+        table.add_column(col, justify="right" if col in ("sequences", "poses") else "left", overflow="fold")
     for name, path in sets.items():
         ps = PoseSet(path)
         table.add_row(name, str(path), f"{len(ps.store):,}", f"{len(ps):,}")
@@ -154,6 +154,10 @@ def data(
     result = TrainingData(path)
     console.print(f"{path}: {len(result):,} samples of {result.manifest['sources']:,} clean poses, "
                   f"{k} nearest by {distance.value} distance ({result.manifest['experiment_id']})")  # fmt: skip
+
+
+#: the figures `prior train` reports from its last validation (the rest are the training losses of the last step)
+VALIDATION_METRICS = frozenset({"mae", "spearman", "auroc", "clean_mean"})
 
 
 class TrainPresetChoice(str, Enum):
@@ -215,19 +219,22 @@ def train(
         config = TrainConfig.from_mapping(values)
     with handle_errors(), progress_bar() as bar:
         task = bar.add_task("training", total=config.steps)
-        latest: dict[str, float] = {}
+        latest: dict[str, tuple[float, int]] = {}  # metric -> (value, the step it is from)
 
         def on_progress(step: int, total: int, metrics: Any) -> None:
-            latest.update(metrics)
+            val_step, loss_step = int(metrics.get("val_step", step)), int(metrics.get("loss_step", step))
+            for key, value in metrics.items():
+                if key not in ("val_step", "loss_step"):
+                    latest[key] = (value, val_step if key in VALIDATION_METRICS else loss_step)
             shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in ("loss", "mae", "auroc") if k in metrics)
             bar.update(task, completed=step, total=total, description=f"training ({shown})")
 
         path = run_training(config, overwrite=overwrite, progress=on_progress)
     table = Table(title=f"trained: {path}")
-    for col in ("metric", "value"):
-        table.add_column(col)
-    for key, value in latest.items():
-        table.add_row(key, f"{value:.5g}")
+    for col in ("metric", "value", "at step"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for key, (value, at) in latest.items():
+        table.add_row(("val " if key in VALIDATION_METRICS else "train ") + key, f"{value:.5g}", f"{at:,}")
     console.print(table)
 
 

@@ -317,6 +317,11 @@ def _even_rows(count: int, take: int) -> np.ndarray:
     return np.unique(np.linspace(0, count - 1, min(count, take)).round().astype(np.int64))
 
 
+#: a model whose recorded validation AUROC (telling near poses from far ones; chance is 0.5) is below this is
+#: reported as near chance when loaded
+NEAR_CHANCE_AUROC: Final[float] = 0.7
+
+
 def _write_model(path: Path, model: DistanceField, extra: Mapping[str, Any]) -> None:
     payload = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "model_config": model.config.to_dict(),
                "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}  # fmt: skip
@@ -355,7 +360,14 @@ def load_model(path: str | os.PathLike[str], *, map_location: str | torch.device
         model.load_state_dict(payload["model_state"])
     except (KeyError, TypeError, RuntimeError, InvalidArgumentError) as exc:
         raise CheckpointError(path, f"the weights do not fit the recorded config: {exc}") from None
-    model.info = {k: payload.get(k) for k in ("data", "metrics", "step", "train_config")}  # type: ignore[assignment]
+    model.info = {k: payload.get(k) for k in ("data", "metrics", "metrics_step", "step", "train_config")}  # type: ignore[assignment]
+    metrics = payload.get("metrics") or {}
+    auroc = metrics.get("auroc") if isinstance(metrics, dict) else None
+    if isinstance(auroc, (int, float)) and auroc < NEAR_CHANCE_AUROC:
+        logger.warning("%s: its validation AUROC is %.2f (chance: 0.50, a useful prior: above 0.9): it barely tells "
+                       "poses near the training poses from far ones, and sampling, interpolation, denoising and "
+                       "fitting with it may be worse than with no prior; train longer or on more data (README: "
+                       "'A usable prior')", path, auroc)  # fmt: skip
     return model.to(map_location).eval()
 
 
@@ -434,7 +446,9 @@ def train(
 
     Args:
         overwrite: replace a checkpoint of another config in ``out`` (else an error).
-        progress: called with ``(step, steps, latest losses)`` after every logged step.
+        progress: called with ``(step, steps, figures)`` after every logged step and every validation: the mean
+            losses since the last log (from step ``figures["loss_step"]``) and the last validation's figures (from
+            step ``figures["val_step"]``, where there was one).
         stop_after: stop (after a checkpoint) once this many steps are done, as if killed there (for tests).
 
     Raises:
@@ -489,9 +503,11 @@ def _train(
                 raise OutputExistsError(f"{out} holds a run of another config; pass overwrite to replace it, or "
                                         "another out")  # fmt: skip
             state = None
-        elif int(state["step"]) >= config.steps and (out / "model.pt").exists():
-            logger.info("%s: trained already (%d steps)", out, state["step"])
-            return out / "model.pt"
+        else:
+            _check_extension(out, config, state)
+            if int(state["step"]) >= config.steps and (out / "model.pt").exists():
+                logger.info("%s: trained already (%d steps)", out, state["step"])
+                return out / "model.pt"
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         if state is None:
@@ -552,9 +568,11 @@ def _train(
                    "metric": data.manifest["metric"], "target": config.target,
                    "manifest": json.loads(json.dumps(data.manifest))}  # fmt: skip
     last_val: dict[str, float] = dict(state.get("metrics") or {}) if state else {}
+    val_step = int(state.get("metrics_step", state["step"]) if state else 0)  # the step last_val is from
     batches, clean_batches = _cycle(loader), _cycle(clean_loader)
     sums = {"loss": 0.0, "dist": 0.0, "manifold": 0.0, "eikonal": 0.0, "gradient": 0.0}
     counted, started = 0, time.perf_counter()
+    last_means: dict[str, float] = {}
     try:
         while step < config.steps:
             batch, clean = next(batches), next(clean_batches)
@@ -600,13 +618,20 @@ def _train(
                 means = {k: v / counted for k, v in sums.items()}
                 logs.row("train.csv", {"step": step, "epoch": loader.sampler.epoch, **means, "lr": lr,
                                        "poses_per_s": counted * config.batch_size / max(elapsed, 1e-9)})  # fmt: skip
-                if progress:
-                    progress(step, config.steps, means | last_val)
+                last_means = means | {"loss_step": step}
+                if progress:  # the validation figures are from an earlier step: said as val_step
+                    progress(
+                        step,
+                        config.steps,
+                        last_means | last_val | ({"val_step": val_step} if last_val else {}),
+                    )
                 sums = dict.fromkeys(sums, 0.0)
                 counted, started = 0, time.perf_counter()
             if val is not None and (step % config.val_every == 0 or step == config.steps):
-                last_val = evaluate_field(model, *val, device=device)
+                last_val, val_step = evaluate_field(model, *val, device=device), step
                 logs.row("val.csv", {"step": step, **last_val})
+                if progress and last_means:
+                    progress(step, config.steps, last_means | last_val | {"val_step": val_step})
                 logger.info("step %d: validation %s", step, last_val)
                 if last_val["mae"] < best:
                     best = last_val["mae"]
@@ -615,7 +640,7 @@ def _train(
             done = step == config.steps or (stop_after is not None and step >= stop_after)
             if rank == 0 and (step % config.checkpoint_every == 0 or done):
                 _write_model(checkpoint, model, {
-                    "identity": identity, "step": step, "best": best, "metrics": last_val,
+                    "identity": identity, "step": step, "best": best, "metrics": last_val, "metrics_step": val_step,
                     "optimizer": optimizer.state_dict(),
                     "loaders": {"noisy": loader.state_dict(), "clean": clean_loader.state_dict()},
                     "data": data_record, "train_config": config.to_dict()})  # fmt: skip
@@ -623,7 +648,7 @@ def _train(
                 return checkpoint
         if rank == 0:
             _write_model(out / "model.pt", model, {"data": data_record, "metrics": last_val, "step": step,
-                                                   "train_config": config.to_dict()})  # fmt: skip
+                                                   "metrics_step": val_step, "train_config": config.to_dict()})  # fmt: skip
     finally:
         logs.close()
         if world > 1:
@@ -631,6 +656,27 @@ def _train(
 
             dist.barrier()
     return out / "model.pt"
+
+
+def _check_extension(out: Path, config: TrainConfig, state: Mapping[str, Any]) -> None:
+    """A run resumed with another ``steps`` than it was started with: fine where the learning rate of every step
+    stays what it was (a constant schedule, past its warm-up), said in the log; refused for a cosine schedule, whose
+    every rate depends on ``steps`` (a finished cosine run has decayed to 0: extending it trains at a rate near 0).
+
+    Raises:
+        ConfigError: a cosine run resumed with other steps.
+    """
+    before = int((state.get("train_config") or {}).get("steps", config.steps))
+    done = int(state["step"])
+    if before == config.steps:
+        return
+    if config.lr_schedule == "cosine":
+        raise ConfigError(f"{out} holds a run with a cosine schedule over {before} steps ({done} done), which decays "
+                          f"the learning rate to 0 at step {before}: resuming it with steps {config.steps} would "
+                          f"change the rate of every step from {done} on. Finish it with --steps {before}, or start "
+                          "a new run (another --out, or --overwrite)", key="steps")  # fmt: skip
+    logger.info("%s: the run of %d steps (%d done) goes on to %d steps at the same constant learning rate", out,
+                before, done, config.steps)  # fmt: skip
 
 
 def _adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from ._model import DistanceField, DistanceFieldConfig
 from ._official import load_official
 from ._project import Projection, project, random_poses
 from ._train import load_model
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "interpolate_poses",
@@ -153,18 +156,28 @@ def interpolate_poses(
     tol = _default_tol(model, tol)
     path = [a]
     close = np.deg2rad(1.0)  # every joint within a degree of b: the next step is b itself
-    remaining = float(np.sum(quat_geodesic(a, b)))
+    total = remaining = float(np.sum(quat_geodesic(a, b)))
+    stopped = "max_steps"
     for _ in range(max_steps):
         x = path[-1]
         if np.max(quat_geodesic(x, b)) < close:
+            stopped = ""
             break
         moved = torch.as_tensor(np.asarray(quat_slerp(x, b, step_size))[None], dtype=torch.float32)
         nxt = project(model, moved, tol=tol, max_steps=project_steps).quat[0].detach().cpu().double().numpy()
         left = float(np.sum(quat_geodesic(nxt, b)))
         if left >= remaining:
-            break  # the projection pulls back as much as the step advances: b is off the field's zero set; go to b
+            stopped = "pulled back"  # the projection undoes the step: b is off the field's zero set; go to b
+            break
         path.append(nxt)
         remaining = left
+    if stopped:
+        why = (f"the {max_steps} steps (max_steps) ran out" if stopped == "max_steps" else
+               "a projected step no longer brought the path nearer B (B lies off the prior's zero set, or the prior "
+               "is poor)")  # fmt: skip
+        logger.warning("interpolation: %s; the path jumps straight to B from pose %d, %.0f%% of the way short "
+                       "(%.3g of %.3g rad left)", why, len(path) - 1, 100 * remaining / max(total, 1e-12),
+                       remaining, total)  # fmt: skip
     path.append(b)
     quats = np.stack(path).astype(np.float32)
     with torch.no_grad():

@@ -42,9 +42,15 @@ def convert(
     model_dir: Annotated[
         Path | None, typer.Option(help="Body models and transfer/ (default: $AMASSKIT_BODY_MODELS).")
     ] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the converted tree.")] = Path(
-        "converted"
-    ),
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Folder for the converted tree (default: ./converted); with --pose-list, the .npz to write "
+            "(default: INPUT's name with _<target>.npz, in the working directory; a folder: that name in it).",
+        ),
+    ] = None,
     gender: Annotated[
         GenderChoice, typer.Option(help="Target gender: each file's own, or the neutral model.")
     ] = GenderChoice.same,
@@ -72,11 +78,17 @@ def convert(
     """Convert SMPL+H motion to SMPL-X (or back) by fitting the target model to the source mesh mapped through the
     deformation transfer: per-frame errors in every output, resumable, atomic."""
     from ..convert import convert_files, convert_pose_list
+    from ..errors import InvalidArgumentError
 
     with handle_errors():
         if pose_list:
             if len(inputs) != 1:
                 raise typer.BadParameter("--pose-list takes one npz")
+            name = f"{inputs[0].stem}_{to.value}.npz"
+            if output is None or output.is_dir():
+                output = (output or Path.cwd()) / name
+            elif output.suffix.lower() != ".npz":
+                raise InvalidArgumentError(f"--pose-list writes an .npz file: give -o {output.name}.npz, or a folder")
             summary = convert_pose_list(inputs[0], output, to=to.value, model_dir=model_dir, device=device)
             console.print(
                 f"{output}: {int(summary['poses'])} poses, mean vertex error {summary['vertex_error_mean_mm']:.2f} "
@@ -84,6 +96,7 @@ def convert(
                 highlight=False,
             )
             return
+        output = output or Path.cwd() / "converted"
         with progress_bar() as bar:
             task = bar.add_task("converting files", total=None)
             report = convert_files(

@@ -221,3 +221,20 @@ def test_cli_unpack_exit_code(smplh_tree: SynthSummary, tmp_path: Path) -> None:
                                   "--checksums", str(smplh_tree.root / "archives" / "checksums.json")])  # fmt: skip
     assert ok.exit_code == 0, ok.output
     assert "skipped" in ok.output
+
+
+def test_cli_verify_mismatch_is_said_once_with_what_to_do(smplh_tree: SynthSummary, tmp_path: Path) -> None:
+    """Synthetic archives checked against the release table: each mismatch printed once (it was twice), the hint
+    names the table `synth` wrote beside them; the rerun with that table verifies the recorded mismatch again
+    (it stayed a mismatch until --force)."""
+    archives = [str(smplh_tree.root / "archives" / n) for n in ("SFU.tar.bz2", "EKUT.tar.bz2")]
+    table = smplh_tree.root / "archives" / "checksums.json"
+    runner = CliRunner()
+    first = runner.invoke(app, ["unpack", *archives, "--to", str(tmp_path / "out"), "--verify", "-j", "1"])
+    text = " ".join(first.output.split())
+    assert first.exit_code == 1 and text.count("ChecksumMismatchError") == 2, first.output
+    assert f"--checksums {table}" in text
+    again = runner.invoke(app, ["unpack", *archives, "--to", str(tmp_path / "out"), "--verify", "--checksums",
+                                str(table), "-j", "1"])  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert "Mismatch" not in again.output and again.output.count("skipped") == 2

@@ -629,11 +629,13 @@ def _unpack_locked(
     for leftover in target.glob(".*.partial"):  # staging a killed run left
         if leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover)
-    paths = [Path(a) for a in archives]
+    paths = [user_path(a) for a in archives]
     table_source: dict[str, Any] | None = None
     if checksums is not None:
         table_source = (
-            dict(checksums) if isinstance(checksums, Mapping) else json.loads(Path(checksums).read_text())
+            dict(checksums)
+            if isinstance(checksums, Mapping)
+            else json.loads(user_path(checksums).read_text())
         )
     table = load_checksum_table(table_source)
     tool = find_decompressor(decompressor)
@@ -646,17 +648,19 @@ def _unpack_locked(
             assert entry is not None
             verified = entry.get("verified")
             sums = entry.get("checksums") or {}
-            if (
-                verify and verified is None and path.name in table
-            ):  # unpacked before without checking: check now
+            if verify and verified is not True and path.name in table:
+                # unpacked before without checking, or found not to match another table: check against this one
                 verified, sums = _verify(entry["folders"], target, table[path.name])
                 entry.update(verified=verified, checksums=sums)
                 _save_record(target, record)
             error = (
                 None
                 if verified is not False
-                else f"ChecksumMismatchError: {path}: recorded checksum mismatch"
+                else f"ChecksumMismatchError: {path}: unpacked before, and its folders did not match the checksum "
+                "table when checked (checked again with --verify against the table given: --checksums FILE)"
             )
+            if error is not None:
+                logger.error("%s: skipped (%s)", path.name, error)
             results[i] = ArchiveResult(
                 archive=str(path),
                 status="skipped",

@@ -34,10 +34,10 @@ import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final
 
 from .._util.configfile import load_yaml_or_json
+from .._util.paths import user_path
 from ..errors import SplitSchemeError
 from ._names import canonical_dataset
 
@@ -267,7 +267,7 @@ def load_scheme(name_or_path: str | os.PathLike[str]) -> SplitScheme:
     key = os.fspath(name_or_path)
     if key in BUILTIN_SCHEMES:
         return BUILTIN_SCHEMES[key]
-    path = Path(key)
+    path = user_path(key)
     if not path.is_file():
         raise SplitSchemeError(
             f"no built-in split scheme {key!r} (built in: {', '.join(BUILTIN_SCHEMES)}) and no such file"

@@ -88,7 +88,9 @@ def convert(
             if output is None or output.is_dir():
                 output = (output or Path.cwd()) / name
             elif output.suffix.lower() != ".npz":
-                raise InvalidArgumentError(f"--pose-list writes an .npz file: give -o {output.name}.npz, or a folder")
+                raise InvalidArgumentError(
+                    f"--pose-list writes an .npz file: give -o {output.name}.npz, or a folder"
+                )
             summary = convert_pose_list(inputs[0], output, to=to.value, model_dir=model_dir, device=device)
             console.print(
                 f"{output}: {int(summary['poses'])} poses, mean vertex error {summary['vertex_error_mean_mm']:.2f} "

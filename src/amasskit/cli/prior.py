@@ -257,10 +257,12 @@ def sample(
     seed: Annotated[int, typer.Option(min=0, help="Seed of the starts.")] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
-    """Plausible poses: random starts projected onto the prior's manifold (quat, pose_body, distance, converged,
-    steps, evaluations; with --keep-steps every step, for viewing)."""
+    """Plausible poses: random starts projected onto the prior's manifold, written as a motion file of one frame a
+    pose (poses, trans, ... as AMASS's SMPL+H files) with quat (N, 21, 4), prior_distance, converged, steps and
+    evaluations; with --keep-steps, history_quat and history_distance: every step, for viewing."""
     import numpy as np
 
+    from .._util.paths import user_path
     from ..errors import InvalidArgumentError
     from ..prior import load_prior, sample_poses, save_poses
 
@@ -269,7 +271,7 @@ def sample(
         begin: Any = start
         if start not in ("haar", "noisy-identity"):
             try:
-                begin = np.load(start, allow_pickle=False)
+                begin = np.load(user_path(start), allow_pickle=False)
             except (OSError, ValueError) as exc:
                 raise InvalidArgumentError(
                     f"--start {start}: not haar, noisy-identity or a readable .npy ({exc})"

@@ -62,7 +62,13 @@ def _print_synth(summary: Any) -> None:
     console.print(table)
     console.print(f"lengths from: {summary.lengths_source}; seed {summary.seed}")
     if summary.archives:
-        console.print(f"{len(summary.archives)} archives in {summary.root / 'archives'}")
+        folder = summary.root / "archives"
+        console.print(
+            f"{len(summary.archives)} archives in {folder}, with their checksum table {folder / 'checksums.json'} "
+            f"(unpack them verified: amasskit unpack {folder}/*.tar.bz2 --to DIR --verify --checksums "
+            f"{folder / 'checksums.json'})",
+            highlight=False,
+        )
 
 
 @app.command("synth-models")

@@ -102,7 +102,21 @@ def unpack(
             f"{r.seconds:.1f}",
         )
     console.print(table)
-    for r in report.failed:
-        err_console.print(f"[red]{r.error}[/]", highlight=False)
+    # each failure was logged with its error as it happened: here only what to do about them
+    mismatched = [r for r in report.results if r.verified is False]
+    if mismatched:
+        tables = sorted({str(Path(r.archive).parent / "checksums.json") for r in mismatched
+                         if (Path(r.archive).parent / "checksums.json").is_file()})  # fmt: skip
+        against = (
+            f"the table in {checksums}" if checksums is not None else "the AMASS release's checksum table"
+        )
+        hint = (f"; archives written by `amasskit synth --archives` have their own table: --checksums {tables[0]}"
+                if tables and checksums is None else "")  # fmt: skip
+        err_console.print(f"{len(mismatched)} archive(s) do not match {against}{hint}", highlight=False)
+    failed = len(report.failed) - len(mismatched)
+    if failed > 0:
+        err_console.print(
+            f"{failed} archive(s) failed (errors above); the others are unpacked", highlight=False
+        )
     if not report.ok:
         raise typer.Exit(1)

@@ -208,9 +208,8 @@ def test_frames_fitted_one_by_one_without_a_shape(exact: Converter, model_dir: P
 
 @pytest.fixture(scope="module")
 def pair(model_dir: Path) -> Converter:
-    return Converter.from_folder(
-        "smplh", "smplx", model_dir=model_dir, dtype=F64, max_iterations=30, tolerance=1e-12
-    )
+    return Converter.from_folder("smplh", "smplx", model_dir=model_dir, dtype=F64, max_iterations=30, tolerance=1e-12,
+                                 source_gender="neutral", target_gender="neutral")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -382,6 +381,27 @@ def test_pose_list_mode(model_dir: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where CUDA is missing")
+def test_a_converter_from_a_folder_takes_each_sequences_gender(model_dir: Path, smplh_tree: object) -> None:
+    """Without genders (the README's line), a sequence converts with its own gender's models, as `amasskit convert`
+    does (it used the neutral ones): the same result as a converter made for that gender, and a neutral sequence
+    with the neutral models."""
+    path = next(
+        p for p in sorted(Path(smplh_tree.root).rglob("*_poses.npz")) if read(p).gender.value == "female"
+    )  # type: ignore[attr-defined]
+    seq = read(path)[:2]
+    auto = Converter.from_folder("smplh", "smplx", model_dir=model_dir, max_iterations=2)
+    female = Converter.from_folder("smplh", "smplx", model_dir=model_dir, max_iterations=2,
+                                   source_gender="female", target_gender="female")  # fmt: skip
+    out, result = auto.convert_sequence(seq)
+    want, want_result = female.convert_sequence(seq)
+    assert out.gender.value == "female" and np.array_equal(out.pose_body, want.pose_body)
+    assert np.array_equal(result.vertex_error_mean, want_result.vertex_error_mean)
+    assert auto.convert_sequence(seq)[0].gender.value == "female"  # the female models were kept, not reloaded
+    assert len(auto._by_gender["converters"]) == 1  # type: ignore[index]
+    neutral, _ = auto.convert_sequence(seq.replace(gender="neutral"))
+    assert neutral.gender.value == "neutral" and len(auto._by_gender["converters"]) == 1  # type: ignore[index]
+
+
 def test_cuda_asked_where_there_is_none(model_dir: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="CUDA is not available"):
         Converter.from_folder("smplh", "smplx", model_dir=model_dir, device="cuda")

@@ -21,6 +21,7 @@ from typing import Any, Final
 import numpy as np
 import torch
 
+from .._util.paths import user_path
 from ..body import BodyModel
 from ..conventions import ModelType
 from ..errors import InvalidArgumentError
@@ -175,20 +176,35 @@ class Converter:
         target: ModelType | str,
         *,
         model_dir: str | os.PathLike[str] | None = None,
-        source_gender: Gender | str = Gender.NEUTRAL,
-        target_gender: Gender | str = Gender.NEUTRAL,
+        source_gender: Gender | str | None = None,
+        target_gender: Gender | str | None = None,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         **options: Any,
     ) -> Converter:
-        """Models, transfer file and (for SMPL-X) mask from a model folder (see :mod:`amasskit.convert`)."""
+        """Models, transfer file and (for SMPL-X) mask from a model folder (see :mod:`amasskit.convert`).
+
+        Args:
+            source_gender, target_gender: the models' genders. None (the default), as ``amasskit convert`` does:
+                :meth:`convert_sequence` takes each sequence's own gender for both (the gendered models of a folder
+                are loaded the first time a sequence of that gender comes, a few seconds, and kept), and
+                :meth:`convert_poses` the neutral models. Give both to fix them (``"neutral"`` for the neutral
+                models whatever the sequence).
+
+        The first conversion of a converter also compiles and warms up its fitting kernels: it takes a few seconds
+        more than the later ones, whose speed the figures in the README give.
+        """
         src, dst = ModelType.parse(source), ModelType.parse(target)
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
             raise InvalidArgumentError(f"device {device!r}: CUDA is not available here (use 'cpu')")
-        src_model = BodyModel.load(src, source_gender, model_dir=model_dir, device=device, dtype=dtype)
-        dst_model = BodyModel.load(
-            dst, target_gender, model_dir=model_dir, device=device, dtype=dtype, dmpl=False
+        model_dir = None if model_dir is None else user_path(model_dir)
+        src_model = BodyModel.load(
+            src, source_gender or Gender.NEUTRAL, model_dir=model_dir, device=device, dtype=dtype
         )
+        dst_model = BodyModel.load(
+            dst, target_gender or source_gender or Gender.NEUTRAL, model_dir=model_dir, device=device, dtype=dtype,
+            dmpl=False,
+        )  # fmt: skip
         if mesh_of(src) == mesh_of(dst):
             transfer = TransferMatrix.identity(src_model.num_vertices)
         else:
@@ -198,7 +214,40 @@ class Converter:
         if dst is ModelType.SMPLX and "mask" not in options:
             mask_file = find_mask_file(model_dir)
             mask = None if mask_file is None else load_mask(mask_file, num_vertices=dst_model.num_vertices)
-        return cls(src_model, dst_model, transfer, **({"mask": mask} | options))
+        converter = cls(src_model, dst_model, transfer, **({"mask": mask} | options))
+        if source_gender is None or target_gender is None:  # each sequence's own gender
+            converter._by_gender = {
+                "build": dict(source=src, target=dst, model_dir=model_dir, device=device, dtype=dtype, **options),
+                "source_gender": source_gender, "target_gender": target_gender, "converters": {},
+            }  # fmt: skip
+        return converter
+
+    _by_gender: dict[str, Any] | None = None
+
+    def _for_gender(self, gender: Gender) -> Converter:
+        """The converter for a sequence of ``gender``: this one, or (made by :meth:`from_folder` without genders)
+        the one of that gender's models, loaded once."""
+        if self._by_gender is None:
+            return self
+        source_gender = self._by_gender["source_gender"] or gender
+        target_gender = self._by_gender["target_gender"] or source_gender
+        if (Gender.parse(source_gender), Gender.parse(target_gender)) == (
+            self.source.gender,
+            self.target.gender,
+        ):
+            return self
+        genders = (Gender.parse(source_gender).value, Gender.parse(target_gender).value)
+        # this converter's settings now (a copy may have changed them), not those it was made with
+        settings = {"max_iterations": self.max_iterations, "tolerance": self.tolerance, "chunk": self.chunk,
+                    "fit_betas": self.fit_betas, "shape_frames": self.shape_frames, "num_betas": self.num_betas}  # fmt: skip
+        key = (*genders, *sorted(settings.items()))
+        made = self._by_gender["converters"]
+        if key not in made:
+            logger.info("converter: loading the %s -> %s models", *genders)
+            made[key] = Converter.from_folder(
+                **(self._by_gender["build"] | settings), source_gender=genders[0], target_gender=genders[1]
+            )
+        return made[key]
 
     # ------------------------------------------------------------------------------------------------ pieces
 
@@ -375,6 +424,9 @@ class Converter:
         if seq.model is not self.source.kind:
             raise InvalidArgumentError(f"a {seq.model.value} sequence, but the converter's source is "
                                        f"{self.source.kind.value}")  # fmt: skip
+        gendered = self._for_gender(seq.gender)
+        if gendered is not self:
+            return gendered.convert_sequence(seq)
         if self.target.kind not in (ModelType.SMPLH, ModelType.SMPLX):
             raise InvalidArgumentError(
                 "sequences are SMPL+H or SMPL-X; convert SMPL targets with convert_poses"

@@ -116,4 +116,59 @@ def test_every_readme_command_runs_as_shown(
         assert result.exit_code == 0, f"{line}\n-> amasskit {' '.join(args)}\n{result.output}"
         ran.append(line)
     assert len(ran) >= 12 and len(checked) >= 5, (ran, checked)
+    from amasskit.store import Store  # the README's labels are right for its own config
+
+    sequences = Store(Path(world["~/stores"]) / "train").sequences
+    assert [s["augmentation"].split(":")[0] for s in sequences[:4]] == ["none", "rotate", "rotate", "mirror"]
+    assert len({s["source"] for s in sequences[:4]}) == 1
     assert (tmp_path / "walk.mp4").stat().st_size > 0 and (tmp_path / "frame.ply").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("command", "config"),
+    [
+        (["prepare"], "PrepareConfig"),
+        (["prior", "poses"], "PoseSetConfig"),
+        (["prior", "train"], "TrainConfig"),
+    ],
+)
+def test_every_config_key_is_a_flag_of_its_name(command: list[str], config: str) -> None:
+    """The commands that read a config file take each of its keys as a flag of the same name (`splits: [..]` and
+    `--splits`, `workers:` and `--workers`), so what the README's YAML says can be said on the command line."""
+    import dataclasses
+
+    import typer
+
+    import amasskit.prepare
+    import amasskit.prior
+
+    cls = getattr(amasskit.prepare, config, None) or getattr(amasskit.prior, config)
+    click_command = typer.main.get_command(app)
+    for word in command:
+        click_command = click_command.commands[word]  # type: ignore[attr-defined]
+    flags = {name for param in click_command.params for name in param.opts + param.secondary_opts}
+    missing = [f.name for f in dataclasses.fields(cls) if f"--{f.name.replace('_', '-')}" not in flags]
+    assert not missing, f"`amasskit {' '.join(command)}` has no flag for the config keys {missing}"
+
+
+def test_the_defaults_train_states_are_the_configs() -> None:
+    """`prior train --help` states each default (its options default to the config file's value): each one stated
+    is the config's own."""
+    import dataclasses
+
+    import typer
+
+    from amasskit.prior import TrainConfig
+
+    train = typer.main.get_command(app).commands["prior"].commands["train"]  # type: ignore[attr-defined]
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    stated = 0
+    for param in train.params:
+        found = re.search(r"\(default ([^)]+)\)$", getattr(param, "help", None) or "")
+        if found is None:
+            continue
+        value = defaults[param.name]
+        text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        assert found.group(1).replace("_", "") == text, (param.name, found.group(1), value)
+        stated += 1
+    assert stated >= 15

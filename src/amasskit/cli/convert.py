@@ -59,7 +59,10 @@ def convert(
     ] = BetasChoice.fit,
     schedule: Annotated[
         ScheduleChoice,
-        typer.Option(help="accurate: within 0.1 mm of convergence; fast: about 2x faster, +0.2 mm."),
+        typer.Option(
+            help="accurate: within 0.05 mm of a fit run to convergence; fast: about 1.6x the frames a second, "
+            "+0.2 mm (benchmarks/RESULTS.md)."
+        ),
     ] = ScheduleChoice.accurate,
     jobs: Annotated[
         int | None,

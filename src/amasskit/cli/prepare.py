@@ -19,14 +19,25 @@ def prepare(
     catalog: Annotated[Path | None, typer.Option(help="Catalog (database or scanned folder).")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for the stores (one per split).")] = None,
     scheme: Annotated[str | None, typer.Option(help="Recorded split scheme; none: one store 'all'.")] = None,
-    split: Annotated[list[str] | None, typer.Option(help="Only these splits (repeatable).")] = None,
-    dataset: Annotated[list[str] | None, typer.Option(help="Only these sub-datasets (repeatable).")] = None,
+    split: Annotated[
+        list[str] | None, typer.Option("--split", "--splits", help="Only these splits (repeatable).")
+    ] = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option("--dataset", "--datasets", help="Only these sub-datasets (repeatable)."),
+    ] = None,
     gender: Annotated[str | None, typer.Option(help="Only this gender.")] = None,
     model: Annotated[str | None, typer.Option(help="Only this model (smplh, smplx).")] = None,
     min_duration: Annotated[float | None, typer.Option(help="Minimum input duration (s).")] = None,
     fps: Annotated[float | None, typer.Option(help="Resample to this rate, by time.")] = None,
     trim_keep: Annotated[
         float | None, typer.Option(help="Keep the middle fraction (0.8 as the AMASS tools).")
+    ] = None,
+    trim_seconds: Annotated[
+        str | None,
+        typer.Option(
+            metavar="START,END", help="Cut these seconds from the start and the end (not with --trim-keep)."
+        ),
     ] = None,
     min_frames: Annotated[
         int | None, typer.Option(help="Drop sequences shorter than this after processing.")
@@ -42,7 +53,7 @@ def prepare(
     dtype: Annotated[str | None, typer.Option(help="float32 or float64.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed.")] = None,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Processes (default: all cores).")
+        int | None, typer.Option("--jobs", "--workers", "-j", min=1, help="Processes (default: all cores).")
     ] = None,
     strict: Annotated[bool | None, typer.Option(help="Stop at the first unreadable file.")] = None,
     name: Annotated[
@@ -71,13 +82,22 @@ def prepare(
     from ..prepare import PrepareConfig, load_config_file, plan_prepare
     from ..prepare import prepare as run_prepare
 
-    flags = {"catalog": catalog, "out": out, "scheme": scheme, "splits": split, "datasets": dataset,
+    flags: dict[str, Any] = {"catalog": catalog, "out": out, "scheme": scheme, "splits": split, "datasets": dataset,
              "gender": gender, "model": model, "min_duration": min_duration, "fps": fps, "trim_keep": trim_keep,
              "min_frames": min_frames, "canonicalise": canonicalise, "rotations": rotations, "mirror": mirror,
              "noise": noise, "frame_fraction": frame_fraction, "rotation": rotation, "dtype": dtype, "seed": seed,
              "workers": jobs, "strict": strict, "name": name, "body_models": body_models,
              "joints": joints, "dask": dask}  # fmt: skip
     with handle_errors():
+        if trim_seconds is not None:
+            from ..errors import ConfigError
+
+            try:
+                flags["trim_seconds"] = [float(v) for v in trim_seconds.split(",")]
+            except ValueError:
+                raise ConfigError(
+                    f"--trim-seconds {trim_seconds!r}: need START,END seconds", key="trim_seconds"
+                ) from None
         data: dict[str, Any] = {} if config_file is None else load_config_file(config_file)
         data.update(
             {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v not in (None, [])}

@@ -35,7 +35,10 @@ def render(
     output: Annotated[Path, typer.Option("--output", "-o", help="The video: .mp4 (needs ffmpeg) or .gif.")],
     model_dir: Annotated[
         Path | None,
-        typer.Option(help="Body-model folder: draw the model's own joints instead of the built-in skeleton."),
+        typer.Option(
+            help="Body-model folder: draw the model's lit mesh (the model's joints with --no-mesh) instead of the "
+            "built-in skeleton."
+        ),
     ] = None,
     frames: Annotated[
         str | None, typer.Option(help="Frames A:B of the first input (its frame rate sets the span for all).")

@@ -52,14 +52,24 @@ def poses(
         Path | None, typer.Option("--out", "-o", help="Folder for the pose sets (one per split).")
     ] = None,
     scheme: Annotated[str | None, typer.Option(help="Recorded split scheme; none: one set 'all'.")] = None,
-    split: Annotated[list[str] | None, typer.Option(help="Only these splits (repeatable).")] = None,
-    dataset: Annotated[list[str] | None, typer.Option(help="Only these sub-datasets (repeatable).")] = None,
+    split: Annotated[
+        list[str] | None, typer.Option("--split", "--splits", help="Only these splits (repeatable).")
+    ] = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option("--dataset", "--datasets", help="Only these sub-datasets (repeatable)."),
+    ] = None,
     model: Annotated[str | None, typer.Option(help="Only this model (smplh, smplx).")] = None,
+    gender: Annotated[str | None, typer.Option(help="Only this gender.")] = None,
+    min_duration: Annotated[float | None, typer.Option(help="Minimum input duration (s).")] = None,
     preset: Annotated[
         PresetChoice | None, typer.Option(help="Sampling preset: 30% of the frames of the middle 80%.")
     ] = None,
     fraction: Annotated[
-        float | None, typer.Option(help="Fraction of each sequence's frames (the preset's).")
+        float | None,
+        typer.Option(
+            "--fraction", "--frame-fraction", help="Fraction of each sequence's frames (the preset's)."
+        ),
     ] = None,
     trim_keep: Annotated[
         float | None, typer.Option(help="Middle fraction sampled from (the preset's).")
@@ -71,7 +81,7 @@ def poses(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the sampling.")] = None,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Processes (default: all cores).")
+        int | None, typer.Option("--jobs", "--workers", "-j", min=1, help="Processes (default: all cores).")
     ] = None,
     strict: Annotated[bool | None, typer.Option(help="Stop at the first unreadable file.")] = None,
     dask: DaskAddress = None,
@@ -83,6 +93,7 @@ def poses(
     from ..prior import PoseSet, PoseSetConfig, build_pose_sets
 
     flags = {"catalog": catalog, "out": out, "scheme": scheme, "splits": split, "datasets": dataset, "model": model,
+             "gender": gender, "min_duration": min_duration,
              "preset": None if preset is None else preset.value, "frame_fraction": fraction, "trim_keep": trim_keep,
              "fps": fps, "joints": None if joints is None else joints.value, "dedup": dedup, "seed": seed,
              "workers": jobs, "strict": strict, "dask": dask}  # fmt: skip
@@ -171,45 +182,93 @@ class PrecisionChoice(str, Enum):
     bf16 = "bf16"
 
 
+def _train_option(help: str, default: object = None, *names: str, **options: Any) -> Any:
+    """An option of `prior train`: its default is None (the config file's value, else the config's default), and
+    its help states the config's default (``tests/test_readme.py`` checks each against :class:`TrainConfig`)."""
+    text = help if default is None else f"{help} (default {default})"
+    return typer.Option(*names, help=text, **options)
+
+
 @prior_app.command("train")
 def train(
     config_file: Annotated[
         Path | None, typer.Argument(metavar="[CONFIG.yaml]", help="YAML or JSON config (keys as the flags).")
     ] = None,
-    data: Annotated[Path | None, typer.Option(help="Training set (`amasskit prior data`).")] = None,
+    data: Annotated[Path | None, _train_option("Training set (`amasskit prior data`).")] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Folder for checkpoints, logs, model.")
+        Path | None, _train_option("Folder for checkpoints, logs, model.", None, "--out", "-o")
     ] = None,
-    val_data: Annotated[Path | None, typer.Option(help="Held-out training set for validation.")] = None,
+    val_data: Annotated[Path | None, _train_option("Held-out training set for validation.")] = None,
+    clean: Annotated[
+        Path | None, _train_option("Pose set of the manifold term (default: the one the data was made from).")
+    ] = None,
     preset: Annotated[
         TrainPresetChoice | None,
-        typer.Option(help="Published settings: activation, learning rate, loss weights."),
+        _train_option("Published settings: activation, learning rate, loss weights.", "nrdf"),
     ] = None,
-    steps: Annotated[int | None, typer.Option(min=1, help="Optimiser steps.")] = None,
+    activation: Annotated[
+        str | None, _train_option("softplus, lrelu or relu (default: the preset's).")
+    ] = None,
+    beta: Annotated[float | None, _train_option("Softplus sharpness.", 100.0)] = None,
+    dims: Annotated[
+        str | None, _train_option("The MLP's hidden widths, comma-separated.", "256,512,1024,512,256,64")
+    ] = None,
+    parents: Annotated[
+        str | None, _train_option("fixed (the kinematic tree) or official (the released map).", "fixed")
+    ] = None,
+    steps: Annotated[int | None, _train_option("Optimiser steps.", 100_000, min=1)] = None,
     batch_size: Annotated[
-        int | None, typer.Option(min=1, help="Noisy poses a step (over all ranks).")
+        int | None, _train_option("Noisy poses a step (over all ranks).", 256, min=1)
     ] = None,
-    lr: Annotated[float | None, typer.Option(min=0.0, help="Learning rate (the preset's).")] = None,
-    lr_schedule: Annotated[str | None, typer.Option(help="constant (the originals') or cosine.")] = None,
-    seed: Annotated[int | None, typer.Option(min=0, help="Seed of the weights and the batch order.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N.")] = None,
+    manifold_batch: Annotated[
+        int | None, _train_option("Clean poses a step (default: the batch size).", None, min=1)
+    ] = None,
+    lr: Annotated[
+        float | None, _train_option("Learning rate (default: the preset's).", None, min=0.0)
+    ] = None,
+    lr_schedule: Annotated[
+        str | None, _train_option("constant (the originals') or cosine.", "constant")
+    ] = None,
+    warmup: Annotated[int | None, _train_option("Steps of linear warm-up.", 0, min=0)] = None,
+    weight_decay: Annotated[float | None, _train_option("AdamW's weight decay.", 0.0, min=0.0)] = None,
+    w_dist: Annotated[float | None, _train_option("Distance loss weight (default: the preset's).")] = None,
+    w_manifold: Annotated[
+        float | None, _train_option("Manifold loss weight (default: the preset's).")
+    ] = None,
+    w_eikonal: Annotated[float | None, _train_option("Eikonal loss weight (default: the preset's).")] = None,
+    w_gradient: Annotated[float | None, _train_option("Gradient supervision weight.", 0.0)] = None,
+    target: Annotated[
+        str | None, _train_option("nearest or mean (of the k stored distances).", "nearest")
+    ] = None,
+    val_every: Annotated[int | None, _train_option("Steps between validations.", 1000, min=1)] = None,
+    val_samples: Annotated[int | None, _train_option("Held-out samples a validation.", 20_000, min=1)] = None,
+    checkpoint_every: Annotated[int | None, _train_option("Steps between checkpoints.", 1000, min=1)] = None,
+    log_every: Annotated[int | None, _train_option("Steps between log lines.", 100, min=1)] = None,
+    seed: Annotated[int | None, _train_option("Seed of the weights and the batch order.", 0, min=0)] = None,
+    device: Annotated[str | None, _train_option("cpu, cuda or cuda:N.", "cpu")] = None,
     precision: Annotated[
-        PrecisionChoice | None, typer.Option(help="bf16 autocast where fast (auto), or fp32/bf16.")
+        PrecisionChoice | None, _train_option("bf16 autocast where fast (auto), or fp32/bf16.", "auto")
     ] = None,
-    workers: Annotated[int | None, typer.Option(min=0, help="DataLoader worker processes.")] = None,
+    workers: Annotated[int | None, _train_option("DataLoader worker processes.", 0, min=0)] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a run of another config in --out.")] = False,
 ) -> None:
     """Train a distance field (Pose-NDF's network, the tree's parent map) on a training set: distance, manifold and
-    eikonal losses, AdamW, validation (MAE, Spearman, AUROC), atomic checkpoints; run it again to resume. Several
-    GPUs: `torchrun --nproc-per-node N -m amasskit prior train CONFIG`."""
+    eikonal losses, AdamW, validation (MAE, Spearman, AUROC), atomic checkpoints; run it again to resume. Every
+    config key is a flag of the same name (flags override the file). Several GPUs: `torchrun --nproc-per-node N -m
+    amasskit prior train CONFIG`."""
     from ..errors import ConfigError
     from ..prepare import load_config_file
     from ..prior import TrainConfig
     from ..prior import train as run_training
 
-    flags = {"data": data, "out": out, "val_data": val_data, "preset": None if preset is None else preset.value,
-             "steps": steps, "batch_size": batch_size, "lr": lr, "lr_schedule": lr_schedule, "seed": seed,
-             "device": device, "precision": None if precision is None else precision.value, "workers": workers}  # fmt: skip
+    flags = {"data": data, "out": out, "val_data": val_data, "clean": clean,
+             "preset": None if preset is None else preset.value, "activation": activation, "beta": beta,
+             "dims": dims, "parents": parents, "steps": steps, "batch_size": batch_size,
+             "manifold_batch": manifold_batch, "lr": lr, "lr_schedule": lr_schedule, "warmup": warmup,
+             "weight_decay": weight_decay, "w_dist": w_dist, "w_manifold": w_manifold, "w_eikonal": w_eikonal,
+             "w_gradient": w_gradient, "target": target, "val_every": val_every, "val_samples": val_samples,
+             "checkpoint_every": checkpoint_every, "log_every": log_every, "seed": seed, "device": device,
+             "precision": None if precision is None else precision.value, "workers": workers}  # fmt: skip
     with handle_errors():
         values: dict[str, Any] = {} if config_file is None else load_config_file(config_file)
         values.update({k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None})

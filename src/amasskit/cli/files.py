@@ -14,16 +14,12 @@ from ..errors import AmassFileError, NotMotionFileError
 from ._app import app, console, err_console
 
 
-def _expand(paths: list[Path]) -> list[Path]:
-    out: list[Path] = []
-    for path in paths:
-        out.extend(sorted(path.rglob("*.npz")) if path.is_dir() else [path])
-    return out
-
-
 @app.command()
 def info(
-    paths: Annotated[list[Path], typer.Argument(help="Motion files, or folders to search for *.npz.")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Motion files, folders to search for *.npz, or anything amasskit wrote."),
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON (one object per file) instead of a table.")
     ] = False,
@@ -32,27 +28,64 @@ def info(
         typer.Option("--full", help="Also read and validate every array (NaN, shapes), not only the header."),
     ] = False,
 ) -> None:
-    """What an AMASS file holds: release, frames, fps, duration, gender, betas, DMPLs. Reads headers only unless
-    --full. Non-motion files (shape.npz, *_stagei.npz) are named as such; bad files give a typed error."""
+    """What a file or folder holds. An AMASS file: release, frames, fps, duration, gender, betas, DMPLs (headers
+    only unless --full; shape.npz and *_stagei.npz named as such; bad files give a typed error). Anything amasskit
+    wrote: a store or pose set, a folder of them, a training set, a prior run or model, a conversion or pose list,
+    an evaluation report, a catalog, an unpack target."""
     from ..io import read, read_header
+    from ..outputs import describe_output
 
     results: list[dict[str, Any]] = []
     failures = 0
-    for path in _expand(paths):
+
+    def motion(path: Path) -> None:
+        nonlocal failures
         try:
             header = read_header(path)
             if full:
                 read(path)
             results.append(header.to_dict())
-        except NotMotionFileError as exc:
-            results.append({"path": str(path), "kind": exc.kind, "motion": False})
         except AmassFileError as exc:
-            failures += 1
-            results.append({"path": str(path), "error": type(exc).__name__, "message": exc.reason})
+            described = describe_output(path)  # a pose list, say: not a motion file, but amasskit's
+            if described is not None:
+                results.append(described.to_dict())
+            elif isinstance(exc, NotMotionFileError):
+                results.append({"path": str(path), "kind": exc.kind, "motion": False})
+            else:
+                failures += 1
+                results.append({"path": str(path), "error": type(exc).__name__, "message": exc.reason})
+
+    for path in paths:
+        described = None if path.suffix.lower() == ".npz" else describe_output(path)
+        if described is not None:
+            results.append(described.to_dict())
+        if path.is_dir():
+            found = sorted(path.rglob("*.npz"))
+            for file in found:
+                motion(file)
+            if not found and described is None:
+                failures += 1
+                results.append({"path": str(path), "error": "NothingHere",
+                                "message": "no motion files (*.npz) and nothing amasskit wrote"})  # fmt: skip
+        elif described is None:
+            if path.suffix.lower() == ".npz" or not path.exists():
+                motion(path)
+            else:
+                failures += 1
+                results.append({"path": str(path), "error": "UnknownFile",
+                                "message": "not a motion file, nor anything amasskit writes"})  # fmt: skip
     if as_json:
         payload: Any = results[0] if len(results) == 1 else results
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
+        outputs = [r for r in results if "summary" in r]
+        if outputs:
+            found_table = Table(show_lines=False)
+            found_table.add_column("path", overflow="fold", min_width=24, ratio=1)
+            found_table.add_column("what it is", overflow="fold", ratio=2)
+            for r in outputs:
+                found_table.add_row(r["path"], r["summary"])
+            console.print(found_table)
         table = Table(show_lines=False)
         for col in ("file", "model", "frames", "fps", "seconds", "gender", "betas", "dmpls"):
             right = col in ("frames", "fps", "seconds", "betas")
@@ -61,7 +94,7 @@ def info(
             else:
                 table.add_column(col, justify="right" if right else "left")
         for r in results:
-            if "error" in r:
+            if "error" in r or "summary" in r:
                 continue
             if r.get("motion") is False:
                 table.add_row(r["path"], f"[dim]{r['kind']}[/]", *["[dim]-[/]"] * 4, "[dim]not motion[/]", "")

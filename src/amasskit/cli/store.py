@@ -40,7 +40,17 @@ def store_stats_command(
     from ..viz import plot_store
 
     with handle_errors():
-        opened = Store(path)
+        from ..errors import StoreError
+        from ..outputs import describe_output
+
+        try:
+            opened = Store(path)
+        except StoreError:
+            other = describe_output(path)
+            if other is None:
+                raise
+            raise StoreError(path, f"not a store but {other.summary}; `amasskit info {path}` says what any amasskit "
+                             "output holds") from None  # fmt: skip
         stats = store_stats(opened)
         console.print(
             f"{path}: {stats.sequences:,} sequences, {stats.frames:,} frames, {stats.seconds / 3600:.2f} hours; "

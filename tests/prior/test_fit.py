@@ -6,15 +6,16 @@ family (ManifoldField) stands in for a trained prior, so every answer can be che
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from amasskit.body import BodyModel
+from amasskit.cli import app
 from amasskit.errors import ArrayShapeError, InvalidArgumentError, KeypointFileError
 from amasskit.io import read
 from amasskit.prior import (
@@ -240,9 +241,11 @@ def test_motion_files_in_and_out(tmp_path: Path) -> None:
     assert read_motion(tmp_path / "out.npz")["pose_body"].shape == (5, 21, 3)
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "amasskit", "prior", *args], capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+def _run(*args: str) -> SimpleNamespace:
+    """`amasskit prior ARGS` through Typer's runner (the console script's own entry point, without a new
+    interpreter), as ``returncode``, ``stdout``, ``stderr``."""
+    result = CliRunner().invoke(app, ["prior", *args])
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
 
 
 def test_the_denoise_and_fit_commands(manifold: PoseManifold, tmp_path: Path, model_dir: Path) -> None:
@@ -260,18 +263,22 @@ def test_the_denoise_and_fit_commands(manifold: PoseManifold, tmp_path: Path, mo
     assert read(tmp_path / "d.npz").num_frames == T and load_track(tmp_path / "d.npz").joints.shape[0] == T
     track = load_track(tmp_path / "d.npz")
     assert "prior distance" not in track.per_frame  # no prior, no distance: NaN is not shown as a fact
-    rendered = subprocess.run([sys.executable, "-m", "amasskit", "render", str(tmp_path / "d.npz"), "-o",
-                               str(tmp_path / "d.gif")], capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert rendered.returncode == 0 and (tmp_path / "d.gif").stat().st_size > 0, rendered.stderr[-2000:]
+    rendered = CliRunner().invoke(app, ["render", str(tmp_path / "d.npz"), "-o", str(tmp_path / "d.gif")])
+    assert rendered.exit_code == 0 and (tmp_path / "d.gif").stat().st_size > 0, rendered.output[-2000:]
     run = _run("denoise", "none", str(tmp_path / "in.npz"), "-o", str(tmp_path / "m.npz"), "--rounds", "1",
                "--steps", "5", "--model-dir", str(model_dir))  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
 
     joints = skeleton_joints(np.tile([np.pi / 2, 0, 0], (2, 1)), rotvec[:2], np.zeros((2, 3)))[:, :22]
     np.save(tmp_path / "joints.npy", joints)
-    run = _run("fit", "none", str(tmp_path / "joints.npy"), "-o", str(tmp_path / "f.npz"), "--hide", "4,7,10",
-               "--hypotheses", "3", "--steps", "60")  # fmt: skip
+    import amasskit.cli._app as cli_app
+
+    with pytest.MonkeyPatch.context() as patch:  # where stderr is no terminal, progress is logged as lines
+        patch.setattr(cli_app, "PROGRESS_LINE_SECONDS", 0.0)
+        run = _run("fit", "none", str(tmp_path / "joints.npy"), "-o", str(tmp_path / "f.npz"), "--hide", "4,7,10",
+                   "--hypotheses", "3", "--steps", "60")  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
+    assert "fitting joints (steps): 30/60" in run.stderr and "fitting joints (steps): 60/60" in run.stderr
     with np.load(tmp_path / "f.npz") as f:
         assert f["observation"].tolist() == [0, 0, 0, 1, 1, 1] and f["fit_loss"].shape == (6,)
     assert read(tmp_path / "f.npz").num_frames == 6

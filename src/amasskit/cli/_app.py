@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -195,3 +195,16 @@ def progress_bar() -> Progress:
         disable=state["verbose"] < 0 or not drawn,
         lines=state["verbose"] >= 0 and not drawn,
     )
+
+
+@contextmanager
+def step_progress(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar of one task for a long library call: yields the ``progress(done, total)`` callback to pass
+    it."""
+    with progress_bar() as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ._app import DaskAddress, Release, app, console, err_console, handle_errors, progress_bar
+from ._app import DaskAddress, Release, app, console, err_console, handle_errors, progress_bar, step_progress
 
 
 class GenderChoice(str, Enum):
@@ -94,7 +94,9 @@ def convert(
                 raise InvalidArgumentError(
                     f"--pose-list writes an .npz file: give -o {output.name}.npz, or a folder"
                 )
-            summary = convert_pose_list(inputs[0], output, to=to.value, model_dir=model_dir, device=device)
+            with step_progress("converting poses") as on_progress:
+                summary = convert_pose_list(inputs[0], output, to=to.value, model_dir=model_dir, device=device,
+                                            progress=on_progress)  # fmt: skip
             console.print(
                 f"{output}: {int(summary['poses'])} poses, mean vertex error {summary['vertex_error_mean_mm']:.2f} "
                 f"mm (max {summary['vertex_error_max_mm']:.2f} mm)",

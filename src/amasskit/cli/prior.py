@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ._app import AmassTyper, DaskAddress, app, console, handle_errors, progress_bar
+from ._app import AmassTyper, DaskAddress, app, console, handle_errors, progress_bar, step_progress
 
 prior_app = AmassTyper(
     no_args_is_help=True,
@@ -335,8 +335,9 @@ def sample(
                 raise InvalidArgumentError(
                     f"--start {start}: not haar, noisy-identity or a readable .npy ({exc})"
                 ) from None
-        result = sample_poses(model, count, start=begin, seed=seed, tol=tol, max_steps=max_steps,
-                              keep_steps=keep_steps)  # fmt: skip
+        with step_progress("projecting poses (stopped)") as on_progress:
+            result = sample_poses(model, count, start=begin, seed=seed, tol=tol, max_steps=max_steps,
+                                  keep_steps=keep_steps, progress=on_progress)  # fmt: skip
         extra = {} if result.history is None else {"history_quat": result.history.cpu().numpy(),
                                                    "history_distance": result.history_distance.cpu().numpy()}  # type: ignore[union-attr]  # fmt: skip
         save_poses(out, result.quat.detach().cpu().numpy(), prior_distance=result.distance.cpu().numpy(),
@@ -376,8 +377,9 @@ def interpolate(
     with handle_errors():
         model = load_prior(model_path, map_location=device)
         joints = int(model.config.joints)
-        path, distance = interpolate_poses(model, read_pose(a, joints=joints), read_pose(b, joints=joints),
-                                           step_size=step_size, max_steps=steps)  # fmt: skip
+        with step_progress("interpolating (steps)") as on_progress:
+            path, distance = interpolate_poses(model, read_pose(a, joints=joints), read_pose(b, joints=joints),
+                                               step_size=step_size, max_steps=steps, progress=on_progress)  # fmt: skip
         save_poses(out, path, prior_distance=distance)
     console.print(
         f"{out}: {len(path)} poses from A to B, largest distance on the way {float(distance.max()):.4g}"
@@ -462,9 +464,9 @@ def denoise(
             observed = kin(*(torch.as_tensor(data[k], dtype=kin.dtype, device=kin.device) for k in ("root_orient", "pose_body", "trans")),
                            torch.as_tensor(data["betas"][: kin.num_betas], dtype=kin.dtype, device=kin.device) if kin.num_betas else None).cpu()  # fmt: skip
         schedule = DenoiseSchedule.posendf(rounds, steps, lr).scaled(prior=prior_weight)
-        fit = denoise_motion(
-            field, observed.numpy(), kinematics=kin, init=data, schedule=schedule, warmup=warmup
-        )
+        with step_progress("denoising (steps)") as on_progress:
+            fit = denoise_motion(field, observed.numpy(), kinematics=kin, init=data, schedule=schedule,
+                                 warmup=warmup, progress=on_progress)  # fmt: skip
         moved = np.linalg.norm(fit.joints - observed.numpy(), axis=-1).mean(-1)
         save_motion(out, pose_body=fit.pose_body, root_orient=fit.root_orient, trans=fit.trans,
                     betas=fit.betas[0] if fit.betas.shape[-1] else None, fps=data["fps"], gender=data["gender"],
@@ -548,8 +550,10 @@ def fit(
                 raise InvalidArgumentError(f"none of the {len(observations)} keypoint files could be fitted")
             keypoints = np.stack(usable)
             extra["source"] = np.array(sources)
-            result = fit_keypoints(field, keypoints, intrinsics=camera, kinematics=kin, hypotheses=hypotheses,
-                                   seed=seed, prior_weights=tuple(w * prior_weight for w in (10.0, 3.0, 1.0)))  # fmt: skip
+            with step_progress("fitting keypoints (steps)") as on_progress:
+                result = fit_keypoints(field, keypoints, intrinsics=camera, kinematics=kin, hypotheses=hypotheses,
+                                       seed=seed, prior_weights=tuple(w * prior_weight for w in (10.0, 3.0, 1.0)),
+                                       progress=on_progress)  # fmt: skip
             extra["camera_intrinsics"] = np.asarray(camera)
             summary = f"reprojection {result.terms['reprojection_px']:.2f} px"
         elif len(observations) == 1 and observations[0].suffix == ".npy":
@@ -565,8 +569,9 @@ def fit(
                 if not all(0 <= j < 22 for j in hidden):
                     raise InvalidArgumentError(f"--hide {hide}: joints are 0-21")
                 joints[:, hidden] = np.nan
-            result = fit_joints(field, joints, kinematics=kin, hypotheses=hypotheses, seed=seed, steps=steps,
-                                w_prior=prior_weight)  # fmt: skip
+            with step_progress("fitting joints (steps)") as on_progress:
+                result = fit_joints(field, joints, kinematics=kin, hypotheses=hypotheses, seed=seed, steps=steps,
+                                    w_prior=prior_weight, progress=on_progress)  # fmt: skip
             seen = np.isfinite(joints).all(-1)
             err = np.linalg.norm(result.joints[:, 0] - np.nan_to_num(joints), axis=-1)
             summary = f"observed joints within {float((err * seen).sum() / seen.sum()) * 1000:.1f} mm"

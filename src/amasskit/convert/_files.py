@@ -306,14 +306,19 @@ def convert_pose_list(
     to: ModelType | str = ModelType.SMPLX,
     model_dir: str | os.PathLike[str] | None = None,
     device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, float]:
     """Convert an npz of poses with the neutral models and zero shape (see the module docstring); writes ``out``
     (npz: ``poses (N, J_target, 3)``, ``ids``, ``trans``, ``betas``, the per-pose errors) and returns the summary.
+
+    ``progress(done, poses)`` is called before the poses are fitted (all at once: splitting them would change the
+    float32 results in their last bits) and when they are done.
 
     Raises:
         InvalidArgumentError: no ``poses`` array, or one of another width than 52 or 22 joints.
         MotionFileNotFoundError, CorruptFileError: no such file, or not a readable npz.
     """
+    source = user_path(source)
     try:
         with (
             open(source, "rb") as raw,
@@ -339,8 +344,14 @@ def convert_pose_list(
     conv = _converter("smplh", ModelType.parse(to).value, "neutral", "neutral",
                       {"model_dir": None if model_dir is None else os.fspath(model_dir), "device": device,
                        "fit_betas": False})  # fmt: skip
+    if not len(poses):
+        raise InvalidArgumentError(f"{source}: holds no poses")
+    if progress is not None:
+        progress(0, len(poses))
     result = conv.convert_poses(poses)
-    with atomic_open(out) as fp:
+    if progress is not None:
+        progress(len(poses), len(poses))
+    with atomic_open(user_path(out)) as fp:
         arrays = {"poses": result.rel_rotvec, "ids": ids, "trans": result.trans, "betas": result.betas,
                   "vertex_error_mean": result.vertex_error_mean, "vertex_error_max": result.vertex_error_max,
                   "iterations": result.iterations, META_KEY: np.array(json.dumps({"conversion": "pose list",

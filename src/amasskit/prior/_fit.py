@@ -206,9 +206,11 @@ def _adam(
     steps: int,
     lr: float,
     final_lr: float | None = None,
+    tick: Callable[[], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """``steps`` of Adam on ``objective`` (which returns the summed loss to minimise and its terms); the rate decays
-    from ``lr`` to ``final_lr`` along a cosine when given. Returns the terms at the last step."""
+    from ``lr`` to ``final_lr`` along a cosine when given; ``tick`` is called after every step. Returns the terms at
+    the last step."""
     optimiser = torch.optim.Adam(params, lr=lr)
     terms: dict[str, torch.Tensor] = {}
     for step in range(steps):
@@ -221,7 +223,22 @@ def _adam(
         loss, terms = objective()
         loss.backward()
         optimiser.step()
+        if tick is not None:
+            tick()
     return terms
+
+
+def _ticker(total: int, progress: Callable[[int, int], None] | None) -> Callable[[], None] | None:
+    """A counter of optimiser steps that reports ``progress(done, total)`` (None without a callback)."""
+    if progress is None:
+        return None
+    done = [0]
+
+    def tick() -> None:
+        done[0] += 1
+        progress(done[0], total)
+
+    return tick
 
 
 def _as_tensor(x: Any, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
@@ -288,6 +305,7 @@ def denoise_motion(
     schedule: DenoiseSchedule | None = None,
     mask: np.ndarray | None = None,
     warmup: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> BodyFit:
     """Denoise a motion: fit the body to the observed joints ``observed (T, 22, 3)`` (metres, the frame of
     ``init``) under the data, temporal, shape and prior terms (module docstring), round by round.
@@ -301,6 +319,7 @@ def denoise_motion(
         mask: ``(T, 22)`` observed joints (default all).
         warmup: steps without the prior (the first round's other weights) before the schedule: from a start far
             from the answer (the rest pose), so that the prior's pull cannot hold the poses near the start.
+        progress: called as ``progress(step, steps)`` after every optimiser step.
 
     Returns:
         a :class:`BodyFit` with leading shape ``(T,)`` (one ``betas`` for the clip, repeated per frame).
@@ -347,11 +366,12 @@ def denoise_motion(
         return objective
 
     terms: dict[str, torch.Tensor] = {}
+    tick = _ticker(warmup + len(schedule.data) * schedule.steps, progress)
     with _FieldFrozen(field):
         if warmup:
-            _adam(params, terms_at(0, prior=False), steps=warmup, lr=schedule.lr)
+            _adam(params, terms_at(0, prior=False), steps=warmup, lr=schedule.lr, tick=tick)
         for r in range(len(schedule.data)):
-            terms = _adam(params, terms_at(r), steps=schedule.steps, lr=schedule.lr)
+            terms = _adam(params, terms_at(r), steps=schedule.steps, lr=schedule.lr, tick=tick)
         return _result(field, kinematics, root, pose, trans, betas.expand(T, -1), terms)
 
 
@@ -483,6 +503,7 @@ def fit_joints(
     w_prior: float = 1.0,
     w_betas: float = 1e-3,
     start_noise: float = 0.6,
+    progress: Callable[[int, int], None] | None = None,
 ) -> BodyFit:
     """Inverse kinematics with a prior: bodies whose joints match ``observed (N, 22, 3)`` (metres; NaN or ``mask``
     false where a joint is missing), ``hypotheses`` per observation from different starts (the rest pose, then
@@ -493,7 +514,7 @@ def fit_joints(
 
     Objective per fit: ``sum_j m_j |J_j - O_j|^2 / sum_j m_j`` (mean squared error, m^2) ``+ w_prior d(q)^2 +
     w_betas |beta|^2``. The prior's weight is relative to a mean squared error: at 1, a distance of 0.01 costs as
-    much as a 1 mm error.
+    much as a 1 mm error. ``progress(step, steps)`` is called after every optimiser step.
 
     Returns:
         a :class:`BodyFit` with leading shape ``(N, hypotheses)``, each observation's hypotheses sorted by loss.
@@ -542,8 +563,11 @@ def fit_joints(
     with _FieldFrozen(field):
         # two stages: the joints first (the prior at a hundredth, so it cannot hold a start far from the answer),
         # then the prior at its weight
-        _adam(params, stage(0.01), steps=steps // 2, lr=lr, final_lr=lr * 0.1)
-        terms = _adam(params, stage(1.0), steps=steps - steps // 2, lr=lr * 0.3, final_lr=lr * 0.003)
+        tick = _ticker(steps, progress)
+        _adam(params, stage(0.01), steps=steps // 2, lr=lr, final_lr=lr * 0.1, tick=tick)
+        terms = _adam(
+            params, stage(1.0), steps=steps - steps // 2, lr=lr * 0.3, final_lr=lr * 0.003, tick=tick
+        )
         with torch.no_grad():
             loss, _ = per_fit(1.0)
         fit = _result(field, kinematics, root, pose, trans, betas, terms, loss)
@@ -638,6 +662,7 @@ def fit_keypoints(
     sigma: float = 100.0,
     lr: float = 0.03,
     min_confidence: float = 0.1,
+    progress: Callable[[int, int], None] | None = None,
 ) -> BodyFit:
     """SMPLify-style fit of a body to OpenPose BODY_25 keypoints ``(25, 3)`` or ``(N, 25, 3)`` under a pinhole
     camera at the origin (OpenCV axes: x right, y down, z forward; ``intrinsics`` as :func:`intrinsics_matrix`).
@@ -650,6 +675,8 @@ def fit_keypoints(
     by the summed weights (``c``: OpenPose's confidence, keypoints under ``min_confidence`` left out; ``w``: the
     mapping's weight, :data:`BODY25_TO_SMPL`). ``hypotheses`` starts (the rest pose, then prior-projected noisy poses)
     are fitted at once and sorted by loss, best first: depth is ambiguous from one view.
+
+    ``progress(step, steps)`` is called after every optimiser step (``steps`` summed over the stages).
 
     Returns:
         a :class:`BodyFit` with leading shape ``(N, hypotheses)``; ``terms`` holds ``reprojection_px``, the best
@@ -745,10 +772,11 @@ def fit_keypoints(
         return objective
 
     with _FieldFrozen(field):
-        terms = _adam([root, trans], stage(0.0, torso), steps=steps[0], lr=lr)
+        tick = _ticker(sum(steps), progress)
+        terms = _adam([root, trans], stage(0.0, torso), steps=steps[0], lr=lr, tick=tick)
         params = [root, pose, trans] + ([betas] if kinematics.num_betas else [])
         for n, w in zip(steps[1:], prior_weights, strict=True):
-            terms = _adam(params, stage(w, weight), steps=n, lr=lr, final_lr=lr * 0.1)
+            terms = _adam(params, stage(w, weight), steps=n, lr=lr, final_lr=lr * 0.1, tick=tick)
         with torch.no_grad():
             loss, _ = per_fit(prior_weights[-1], weight)
             joints = kinematics(root, pose, trans, betas if kinematics.num_betas else None)

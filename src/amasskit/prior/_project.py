@@ -22,6 +22,7 @@ per pose, the cost to compare with a fixed number of steps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -114,6 +115,7 @@ def project(
     step_size: float | None = None,
     step_control: bool = True,
     keep_steps: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Projection:
     """Project poses ``quat (..., J, 4)`` (XYZW, any sign) onto the field's zero set (see the module doc).
 
@@ -123,6 +125,7 @@ def project(
         step_size: ``alpha``'s start (default: ``1/J`` for ``rdfgrad`` on a summed field, else 1).
         step_control: never take a step that raises the distance (else every step is taken, as the originals).
         keep_steps: also return every intermediate pose (for viewing).
+        progress: called as ``progress(done, poses)`` after every step: the poses that have stopped.
 
     Raises:
         InvalidArgumentError: an unknown method, ``max_steps < 1``, a negative ``tol``, poses of the wrong shape.
@@ -157,6 +160,8 @@ def project(
             if step_control:
                 active &= alpha > alpha0 * _MIN_ALPHA_FRACTION
             rows = active.nonzero().squeeze(1)
+            if progress is not None:
+                progress(B - len(rows), B)
             if len(rows) == 0:
                 break
             trial = _step(method, q[rows], d[rows], g[rows], alpha[rows])

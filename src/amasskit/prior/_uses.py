@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,7 @@ def sample_poses(
     max_steps: int = 100,
     method: str = "rdfgrad",
     keep_steps: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Projection:
     """``count`` poses projected onto the field's zero set from seeded starts.
 
@@ -82,7 +84,7 @@ def sample_poses(
         start: ``haar`` (uniformly random rotations), ``noisy-identity`` (each joint the identity turned by a
             Gaussian rotation vector of ``noise`` radians a component) or ``(N, J, 4)`` poses (the first ``count``).
         tol: stop a pose under this distance (default: 1e-3 a joint, in the model's units).
-        max_steps, method, keep_steps: as :func:`~amasskit.prior.project`.
+        max_steps, method, keep_steps, progress: as :func:`~amasskit.prior.project`.
 
     Raises:
         InvalidArgumentError: an unknown start or a start array of the wrong shape.
@@ -105,7 +107,7 @@ def sample_poses(
             )
     weight = next(model.parameters(), None)  # a field without parameters (ExactField) stays where it is
     return project(model, quat if weight is None else quat.to(weight.device), method=method, max_steps=max_steps, tol=_default_tol(model, tol),
-                   keep_steps=keep_steps)  # fmt: skip
+                   keep_steps=keep_steps, progress=progress)  # fmt: skip
 
 
 def _config(model: torch.nn.Module) -> DistanceFieldConfig:
@@ -133,11 +135,13 @@ def interpolate_poses(
     max_steps: int = 200,
     tol: float | None = None,
     project_steps: int = 20,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A path on the manifold from pose ``a (J, 4)`` to pose ``b (J, 4)``: repeatedly a per-joint slerp
     ``step_size`` of the way toward ``b``, then a projection (at most ``project_steps`` evaluations); the path ends
     at ``b`` once every joint is within a degree of it, once a projected step no longer brings it nearer (``b``
-    itself off the field's zero set), or after ``max_steps``.
+    itself off the field's zero set), or after ``max_steps``; ``progress(step, max_steps)`` is called after each
+    step (and with ``max_steps`` at the end).
 
     Returns:
         ``path (K, J, 4)`` float32 XYZW (``path[0] = a``, ``path[-1] = b``) and ``distance (K,)`` by the field.
@@ -171,6 +175,10 @@ def interpolate_poses(
             break
         path.append(nxt)
         remaining = left
+        if progress is not None:
+            progress(len(path) - 1, max_steps)
+    if progress is not None:
+        progress(max_steps, max_steps)
     if stopped:
         why = (f"the {max_steps} steps (max_steps) ran out" if stopped == "max_steps" else
                "a projected step no longer brought the path nearer B (B lies off the prior's zero set, or the prior "

@@ -4,14 +4,16 @@ protocol on the known pose family (its exact field against no prior; determinist
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from itertools import combinations
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from amasskit.cli import app
 from amasskit.errors import InvalidArgumentError
 from amasskit.prior import (
     EvaluationConfig,
@@ -118,7 +120,34 @@ def test_protocol_on_the_known_family() -> None:
     assert ours["completion"]["visible_mm"] < 10
     assert evaluate_prior(None, reference=reference, clips=clips, config=config) == none
     header, rows = report_table({"exact": ours, "none": none})
-    assert header[0] == "prior" and "MPJPE@40mm" in header and rows[1][1] == "-"
+    assert header[0] == "prior" and "MPJPE@40mm" in header and rows[1][1] == "-" and header[1] == "dNN rad"
+    # the noisy input's own error, what denoising starts from: the same noise for every prior
+    noisy = ours["denoising"]["40mm"]["noisy_mpjpe_mm"]
+    assert noisy == none["denoising"]["40mm"]["noisy_mpjpe_mm"] > ours["denoising"]["40mm"]["mpjpe_mm"]
+    assert rows[2][0] == "noisy input" and rows[2][header.index("MPJPE@40mm")] == f"{noisy:.4g}"
+    assert rows[2][header.index("dNN rad")] == "-"
+
+
+def test_a_task_without_input_says_it_was_not_run(caplog: pytest.LogCaptureFixture) -> None:
+    """Held-out files all shorter than a clip: the denoising task is reported as not run, with the reason (it
+    used to vanish: "0 clips" and no rows)."""
+    config = EvaluationConfig(samples=6, noise_mm=(40.0,), pose_noise_rad=(), clip_frames=30, completion=0)
+    with caplog.at_level("WARNING", logger="amasskit"):
+        report = evaluate_prior(
+            None, reference=PoseManifold(dim=2, seed=0).sample(20, seed=1), clips=[], config=config
+        )
+    assert report["denoising"] is None and "not run" in report["skipped"]["denoising"]
+    assert "denoising task was not run" in caplog.text
+    header, rows = report_table({"none": report})
+    assert not any(h.startswith("MPJPE") for h in header) and [r[0] for r in rows] == ["none"]
+
+
+def _run(args: list[str]) -> SimpleNamespace:
+    """``python -m amasskit ARGS`` run through Typer's runner in this process (the console script's own entry point,
+    without a new interpreter each time), as ``returncode``, ``stdout``, ``stderr``."""
+    assert args[:3] == [sys.executable, "-m", "amasskit"]
+    result = CliRunner().invoke(app, args[3:])
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
 
 
 def test_evaluate_reads_a_catalogs_split(catalogued: Path, tmp_path: Path) -> None:
@@ -127,24 +156,22 @@ def test_evaluate_reads_a_catalogs_split(catalogued: Path, tmp_path: Path) -> No
     args = [sys.executable, "-m", "amasskit", "prior", "evaluate", "none", "--catalog", str(catalogued), "--scheme",
             "amass-paper-all", "--split", "test", "--completion", "1", "--noise", "40", "--pose-noise", "", "-o",
             str(tmp_path / "r.json")]  # fmt: skip
-    run = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    run = _run(args)
     assert run.returncode == 0, run.stderr[-3000:]
     files = json.loads((tmp_path / "r.json").read_text())["inputs"]["files"]
     assert files and all(("Transitions" in f or "SSM" in f) for f in files)
     # interrupted after the first model (the second is missing): its report is kept and reused by the next run
     out = tmp_path / "two.json"
-    broken = subprocess.run([*args[:-2], "-o", str(out), str(tmp_path / "missing.pt")], capture_output=True,
-                            text=True, timeout=600)  # fmt: skip
+    broken = _run([*args[:-2], "-o", str(out), str(tmp_path / "missing.pt")])
     assert broken.returncode != 0 and "missing.pt" in broken.stderr and not out.exists()
     (part,) = (tmp_path / "two.json.parts").glob("*.json")
     kept = json.loads(part.read_text())
     part.write_text(json.dumps({**kept, "reused": True}))
-    again = subprocess.run([*args[:-2], "-o", str(out)], capture_output=True, text=True, timeout=600)
+    again = _run([*args[:-2], "-o", str(out)])
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(out.read_text())["reports"]["none"]["reused"] is True
     assert not (tmp_path / "two.json.parts").exists()
-    bad = subprocess.run([*args[:-2], "-o", str(tmp_path / "x.json"), "--split", "nothing"], capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
+    bad = _run([*args[:-2], "-o", str(tmp_path / "x.json"), "--split", "nothing"])
     assert bad.returncode != 0 and "nothing" in bad.stderr
 
 
@@ -155,13 +182,13 @@ def test_the_evaluate_command(tiny_model: Path, smplh_tree: object, tmp_path: Pa
     args = [sys.executable, "-m", "amasskit", "prior", "evaluate", str(tiny_model), "none",
             *(a for f in files for a in ("--motion", str(f))), "--samples", "12", "--completion", "2",
             "--noise", "40", "--pose-noise", "0.1", "-o", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")]  # fmt: skip
-    run = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    run = _run(args)
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads((tmp_path / "r.json").read_text())
     assert set(report["reports"]) == {str(tiny_model), "none"}
     assert report["reports"]["none"]["completion"]["poses"] == 2
     assert report["reports"][str(tiny_model)]["generation"]["apd_cm"] > 0
     assert (tmp_path / "r.png").stat().st_size > 1000 and "MPJPE" in run.stdout
-    bad = subprocess.run([sys.executable, "-m", "amasskit", "prior", "evaluate", str(tmp_path / "no.pt"), "--motion",
-                          str(files[0])], capture_output=True, text=True, timeout=300)  # fmt: skip
+    bad = _run([sys.executable, "-m", "amasskit", "prior", "evaluate", str(tmp_path / "no.pt"), "--motion",
+                str(files[0])])  # fmt: skip
     assert bad.returncode != 0 and "no.pt" in bad.stderr

@@ -717,7 +717,10 @@ def evaluate(
     table = Table(title=f"{out}: {len(clips)} clips, {len(reference)} held-out poses")
     table.add_column("metric")
     for row in cells:  # one column per prior: reads at any terminal width
-        table.add_column(Path(row[0]).name if row[0] != "none" else "no prior", justify="right")
+        table.add_column(Path(row[0]).name if row[0] not in ("none", "noisy input") else
+                         {"none": "no prior"}.get(row[0], row[0]), justify="right")  # fmt: skip
     for i, metric in enumerate(header[1:], start=1):
         table.add_row(metric, *(row[i] for row in cells))
     console.print(table)
+    for reason in sorted({why for r in reports.values() for why in (r.get("skipped") or {}).values()}):
+        console.print(f"[yellow]not run:[/] {reason}", highlight=False)

@@ -254,6 +254,10 @@ def evaluate_prior(
         logger.warning(
             "%d clip(s) shorter than %d frames left out", len(clips) - len(usable), config.clip_frames
         )
+    if not usable and (config.noise_mm or config.pose_noise_rad):
+        report["skipped"] = {"denoising": f"no held-out clip of {config.clip_frames} frames (every held-out file "
+                             "is shorter, or none was given): the denoising task was not run"}  # fmt: skip
+        logger.warning("%s", report["skipped"]["denoising"])
     if usable:
         schedule = DenoiseSchedule.posendf(config.denoise_rounds, config.denoise_steps)
         report["denoising"] = {}
@@ -365,7 +369,7 @@ def _denoise_clip(
 def report_table(rows: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """``(header, rows)`` of one comparable table from :func:`evaluate_prior`'s reports by name."""
     columns: list[tuple[str, Callable[[Mapping[str, Any]], Any]]] = [
-        ("dNN", lambda r: (r["generation"] or {}).get("dnn")),
+        ("dNN rad", lambda r: (r["generation"] or {}).get("dnn")),
         ("FID", lambda r: (r["generation"] or {}).get("fid")),
         ("APD cm", lambda r: (r["generation"] or {}).get("apd_cm")),
         ("precision", lambda r: (r["generation"] or {}).get("precision")),
@@ -394,6 +398,13 @@ def report_table(rows: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list
             value = get(report)
             cells.append("-" if value is None else f"{value:.4g}")
         table.append(cells)
+    if levels:  # the noisy input's own error at each level (the same noise for every prior): what denoising starts from
+        noisy = next(r["denoising"] for r in rows.values() if r["denoising"])
+        table.append(["noisy input", *(
+            f"{noisy[name.removeprefix('MPJPE@')]['noisy_mpjpe_mm']:.4g}"
+            if name.startswith("MPJPE@") and name.removeprefix("MPJPE@") in noisy else "-"
+            for name, _ in columns
+        )])  # fmt: skip
     return header, table
 
 
@@ -414,6 +425,7 @@ def held_out_motion(
 
     rng = np.random.default_rng(seed)
     clips, poses = [], []
+    short = 0
     for path in files:
         try:
             seq = resample(read(path), fps)
@@ -422,13 +434,18 @@ def held_out_motion(
             continue
         body = seq.pose_body.astype(np.float64)
         poses.append(body)
-        if seq.num_frames >= clip_frames:
+        if seq.num_frames < clip_frames:
+            short += 1
+        else:
             s = int(rng.integers(0, seq.num_frames - clip_frames + 1))
             clips.append({"root_orient": seq.root_orient[s : s + clip_frames].astype(np.float64),
                           "pose_body": body[s : s + clip_frames], "trans": seq.trans[s : s + clip_frames].astype(np.float64),
                           "betas": seq.betas.astype(np.float64)})  # fmt: skip
     if not poses:
         raise InvalidArgumentError("no held-out motion file could be read")
+    if short:
+        logger.warning("%d of the %d held-out files are shorter than %d frames at %g fps: no denoising clip from "
+                       "them", short, len(poses), clip_frames, fps)  # fmt: skip
     every = np.concatenate(poses)
     rows = np.unique(np.linspace(0, len(every) - 1, min(reference, len(every))).round().astype(np.int64))
     quat = np.asarray(quat_canonical(rotvec_to_quat(every[rows])), dtype=np.float32)

@@ -164,14 +164,14 @@ def plot_prior_report(reports: Mapping[str, Mapping[str, Any]], path: str | os.P
     for i, name in enumerate(names):
         den = reports[name].get("denoising") or {}
         values = [den.get(lv, {}).get("mpjpe_mm", np.nan) for lv in levels]
-        axes[0].bar(np.arange(len(levels)) + i * width, values, width, label=name)
+        colour = f"C{i % 10}"  # one colour a prior, the same in every panel
+        axes[0].bar(np.arange(len(levels)) + i * width, values, width, label=name, color=colour)
         comp = reports[name].get("completion") or {}
         axes[1].bar(np.arange(2) + i * width, [comp.get("min_mm", np.nan), comp.get("mean_mm", np.nan)], width,
-                    label=name)  # fmt: skip
+                    label=name, color=colour)  # fmt: skip
         gen = reports[name].get("generation") or {}
-        axes[2].bar(
-            np.arange(2) + i * width, [gen.get("dnn", np.nan), gen.get("fid", np.nan)], width, label=name
-        )
+        axes[2].bar(np.arange(2) + i * width, [gen.get("dnn", np.nan), gen.get("fid", np.nan)], width, label=name,
+                    color=colour)  # fmt: skip
     for ax, ticks, title, unit in ((axes[0], levels, "denoising (60-frame clips)", "MPJPE (mm)"),
                                    (axes[1], ["min", "mean"], "completion (left leg hidden)", "hidden joints (mm)"),
                                    (axes[2], ["dNN (rad)", "FID"], "generation", "")):  # fmt: skip
@@ -179,4 +179,7 @@ def plot_prior_report(reports: Mapping[str, Mapping[str, Any]], path: str | os.P
         ax.set_title(title)
         ax.set_ylabel(unit)
     axes[0].legend(fontsize=8)
+    if not levels:
+        axes[0].text(0.5, 0.5, "not run:\nno held-out clip long enough", ha="center", va="center",
+                     transform=axes[0].transAxes)  # fmt: skip
     return _save(plt, fig, path)

@@ -328,6 +328,9 @@ def test_cli_joints_and_mesh(model_dir: Path, tmp_path: Path) -> None:
         )
         assert result.exit_code == 0, result.output
         assert out.stat().st_size > 6890 * 12
+        assert (
+            f"frame {seq.num_frames - 1} of {seq.num_frames}" in result.output
+        )  # -1 said as the frame it is
     lines = (tmp_path / "frame.obj").read_text().splitlines()
     assert (
         sum(line.startswith("v ") for line in lines) == 6890

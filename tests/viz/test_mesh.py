@@ -107,6 +107,27 @@ def test_render_with_a_model_draws_the_mesh_or_falls_back(
     assert changed > 2 * saturated(skeleton)  # the body's silhouette covers far more than the bones
 
 
+def test_overlaid_meshes_have_colour_keyed_labels(gl: GLRenderer, model_dir: Path, tmp_path: Path) -> None:
+    """Two bodies overlaid as meshes: each label has a swatch of its mesh's own colour beside it."""
+    from amasskit.viz import load_track, render_frames
+    from amasskit.viz._render import _MESH_COLOURS
+
+    arrays = smplh_arrays(num_frames=4)
+    arrays["poses"][:, :3] = [np.pi / 2, 0, 0]
+    first = write_npz(tmp_path / "S1" / "walk_poses.npz", **arrays)
+    arrays["trans"][:] = [1.0, 0.0, 0.0]  # side by side in one panel
+    second = write_npz(tmp_path / "S1" / "run_poses.npz", **arrays)
+    size = 280
+    tracks = [load_track(m, model_dir=model_dir, label=n) for m, n in ((first, "one"), (second, "two"))]
+    image = next(render_frames(tracks, np.zeros(1), View(width=size, height=size, overlay=True))).astype(
+        np.int16
+    )
+    text = max(10, size // 28)
+    for k in range(2):  # the swatch's centre, in the row of the k-th label
+        y, x = 8 + int(text * 1.25) * k + text // 2, 8 + text * 3 // 8
+        assert np.abs(image[y, x] - np.array(_MESH_COLOURS[k])).max() < 24, (k, image[y, x])
+
+
 def test_cli_no_mesh_draws_the_models_joints(gl: GLRenderer, model_dir: Path, tmp_path: Path) -> None:
     arrays = smplh_arrays(num_frames=12)
     motion = write_npz(tmp_path / "S1" / "a_poses.npz", **arrays)

@@ -75,5 +75,20 @@ def test_catalog_stats_plot(
     result = CliRunner().invoke(app, ["catalog", "stats", str(db), "--plot", str(tmp_path / "catalog.png")])
     assert result.exit_code == 0, result.output
     _looks_like_a_plot(tmp_path / "catalog.png")
+    # the rows name their sub-datasets (not "13 files"), and a short catalog's total is not "0.0 hours"
+    import amasskit.viz._plots as plots
+    from amasskit.catalog import Catalog
+
+    figures: list[object] = []
+    monkeypatch.setattr(plots, "_save", lambda plt, fig, path: figures.append(fig) or Path(path))
+    with Catalog.open(db) as cat:
+        records = cat.records()
+        plots.plot_catalog(records, tmp_path / "again.png")
+    (fig,) = figures
+    spread = fig.axes[1]  # type: ignore[attr-defined]
+    names = {t.get_text().rsplit(" (", 1)[0] for t in spread.get_yticklabels()}
+    assert names == {r.dataset for r in records}
+    title = fig._suptitle.get_text()  # type: ignore[attr-defined]
+    assert "0.0 hours" not in title and "minutes" in title
     empty = CliRunner().invoke(app, ["store", "stats", str(tmp_path)])  # not a store: a typed error, exit 1
     assert empty.exit_code == 1 and "StoreError" in empty.output

@@ -231,6 +231,11 @@ def test_bad_rates_frame_ranges_and_values_are_typed_errors(tmp_path: Path) -> N
     assert render(
         [tmp_path / "ok.npy"], tmp_path / "out.gif", frames=(-10, None)
     ).is_file()  # the last 10 frames
+    with pytest.MonkeyPatch.context() as patch:  # a range past the end is said, not silently clamped
+        records: list[str] = []
+        patch.setattr("amasskit.viz._inputs.logger.warning", lambda msg, *a: records.append(msg % a))
+        render([tmp_path / "ok.npy"], tmp_path / "long.gif", frames=(0, 600))
+    assert records and "has 20 frames; rendering 0:20" in records[0]
     result = CliRunner().invoke(app, ["render", str(tmp_path / "ok.npy"), "-o", str(tmp_path / "x.gif"),
                                       "--frames", "5:5"])  # fmt: skip
     assert result.exit_code == 1 and "RenderError" in result.output and "Traceback" not in result.output

@@ -76,6 +76,8 @@ def mesh(
         with torch.inference_mode():
             vertices = next(model.sequence_vertices(one))[0].numpy()
         write_mesh(output, vertices, model.faces.numpy())
+    shown = frame % seq.num_frames  # -1 is the last frame: say which
     console.print(
-        f"{output}: frame {frame}, {len(vertices)} vertices, {len(model.faces)} faces", highlight=False
+        f"{output}: frame {shown} of {seq.num_frames}, {len(vertices)} vertices, {len(model.faces)} faces",
+        highlight=False,
     )

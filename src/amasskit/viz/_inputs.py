@@ -244,6 +244,9 @@ def render(
     length = len(first.joints)
     lo = 0 if start_frame is None else start_frame % length if start_frame < 0 else start_frame
     hi = length if stop_frame is None else stop_frame % length if stop_frame < 0 else min(stop_frame, length)
+    if stop_frame is not None and stop_frame > length:
+        logger.warning("frames %s:%d: %s has %d frames; rendering %d:%d", "" if start_frame is None else start_frame,
+                       stop_frame, first.label, length, lo, hi)  # fmt: skip
     if (start_frame is not None and start_frame < -length) or lo >= hi:
         raise RenderError(
             f"frames {'' if start_frame is None else start_frame}:{'' if stop_frame is None else stop_frame} "

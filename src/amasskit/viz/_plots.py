@@ -93,7 +93,7 @@ def plot_catalog(records: list[Any], path: str | os.PathLike[str], *, title: str
     spread_ax.boxplot(durations, positions=rows, widths=0.6, showfliers=True,
                       flierprops={"markersize": 2, "alpha": 0.4}, **horizontal)  # fmt: skip
     spread_ax.set_xscale("log")
-    spread_ax.set_yticks(rows, [f"{len(d)} files" for d in durations])
+    spread_ax.set_yticks(rows, [f"{name} ({len(d)})" for name, d in zip(datasets, durations, strict=True)])
     spread_ax.invert_yaxis()
     spread_ax.set_xlabel("sequence duration, seconds (log)")
     spread_ax.set_title("duration of each sequence")
@@ -108,8 +108,11 @@ def plot_catalog(records: list[Any], path: str | os.PathLike[str], *, title: str
     total_hours = sum(r.duration for r in records) / 3600
     genders = Counter(r.gender for r in records)
     split = ", ".join(f"{g} {n:,}" for g, n in sorted(genders.items()))
+    amount = (
+        f"{total_hours:.1f} hours" if total_hours >= 1 else f"{total_hours * 60:.1f} minutes"
+    )  # never 0.0 hours
     fig.suptitle(f"{title + ': ' if title else ''}{len(records):,} files, {sum(r.frames for r in records):,} frames, "
-                 f"{total_hours:.1f} hours ({split})", fontsize=13)  # fmt: skip
+                 f"{amount} ({split})", fontsize=13)  # fmt: skip
     return _save(plt, fig, path)
 
 

@@ -163,6 +163,9 @@ class _Panel:
 
     def __init__(self, tracks: list[tuple[int, Track]], times: np.ndarray, view: View) -> None:
         self.tracks, self.view = tracks, view
+        self._as_mesh: set[int] = (
+            set()
+        )  # the slots last drawn as meshes (their labels show the mesh's colour)
         # the frame each track shows at each output instant (holding its last frame once it has ended)
         self.index = [
             np.clip(np.round(times * t.fps).astype(np.int64), 0, len(t.joints) - 1) for _, t in tracks
@@ -195,6 +198,7 @@ class _Panel:
         meshes = [(slot, track, index) for (slot, track), index in zip(self.tracks, self.index, strict=True)
                   if track.mesh is not None and v.mesh]  # fmt: skip
         renderer = gl_renderer(W, H) if meshes else None
+        self._as_mesh = {slot for slot, _, _ in meshes} if renderer is not None else set()
         if renderer is not None:
             rgba = renderer.draw([(t.mesh.vertices(int(i[k])), t.mesh.faces, _MESH_COLOURS[slot % len(_MESH_COLOURS)])
                                   for slot, t, i in meshes], R, eye, self.focal)  # fmt: skip
@@ -269,10 +273,19 @@ class _Panel:
         pad = 8 * _SS
         y = pad
         for slot, track in self.tracks:
-            colour = _PALETTES[slot % len(_PALETTES)][0] if len(self.tracks) > 1 else _TEXT
-            if track.label:
-                draw.text((pad, y), track.label, fill=colour, font=font)
-                y += int(size * 1.25)
+            if not track.label:
+                continue
+            x = pad
+            if slot in self._as_mesh:  # a swatch of the mesh's own colour keys the label
+                mesh_colour = _MESH_COLOURS[slot % len(_MESH_COLOURS)]
+                draw.rectangle([x, y + size // 8, x + size * 3 // 4, y + size * 7 // 8], fill=mesh_colour,
+                               outline=_TEXT)  # fmt: skip
+                x += size
+                colour = _TEXT
+            else:
+                colour = _PALETTES[slot % len(_PALETTES)][0] if len(self.tracks) > 1 else _TEXT
+            draw.text((x, y), track.label, fill=colour, font=font)
+            y += int(size * 1.25)
         first = self.tracks[0][1]
         frame = int(self.index[0][k])
         counter = f"frame {frame + 1}/{len(first.joints)}   {time:6.2f} s   {first.fps:g} fps"

@@ -183,3 +183,21 @@ def test_prepare_rerun_from_another_directory_keeps_its_stores(
                                 "amass-paper-all", "--split", "vald", "--fps", "30", "-j", "1"])  # fmt: skip
     assert again.exit_code == 0, again.output
     assert (prepared / "stores" / "vald" / "manifest.json").read_bytes() == manifest
+
+
+def test_piped_output_is_wide_enough_to_keep_every_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables printed to a pipe or a file keep every column (rich's 80-column default cut them): $COLUMNS, else
+    160; a terminal keeps its own width."""
+    from amasskit.cli._app import _width
+
+    class Stream:
+        def __init__(self, tty: bool) -> None:
+            self.tty = tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert _width(Stream(False)) == 160 and _width(Stream(True)) is None
+    monkeypatch.setenv("COLUMNS", "230")
+    assert _width(Stream(False)) == 230

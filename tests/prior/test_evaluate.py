@@ -11,9 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from amasskit.cli import app
 from amasskit.errors import InvalidArgumentError
 from amasskit.prior import (
     EvaluationConfig,
@@ -29,6 +27,7 @@ from amasskit.prior import (
 )
 from amasskit.rotations import quat_product, quat_to_rotvec, rotvec_to_quat
 from amasskit.synth import PoseManifold
+from tests.cli import run_cli
 
 
 def test_apd_known_answers() -> None:
@@ -143,11 +142,12 @@ def test_a_task_without_input_says_it_was_not_run(caplog: pytest.LogCaptureFixtu
 
 
 def _run(args: list[str]) -> SimpleNamespace:
-    """``python -m amasskit ARGS`` run through Typer's runner in this process (the console script's own entry point,
-    without a new interpreter each time), as ``returncode``, ``stdout``, ``stderr``."""
-    assert args[:3] == [sys.executable, "-m", "amasskit"]
-    result = CliRunner().invoke(app, args[3:])
-    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+    assert args[:3] == [
+        sys.executable,
+        "-m",
+        "amasskit",
+    ]  # the command as a user would start it, run in process
+    return run_cli(*args[3:])
 
 
 def test_evaluate_reads_a_catalogs_split(catalogued: Path, tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from amasskit.rotations import (
 )
 from amasskit.synth import PoseManifold
 from amasskit.viz._skeleton import skeleton_joints
+from tests.cli import run_cli
 
 LEFT_LEG = [4, 7, 10]  # knee, ankle, foot
 
@@ -242,10 +243,7 @@ def test_motion_files_in_and_out(tmp_path: Path) -> None:
 
 
 def _run(*args: str) -> SimpleNamespace:
-    """`amasskit prior ARGS` through Typer's runner (the console script's own entry point, without a new
-    interpreter), as ``returncode``, ``stdout``, ``stderr``."""
-    result = CliRunner().invoke(app, ["prior", *args])
-    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+    return run_cli("prior", *args)
 
 
 def test_the_denoise_and_fit_commands(manifold: PoseManifold, tmp_path: Path, model_dir: Path) -> None:

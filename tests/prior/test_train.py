@@ -30,6 +30,7 @@ from amasskit.prior import (
     write_pose_set,
 )
 from amasskit.synth import PoseManifold
+from tests.cli import run_cli
 
 SIGMAS = {"nrdf": (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)}
 
@@ -317,8 +318,7 @@ def test_the_train_command(data: dict[str, Path], tmp_path: Path) -> None:
     config = tmp_path / "train.yaml"
     config.write_text(f"data: {data['train']}\nval_data: {data['val']}\ndims: [32, 16]\nsteps: 20\nval_every: 10\n"
                       "log_every: 10\nbatch_size: 64\n")  # fmt: skip
-    run = subprocess.run([sys.executable, "-m", "amasskit", "prior", "train", str(config), "-o",
-                          str(tmp_path / "cli"), "--lr", "1e-3"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    run = run_cli("prior", "train", str(config), "-o", str(tmp_path / "cli"), "--lr", "1e-3")
     assert run.returncode == 0, run.stderr[-2000:]
     assert "trained" in run.stdout and "auroc" in run.stdout
     model = load_model(tmp_path / "cli" / "model.pt")
@@ -330,6 +330,5 @@ def test_the_train_command(data: dict[str, Path], tmp_path: Path) -> None:
     events = EventAccumulator(str(tmp_path / "cli" / "tensorboard"))
     events.Reload()
     assert [e.step for e in events.Scalars("val/mae")] == [10, 20]
-    bad = subprocess.run([sys.executable, "-m", "amasskit", "prior", "train", "--data", str(data["train"])],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    bad = run_cli("prior", "train", "--data", str(data["train"]))
     assert bad.returncode != 0 and "--out" in bad.stderr

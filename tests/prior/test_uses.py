@@ -3,8 +3,6 @@ model where the result must be checked against the truth), and the commands on a
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ from amasskit.prior import (
 )
 from amasskit.rotations import quat_canonical, quat_geodesic, quat_to_rotvec, rotvec_to_quat
 from amasskit.synth import PoseManifold
+from tests.cli import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -139,23 +138,28 @@ def test_read_pose_takes_what_users_give(
 def test_the_sample_and_interpolate_commands(tiny_model: Path, smplh_tree: object, tmp_path: Path) -> None:
     """`prior sample` and `prior interpolate` on a model trained by amasskit, between frames of a motion file."""
     motion = max(Path(smplh_tree.root).rglob("*_poses.npz"), key=lambda p: p.stat().st_size)  # type: ignore[attr-defined]
-    run = subprocess.run([sys.executable, "-m", "amasskit", "prior", "sample", str(tiny_model), "-n", "16", "-o",
-                          str(tmp_path / "s.npz"), "--max-steps", "20", "--keep-steps"],
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    run = run_cli("prior", "sample", str(tiny_model), "-n", "16", "-o", str(tmp_path / "s.npz"), "--max-steps", "20",
+                  "--keep-steps")  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     with np.load(tmp_path / "s.npz") as s:
         assert s["quat"].shape == (16, 21, 4) and s["prior_distance"].shape == (16,)
         assert s["history_quat"].shape[1:] == (16, 21, 4) and (s["evaluations"] <= 20).all()
-    run = subprocess.run([sys.executable, "-m", "amasskit", "prior", "interpolate", str(tiny_model), f"{motion}#0",
-                          f"{motion}#40", "-o", str(tmp_path / "p.npz"), "--steps", "30"],
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+        written = set(s.files)
+    from typer.testing import CliRunner
+
+    from amasskit.cli import app
+
+    helped = " ".join(CliRunner().invoke(app, ["prior", "sample", "--help"]).output.split())
+    named = {"poses", "quat", "prior_distance", "converged", "steps", "evaluations", "history_quat"}
+    assert all(name in helped for name in named) and named <= written  # --help says what is written
+    run = run_cli("prior", "interpolate", str(tiny_model), f"{motion}#0", f"{motion}#40", "-o", str(tmp_path / "p.npz"),
+                  "--steps", "30")  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     assert read(tmp_path / "s.npz").num_frames == 16  # a motion file: one frame a pose
     with np.load(tmp_path / "p.npz") as p:
         np.testing.assert_allclose(p["quat"][-1], read_pose(f"{motion}#40"), atol=1e-6)
         np.testing.assert_allclose(p["quat"][0], read_pose(f"{motion}#0"), atol=1e-6)
-    bad = subprocess.run([sys.executable, "-m", "amasskit", "prior", "sample", str(tmp_path / "s.npz")],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    bad = run_cli("prior", "sample", str(tmp_path / "s.npz"))
     assert bad.returncode != 0 and "CheckpointError" in bad.stderr
     with pytest.raises(CheckpointError):
         load_prior(tmp_path / "s.npz")

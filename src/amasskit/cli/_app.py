@@ -96,6 +96,18 @@ DaskAddress = Annotated[
 ]
 """The ``--dask`` option of the commands that can run on a Dask cluster (prepare, convert, prior)."""
 
+# the selection options `prepare` and `prior poses` share (each also a config key: splits, datasets, ...)
+CatalogOption = Annotated[Path | None, typer.Option(help="Catalog (database or scanned folder).")]
+SplitsOption = Annotated[
+    list[str] | None, typer.Option("--split", "--splits", help="Only these splits (repeatable).")
+]
+DatasetsOption = Annotated[
+    list[str] | None, typer.Option("--dataset", "--datasets", help="Only these sub-datasets (repeatable).")
+]
+GenderOption = Annotated[str | None, typer.Option(help="Only this gender.")]
+ModelOption = Annotated[str | None, typer.Option(help="Only this model (smplh, smplx).")]
+MinDurationOption = Annotated[float | None, typer.Option(help="Minimum input duration (s).")]
+
 
 class Lengths(str, Enum):
     real = "real"

@@ -8,7 +8,20 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ._app import DaskAddress, app, console, err_console, handle_errors, progress_bar
+from ._app import (
+    CatalogOption,
+    DaskAddress,
+    DatasetsOption,
+    GenderOption,
+    MinDurationOption,
+    ModelOption,
+    SplitsOption,
+    app,
+    console,
+    err_console,
+    handle_errors,
+    progress_bar,
+)
 
 
 @app.command()
@@ -16,19 +29,14 @@ def prepare(
     config_file: Annotated[
         Path | None, typer.Argument(metavar="[CONFIG.yaml]", help="YAML or JSON config.")
     ] = None,
-    catalog: Annotated[Path | None, typer.Option(help="Catalog (database or scanned folder).")] = None,
+    catalog: CatalogOption = None,
     out: Annotated[Path | None, typer.Option(help="Folder for the stores (one per split).")] = None,
     scheme: Annotated[str | None, typer.Option(help="Recorded split scheme; none: one store 'all'.")] = None,
-    split: Annotated[
-        list[str] | None, typer.Option("--split", "--splits", help="Only these splits (repeatable).")
-    ] = None,
-    dataset: Annotated[
-        list[str] | None,
-        typer.Option("--dataset", "--datasets", help="Only these sub-datasets (repeatable)."),
-    ] = None,
-    gender: Annotated[str | None, typer.Option(help="Only this gender.")] = None,
-    model: Annotated[str | None, typer.Option(help="Only this model (smplh, smplx).")] = None,
-    min_duration: Annotated[float | None, typer.Option(help="Minimum input duration (s).")] = None,
+    split: SplitsOption = None,
+    dataset: DatasetsOption = None,
+    gender: GenderOption = None,
+    model: ModelOption = None,
+    min_duration: MinDurationOption = None,
     fps: Annotated[float | None, typer.Option(help="Resample to this rate, by time.")] = None,
     trim_keep: Annotated[
         float | None, typer.Option(help="Keep the middle fraction (0.8 as the AMASS tools).")

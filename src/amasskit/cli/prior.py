@@ -9,7 +9,21 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ._app import AmassTyper, DaskAddress, app, console, handle_errors, progress_bar, step_progress
+from ._app import (
+    AmassTyper,
+    CatalogOption,
+    DaskAddress,
+    DatasetsOption,
+    GenderOption,
+    MinDurationOption,
+    ModelOption,
+    SplitsOption,
+    app,
+    console,
+    handle_errors,
+    progress_bar,
+    step_progress,
+)
 
 prior_app = AmassTyper(
     no_args_is_help=True,
@@ -47,21 +61,16 @@ def poses(
     config_file: Annotated[
         Path | None, typer.Argument(metavar="[CONFIG.yaml]", help="YAML or JSON config (keys as the flags).")
     ] = None,
-    catalog: Annotated[Path | None, typer.Option(help="Catalog (database or scanned folder).")] = None,
+    catalog: CatalogOption = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Folder for the pose sets (one per split).")
     ] = None,
     scheme: Annotated[str | None, typer.Option(help="Recorded split scheme; none: one set 'all'.")] = None,
-    split: Annotated[
-        list[str] | None, typer.Option("--split", "--splits", help="Only these splits (repeatable).")
-    ] = None,
-    dataset: Annotated[
-        list[str] | None,
-        typer.Option("--dataset", "--datasets", help="Only these sub-datasets (repeatable)."),
-    ] = None,
-    model: Annotated[str | None, typer.Option(help="Only this model (smplh, smplx).")] = None,
-    gender: Annotated[str | None, typer.Option(help="Only this gender.")] = None,
-    min_duration: Annotated[float | None, typer.Option(help="Minimum input duration (s).")] = None,
+    split: SplitsOption = None,
+    dataset: DatasetsOption = None,
+    model: ModelOption = None,
+    gender: GenderOption = None,
+    min_duration: MinDurationOption = None,
     preset: Annotated[
         PresetChoice | None, typer.Option(help="Sampling preset: 30% of the frames of the middle 80%.")
     ] = None,

@@ -192,3 +192,16 @@ def test_the_evaluate_command(tiny_model: Path, smplh_tree: object, tmp_path: Pa
     bad = _run([sys.executable, "-m", "amasskit", "prior", "evaluate", str(tmp_path / "no.pt"), "--motion",
                 str(files[0])])  # fmt: skip
     assert bad.returncode != 0 and "no.pt" in bad.stderr
+
+
+def test_the_table_tells_priors_of_one_file_name_apart() -> None:
+    """Two runs' model.pt side by side: each column named by the shortest tail of its path that tells it apart."""
+    from amasskit.cli.prior import _short_names
+
+    names = _short_names(["/w/run-a/model.pt", "/w/run-b/model.pt", "/w/x/run-a/best.pt", "/c/official.tar"])
+    assert names == {"/w/run-a/model.pt": "run-a/model.pt", "/w/run-b/model.pt": "run-b/model.pt",
+                     "/w/x/run-a/best.pt": "best.pt", "/c/official.tar": "official.tar"}  # fmt: skip
+    assert _short_names(["/a/b/run/model.pt", "/c/b/run/model.pt"]) == {
+        "/a/b/run/model.pt": "a/b/run/model.pt",
+        "/c/b/run/model.pt": "c/b/run/model.pt",
+    }

@@ -395,6 +395,20 @@ def interpolate(
     )
 
 
+def _short_names(paths: list[str]) -> dict[str, str]:
+    """Each path by its shortest tail that no other path shares (``run-a/model.pt`` and ``run-b/model.pt``, not
+    ``model.pt`` twice)."""
+    parts = {p: Path(p).parts for p in paths}
+    out = {}
+    for path, mine in parts.items():
+        for n in range(1, len(mine) + 1):
+            tail = mine[-n:]
+            if all(other[-n:] != tail for q, other in parts.items() if q != path):
+                break
+        out[path] = str(Path(*tail))
+    return out
+
+
 def _kinematics(model_dir: Path | None, gender: str, device: str = "cpu") -> Any:
     """The body a fit moves: the body model in ``model_dir`` (SMPL+H of ``gender``), else the built-in skeleton; on
     ``device``."""
@@ -725,9 +739,10 @@ def evaluate(
     header, cells = report_table(reports)
     table = Table(title=f"{out}: {len(clips)} clips, {len(reference)} held-out poses")
     table.add_column("metric")
+    names = _short_names([row[0] for row in cells if row[0] not in ("none", "noisy input")])
     for row in cells:  # one column per prior: reads at any terminal width
-        table.add_column(Path(row[0]).name if row[0] not in ("none", "noisy input") else
-                         {"none": "no prior"}.get(row[0], row[0]), justify="right")  # fmt: skip
+        table.add_column({"none": "no prior", "noisy input": "noisy input"}.get(row[0]) or names[row[0]],
+                         justify="right")  # fmt: skip
     for i, metric in enumerate(header[1:], start=1):
         table.add_row(metric, *(row[i] for row in cells))
     console.print(table)

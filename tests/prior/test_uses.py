@@ -89,13 +89,19 @@ def test_a_model_near_chance_says_so_when_loaded(
     torch.save(payload, tmp_path / "poor.pt")
     with caplog.at_level("WARNING", logger="amasskit"):
         load_prior(tmp_path / "poor.pt")
-    assert "validation AUROC is 0.53 (chance: 0.50" in caplog.text
+    assert "validation AUROC is 0.53 (chance: 0.50)" in caplog.text
     caplog.clear()
     payload["metrics"] = {"mae": 0.01, "auroc": 0.97}
     torch.save(payload, tmp_path / "good.pt")
     with caplog.at_level("WARNING", logger="amasskit"):
         load_prior(tmp_path / "good.pt")
     assert "AUROC" not in caplog.text
+    caplog.clear()  # tells noisy from clean, but does not reach 0 on clean poses: denoising would pull off them
+    payload["metrics"] = {"mae": 0.06, "auroc": 0.79, "clean_mean": 0.106}
+    torch.save(payload, tmp_path / "offset.pt")
+    with caplog.at_level("WARNING", logger="amasskit"):
+        load_prior(tmp_path / "offset.pt")
+    assert "mean distance on clean held-out poses is 0.106" in caplog.text and "--prior-weight" in caplog.text
 
 
 def test_read_pose_from_files(tmp_path: Path) -> None:

@@ -322,6 +322,28 @@ def _even_rows(count: int, take: int) -> np.ndarray:
 NEAR_CHANCE_AUROC: Final[float] = 0.7
 
 
+#: a model whose recorded mean distance on clean held-out poses is above this many radians a joint is reported as
+#: not reaching zero on the manifold when loaded (projection's default tolerance is 1e-3 a joint)
+OFF_MANIFOLD_PER_JOINT: Final[float] = 2e-3
+
+
+def _warn_if_poor(path: str | os.PathLike[str], metrics: Any, *, joints: int) -> None:
+    """Say, when a model is loaded, what its recorded validation shows it cannot do (measured: README, 'A usable
+    prior')."""
+    if not isinstance(metrics, dict):
+        return
+    auroc, clean = metrics.get("auroc"), metrics.get("clean_mean")
+    if isinstance(auroc, (int, float)) and auroc < NEAR_CHANCE_AUROC:
+        logger.warning("%s: its validation AUROC is %.2f (chance: 0.50): it barely tells clean poses from noisy ones, "
+                       "and sampling, interpolation, denoising and fitting with it may be worse than with no prior; "
+                       "train longer or on more data (README: 'A usable prior')", path, auroc)  # fmt: skip
+    elif isinstance(clean, (int, float)) and clean > OFF_MANIFOLD_PER_JOINT * joints:
+        logger.warning("%s: its mean distance on clean held-out poses is %.3g (%.2g a joint; a prior's is near 0): "
+                       "denoise and fit at their default prior weight pull poses toward distance 0 and so off the "
+                       "poses it learnt; lower --prior-weight (1e-4 for a model trained for minutes on a CPU), or "
+                       "train longer (README: 'A usable prior')", path, clean, clean / joints)  # fmt: skip
+
+
 def _write_model(path: Path, model: DistanceField, extra: Mapping[str, Any]) -> None:
     payload = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "model_config": model.config.to_dict(),
                "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}  # fmt: skip
@@ -361,13 +383,7 @@ def load_model(path: str | os.PathLike[str], *, map_location: str | torch.device
     except (KeyError, TypeError, RuntimeError, InvalidArgumentError) as exc:
         raise CheckpointError(path, f"the weights do not fit the recorded config: {exc}") from None
     model.info = {k: payload.get(k) for k in ("data", "metrics", "metrics_step", "step", "train_config")}  # type: ignore[assignment]
-    metrics = payload.get("metrics") or {}
-    auroc = metrics.get("auroc") if isinstance(metrics, dict) else None
-    if isinstance(auroc, (int, float)) and auroc < NEAR_CHANCE_AUROC:
-        logger.warning("%s: its validation AUROC is %.2f (chance: 0.50, a useful prior: above 0.9): it barely tells "
-                       "poses near the training poses from far ones, and sampling, interpolation, denoising and "
-                       "fitting with it may be worse than with no prior; train longer or on more data (README: "
-                       "'A usable prior')", path, auroc)  # fmt: skip
+    _warn_if_poor(path, payload.get("metrics"), joints=model.config.joints)
     return model.to(map_location).eval()
 
 

@@ -426,7 +426,9 @@ def test_config_files_missing_or_malformed(tmp_path: Path) -> None:
     (tmp_path / "partial.yaml").write_text("catalog: c\n")
     with pytest.raises(ConfigError, match="needs out"):
         PrepareConfig.from_file(tmp_path / "partial.yaml")
-    assert PrepareConfig.from_file(tmp_path / "partial.yaml", out="o").out == "o"
+    made = PrepareConfig.from_file(tmp_path / "partial.yaml", out="o")
+    # the file's relative path from the file's folder, an override (a flag) from the working directory
+    assert made.catalog == str(tmp_path / "c") and made.out == str(Path.cwd().resolve() / "o")
 
 
 def said(result: object) -> str:

@@ -173,3 +173,19 @@ def test_the_defaults_train_states_are_the_configs() -> None:
         assert found.group(1).replace("_", "") == text, (param.name, found.group(1), value)
         stated += 1
     assert stated >= 15
+
+
+def test_every_command_that_can_be_busy_takes_the_wait_it_suggests() -> None:
+    """A BusyError says "pass a wait time (--wait SECONDS)": each command that takes a lock has that option (prior
+    data and prior train had none)."""
+    import typer
+
+    from amasskit._util import locking
+
+    assert "--wait SECONDS" in Path(locking.__file__).read_text()
+    root = typer.main.get_command(app)
+    for path in (["prepare"], ["unpack"], ["prior", "data"], ["prior", "train"]):
+        command = root
+        for word in path:
+            command = command.commands[word]  # type: ignore[attr-defined]
+        assert "--wait" in {o for p in command.params for o in p.opts}, path

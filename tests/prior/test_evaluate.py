@@ -164,13 +164,19 @@ def test_evaluate_reads_a_catalogs_split(catalogued: Path, tmp_path: Path) -> No
     out = tmp_path / "two.json"
     broken = _run([*args[:-2], "-o", str(out), str(tmp_path / "missing.pt")])
     assert broken.returncode != 0 and "missing.pt" in broken.stderr and not out.exists()
-    (part,) = (tmp_path / "two.json.parts").glob("*.json")
+    (part,) = (tmp_path / ".two.json.parts").glob("*.json")
     kept = json.loads(part.read_text())
     part.write_text(json.dumps({**kept, "reused": True}))
     again = _run([*args[:-2], "-o", str(out)])
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(out.read_text())["reports"]["none"]["reused"] is True
-    assert not (tmp_path / "two.json.parts").exists()
+    assert not (tmp_path / ".two.json.parts").exists()
+    # a folder of the parts' name that amasskit did not make: refused, its files untouched
+    (tmp_path / ".mine.json.parts").mkdir()
+    (tmp_path / ".mine.json.parts" / "notes.txt").write_text("mine")
+    refused = _run([*args[:-2], "-o", str(tmp_path / "mine.json")])
+    assert refused.returncode == 1 and "amasskit did not make it" in " ".join(refused.stderr.split())
+    assert (tmp_path / ".mine.json.parts" / "notes.txt").read_text() == "mine"
     bad = _run([*args[:-2], "-o", str(tmp_path / "x.json"), "--split", "nothing"])
     assert bad.returncode != 0 and "nothing" in bad.stderr
 

@@ -17,6 +17,7 @@ from amasskit.prior import (
     ExactField,
     PoseIndex,
     TrainConfig,
+    TrainingData,
     TrainingDataConfig,
     auroc,
     build_training_data,
@@ -278,6 +279,48 @@ def test_the_train_command_from_another_directory_resumes_and_labels_each_figure
     again = runner.invoke(app, ["prior", "train", str(runs / "train.yaml"), "-o", str(runs / "run")])
     assert again.exit_code == 0, again.output
     assert (runs / "run" / "model.pt").read_bytes() == model
+
+
+def test_a_training_output_is_only_ever_amasskits_own_and_of_its_own_data(
+    manifold: PoseManifold, tmp_path: Path
+) -> None:
+    """A folder with a user's files is never emptied (it was: their model.pt, best.pt and CSVs removed, exit 0);
+    a run does not resume onto a training set made again at the same path; a training set whose pose set was
+    replaced at its recorded path refuses to name it as its own."""
+    from amasskit.errors import StoreError
+
+    write_pose_set(manifold.poses(manifold.grid(16)), tmp_path / "clean")
+    tiny = {"dims": (16,), "steps": 4, "batch_size": 64, "log_every": 2, "checkpoint_every": 2}
+
+    def made(seed: int) -> Path:
+        return build_training_data(TrainingDataConfig(poses=str(tmp_path / "clean"), out=str(tmp_path / "data"),
+                                                      samples_per_pose=2, noise="nrdf", sigmas={"nrdf": (0.3,)}, k=1,
+                                                      seed=seed), overwrite=True)  # fmt: skip
+
+    data = made(0)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("model.pt", "best.pt", "train.csv"):
+        (mine / name).write_text(f"the user's {name}")
+    for overwrite in (False, True):
+        with pytest.raises(OutputExistsError, match="amasskit did not write"):
+            train(TrainConfig(data=str(data), out=str(mine), **tiny), overwrite=overwrite)  # type: ignore[arg-type]
+    assert sorted(p.read_text() for p in mine.iterdir()) == [
+        f"the user's {n}" for n in ("best.pt", "model.pt", "train.csv")
+    ]
+    config = TrainConfig(data=str(data), out=str(tmp_path / "run"), **tiny)  # type: ignore[arg-type]
+    train(config, stop_after=2)
+    made(1)  # the same path, other rows
+    with pytest.raises(
+        OutputExistsError, match="other data \\(the training set is not the one it was trained on"
+    ):
+        train(config)
+    assert train(config, overwrite=True) == tmp_path / "run" / "model.pt"
+    write_pose_set(manifold.poses(manifold.grid(12)), tmp_path / "clean", overwrite=True)
+    with pytest.raises(StoreError, match="now holds another"):
+        TrainingData(data).pose_set()
+    with pytest.raises(StoreError, match="now holds another"):
+        train(TrainConfig(data=str(data), out=str(tmp_path / "other"), **tiny))  # type: ignore[arg-type]
 
 
 def test_two_ranks_train_like_one_process(data: dict[str, Path], tmp_path: Path) -> None:

@@ -171,3 +171,52 @@ def test_the_sample_and_interpolate_commands(tiny_model: Path, smplh_tree: objec
         load_prior(tmp_path / "s.npz")
     with pytest.raises(InvalidArgumentError, match="outside"):
         read_pose(f"{motion}#100000")
+
+
+def test_a_damaged_checkpoint_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    """A byte flipped in the middle of a model's weights (it loaded without complaint, every result changed): the
+    member's checksum fails and nothing is loaded; the intact file loads."""
+    data = bytearray(tiny_model.read_bytes())
+    import zipfile
+
+    with zipfile.ZipFile(tiny_model) as archive:  # a byte inside the largest member's data (a weight tensor)
+        info = max(archive.infolist(), key=lambda i: i.file_size)
+        name_len, extra_len = (int.from_bytes(data[info.header_offset + k : info.header_offset + k + 2], "little")
+                               for k in (26, 28))  # the local header's own lengths  # fmt: skip
+        start = info.header_offset + 30 + name_len + extra_len
+    data[start + info.file_size // 2] ^= 0x40
+    (tmp_path / "damaged.pt").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="fails its checksum"):
+        load_prior(tmp_path / "damaged.pt")
+    assert load_prior(tiny_model) is not None
+
+
+def test_non_finite_results_are_refused_never_written(tiny_model: Path, tmp_path: Path) -> None:
+    """NaN in, NaN out was written with exit 0: now a NaN start, a result that is not finite, a checkpoint of NaN
+    weights and an output that is a folder are typed errors, and no file is written."""
+    from amasskit.prior import save_motion
+
+    with pytest.raises(InvalidArgumentError, match="not finite"):
+        sample_poses(load_prior(tiny_model), 2, start=np.full((2, 21, 4), np.nan))
+    body = np.zeros((3, 21, 3))
+    body[1, 4, 0] = np.inf
+    with pytest.raises(InvalidArgumentError, match="poses holds values that are not finite"):
+        save_motion(tmp_path / "bad.npz", pose_body=body)
+    assert not (tmp_path / "bad.npz").exists()
+    with pytest.raises(InvalidArgumentError, match="a folder"):
+        save_motion(tmp_path, pose_body=np.zeros((3, 21, 3)))
+    payload = torch.load(tiny_model, weights_only=True)
+    key = next(k for k, v in payload["model_state"].items() if v.is_floating_point())
+    payload["model_state"][key] = torch.full_like(payload["model_state"][key], float("nan"))
+    torch.save(payload, tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match="not finite"):
+        load_prior(tmp_path / "nan.pt")
+    motion = tmp_path / "in.npz"
+    save_motion(motion, pose_body=np.random.default_rng(0).normal(0, 0.2, (4, 21, 3)))
+    run = run_cli("prior", "denoise", str(tiny_model), str(motion), "-o", str(tmp_path / "d.npz"), "--rounds", "1",
+                  "--steps", "3", "--lr", "1e30")  # fmt: skip
+    assert (
+        run.returncode == 1
+        and "not finite" in " ".join(run.stderr.split())
+        and not (tmp_path / "d.npz").exists()
+    )

@@ -154,6 +154,9 @@ def data(
     device: Annotated[str, typer.Option(help="cpu or cuda (the search's matrix products).")] = "cpu",
     dask: DaskAddress = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a training set of another config.")] = False,
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for another run into the same -o (0: refuse).")
+    ] = 0.0,
 ) -> None:
     """Noisy samples of every clean pose with their exact k nearest clean poses and distances (equal to brute force),
     memory-mappable for training. Chunked, resumable after a kill, the same bytes on any device or cluster."""
@@ -170,7 +173,7 @@ def data(
         def on_progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        path = build_training_data(config, overwrite=overwrite, progress=on_progress)
+        path = build_training_data(config, overwrite=overwrite, wait=wait, progress=on_progress)
     result = TrainingData(path)
     console.print(f"{path}: {len(result):,} samples of {result.manifest['sources']:,} clean poses, "
                   f"{k} nearest by {distance.value} distance ({result.manifest['experiment_id']})")  # fmt: skip
@@ -260,6 +263,9 @@ def train(
     ] = None,
     workers: Annotated[int | None, _train_option("DataLoader worker processes.", 0, min=0)] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a run of another config in --out.")] = False,
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for another run into the same --out (0: refuse).")
+    ] = 0.0,
 ) -> None:
     """Train a distance field (Pose-NDF's network, the tree's parent map) on a training set: distance, manifold and
     eikonal losses, AdamW, validation (MAE, Spearman, AUROC), atomic checkpoints; run it again to resume. Every
@@ -297,7 +303,7 @@ def train(
             shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in ("loss", "mae", "auroc") if k in metrics)
             bar.update(task, completed=step, total=total, description=f"training ({shown})")
 
-        path = run_training(config, overwrite=overwrite, progress=on_progress)
+        path = run_training(config, overwrite=overwrite, progress=on_progress, wait=wait)
     table = Table(title=f"trained: {path}")
     for col in ("metric", "value", "at step"):
         table.add_column(col, justify="left" if col == "metric" else "right")
@@ -393,6 +399,40 @@ def interpolate(
     console.print(
         f"{out}: {len(path)} poses from A to B, largest distance on the way {float(distance.max()):.4g}"
     )
+
+
+#: marks the folder of an interrupted `prior evaluate`'s finished parts (``.OUT.parts`` beside the report)
+PARTS_MARKER = ".amasskit-evaluate-parts"
+
+
+def _parts_folder(out: Path) -> Path:
+    """Where `prior evaluate -o OUT` keeps each finished model's report until the whole is written.
+
+    Raises:
+        OutputExistsError: a folder of that name that amasskit did not make (its files are never touched).
+    """
+    from ..errors import OutputExistsError
+
+    parts = out.with_name(f".{out.name}.parts")
+    if parts.exists() and not (parts / PARTS_MARKER).is_file():
+        raise OutputExistsError(f"{parts} exists and amasskit did not make it: not used or removed; move it, or "
+                                "choose another -o")  # fmt: skip
+    return parts
+
+
+def _remove_parts(parts: Path) -> None:
+    """The parts folder's own files (a model's report is ``<16 hex>.json``), then the folder if nothing else is in
+    it."""
+    import re
+
+    if not (parts / PARTS_MARKER).is_file():
+        return
+    for file in parts.iterdir():
+        if re.fullmatch(r"[0-9a-f]{16}\.json", file.name) and file.is_file():
+            file.unlink()
+    (parts / PARTS_MARKER).unlink()
+    if not any(parts.iterdir()):
+        parts.rmdir()
 
 
 def _short_names(paths: list[str]) -> dict[str, str]:
@@ -649,7 +689,6 @@ def evaluate(
     interruption and the models already evaluated are not evaluated again."""
     import hashlib
     import json
-    import shutil
 
     import numpy as np
 
@@ -687,14 +726,18 @@ def evaluate(
         if data is not None:
             held = TrainingData(data)
             rows = np.unique(np.linspace(0, len(held) - 1, min(len(held), 5000)).round().astype(np.int64))
-            clean = PoseSet(held.manifest["poses"]["path"]).quat
+            clean = held.pose_set().quat
             fidelity = (np.asarray(held.arrays["noisy"][rows]), np.asarray(held.arrays["distance"][rows, 0], np.float64),
                         np.asarray(clean[np.unique(np.linspace(0, len(clean) - 1, 5000).round().astype(np.int64))]))  # fmt: skip
         kin = _kinematics(model_dir, "neutral", device)
         reports = {}
         # each model's finished report is kept beside the output under a key of everything it depends on, so an
         # interrupted evaluation of several models resumes with the next one
-        parts = out.with_name(out.name + ".parts")
+        if out.is_dir():
+            raise InvalidArgumentError(
+                f"-o {out}: a folder; the report is a JSON file (e.g. {out / 'report.json'})"
+            )
+        parts = _parts_folder(out)
         inputs = json.dumps({"config": config.__dict__, "files": [str(p) for p in paths], "device": device,
                              "train_poses": str(train_poses), "data": str(data), "model_dir": str(model_dir)},
                             sort_keys=True, default=str)  # fmt: skip
@@ -721,6 +764,7 @@ def evaluate(
                 reports[name] = evaluate_prior(field, reference=reference, clips=clips, training=training,
                                                fidelity=fidelity, kinematics=kin, config=config, progress=say)  # fmt: skip
                 parts.mkdir(parents=True, exist_ok=True)
+                (parts / PARTS_MARKER).touch()
                 with atomic_open(cached) as fp:
                     fp.write(json.dumps(reports[name], default=float).encode())
                 bar.advance(task)
@@ -729,9 +773,7 @@ def evaluate(
                   "reports": reports}  # fmt: skip
         with atomic_open(out) as fp:
             fp.write(json.dumps(record, indent=2, default=float).encode())
-        shutil.rmtree(
-            parts, ignore_errors=True
-        )  # the whole report is written: the parts are no longer needed
+        _remove_parts(parts)  # the whole report is written: the parts are no longer needed
         if plot is not None:
             from ..viz import plot_prior_report
 

@@ -150,6 +150,29 @@ class TrainingData:
     def __len__(self) -> int:
         return int(self.manifest["samples"])
 
+    def pose_set(self) -> PoseSet:
+        """The clean pose set this training set was made from, as its manifest records it (resolved path and id).
+
+        Raises:
+            StoreError: no pose set at the recorded path any more, or another one there (its id or size differs
+                from the one recorded): the rows' neighbours index the recorded set, never another.
+        """
+        recorded = self.manifest.get("poses") or {}
+        path = recorded.get("path")
+        if not isinstance(path, str):
+            raise StoreError(self.path, "its manifest records no pose set: make the training set again")
+        try:
+            poses = PoseSet(path)
+        except StoreError:
+            raise StoreError(self.path, f"was made from the pose set {path}, which is not there any more: move or "
+                             "make it again, or make the training set again") from None  # fmt: skip
+        want = (recorded.get("experiment_id"), recorded.get("count"))
+        if (poses.experiment_id, len(poses)) != want:
+            raise StoreError(self.path, f"was made from the pose set {path} of id {want[0]!r} ({want[1]} poses); "
+                             f"that path now holds another ({poses.experiment_id!r}, {len(poses)} poses): make the "
+                             "training set again from it, or restore that pose set")  # fmt: skip
+        return poses
+
 
 def _read_manifest(path: Path) -> dict[str, Any] | None:
     try:

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from .._util.integrity import damaged_member
 from .._util.paths import user_path
 from ..errors import CheckpointError, InvalidArgumentError
 from ._model import DistanceField, DistanceFieldConfig
@@ -88,6 +89,9 @@ def read_official_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 def _load_tensors(path: Path, map_location: str | torch.device) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(path, "no such checkpoint file")
+    damaged = damaged_member(path)
+    if damaged is not None:
+        raise CheckpointError(path, f"damaged: {damaged} fails its checksum (a changed or truncated file)")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -44,6 +44,8 @@ import json
 import logging
 import math
 import os
+import pickle
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -55,6 +57,7 @@ import torch
 
 from .._util.atomic import atomic_open
 from .._util.hardware import cpu_has_fast_bf16
+from .._util.integrity import damaged_member
 from .._util.locking import exclusive_lock
 from .._util.paths import resolve_fields, user_path
 from ..data import IndexBatch, Loader
@@ -356,10 +359,20 @@ def _write_model(path: Path, model: DistanceField, extra: Mapping[str, Any]) -> 
 def _read_payload(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(path, "no such file")
+    damaged = damaged_member(path)
+    if damaged is not None:
+        raise CheckpointError(path, f"damaged: {damaged} fails its checksum (a changed or truncated file); nothing "
+                              "was loaded")  # fmt: skip
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(path, "refused: it holds more than tensors and plain data, and loading it would run "
+                              "code (amasskit loads checkpoints with weights_only only)") from None  # fmt: skip
     except Exception as exc:
-        raise CheckpointError(path, f"not a readable amasskit model ({type(exc).__name__}: {exc})") from None
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise CheckpointError(
+            path, f"not a readable amasskit model ({type(exc).__name__}: {first})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise CheckpointError(
             path, "not an amasskit prior model (for the original checkpoints: load_official)"
@@ -382,6 +395,9 @@ def load_model(path: str | os.PathLike[str], *, map_location: str | torch.device
         model.load_state_dict(payload["model_state"])
     except (KeyError, TypeError, RuntimeError, InvalidArgumentError) as exc:
         raise CheckpointError(path, f"the weights do not fit the recorded config: {exc}") from None
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(path, f"weights that are not finite (NaN or inf) in {', '.join(bad[:3])}")
     model.info = {k: payload.get(k) for k in ("data", "metrics", "metrics_step", "step", "train_config")}  # type: ignore[assignment]
     _warn_if_poor(path, payload.get("metrics"), joints=model.config.joints)
     return model.to(map_location).eval()
@@ -457,6 +473,7 @@ def train(
     overwrite: bool = False,
     progress: Callable[[int, int, Mapping[str, float]], None] | None = None,
     stop_after: int | None = None,
+    wait: float = 0.0,
 ) -> Path:
     """Train (or resume training) a distance field; returns the path of ``model.pt``.
 
@@ -466,6 +483,7 @@ def train(
             losses since the last log (from step ``figures["loss_step"]``) and the last validation's figures (from
             step ``figures["val_step"]``, where there was one).
         stop_after: stop (after a checkpoint) once this many steps are done, as if killed there (for tests).
+        wait: seconds to wait for another run training into ``out`` to finish (0: refuse at once).
 
     Raises:
         StoreError: the training data or a pose set is not readable. ConfigError: a bad config.
@@ -474,7 +492,7 @@ def train(
     """
     world, rank, local_rank = _world()
     out = Path(config.out)
-    lock = exclusive_lock(out.with_name(f".{out.name}.lock"), what=f"prior train into {out}") if rank == 0 \
+    lock = exclusive_lock(out.with_name(f".{out.name}.lock"), what=f"prior train into {out}", wait=wait) if rank == 0 \
         else contextlib.nullcontext()  # fmt: skip
     with lock:
         return _train(config, out, world, rank, local_rank, overwrite=overwrite, progress=progress,
@@ -501,7 +519,7 @@ def _train(
     if config.batch_size % world or (config.manifold_batch or config.batch_size) % world:
         raise ConfigError(f"batch sizes must be divisible by the {world} ranks", key="batch_size")
     data = TrainingData(config.data)
-    poses = PoseSet(config.clean or data.manifest["poses"]["path"])
+    poses = PoseSet(config.clean) if config.clean else data.pose_set()
     metric = str(data.manifest["metric"]["name"])
     J = int(data.arrays["noisy"].shape[1])
     if poses.quat.shape[1] != J:
@@ -510,14 +528,19 @@ def _train(
         )
     model_config = dataclasses.replace(config.model_config(metric=metric), joints=J)
     checkpoint = out / "checkpoint.pt"
-    identity = config.identity()
+    # what the run depends on: its settings, and the training sets' own ids (a set made again at the same path is
+    # other data: the run does not resume onto it)
+    identity = config.identity() | {"data_id": data.manifest.get("experiment_id"), "clean_id": poses.experiment_id,
+                                    "val_id": TrainingData(config.val_data).manifest.get("experiment_id")
+                                    if config.val_data else None}  # fmt: skip
+    _check_output_folder(out, identity, overwrite=overwrite)
     state: dict[str, Any] | None = None
     if checkpoint.exists():
         state = _read_payload(checkpoint)
         if state.get("identity") != identity:
             if not overwrite:
-                raise OutputExistsError(f"{out} holds a run of another config; pass overwrite to replace it, or "
-                                        "another out")  # fmt: skip
+                raise OutputExistsError(f"{out} holds a run of {_what_differs(state.get('identity'), identity)}; "
+                                        "pass overwrite (--overwrite) to replace it, or choose another out")  # fmt: skip
             state = None
         else:
             _check_extension(out, config, state)
@@ -527,8 +550,15 @@ def _train(
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         if state is None:
-            for name in ("train.csv", "val.csv", "model.pt", "best.pt", "checkpoint.pt"):
+            for name in _RUN_FILES:
                 (out / name).unlink(missing_ok=True)
+            shutil.rmtree(out / "tensorboard", ignore_errors=True)
+        with atomic_open(out / RUN_MARKER) as fp:
+            fp.write(
+                (
+                    json.dumps({"format": "amasskit.prior-run", "identity": identity}, sort_keys=True) + "\n"
+                ).encode()
+            )
         with atomic_open(out / "config.json") as fp:
             fp.write((json.dumps(config.to_dict(), indent=1) + "\n").encode())
 
@@ -674,6 +704,54 @@ def _train(
     return out / "model.pt"
 
 
+#: the file that marks a folder as a `prior train` output (with the run's identity)
+RUN_MARKER: Final[str] = ".amasskit-prior-run.json"
+_RUN_FILES: Final[tuple[str, ...]] = (
+    "train.csv",
+    "val.csv",
+    "model.pt",
+    "best.pt",
+    "checkpoint.pt",
+    "config.json",
+)
+
+
+def _what_differs(before: Any, now: Mapping[str, Any]) -> str:
+    """ "another config", or which training set changed, for the message refusing to resume."""
+    if isinstance(before, dict):
+        for key, what in (("data_id", "the training set"), ("clean_id", "the clean pose set"),
+                          ("val_id", "the validation set")):  # fmt: skip
+            if before.get(key) != now.get(key) and {k: v for k, v in before.items() if k != key} == {
+                k: v for k, v in now.items() if k != key
+            }:
+                return f"other data ({what} is not the one it was trained on: {before.get(key)!r}, now {now.get(key)!r})"
+    return "another config"
+
+
+def _check_output_folder(out: Path, identity: Mapping[str, Any], *, overwrite: bool) -> None:
+    """``out`` may hold nothing, or a `prior train` output (of this run, or another with ``overwrite``); a folder
+    amasskit did not write is never emptied, whatever ``overwrite`` says.
+
+    Raises:
+        OutputExistsError: ``out`` is a file or a link, or holds files and is not a `prior train` output.
+    """
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise OutputExistsError(f"{out} is not a folder: choose another out")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    marker = out / RUN_MARKER
+    if marker.is_file():
+        return
+    try:  # a run of an amasskit from before the marker: its checkpoint says so
+        _read_payload(out / "checkpoint.pt")
+        return
+    except CheckpointError:
+        pass
+    theirs = sorted(p.name for p in out.iterdir())[:5]
+    raise OutputExistsError(f"{out} holds files amasskit did not write ({', '.join(theirs)}): not replaced, with or "
+                            "without overwrite; choose another out")  # fmt: skip
+
+
 def _check_extension(out: Path, config: TrainConfig, state: Mapping[str, Any]) -> None:
     """A run resumed with another ``steps`` than it was started with: fine where the learning rate of every step
     stays what it was (a constant schedule, past its warm-up), said in the log; refused for a cosine schedule, whose
@@ -712,6 +790,6 @@ def _validation_set(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.nda
     noisy = np.asarray(val.arrays["noisy"][rows])
     d = np.asarray(val.arrays["distance"][rows], dtype=np.float64)
     target = d[:, 0] if config.target == "nearest" else d.mean(1)
-    poses = PoseSet(val.manifest["poses"]["path"])
+    poses = val.pose_set()
     clean = np.asarray(poses.quat[_even_rows(len(poses), config.val_samples)])
     return noisy, target, clean

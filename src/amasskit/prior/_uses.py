@@ -101,6 +101,8 @@ def sample_poses(
             raise InvalidArgumentError(f"start must be one of {', '.join(STARTS)} or poses, got {start!r}")
     else:
         quat = torch.as_tensor(np.asarray(start, dtype=np.float32))[:count]
+        if not torch.isfinite(quat).all():
+            raise InvalidArgumentError("start poses hold values that are not finite")
         if quat.ndim != 3 or quat.shape[1:] != (J, 4):
             raise InvalidArgumentError(
                 f"start poses must be (N, {J}, 4) quaternions, got {tuple(quat.shape)}"
@@ -287,7 +289,23 @@ def save_motion(
 
 
 def _write_npz(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
-    """``payload`` as one uncompressed npz at ``path``, atomically (whole or absent)."""
+    """``payload`` as one uncompressed npz at ``path``, atomically (whole or absent).
+
+    Raises:
+        InvalidArgumentError: ``path`` is a folder, or a result holds values that are not finite (from inputs or
+            settings out of range): nothing is written.
+    """
+    target = user_path(path)
+    if target.is_dir():
+        raise InvalidArgumentError(
+            f"{target}: a folder; the output is an .npz file (e.g. {target / 'out.npz'})"
+        )
+    for key, value in payload.items():
+        array = np.asarray(value)
+        if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
+            raise InvalidArgumentError(f"{target}: not written: the result's {key} holds values that are not finite "
+                                       "(NaN or inf), from inputs or settings out of range")  # fmt: skip
+    path = target
     buffer = io.BytesIO()
     np.savez(buffer, **payload)
     with atomic_open(path) as fp:

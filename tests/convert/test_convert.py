@@ -344,14 +344,16 @@ def test_convert_command_on_a_tree_resumes_and_reports(
     assert np.allclose(track.per_frame["conversion error (mean, mm)"], errors_mm)
     report = json.loads((out / "convert_report.json").read_text())
     assert report["written"] == 2 and len(report["problems"]) == 1 and report["schedule"] == "fast"
-    again = runner.invoke(app, ["-q", "convert", str(tree), "--model-dir", str(model_dir), "-o", str(out)])
+    again = runner.invoke(app, ["-q", "convert", str(tree), "--model-dir", str(model_dir), "-o", str(out),
+                                "--schedule", "fast"])  # fmt: skip
     assert "0 written, 2 already done" in " ".join(again.output.split())
     # the report is the union of every run: a rerun of a finished conversion keeps every file's summary, and so
     # does a run resumed after a kill that left its outputs but no report (each file records its own summary)
     kept = json.loads((out / "convert_report.json").read_text())
     assert kept["files"] == report["files"] and len(kept["files"]) == 2 and len(kept["problems"]) == 1
     (out / "convert_report.json").unlink()
-    resumed = runner.invoke(app, ["-q", "convert", str(tree), "--model-dir", str(model_dir), "-o", str(out)])
+    resumed = runner.invoke(app, ["-q", "convert", str(tree), "--model-dir", str(model_dir), "-o", str(out),
+                                  "--schedule", "fast"])  # fmt: skip
     assert "0 written, 2 already done" in " ".join(resumed.output.split()), resumed.output
     assert len(re.findall(r"│\s+4\s+│", resumed.output)) == 2, (
         resumed.output
@@ -361,6 +363,48 @@ def test_convert_command_on_a_tree_resumes_and_reports(
     for name, summary in report["files"].items():
         assert rebuilt["files"][name] == pytest.approx(summary, rel=1e-12)
     shutil.rmtree(out)
+
+
+def test_convert_resumes_only_what_is_the_same_and_reads_nothing_of_its_own(
+    smplh_tree: object, model_dir: Path, tmp_path: Path
+) -> None:
+    """Resume by input and settings, not by name: another schedule converts again, and so does a changed input;
+    the output folder inside the input tree is not read back (it was: conv/conv/...); a killed write's staging file
+    is cleaned, not read; two inputs of one relative name do not share an output; a file at an output's place that
+    amasskit did not write is not replaced."""
+    from amasskit.convert import convert_files
+
+    sources = sorted(Path(smplh_tree.root).rglob("*_poses.npz"))[:2]  # type: ignore[attr-defined]
+    tree = tmp_path / "tree"
+    files = [tree / "S1" / f"take{i}_poses.npz" for i in range(2)]
+    for source, file in zip(sources, files, strict=True):
+        read(source)[:2].save(file)
+    out = tree / "conv"  # inside the input tree
+    first = convert_files([tree], out, to="smplx", model_dir=model_dir, schedule="fast", workers=1)
+    assert len(first.written) == 2 and not first.problems
+    again = convert_files([tree], out, to="smplx", model_dir=model_dir, schedule="fast", workers=1)
+    assert len(again.skipped) == 2 and not again.written and not (out / "conv").exists()
+    other = convert_files([tree], out, to="smplx", model_dir=model_dir, schedule="accurate", workers=1)
+    assert len(other.written) == 2  # other settings: converted again
+    read(sources[0])[:3].save(files[0])  # a changed input
+    changed = convert_files([tree], out, to="smplx", model_dir=model_dir, schedule="accurate", workers=1)
+    assert [p.name for p in changed.written] == [files[0].name.replace("_poses", "_stageii")]
+    (out / "S1" / ".x_stageii.abcd.tmp.npz").write_bytes(b"half a file")
+    (tree / "S1" / ".y_poses.k3j2.tmp.npz").write_bytes(b"half an input")
+    kept = convert_files([tree], out, to="smplx", model_dir=model_dir, schedule="accurate", workers=1)
+    assert not kept.problems and len(kept.skipped) == 2 and not list(out.rglob(".*.tmp.npz"))
+    for name in ("a", "b"):  # two folders holding one relative name
+        read(sources[0])[:2].save(tmp_path / name / "S1" / "take0_poses.npz")
+    clash = convert_files([tmp_path / "a", tmp_path / "b"], tmp_path / "both", to="smplx", model_dir=model_dir,
+                          schedule="fast", workers=1)  # fmt: skip
+    assert len(clash.written) == 1 and len(clash.problems) == 1 and "OutputClash" in clash.problems[0][1]
+    foreign = tmp_path / "foreign"
+    (foreign / "S1").mkdir(parents=True)
+    (foreign / "S1" / "take1_stageii.npz").write_bytes(b"")
+    refused = convert_files([tree / "S1"], foreign / "S1", to="smplx", model_dir=model_dir, schedule="fast",
+                            workers=1)  # fmt: skip
+    assert len(refused.written) == 1 and "is not a conversion amasskit wrote" in refused.problems[0][1]
+    assert (foreign / "S1" / "take1_stageii.npz").read_bytes() == b""
 
 
 def test_pose_list_mode(model_dir: Path, tmp_path: Path) -> None:

@@ -77,6 +77,10 @@ def convert(
         ),
     ] = False,
     strict: Annotated[bool, typer.Option(help="Stop at the first file that cannot be converted.")] = False,
+    wait: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds to wait for another conversion into the same -o (0: refuse)."),
+    ] = 0.0,
 ) -> None:
     """Convert SMPL+H motion to SMPL-X (or back) by fitting the target model to the source mesh mapped through the
     deformation transfer: per-frame errors in every output, resumable, atomic."""
@@ -109,7 +113,7 @@ def convert(
             report = convert_files(
                 inputs, output, to=to.value, model_dir=model_dir, gender=gender.value,
                 fit_betas=betas is BetasChoice.fit, device=device, schedule=schedule.value, workers=jobs,
-                dask=dask, strict=strict,
+                dask=dask, strict=strict, wait=wait,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )  # fmt: skip
     table = Table(title=f"converted to {to.value} in {output}")

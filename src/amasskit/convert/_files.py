@@ -29,6 +29,7 @@ import numpy as np
 
 from .._util.atomic import atomic_open
 from .._util.cluster import run_on_dask
+from .._util.locking import exclusive_lock
 from .._util.paths import user_path
 from .._util.processes import pool_worker, worker_context
 from ..conventions import ModelType
@@ -78,23 +79,33 @@ def _converter(
     return _CONVERTERS[key]
 
 
-def _inputs(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, Path]]:
-    """``(file, path relative to its root)`` for every motion file named or below a named folder."""
+def _inputs(paths: Sequence[str | os.PathLike[str]], *, output: Path) -> list[tuple[Path, Path]]:
+    """``(file, path relative to its root)`` for every motion file named or below a named folder; below a folder,
+    neither the output folder (an output inside the input tree is not converted again) nor hidden files (staging
+    files of a killed write, ``.NAME.XXXX.tmp.npz``)."""
     from ..io import FileKind, classify_path
 
     out = []
     for p in map(user_path, paths):
         if p.is_dir():
             out += [
-                (f, f.relative_to(p)) for f in sorted(p.rglob("*.npz")) if classify_path(f) is FileKind.MOTION
-            ]
+                (f, f.relative_to(p)) for f in sorted(p.rglob("*.npz"))
+                if classify_path(f) is FileKind.MOTION and not f.is_relative_to(output)
+                and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            ]  # fmt: skip
         else:
             out.append((p, Path(p.name)))
     return out
 
 
+def _identity(path: Path) -> list[int]:
+    """What tells one version of an input file from another without reading it: its size and modification time."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 def _convert_one(
-    path: str, target_path: str, target: str, gender: str, options: dict[str, Any]
+    path: str, target_path: str, target: str, gender: str, options: dict[str, Any], settings: str = ""
 ) -> dict[str, float]:
     """Convert one file (in a worker or in process); returns its summary.
 
@@ -107,20 +118,21 @@ def _convert_one(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _convert_one_file(path, target_path, target, gender, options)
+        return _convert_one_file(path, target_path, target, gender, options, settings)
     finally:
         torch.set_num_threads(threads)
 
 
 def _convert_one_file(
-    path: str, target_path: str, target: str, gender: str, options: dict[str, Any]
+    path: str, target_path: str, target: str, gender: str, options: dict[str, Any], settings: str
 ) -> dict[str, float]:
+    identity = _identity(Path(path))
     seq = read(path, dtype=np.float64)
     target_gender = seq.gender.value if gender == "same" else gender
     conv = _converter(seq.model.value, target, seq.gender.value, target_gender, options)
     out, result = conv.convert_sequence(seq)
     summary = {"frames": float(out.num_frames), **result.summary()}
-    arrays = sequence_arrays(out, meta={"conversion": {"summary": summary,
+    arrays = sequence_arrays(out, meta={"conversion": {"summary": summary, "input": identity, "settings": settings,
         "source": os.fspath(path), "source_model": seq.model.value, "target_model": target,
         "source_gender": seq.gender.value, "target_gender": target_gender,
         "transfer": conv.transfer.path or "identity (one mesh)", "fitted_vertices": len(conv.fit_model.mask),
@@ -136,14 +148,20 @@ def _convert_one_file(
     return summary
 
 
-def _recorded_summary(dest: Path) -> dict[str, float] | None:
-    """The summary a converted file records of itself (None for a file of an older amasskit or not ours)."""
+def _recorded(dest: Path) -> dict[str, Any] | None:
+    """What a converted file records of its conversion (None: not a file amasskit converted)."""
     try:
         with open(dest, "rb") as raw, np.load(raw, allow_pickle=False) as npz:
             meta = json.loads(str(npz[META_KEY])) if META_KEY in npz.files else {}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError):
         return None
-    summary = meta.get("conversion", {}).get("summary") if isinstance(meta, dict) else None
+    conversion = meta.get("conversion") if isinstance(meta, dict) else None
+    return conversion if isinstance(conversion, dict) else None
+
+
+def _recorded_summary(conversion: dict[str, Any]) -> dict[str, float] | None:
+    """The summary a converted file records of itself (None for a file of an older amasskit)."""
+    summary = conversion.get("summary")
     if not isinstance(summary, dict):
         return None
     return {str(k): float(v) for k, v in summary.items() if isinstance(v, (int, float))}
@@ -163,6 +181,7 @@ def convert_files(
     dask: str | None = None,
     strict: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    wait: float = 0.0,
 ) -> ConvertReport:
     """Convert motion files (or trees) to ``to`` under ``out`` (see the module docstring).
 
@@ -176,6 +195,10 @@ def convert_files(
         dask: a Dask scheduler address (``tcp://host:port``): convert the files on that cluster instead (inputs,
             outputs and the model folder on storage every worker shares; each worker builds its converter once).
         strict: stop at the first file that cannot be converted.
+        wait: seconds to wait for another conversion into ``out`` to finish (0: refuse at once).
+
+    A finished output is kept on a rerun when it records the same input (path, size, modification time) and the
+    same settings; else it is converted again. Outputs go below ``out`` only; ``out`` is never read as input.
 
     Raises:
         InvalidArgumentError: an unknown gender choice or a target that is not a motion model.
@@ -196,20 +219,73 @@ def convert_files(
     root = user_path(out)
     options = {"model_dir": None if model_dir is None else str(user_path(model_dir)), "device": device,
                "fit_betas": fit_betas, **SCHEDULES[schedule]}  # fmt: skip
+    root.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(root / LOCK_NAME, what=f"convert into {root}", wait=wait):
+        for leftover in root.rglob(".*.tmp.npz"):  # a killed run's staging files (atomic_open's names)
+            leftover.unlink(missing_ok=True)
+        return _convert_into(root, inputs, target=target, gender=gender, fit_betas=fit_betas, schedule=schedule,
+                             options=options, workers=workers, dask=dask, strict=strict, progress=progress,
+                             start=start)  # fmt: skip
+
+
+#: the lock file of a conversion's output folder (one run into a folder at a time)
+LOCK_NAME = ".amasskit-convert.lock"
+
+
+def _convert_into(
+    root: Path,
+    inputs: Sequence[str | os.PathLike[str]],
+    *,
+    target: ModelType,
+    gender: str,
+    fit_betas: bool,
+    schedule: str,
+    options: dict[str, Any],
+    workers: int | None,
+    dask: str | None,
+    strict: bool,
+    progress: Callable[[int, int], None] | None,
+    start: float,
+) -> ConvertReport:
+    """:func:`convert_files` under the output folder's lock."""
+    # what an output depends on besides its input file: a rerun with other settings converts again
+    settings = json.dumps({"target": target.value, "gender": gender, "fit_betas": fit_betas, "schedule": schedule,
+                           "model_dir": options["model_dir"]}, sort_keys=True)  # fmt: skip
     earlier = _earlier_report(root / "convert_report.json")
     report = ConvertReport()
     todo = []
-    for path, rel in _inputs(inputs):
+    claimed: dict[Path, Path] = {}
+    for path, rel in _inputs(inputs, output=root):
         dest = root / rel.parent / (sequence_name(rel.name) + _SUFFIX[target])
-        if dest.is_file():
-            report.skipped.append(dest)
-            known = earlier["files"].get(str(dest)) or _recorded_summary(
-                dest
-            )  # a run killed before its report
-            if known is not None:
-                report.files[str(dest)] = known
-        else:
-            todo.append((path, dest))
+        if dest in claimed:  # two inputs of one relative name (two folders on one command line)
+            report.problems.append((str(path), f"OutputClash: {dest} is {claimed[dest]}'s output already; convert "
+                                    "the folders into separate outputs (-o)"))  # fmt: skip
+            continue
+        claimed[dest] = path
+        if dest.exists() or dest.is_symlink():
+            recorded = _recorded(dest) if dest.is_file() and not dest.is_symlink() else None
+            if recorded is None:
+                report.problems.append((str(path), f"OutputExistsError: {dest} exists and is not a conversion "
+                                        "amasskit wrote: not replaced"))  # fmt: skip
+                continue
+            same = (recorded.get("source") == str(path) and recorded.get("input") == _identity(path)
+                    and recorded.get("settings") == settings)  # fmt: skip
+            if same:
+                report.skipped.append(dest)
+                known = earlier["files"].get(str(dest)) or _recorded_summary(
+                    recorded
+                )  # a run killed before its report
+                if known is not None:
+                    report.files[str(dest)] = known
+                continue
+            logger.info(
+                "%s: its input or the settings changed since it was converted: converting again", dest
+            )
+        todo.append((path, dest))
+    for name, error in report.problems:
+        logger.warning("%s: %s", name, error)
+        if strict:
+            raise AmassKitError(f"convert stopped (--strict): {name}: {error}")
     done = 0
 
     def finished(path: Path, dest: Path, summary: dict[str, float] | None, error: str | None) -> None:
@@ -231,14 +307,14 @@ def convert_files(
         run_on_dask(
             dask,
             _convert_one,
-            [((str(p), str(d), target.value, gender, options), (p, d)) for p, d in todo],
+            [((str(p), str(d), target.value, gender, options, settings), (p, d)) for p, d in todo],
             lambda tag, summary: finished(*tag, summary, None),
             on_error=lambda tag, exc: finished(*tag, None, _problem(tag[0], exc)),
             what="files to convert",
         )
     elif (processes := min(len(todo), workers or os.cpu_count() or 1)) > 1:
         with ProcessPoolExecutor(processes, mp_context=worker_context(), initializer=pool_worker) as pool:
-            futures = [(p, d, pool.submit(_convert_one, str(p), str(d), target.value, gender, options))
+            futures = [(p, d, pool.submit(_convert_one, str(p), str(d), target.value, gender, options, settings))
                        for p, d in todo]  # fmt: skip
             for path, dest, future in futures:
                 try:
@@ -250,13 +326,16 @@ def convert_files(
     else:
         for path, dest in todo:
             try:
-                summary = _convert_one(str(path), str(dest), target.value, gender, options)
+                summary = _convert_one(str(path), str(dest), target.value, gender, options, settings)
             except Exception as exc:  # as above
                 finished(path, dest, None, _problem(path, exc))
             else:
                 finished(path, dest, summary, None)
     report = ConvertReport(report.written, report.skipped, report.problems, report.files,
                            time.perf_counter() - start)  # fmt: skip
+    written = [d for d in report.written if not d.is_relative_to(root)]
+    if written:  # a worker on a cluster resolving a path its own way: never reported as done
+        raise AmassKitError(f"results written outside {root}: {', '.join(map(str, written[:3]))}")
     # the report is the union of every run's outcomes into this folder: a rerun (after a kill, or of a finished
     # conversion) keeps what earlier runs recorded; an input that failed before and converts now loses its problem
     done_inputs = {str(p) for p, _ in todo} - {p for p, _ in report.problems}

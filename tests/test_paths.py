@@ -201,3 +201,26 @@ def test_piped_output_is_wide_enough_to_keep_every_column(monkeypatch: pytest.Mo
     assert _width(Stream(False)) == 160 and _width(Stream(True)) is None
     monkeypatch.setenv("COLUMNS", "230")
     assert _width(Stream(False)) == 230
+
+
+def test_messages_and_values_that_misled(tmp_path: Path) -> None:
+    """`--scheme none` is what its help says (no scheme); manifold_batch 0 is refused; a pose list whose ids do not
+    match its poses is refused; a keypoint list of the wrong shape says its shape, not "75 values, BODY_25 has 75"."""
+    import json as json_
+
+    from amasskit.convert import convert_pose_list
+    from amasskit.errors import ConfigError, KeypointFileError
+    from amasskit.prior import read_openpose
+
+    assert PrepareConfig(catalog="c", out="o", scheme="none").scheme is None
+    assert PoseSetConfig(catalog="c", out="o", scheme="None").scheme is None
+    with pytest.raises(ConfigError, match="manifold_batch"):
+        TrainConfig(data="d", out="o", manifold_batch=0)
+    np.savez(tmp_path / "list.npz", poses=np.zeros((3, 22, 3)), ids=np.arange(2))
+    with pytest.raises(InvalidArgumentError, match="2 ids for 3 poses"):
+        convert_pose_list(tmp_path / "list.npz", tmp_path / "out.npz")
+    (tmp_path / "kp.json").write_text(
+        json_.dumps({"people": [{"pose_keypoints_2d": [[0.0, 0.0, 1.0]] * 25}]})
+    )
+    with pytest.raises(KeypointFileError, match=r"of shape \(25, 3\); BODY_25's is a flat list of 75"):
+        read_openpose(tmp_path / "kp.json")

@@ -31,7 +31,9 @@ def prepare(
     ] = None,
     catalog: CatalogOption = None,
     out: Annotated[Path | None, typer.Option(help="Folder for the stores (one per split).")] = None,
-    scheme: Annotated[str | None, typer.Option(help="Recorded split scheme; none: one store 'all'.")] = None,
+    scheme: Annotated[
+        str | None, typer.Option(help="Recorded split scheme; none (or leave it out): one store 'all'.")
+    ] = None,
     split: SplitsOption = None,
     dataset: DatasetsOption = None,
     gender: GenderOption = None,

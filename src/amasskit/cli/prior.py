@@ -65,7 +65,9 @@ def poses(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Folder for the pose sets (one per split).")
     ] = None,
-    scheme: Annotated[str | None, typer.Option(help="Recorded split scheme; none: one set 'all'.")] = None,
+    scheme: Annotated[
+        str | None, typer.Option(help="Recorded split scheme; none (or leave it out): one set 'all'.")
+    ] = None,
     split: SplitsOption = None,
     dataset: DatasetsOption = None,
     model: ModelOption = None,
@@ -358,7 +360,7 @@ def sample(
         save_poses(out, result.quat.detach().cpu().numpy(), prior_distance=result.distance.cpu().numpy(),
                    converged=result.converged.cpu().numpy(), steps=result.steps.cpu().numpy(),
                    evaluations=result.evaluations.cpu().numpy(), **extra)  # fmt: skip
-    console.print(f"{out}: {count:,} poses, {float(result.converged.float().mean()):.1%} under tol, "
+    console.print(f"{out}: {len(result.quat):,} poses, {float(result.converged.float().mean()):.1%} under tol, "
                   f"{float(result.evaluations.float().mean()):.1f} evaluations a pose")  # fmt: skip
 
 

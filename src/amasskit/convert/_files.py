@@ -407,6 +407,8 @@ def convert_pose_list(
                 raise InvalidArgumentError(f"{source}: no 'poses' array (keys: {sorted(npz.files)})")
             poses = np.asarray(npz["poses"], dtype=np.float64)
             ids = np.asarray(npz["ids"]) if "ids" in npz else np.arange(len(poses))
+            if ids.shape[:1] != poses.shape[:1]:
+                raise InvalidArgumentError(f"{source}: {len(ids)} ids for {len(poses)} poses")
     except FileNotFoundError:
         raise MotionFileNotFoundError(source, "no such pose list") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:

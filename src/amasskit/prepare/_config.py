@@ -79,6 +79,8 @@ def _checked(key: str, value: Any) -> Any:
     """
     if value is None and key not in ("catalog", "out"):
         return None
+    if key == "scheme" and isinstance(value, str) and value.lower() == "none":
+        return None  # `--scheme none`, as the help says: no split scheme, one store `all`
     if key in ("catalog", "out", "scheme", "name", "body_models", "dask"):
         if isinstance(value, os.PathLike) and key in ("catalog", "out", "body_models"):
             value = os.fspath(value)

@@ -618,8 +618,8 @@ def read_openpose(path: str | os.PathLike[str], *, person: int | None = None) ->
         except (TypeError, ValueError):
             raise KeypointFileError(path, f"person {i}: pose_keypoints_2d is not a list of numbers") from None
         if kp.shape != (75,):
-            raise KeypointFileError(path, f"person {i}: pose_keypoints_2d has {kp.size} values, BODY_25 has 75 "
-                                          "(25 x, y, confidence triples)")  # fmt: skip
+            raise KeypointFileError(path, f"person {i}: pose_keypoints_2d is of shape {kp.shape}; BODY_25's is a flat "
+                                          "list of 75 numbers (25 x, y, confidence triples)")  # fmt: skip
         if not np.isfinite(kp).all():
             raise KeypointFileError(path, f"person {i}: keypoints that are not finite")
         found.append(kp.reshape(25, 3))

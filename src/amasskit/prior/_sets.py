@@ -322,6 +322,8 @@ class PoseSetConfig:
 
     def __post_init__(self) -> None:
         resolve_fields(self, ("catalog", "out"))
+        if isinstance(self.scheme, str) and self.scheme.lower() == "none":
+            object.__setattr__(self, "scheme", None)  # `--scheme none`: one set `all`, as leaving it out
         check_choice("preset", self.preset, PRESETS)
         check_choice("joints", self.joints, JOINT_SETS)
         if self.dedup is not None and (isinstance(self.dedup, bool) or not float(self.dedup) >= 0):

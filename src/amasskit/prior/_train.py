@@ -152,8 +152,11 @@ class TrainConfig:
             raise ConfigError(f"warmup must be an integer >= 0, got {self.warmup!r}", key="warmup")
         if self.activation is not None:
             check_choice("activation", self.activation, ACTIVATIONS)
-        for key in ("batch_size", "steps", "val_every", "val_samples", "checkpoint_every", "log_every"):
+        for key in ("batch_size", "steps", "val_every", "val_samples", "checkpoint_every", "log_every",
+                    "manifold_batch"):  # fmt: skip
             value = getattr(self, key)
+            if key == "manifold_batch" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{key} must be an integer >= 1, got {value!r}", key=key)
         for key in ("lr", "w_dist", "w_manifold", "w_eikonal", "w_gradient", "weight_decay"):

@@ -92,3 +92,29 @@ def test_catalog_stats_plot(
     assert "0.0 hours" not in title and "minutes" in title
     empty = CliRunner().invoke(app, ["store", "stats", str(tmp_path)])  # not a store: a typed error, exit 1
     assert empty.exit_code == 1 and "StoreError" in empty.output
+
+
+def test_prior_report_plot_gives_each_prior_one_colour(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each prior's bars share one colour in every panel, and no two priors share one (the plot once gave both
+    models one colour); a denoising task that was not run says so in its panel."""
+    pytest.importorskip("matplotlib", reason="plots need matplotlib (amasskit[plot])")
+    import amasskit.viz._plots as plots
+
+    report = {"generation": {"dnn": 0.2, "fid": 1.0}, "denoising": {"40mm": {"mpjpe_mm": 30.0}},
+              "completion": {"min_mm": 50.0, "mean_mm": 80.0}}  # fmt: skip
+    figures: list[object] = []
+    monkeypatch.setattr(plots, "_save", lambda plt, fig, path: figures.append(fig) or Path(path))
+    plots.plot_prior_report({"a/model.pt": report, "b/model.pt": report, "none": report}, tmp_path / "r.png")
+    (fig,) = figures
+    per_prior: list[set[tuple[float, ...]]] = [set(), set(), set()]
+    for ax in fig.axes:  # type: ignore[attr-defined]
+        for k, container in enumerate(ax.containers):
+            per_prior[k] |= {tuple(bar.get_facecolor()) for bar in container}
+    assert all(len(colours) == 1 for colours in per_prior)
+    assert len({next(iter(c)) for c in per_prior}) == 3
+    figures.clear()
+    plots.plot_prior_report({"none": report | {"denoising": None}}, tmp_path / "r.png")
+    texts = [t.get_text() for t in figures[0].axes[0].texts]  # type: ignore[attr-defined]
+    assert any("not run" in t for t in texts)

@@ -267,3 +267,15 @@ def test_a_damaged_training_set_is_named(clean_set: Path, tmp_path: Path) -> Non
     (out / "distance.npy").write_bytes(b"not an array")
     with pytest.raises(StoreError):
         TrainingData(out)
+
+
+def test_a_training_set_the_disk_cannot_hold_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    """`--samples-per-pose 1e9` once made a 336 GB (sparse) file before it failed: the size is checked first."""
+    from amasskit.prior import write_pose_set
+    from amasskit.synth import synth_pose_set
+
+    poses, _ = synth_pose_set(50, seed=1)
+    write_pose_set(poses, tmp_path / "clean")
+    with pytest.raises(ConfigError, match=r"needs .* GB .* free at"):
+        build_training_data(_config(tmp_path / "clean", tmp_path / "data", samples_per_pose=10**12))
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".data.lock")) == ["clean"]

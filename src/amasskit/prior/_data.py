@@ -303,6 +303,7 @@ def build_training_data(
             config.samples_per_pose,
         )
         job = {"experiment_id": experiment, "chunk": config.chunk}
+        _check_room(staging, P * S, J, config.k)
         _prepare_staging(staging, job, P * S, J, config.k)
         chunks = [(a, min(a + config.chunk, P)) for a in range(0, P, config.chunk)]
         done = {p.name for p in (staging / "done").iterdir()}
@@ -349,6 +350,25 @@ def build_training_data(
 def _layout(name: str, n: int, J: int, k: int) -> tuple[str, tuple[int, ...]]:
     return {"noisy": ("float32", (n, J, 4)), "source": ("int64", (n,)), "scheme": ("int8", (n,)),
             "sigma": ("float32", (n,)), "distance": ("float64", (n, k)), "neighbour": ("int64", (n, k))}[name]  # fmt: skip
+
+
+def _check_room(staging: Path, n: int, J: int, k: int) -> None:
+    """Refuse a training set the disk cannot hold before its (sparse) arrays are made: ``samples_per_pose`` of 1e9
+    once made a 336 GB file before failing.
+
+    Raises:
+        ConfigError: the arrays need more than the free space where they go (what a resumed job has made counts).
+    """
+    need = sum(
+        np.dtype(dtype).itemsize * int(np.prod(shape))
+        for dtype, shape in (_layout(a, n, J, k) for a in _ARRAYS)
+    )
+    made = sum(f.stat().st_blocks * 512 for f in staging.glob("*.npy")) if staging.is_dir() else 0
+    free = shutil.disk_usage(staging.parent).free
+    if need - made > free:
+        raise ConfigError(f"the training set needs {need / 1e9:.3g} GB ({n:,} samples of {J} joints, k = {k}); "
+                          f"{free / 1e9:.3g} GB are free at {staging.parent}: fewer --samples-per-pose or "
+                          "--max-poses, or another -o", key="samples_per_pose")  # fmt: skip
 
 
 def _prepare_staging(staging: Path, job: dict[str, Any], n: int, J: int, k: int) -> None:

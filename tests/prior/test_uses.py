@@ -220,3 +220,18 @@ def test_non_finite_results_are_refused_never_written(tiny_model: Path, tmp_path
         and "not finite" in " ".join(run.stderr.split())
         and not (tmp_path / "d.npz").exists()
     )
+
+
+def test_a_config_that_does_not_fit_its_weights_is_refused_before_allocating(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """Widths of 200,000 in a checkpoint's config once allocated 160 GB before any shape check: refused first."""
+    import resource
+
+    payload = torch.load(tiny_model, weights_only=True)
+    payload["model_config"]["dims"] = [200_000, 200_000]
+    torch.save(payload, tmp_path / "huge.pt")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match="they do not fit"):
+        load_prior(tmp_path / "huge.pt")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 1_000_000  # KiB: under 1 GB more

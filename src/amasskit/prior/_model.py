@@ -129,6 +129,12 @@ class DistanceFieldConfig:
             raise InvalidArgumentError(f"beta must be > 0, got {self.beta}")
         parent_map(self.parents, self.joints)
 
+    def mlp_weights(self) -> int:
+        """The weights and biases of the distance MLP alone (from the joints' features to the distance): a lower
+        bound of the network's size, computed before any is allocated."""
+        widths = [self.joints * self.feature, *self.dims, 1]
+        return sum(a * b + b for a, b in itertools.pairwise(widths))
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["parents"] = self.parents if isinstance(self.parents, str) else list(self.parents)

@@ -156,6 +156,10 @@ def load_official(
                                   reduction="mean")  # fmt: skip
     except InvalidArgumentError as exc:
         raise CheckpointError(config_path, str(exc)) from None
+    stored = sum(t.numel() for t in state.values())
+    if cfg.mlp_weights() > stored:  # checked before the network is allocated
+        raise CheckpointError(config_path, f"its widths {cfg.dims} need {cfg.mlp_weights():,} weights at least; the "
+                              f"checkpoint {path} holds {stored:,}: they do not fit")  # fmt: skip
     model = DistanceField(cfg)
     C, H = cfg.feature, cfg.hidden
     with torch.no_grad():

@@ -394,9 +394,16 @@ def load_model(path: str | os.PathLike[str], *, map_location: str | torch.device
     """
     payload = _read_payload(user_path(path))
     try:
-        model = DistanceField(DistanceFieldConfig.from_dict(payload["model_config"]))
+        config = DistanceFieldConfig.from_dict(payload["model_config"])
+        stored = sum(t.numel() for t in payload["model_state"].values())
+        if (
+            config.mlp_weights() > stored
+        ):  # checked before the network is allocated (widths of 200,000: 160 GB)
+            raise CheckpointError(path, f"its config ({config.dims} widths) needs {config.mlp_weights():,} weights at "
+                                  f"least, the file holds {stored:,}: they do not fit")  # fmt: skip
+        model = DistanceField(config)
         model.load_state_dict(payload["model_state"])
-    except (KeyError, TypeError, RuntimeError, InvalidArgumentError) as exc:
+    except (KeyError, TypeError, AttributeError, RuntimeError, InvalidArgumentError) as exc:
         raise CheckpointError(path, f"the weights do not fit the recorded config: {exc}") from None
     bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:

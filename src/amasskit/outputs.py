@@ -49,7 +49,10 @@ def _store(path: Path) -> OutputSummary | None:
     manifest = read_manifest(path)
     if manifest is None:
         return None
-    sequences, frames = int(manifest.get("sequences", 0)), int(manifest.get("frames", 0))
+    try:
+        sequences, frames = int(manifest.get("sequences", 0)), int(manifest.get("frames", 0))
+    except (TypeError, ValueError):  # a manifest amasskit did not write whole: not described as a store
+        return None
     kind = "pose set" if manifest.get("kind") == "pose-set" else "store"
     joints = (manifest.get("pose_set") or {}).get("joints")
     what = f"{frames:,} poses ({joints})" if kind == "pose set" else f"{frames:,} frames"

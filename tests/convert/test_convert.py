@@ -101,6 +101,20 @@ def test_bad_transfer_files_are_named(tmp_path: Path) -> None:
     truncated.write_bytes(truncated.read_bytes()[:100])
     with pytest.raises(TransferFileError, match=r"cut\.npz"):
         load_transfer(truncated)
+    # a few bytes claiming billions of target vertices: refused before any allocation, naming the file
+    huge = tmp_path / "huge.npz"
+    np.savez(huge, format=np.array("coo"), shape=np.array([3_600_000_000, 2]), data=np.ones(0), row=np.zeros(0),
+             col=np.zeros(0))  # fmt: skip
+    with pytest.raises(
+        TransferFileError,
+        match=r"huge\.npz.*target vertex 0 has no source vertex \(3600000000 target vertices, 0 weights\)",
+    ):
+        load_transfer(huge)
+    negative = tmp_path / "negative.npz"
+    np.savez(negative, format=np.array("coo"), shape=np.array([-4, 2]), data=np.ones(0), row=np.zeros(0),
+             col=np.zeros(0))  # fmt: skip
+    with pytest.raises(TransferFileError, match=r"negative\.npz"):
+        load_transfer(negative)
     with pytest.raises(BodyModelNotFoundError, match=r"model_transfer\.zip"):
         find_transfer_file("smplh", "smplx", model_dir=tmp_path)
     with pytest.raises(BodyModelNotFoundError):

@@ -9,11 +9,28 @@ not loaded in the parent; otherwise ``spawn``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
+from typing import Any, TypeVar
 
-__all__ = ["exit_with_parent", "pool_worker", "single_threaded_worker", "worker_context"]
+from amasskit.errors import AmassKitError
+
+__all__ = ["WorkerDiedError", "exit_with_parent", "pool_worker", "run_in_pool", "single_threaded_worker",
+           "worker_context"]  # fmt: skip
+
+logger = logging.getLogger(__name__)
+
+Tag = TypeVar("Tag")
+
+
+class WorkerDiedError(AmassKitError, RuntimeError):
+    """A worker process died (killed, out of memory, a crash in native code) while it held the call, twice: in the
+    first pool and again in a fresh one."""
 
 
 def worker_context() -> BaseContext:
@@ -70,3 +87,64 @@ def pool_worker() -> None:
     """Pool initializer for amasskit's CPU-bound worker pools: one thread each, and gone with the parent."""
     single_threaded_worker()
     exit_with_parent()
+
+
+def run_in_pool(
+    fn: Callable[..., Any],
+    calls: Sequence[tuple[tuple[Any, ...], Tag]],
+    on_result: Callable[[Tag, Any], None],
+    *,
+    processes: int,
+    on_error: Callable[[Tag, Exception], None] | None = None,
+    context: BaseContext | None = None,
+    initializer: Callable[[], None] | None = pool_worker,
+    what: str = "tasks",
+) -> None:
+    """Run ``fn(*args)`` for every ``(args, tag)`` of ``calls`` in a pool of ``processes`` workers, in completion
+    order (the local counterpart of :func:`amasskit._util.cluster.run_on_dask`).
+
+    ``on_result(tag, value)`` takes each result; a call that raised goes to ``on_error(tag, exception)`` where given
+    (else it propagates). Whatever the callbacks raise (``--strict``, Ctrl-C) cancels what is left.
+
+    One dead worker breaks the whole pool: every call it had not finished fails with ``BrokenProcessPool``, though
+    only one of them (at most one per dead worker) was running there. Those calls run again once, in a fresh pool;
+    a call whose pool breaks again is a :class:`WorkerDiedError` (to ``on_error``, or raised).
+    """
+    pending = list(calls)
+    for attempt in (1, 2):
+        broken: list[tuple[tuple[Any, ...], Tag]] = []
+        with ProcessPoolExecutor(
+            processes, mp_context=context or worker_context(), initializer=initializer
+        ) as pool:
+            futures = {pool.submit(fn, *args): (args, tag) for args, tag in pending}
+            try:
+                for future in as_completed(futures):
+                    args, tag = futures[future]
+                    try:
+                        value = future.result()
+                    except BrokenProcessPool as exc:
+                        if attempt == 1:
+                            broken.append((args, tag))
+                            continue
+                        died = WorkerDiedError(
+                            "a worker process died (killed, out of memory, or a crash) in this call or one beside "
+                            "it, in two pools: not retried again"
+                        )
+                        if on_error is None:
+                            raise died from exc
+                        on_error(tag, died)
+                    except Exception as exc:
+                        if on_error is None:
+                            raise
+                        on_error(tag, exc)
+                    else:
+                        on_result(tag, value)
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+        if not broken:
+            return
+        logger.warning("a worker process died (killed, or out of memory): its pool's %d unfinished %s run again "
+                       "in a fresh pool", len(broken), what)  # fmt: skip
+        pending = broken

@@ -20,7 +20,6 @@ import os
 import time
 import zipfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from .._util.atomic import atomic_open
 from .._util.cluster import run_on_dask
 from .._util.locking import exclusive_lock
 from .._util.paths import user_path
-from .._util.processes import pool_worker, worker_context
+from .._util.processes import run_in_pool
 from ..conventions import ModelType
 from ..errors import AmassKitError, CorruptFileError, InvalidArgumentError, MotionFileNotFoundError
 from ..io import META_KEY, read, sequence_arrays
@@ -313,16 +312,14 @@ def _convert_into(
             what="files to convert",
         )
     elif (processes := min(len(todo), workers or os.cpu_count() or 1)) > 1:
-        with ProcessPoolExecutor(processes, mp_context=worker_context(), initializer=pool_worker) as pool:
-            futures = [(p, d, pool.submit(_convert_one, str(p), str(d), target.value, gender, options, settings))
-                       for p, d in todo]  # fmt: skip
-            for path, dest, future in futures:
-                try:
-                    summary = future.result()
-                except Exception as exc:  # one file's failure, whatever it is, is that file's problem
-                    finished(path, dest, None, _problem(path, exc))
-                else:
-                    finished(path, dest, summary, None)
+        run_in_pool(
+            _convert_one,
+            [((str(p), str(d), target.value, gender, options, settings), (p, d)) for p, d in todo],
+            lambda tag, summary: finished(*tag, summary, None),
+            on_error=lambda tag, exc: finished(*tag, None, _problem(tag[0], exc)),
+            processes=processes,
+            what="files to convert",
+        )
     else:
         for path, dest in todo:
             try:

@@ -104,6 +104,16 @@ class TransferMatrix:
                 where, f"has {shape[1]} columns; a transfer from a {source_vertices}-vertex mesh has "
                 f"{source_vertices} or {2 * source_vertices} (positions, then normals)"
             )  # fmt: skip
+        if shape[0] < 1:
+            raise TransferFileError(where, f"has {shape[0]} rows (target vertices)")
+        if shape[0] > len(
+            rows
+        ):  # some row is empty: named without allocating per row (a file may claim billions)
+            present = np.unique(rows)
+            gaps = np.flatnonzero(present != np.arange(len(present)))
+            first = int(gaps[0]) if len(gaps) else len(present)
+            raise TransferFileError(where, f"target vertex {first} has no source vertex ({shape[0]} target "
+                                    f"vertices, {len(rows)} weights)")  # fmt: skip
         keep = (cols < source_vertices) & (values != 0)
         rows, cols, values = rows[keep], cols[keep], np.asarray(values[keep], dtype=np.float64)
         if not np.all(np.isfinite(values)):

@@ -26,7 +26,6 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ import numpy as np
 
 from .._util.cluster import run_on_dask
 from .._util.locking import exclusive_lock
-from .._util.processes import pool_worker, worker_context
+from .._util.processes import run_in_pool, worker_context
 from .._version import __version__
 from ..errors import (
     AmassKitError,
@@ -192,16 +191,14 @@ def _work_all(
             config.dask, work_one, calls, lambda key, value: finished_one(key, value[1]), what="sequences"
         )
     elif workers > 1 and len(jobs) > 1 and (config.workers is not None or len(jobs) >= enough):
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=pool_worker) as pool:
-            futures = {pool.submit(work_one, *args): tag for args, tag in calls}
-            try:
-                for future in as_completed(futures):
-                    _key, error = future.result()
-                    finished_one(futures[future], error)
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+        run_in_pool(
+            work_one,
+            calls,
+            lambda key, value: finished_one(key, value[1]),
+            processes=workers,
+            context=context,
+            what="sequences",
+        )
     else:
         for args, key in calls:
             _key, error = work_one(*args)

@@ -217,7 +217,7 @@ def test_messages_and_values_that_misled(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="manifold_batch"):
         TrainConfig(data="d", out="o", manifold_batch=0)
     np.savez(tmp_path / "list.npz", poses=np.zeros((3, 22, 3)), ids=np.arange(2))
-    with pytest.raises(InvalidArgumentError, match="2 ids for 3 poses"):
+    with pytest.raises(InvalidArgumentError, match=r"'ids' of shape \(2,\) for 3 poses"):
         convert_pose_list(tmp_path / "list.npz", tmp_path / "out.npz")
     (tmp_path / "kp.json").write_text(
         json_.dumps({"people": [{"pose_keypoints_2d": [[0.0, 0.0, 1.0]] * 25}]})

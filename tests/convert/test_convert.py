@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import pickle
 import re
 from pathlib import Path
@@ -30,7 +31,13 @@ from amasskit.convert import (
     load_mask,
     load_transfer,
 )
-from amasskit.errors import BodyModelNotFoundError, CorruptFileError, InvalidArgumentError, TransferFileError
+from amasskit.errors import (
+    BodyModelNotFoundError,
+    CorruptFileError,
+    InvalidArgumentError,
+    NonFiniteError,
+    TransferFileError,
+)
 from amasskit.rotations import rotvec_geodesic, rotvec_to_rotmat
 from amasskit.synth import CscMatrix, body_model_arrays, dumps_released, mask_ids, transfer_coo
 from amasskit.testing import smpl_model_arrays, write_smpl_pickle
@@ -435,7 +442,46 @@ def test_pose_list_mode(model_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(CorruptFileError, match=r"bad\.npz"):
         convert_pose_list(tmp_path / "bad.npz", tmp_path / "never.npz", model_dir=model_dir)
+    for name, shape in (
+        ("width", (3, 65)),
+        ("flat", (66,)),
+        ("scalar", ()),
+        ("none", (0, 66)),
+        ("four", (2, 22, 4)),
+    ):
+        np.savez(tmp_path / f"{name}.npz", poses=np.zeros(shape))
+        with pytest.raises(InvalidArgumentError, match=rf"{name}\.npz"):
+            convert_pose_list(tmp_path / f"{name}.npz", tmp_path / "never.npz", model_dir=model_dir)
+    nan = poses.copy()
+    nan[1, 4, 2] = np.nan
+    np.savez(tmp_path / "nan.npz", poses=nan, ids=np.array([7, 3, 5]))
+    with pytest.raises(NonFiniteError, match=r"nan\.npz: pose 1 \(id 3\) is not finite"):
+        convert_pose_list(tmp_path / "nan.npz", tmp_path / "never.npz", model_dir=model_dir)
     assert not (tmp_path / "never.npz").exists()
+
+
+def test_a_long_pose_list_converts_in_blocks_with_the_result_of_one_call(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """Memory stays bounded: the list goes through the converter in blocks of whole chunks (16 of 1 pose here: 2
+    blocks), and the result is the same, to the bit, as one call over the whole list."""
+    from amasskit.convert import convert_pose_list
+    from amasskit.convert._files import _converter
+
+    poses = _poses(18, 12)
+    np.savez(tmp_path / "poses.npz", poses=poses)
+    blocks: list[int] = []
+    convert_pose_list(tmp_path / "poses.npz", tmp_path / "out.npz", model_dir=model_dir, chunk=1,
+                      progress=lambda done, total: blocks.append(done))  # fmt: skip
+    assert blocks == [0, 16, 18]
+    whole = _converter("smplh", "smplx", "neutral", "neutral",
+                       {"model_dir": os.fspath(model_dir), "device": "cpu", "fit_betas": False,
+                        "chunk": 1}).convert_poses(poses)  # fmt: skip
+    with np.load(tmp_path / "out.npz") as npz:
+        np.testing.assert_array_equal(npz["poses"], whole.rel_rotvec)
+        np.testing.assert_array_equal(npz["trans"], whole.trans)
+        np.testing.assert_array_equal(npz["vertex_error_max"], whole.vertex_error_max)
+        np.testing.assert_array_equal(npz["iterations"], whole.iterations)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where CUDA is missing")

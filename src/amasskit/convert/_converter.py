@@ -96,6 +96,27 @@ class ConversionResult:
     iterations: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     vertex_error_initial: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
+    @classmethod
+    def concatenate(cls, parts: list[ConversionResult]) -> ConversionResult:
+        """The results of consecutive batches of poses as one (the shape is the first batch's)."""
+
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(p, name) for p in parts])
+
+        return cls(
+            rel_rotvec=cat("rel_rotvec"),
+            trans=cat("trans"),
+            betas=parts[0].betas,
+            vertex_error_mean=cat("vertex_error_mean"),
+            vertex_error_max=cat("vertex_error_max"),
+            part_error_mean={
+                k: np.concatenate([p.part_error_mean[k] for p in parts]) for k in parts[0].part_error_mean
+            },
+            joint_error_mean=cat("joint_error_mean"),
+            iterations=cat("iterations"),
+            vertex_error_initial=cat("vertex_error_initial"),
+        )
+
     def summary(self) -> dict[str, float]:
         """Means over the frames (millimetres)."""
         out = {"vertex_error_mean_mm": float(self.vertex_error_mean.mean() * 1000),

@@ -32,7 +32,13 @@ from .._util.locking import exclusive_lock
 from .._util.paths import user_path
 from .._util.processes import run_in_pool
 from ..conventions import ModelType
-from ..errors import AmassKitError, CorruptFileError, InvalidArgumentError, MotionFileNotFoundError
+from ..errors import (
+    AmassKitError,
+    CorruptFileError,
+    InvalidArgumentError,
+    MotionFileNotFoundError,
+    NonFiniteError,
+)
 from ..io import META_KEY, read, sequence_arrays
 from ..layouts import sequence_name
 
@@ -375,6 +381,10 @@ def _problem(path: Path, exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+POSE_LIST_BLOCK_CHUNKS = 16
+"""Chunks of poses a pose list passes to the converter at once (see :func:`convert_pose_list`)."""
+
+
 def convert_pose_list(
     source: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -382,13 +392,17 @@ def convert_pose_list(
     to: ModelType | str = ModelType.SMPLX,
     model_dir: str | os.PathLike[str] | None = None,
     device: str = "cpu",
+    chunk: int = 256,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, float]:
     """Convert an npz of poses with the neutral models and zero shape (see the module docstring); writes ``out``
     (npz: ``poses (N, J_target, 3)``, ``ids``, ``trans``, ``betas``, the per-pose errors) and returns the summary.
 
-    ``progress(done, poses)`` is called before the poses are fitted (all at once: splitting them would change the
-    float32 results in their last bits) and when they are done.
+    Every pose is fitted on its own, ``chunk`` poses evaluated at once (the converter's ``chunk``); the poses go
+    through the converter in blocks of :data:`POSE_LIST_BLOCK_CHUNKS` chunks, so memory stays bounded (about 0.25 MB
+    a pose of a block) whatever the list's length. Blocks are whole chunks, so the result is the same, to the bit,
+    as one call of :meth:`Converter.convert_poses` over the whole list. ``progress(done, poses)`` is called before
+    the first block and after each.
 
     Raises:
         InvalidArgumentError: no ``poses`` array, or one of another width than 52 or 22 joints.
@@ -403,34 +417,47 @@ def convert_pose_list(
             if "poses" not in npz:
                 raise InvalidArgumentError(f"{source}: no 'poses' array (keys: {sorted(npz.files)})")
             poses = np.asarray(npz["poses"], dtype=np.float64)
+            width = int(np.prod(poses.shape[1:])) if poses.ndim in (2, 3) else 0
+            if width not in (22 * 3, 52 * 3) or (poses.ndim == 3 and poses.shape[2] != 3):
+                raise InvalidArgumentError(
+                    f"{source}: 'poses' has shape {poses.shape}; expected (N, 156) or (N, 52, 3) for SMPL+H, "
+                    "(N, 66) or (N, 22, 3) for its body joints"
+                )
             ids = np.asarray(npz["ids"]) if "ids" in npz else np.arange(len(poses))
-            if ids.shape[:1] != poses.shape[:1]:
-                raise InvalidArgumentError(f"{source}: {len(ids)} ids for {len(poses)} poses")
+            if ids.shape[:1] != poses.shape[:1] or ids.ndim != 1:
+                raise InvalidArgumentError(f"{source}: 'ids' of shape {ids.shape} for {len(poses)} poses")
     except FileNotFoundError:
         raise MotionFileNotFoundError(source, "no such pose list") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         if isinstance(exc, InvalidArgumentError):
             raise
         raise CorruptFileError(source, f"is not a readable npz of poses ({exc})") from None
-    poses = poses.reshape(len(poses), -1, 3)
-    if poses.shape[1] not in (22, 52):
-        raise InvalidArgumentError(
-            f"{source}: poses have {poses.shape[1]} joints; expected 52 (SMPL+H) or 22 (body)"
-        )
-    if poses.shape[1] == 22:
-        poses = np.concatenate([poses, np.zeros((len(poses), 30, 3))], axis=1)
-    conv = _converter("smplh", ModelType.parse(to).value, "neutral", "neutral",
-                      {"model_dir": None if model_dir is None else os.fspath(model_dir), "device": device,
-                       "fit_betas": False})  # fmt: skip
     if not len(poses):
         raise InvalidArgumentError(f"{source}: holds no poses")
+    poses = poses.reshape(len(poses), -1, 3)
+    if poses.shape[1] == 22:
+        poses = np.concatenate([poses, np.zeros((len(poses), 30, 3))], axis=1)
+    if not np.isfinite(poses).all():
+        bad = int(np.flatnonzero(~np.isfinite(poses).all(axis=(1, 2)))[0])
+        raise NonFiniteError(source, f"pose {bad} (id {ids[bad]}) is not finite: nothing converted")
+    if chunk < 1:
+        raise InvalidArgumentError(f"chunk must be at least 1, got {chunk}")
+    conv = _converter("smplh", ModelType.parse(to).value, "neutral", "neutral",
+                      {"model_dir": None if model_dir is None else os.fspath(model_dir), "device": device,
+                       "fit_betas": False, "chunk": chunk})  # fmt: skip
+    block = chunk * POSE_LIST_BLOCK_CHUNKS
+    parts = []
     if progress is not None:
         progress(0, len(poses))
-    result = conv.convert_poses(poses)
-    if progress is not None:
-        progress(len(poses), len(poses))
+    for start in range(0, len(poses), block):
+        parts.append(conv.convert_poses(poses[start : start + block]))
+        if progress is not None:
+            progress(min(start + block, len(poses)), len(poses))
+    from ._converter import ConversionResult
+
+    result = ConversionResult.concatenate(parts)
     with atomic_open(user_path(out)) as fp:
-        arrays = {"poses": result.rel_rotvec, "ids": ids, "trans": result.trans, "betas": result.betas,
+        arrays: dict[str, Any] = {"poses": result.rel_rotvec, "ids": ids, "trans": result.trans, "betas": result.betas,
                   "vertex_error_mean": result.vertex_error_mean, "vertex_error_max": result.vertex_error_max,
                   "iterations": result.iterations, META_KEY: np.array(json.dumps({"conversion": "pose list",
                   "target_model": ModelType.parse(to).value, "units": "metres"}))}  # fmt: skip

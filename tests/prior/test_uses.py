@@ -200,8 +200,8 @@ def test_non_finite_results_are_refused_never_written(tiny_model: Path, tmp_path
         sample_poses(load_prior(tiny_model), 2, start=np.full((2, 21, 4), np.nan))
     body = np.zeros((3, 21, 3))
     body[1, 4, 0] = np.inf
-    with pytest.raises(InvalidArgumentError, match="poses holds values that are not finite"):
-        save_motion(tmp_path / "bad.npz", pose_body=body)
+    with pytest.raises(InvalidArgumentError, match="poses holds values that are not finite.*made from walk.npz"):
+        save_motion(tmp_path / "bad.npz", pose_body=body, made_from="walk.npz")
     assert not (tmp_path / "bad.npz").exists()
     with pytest.raises(InvalidArgumentError, match="a folder"):
         save_motion(tmp_path, pose_body=np.zeros((3, 21, 3)))
@@ -218,6 +218,7 @@ def test_non_finite_results_are_refused_never_written(tiny_model: Path, tmp_path
     assert (
         run.returncode == 1
         and "not finite" in " ".join(run.stderr.split())
+        and f"made from {motion}" in "".join(run.stderr.split("\n"))
         and not (tmp_path / "d.npz").exists()
     )
 

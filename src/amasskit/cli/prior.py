@@ -359,7 +359,8 @@ def sample(
                                                    "history_distance": result.history_distance.cpu().numpy()}  # type: ignore[union-attr]  # fmt: skip
         save_poses(out, result.quat.detach().cpu().numpy(), prior_distance=result.distance.cpu().numpy(),
                    converged=result.converged.cpu().numpy(), steps=result.steps.cpu().numpy(),
-                   evaluations=result.evaluations.cpu().numpy(), **extra)  # fmt: skip
+                   evaluations=result.evaluations.cpu().numpy(), made_from=f"{model_path} and --start {start}",
+                   **extra)  # fmt: skip
     console.print(f"{out}: {len(result.quat):,} poses, {float(result.converged.float().mean()):.1%} under tol, "
                   f"{float(result.evaluations.float().mean()):.1f} evaluations a pose")  # fmt: skip
 
@@ -397,7 +398,7 @@ def interpolate(
         with step_progress("interpolating (steps)") as on_progress:
             path, distance = interpolate_poses(model, read_pose(a, joints=joints), read_pose(b, joints=joints),
                                                step_size=step_size, max_steps=steps, progress=on_progress)  # fmt: skip
-        save_poses(out, path, prior_distance=distance)
+        save_poses(out, path, prior_distance=distance, made_from=f"{model_path}, {a} and {b}")
     console.print(
         f"{out}: {len(path)} poses from A to B, largest distance on the way {float(distance.max()):.4g}"
     )
@@ -535,7 +536,7 @@ def denoise(
         moved = np.linalg.norm(fit.joints - observed.numpy(), axis=-1).mean(-1)
         save_motion(out, pose_body=fit.pose_body, root_orient=fit.root_orient, trans=fit.trans,
                     betas=fit.betas[0] if fit.betas.shape[-1] else None, fps=data["fps"], gender=data["gender"],
-                    joint_change=moved, **_distance(fit.distance))  # fmt: skip
+                    joint_change=moved, made_from=str(motion), **_distance(fit.distance))  # fmt: skip
     where = f"; prior distance {fit.distance.mean():.4g} on average" if field is not None else " (no prior)"
     console.print(f"{out}: {len(fit.pose_body)} frames denoised; joints moved {moved.mean() * 1000:.1f} mm on "
                   f"average{where}")  # fmt: skip
@@ -648,7 +649,9 @@ def fit(
         save_motion(out, **flat, betas=result.betas[0, 0] if result.betas.shape[-1] else None,
                         observation=np.repeat(np.arange(N), K), hypothesis=np.tile(np.arange(K), N),
                         fit_loss=result.loss.reshape(-1), **_distance(result.distance.reshape(-1)),
-                        joints=result.joints.reshape(N * K, 22, 3), **extra)  # fmt: skip
+                        joints=result.joints.reshape(N * K, 22, 3),
+                        made_from=", ".join(map(str, observations[:3])) + (" ..." if len(observations) > 3 else ""),
+                        **extra)  # fmt: skip
     console.print(f"{out}: {N} observation(s) x {K} hypothes{'is' if K == 1 else 'es'}; {summary}")
 
 

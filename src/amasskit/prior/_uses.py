@@ -266,12 +266,17 @@ def save_motion(
     betas: np.ndarray | None = None,
     fps: float = 30.0,
     gender: str = "neutral",
+    made_from: str | None = None,
     **arrays: Any,
 ) -> Path:
     """A motion file (the SMPL+H release layout, so ``amasskit view``, ``render`` and :func:`amasskit.io.read` take
     it) of ``pose_body (T, 21, 3)`` rotation vectors, with ``root_orient (T, 3)`` (default: upright in a Z-up
     world), ``trans (T, 3)`` (default 0), ``betas`` (default 16 zeros) and any other per-file arrays, atomically.
-    A ``prior_distance (T,)`` array is shown by the viewer beside each frame."""
+    A ``prior_distance (T,)`` array is shown by the viewer beside each frame. ``made_from`` names the inputs in the
+    error a result that is not finite raises.
+
+    Raises:
+        InvalidArgumentError: a result that is not finite (nothing written), or ``path`` a folder."""
     from ..io import sequence_arrays
     from ..sequence import Gender, Sequence
 
@@ -285,10 +290,12 @@ def save_motion(
                    betas=shape.astype(np.float32), gender=Gender.parse(gender), fps=fps)  # fmt: skip
     payload: dict[str, Any] = sequence_arrays(seq)
     payload.update({k: np.asarray(v) for k, v in arrays.items()})
-    return _write_npz(path, payload)
+    return _write_npz(path, payload, made_from=made_from)
 
 
-def _write_npz(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
+def _write_npz(
+    path: str | os.PathLike[str], payload: dict[str, Any], *, made_from: str | None = None
+) -> Path:
     """``payload`` as one uncompressed npz at ``path``, atomically (whole or absent).
 
     Raises:
@@ -303,8 +310,9 @@ def _write_npz(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
     for key, value in payload.items():
         array = np.asarray(value)
         if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
+            where = f"made from {made_from}" if made_from else "from inputs"
             raise InvalidArgumentError(f"{target}: not written: the result's {key} holds values that are not finite "
-                                       "(NaN or inf), from inputs or settings out of range")  # fmt: skip
+                                       f"(NaN or inf), {where} or settings out of range")  # fmt: skip
     path = target
     buffer = io.BytesIO()
     np.savez(buffer, **payload)
@@ -313,19 +321,21 @@ def _write_npz(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
     return Path(path)
 
 
-def save_poses(path: str | os.PathLike[str], quat: np.ndarray, **arrays: Any) -> Path:
+def save_poses(
+    path: str | os.PathLike[str], quat: np.ndarray, *, made_from: str | None = None, **arrays: Any
+) -> Path:
     """Poses ``quat (T, 21, 4)`` as a motion file of ``T`` frames (:func:`save_motion`, upright, at the origin) with
     ``quat`` itself and any other arrays; other joint counts (51: with the hands) as ``quat`` and ``rotvec`` only."""
     quat = np.asarray(quat, dtype=np.float32)
     rotvec = np.asarray(quat_to_rotvec(quat.astype(np.float64)), dtype=np.float32)
     if quat.ndim == 3 and quat.shape[1] == 21:
-        return save_motion(path, pose_body=rotvec, quat=quat, **arrays)
+        return save_motion(path, pose_body=rotvec, quat=quat, made_from=made_from, **arrays)
     payload: dict[str, Any] = {
         "quat": quat,
         "rotvec": rotvec.reshape(*quat.shape[:-2], -1),
         **{k: np.asarray(v) for k, v in arrays.items()},
     }
-    return _write_npz(path, payload)
+    return _write_npz(path, payload, made_from=made_from)
 
 
 def read_motion(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -240,6 +240,10 @@ class RotationError(AmassKitError, ValueError):
     or an unknown representation name."""
 
 
+class ClusterError(AmassKitError, ConnectionError):
+    """No Dask scheduler answers at the address given (``--dask``): unreachable, refused, or timed out."""
+
+
 class InvalidArgumentError(AmassKitError, ValueError):
     """An argument of a library function outside its domain: a pose of the wrong shape for the body model, a
     probability above 1, a frame rate of 0, an unknown option name. The message names the argument."""

@@ -7,10 +7,27 @@ client share, so only small values come back through the scheduler.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["run_on_dask"]
+from ..errors import ClusterError, InvalidArgumentError
+
+__all__ = ["check_address", "run_on_dask"]
+
+_ADDRESS = re.compile(r"(?:(?:tcp|tls|ucx|ws|wss)://)?(?:[\w.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}")
+
+
+def check_address(address: str, *, what: str = "--dask") -> str:
+    """``address`` if it has a scheduler address's form (``tcp://HOST:PORT``, or ``HOST:PORT``).
+
+    Raises:
+        InvalidArgumentError: anything else (the message names ``what``).
+    """
+    if not isinstance(address, str) or not _ADDRESS.fullmatch(address):
+        raise InvalidArgumentError(f"{what} {address!r}: not a Dask scheduler address (tcp://HOST:PORT)")
+    return address
+
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +50,10 @@ def run_on_dask(
 
     Raises:
         ImportError: dask.distributed is not installed (``pip install 'amasskit[dask]'``).
+        InvalidArgumentError: ``address`` is not a scheduler address.
+        ClusterError: no scheduler answers there.
     """
+    check_address(address)
     try:
         from distributed import Client
         from distributed import as_completed as dask_completed
@@ -41,7 +61,11 @@ def run_on_dask(
         raise ImportError(
             "running on a Dask cluster needs dask.distributed: pip install 'amasskit[dask]'"
         ) from None
-    with Client(address) as client:
+    try:
+        client = Client(address)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClusterError(f"no Dask scheduler answers at {address}: {exc}") from None
+    with client:
         logger.info("%d %s on the Dask cluster at %s", len(calls), what, address)
         futures = {client.submit(fn, *args, pure=False): tag for args, tag in calls}
         try:

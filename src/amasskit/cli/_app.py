@@ -88,10 +88,24 @@ class Release(str, Enum):
     smplx = "smplx"
 
 
+def dask_address(value: str | None) -> str | None:
+    """Callback of ``--dask``: an address of a scheduler's form, checked before any work."""
+    if value is None:
+        return None
+    from .._util.cluster import check_address
+
+    try:
+        return check_address(value)
+    except AmassKitError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 DaskAddress = Annotated[
     str | None,
     typer.Option(
-        metavar="tcp://HOST:PORT", help="Run on this Dask scheduler (paths shared with its workers)."
+        metavar="tcp://HOST:PORT",
+        help="Run on this Dask scheduler (paths shared with its workers).",
+        callback=dask_address,
     ),
 ]
 """The ``--dask`` option of the commands that can run on a Dask cluster (prepare, convert, prior)."""
@@ -138,6 +152,19 @@ def _main(
     handler = RichHandler(console=err_console, show_path=verbose >= 2, show_time=False, markup=False)
     logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
     logging.getLogger("amasskit").setLevel(level)
+
+
+def device_value(value: str | None) -> str | None:
+    """Callback of every ``--device``: a device this machine has, checked before any work."""
+    if value is None:
+        return None
+    from .._util.hardware import torch_device
+
+    try:
+        torch_device(value, what="--device")
+    except AmassKitError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
 
 
 @contextmanager

@@ -9,7 +9,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ._app import DaskAddress, Release, app, console, err_console, handle_errors, progress_bar, step_progress
+from ._app import (
+    DaskAddress,
+    Release,
+    app,
+    console,
+    device_value,
+    err_console,
+    handle_errors,
+    progress_bar,
+    step_progress,
+)
 
 
 class GenderChoice(str, Enum):
@@ -68,7 +78,7 @@ def convert(
         int | None,
         typer.Option("--jobs", "-j", min=1, help="Processes (default: all cores; one thread each)."),
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu or cuda.", callback=device_value)] = "cpu",
     dask: DaskAddress = None,
     pose_list: Annotated[
         bool,

@@ -20,6 +20,7 @@ from ._app import (
     SplitsOption,
     app,
     console,
+    device_value,
     handle_errors,
     progress_bar,
     step_progress,
@@ -153,7 +154,9 @@ def data(
         int | None, typer.Option(min=1, help="Samples of only this many clean poses, spread over the set.")
     ] = None,
     chunk: Annotated[int, typer.Option(min=1, help="Clean poses per chunk (bounds memory).")] = 1024,
-    device: Annotated[str, typer.Option(help="cpu or cuda (the search's matrix products).")] = "cpu",
+    device: Annotated[
+        str, typer.Option(help="cpu or cuda (the search's matrix products).", callback=device_value)
+    ] = "cpu",
     dask: DaskAddress = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a training set of another config.")] = False,
     wait: Annotated[
@@ -259,7 +262,7 @@ def train(
     checkpoint_every: Annotated[int | None, _train_option("Steps between checkpoints.", 1000, min=1)] = None,
     log_every: Annotated[int | None, _train_option("Steps between log lines.", 100, min=1)] = None,
     seed: Annotated[int | None, _train_option("Seed of the weights and the batch order.", 0, min=0)] = None,
-    device: Annotated[str | None, _train_option("cpu, cuda or cuda:N.", "cpu")] = None,
+    device: Annotated[str | None, _train_option("cpu, cuda or cuda:N.", "cpu", callback=device_value)] = None,
     precision: Annotated[
         PrecisionChoice | None, _train_option("bf16 autocast where fast (auto), or fp32/bf16.", "auto")
     ] = None,
@@ -331,7 +334,7 @@ def sample(
     max_steps: Annotated[int, typer.Option(min=1, help="Network evaluations a pose at most.")] = 100,
     keep_steps: Annotated[bool, typer.Option(help="Also write every projection step.")] = False,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the starts.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu or cuda.", callback=device_value)] = "cpu",
 ) -> None:
     """Plausible poses: random starts projected onto the prior's manifold, written as a motion file of one frame a
     pose (poses, trans, ... as AMASS's SMPL+H files) with quat (N, 21, 4), prior_distance, converged, steps and
@@ -387,7 +390,7 @@ def interpolate(
     out: Annotated[Path, typer.Option("--out", "-o", help="The npz to write.")] = Path("path.npz"),
     steps: Annotated[int, typer.Option(min=1, help="Steps at most.")] = 200,
     step_size: Annotated[float, typer.Option(help="Fraction of the way to B a step.")] = 0.1,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu or cuda.", callback=device_value)] = "cpu",
 ) -> None:
     """A path from pose A to pose B on the prior's manifold (projected after every step; ends at B)."""
     from ..prior import interpolate_poses, load_prior, read_pose, save_poses
@@ -455,8 +458,14 @@ def _short_names(paths: list[str]) -> dict[str, str]:
 def _kinematics(model_dir: Path | None, gender: str, device: str = "cpu") -> Any:
     """The body a fit moves: the body model in ``model_dir`` (SMPL+H of ``gender``), else the built-in skeleton; on
     ``device``."""
+    from ..errors import InvalidArgumentError
     from ..prior import Kinematics
+    from ..sequence import Gender
 
+    try:
+        Gender.parse(gender)
+    except ValueError:
+        raise InvalidArgumentError(f"gender {gender!r}: need neutral, male or female") from None
     if model_dir is None:
         return Kinematics().to(device)
     from ..body import BodyModel
@@ -505,7 +514,7 @@ def denoise(
     prior_weight: Annotated[float, typer.Option(min=0.0, help="Times the preset's prior weights.")] = 1.0,
     warmup: Annotated[int, typer.Option(min=0, help="Steps without the prior first.")] = 0,
     frames: Annotated[str | None, typer.Option(help="START:STOP frames only (default all).")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.", callback=device_value)] = "cpu",
 ) -> None:
     """Denoise a motion (Pose-NDF's HuMoR-style schedule): its joints, by the body model or the built-in skeleton,
     are the observations; temporal, data, shape and prior terms; writes a motion file (per-frame prior distance)."""
@@ -574,7 +583,7 @@ def fit(
     strict: Annotated[
         bool, typer.Option(help="Stop at the first unusable keypoint file (else skip it).")
     ] = False,
-    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.", callback=device_value)] = "cpu",
 ) -> None:
     """Fit a body to 3D joints (inverse kinematics; missing joints completed, several hypotheses) or to OpenPose
     BODY_25 keypoints with camera intrinsics (SMPLify-style). Writes a motion file: one frame per observation and
@@ -627,9 +636,11 @@ def fit(
                 joints = np.load(observations[0], allow_pickle=False)
             except (OSError, ValueError) as exc:
                 raise InvalidArgumentError(f"{observations[0]}: not a readable .npy ({exc})") from None
-            joints = np.array(joints, dtype=np.float64).reshape(-1, *joints.shape[-2:])
-            if joints.shape[1:] != (22, 3):
-                raise InvalidArgumentError(f"{observations[0]}: joints {joints.shape}, need (N, 22, 3)")
+            if joints.ndim < 2 or joints.shape[-2:] != (22, 3) or not np.issubdtype(joints.dtype, np.number):
+                raise InvalidArgumentError(
+                    f"{observations[0]}: joints {joints.dtype} {joints.shape}, need (N, 22, 3)"
+                )
+            joints = np.array(joints, dtype=np.float64).reshape(-1, 22, 3)
             if hide:
                 hidden = _numbers(hide, "--hide", int)
                 if not all(0 <= j < 22 for j in hidden):
@@ -686,7 +697,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(min=0, help="Seed of everything random.")] = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="The JSON report.")] = Path("prior_report.json"),
     plot: Annotated[Path | None, typer.Option(help="Also a PNG of the report (needs matplotlib).")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.", callback=device_value)] = "cpu",
 ) -> None:
     """The published protocol (generation dNN/FID/APD/precision/recall, field fidelity, denoising MPJPE at each
     noise level on 60-frame clips, completion of a hidden leg over 10 hypotheses) for each MODEL and the no-prior

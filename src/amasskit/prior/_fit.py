@@ -605,6 +605,8 @@ def read_openpose(path: str | os.PathLike[str], *, person: int | None = None) ->
         raise KeypointFileError(path, "no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise KeypointFileError(path, f"not an OpenPose JSON file ({exc})") from None
+    except RecursionError:  # nesting deeper than the parser's stack: no OpenPose file is
+        raise KeypointFileError(path, "not an OpenPose JSON file (nested too deeply)") from None
     people = data.get("people") if isinstance(data, dict) else None
     if not isinstance(people, list):
         raise KeypointFileError(path, "no 'people' list: not OpenPose's JSON output")
@@ -636,16 +638,27 @@ def intrinsics_matrix(intrinsics: Any) -> np.ndarray:
     Raises:
         InvalidArgumentError: anything else, or a focal length that is not positive.
     """
-    k = np.asarray(intrinsics, dtype=np.float64)
+    try:
+        k = np.asarray(intrinsics, dtype=np.float64)
+    except (TypeError, ValueError):
+        k = np.zeros(0)
     if k.shape == (3,):
         k = np.array([k[0], k[0], k[1], k[2]])
     if k.shape == (4,):
         k = np.array([[k[0], 0, k[2]], [0, k[1], k[3]], [0, 0, 1.0]])
-    if k.shape != (3, 3) or not (k[0, 0] > 0 and k[1, 1] > 0) or not np.isfinite(k).all():
+    # focal lengths in pixels (or 1 for normalised coordinates): far outside, the reprojection's scale under- or
+    # overflows (1e-300 squared is 0)
+    usable = k.shape == (3, 3) and np.isfinite(k).all() and bool(np.all(np.abs(k) <= FOCAL_RANGE[1]))
+    if not (usable and FOCAL_RANGE[0] <= k[0, 0] and FOCAL_RANGE[0] <= k[1, 1]):
         raise InvalidArgumentError(
-            "intrinsics must be a 3x3 matrix, (fx, fy, cx, cy) or (f, cx, cy) with f > 0"
+            "intrinsics must be a 3x3 matrix, (fx, fy, cx, cy) or (f, cx, cy), focal lengths from "
+            f"{FOCAL_RANGE[0]:g} to {FOCAL_RANGE[1]:g} (pixels), got {intrinsics!r}"
         )
     return k
+
+
+FOCAL_RANGE = (1e-3, 1e7)
+"""The focal lengths (and the largest entry) an intrinsics matrix may have."""
 
 
 def fit_keypoints(

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from .._util.hardware import check_memory
 from ..errors import InvalidArgumentError
 from ..topology import BODY_PARENTS, SMPLH_PARENTS
 from ._metrics import METRICS
@@ -189,6 +190,7 @@ class DistanceField(nn.Module):
     def __init__(self, config: DistanceFieldConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or DistanceFieldConfig()
+        check_memory(4 * cfg.mlp_weights(), f"a distance field of widths {cfg.dims}")  # before allocating
         J, H, C = cfg.joints, cfg.hidden, cfg.feature
         parents = parent_map(cfg.parents, J)
         self.enc_quat = nn.Parameter(torch.empty(J, H, 4))

@@ -61,14 +61,18 @@ def read_official_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         data = yaml.safe_load(Path(path).read_text())
         net = data["model"]["DFNet"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, RecursionError) as exc:
         raise CheckpointError(path, f"not a Pose-NDF/NRDF config (model.DFNet): {exc}") from None
+    if not isinstance(net, dict):
+        raise CheckpointError(path, f"model.DFNet is a {type(net).__name__}, not a section of settings")
     dims = net.get("dims", "256, 512, 1024, 512, 256, 64")
     try:
         dims = [int(d) for d in (dims.split(",") if isinstance(dims, str) else dims)]
     except (TypeError, ValueError):
         raise CheckpointError(path, f"model.DFNet.dims is not a list of widths: {dims!r}") from None
-    encoder = (data["model"].get("StrEnc") or {}) if isinstance(data["model"], dict) else {}
+    encoder = data["model"].get("StrEnc") or {}
+    if not isinstance(encoder, dict):
+        raise CheckpointError(path, f"model.StrEnc is a {type(encoder).__name__}, not a section of settings")
     mapping = encoder.get("smpl_mapping")
     parents = None
     if mapping is not None:
@@ -83,7 +87,11 @@ def read_official_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(
             path, f"the encoder's activation {encoder.get('act')!r} differs from the MLP's {act!r}"
         )
-    return {"dims": dims, "act": act, "beta": float(net.get("beta", 100.0)), "parents": parents}
+    try:
+        beta = float(net.get("beta", 100.0))
+    except (TypeError, ValueError):
+        raise CheckpointError(path, f"model.DFNet.beta is not a number: {net.get('beta')!r}") from None
+    return {"dims": dims, "act": act, "beta": beta, "parents": parents}
 
 
 def _load_tensors(path: Path, map_location: str | torch.device) -> dict[str, torch.Tensor]:

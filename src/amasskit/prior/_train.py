@@ -43,6 +43,7 @@ import io
 import json
 import logging
 import math
+import operator
 import os
 import pickle
 import shutil
@@ -56,7 +57,7 @@ import numpy as np
 import torch
 
 from .._util.atomic import atomic_open
-from .._util.hardware import cpu_has_fast_bf16
+from .._util.hardware import check_memory, cpu_has_fast_bf16, torch_device
 from .._util.integrity import damaged_member
 from .._util.locking import exclusive_lock
 from .._util.paths import resolve_fields, user_path
@@ -86,6 +87,22 @@ SCHEDULES: Final[tuple[str, ...]] = ("constant", "cosine")
 # settings that change only where or how often a run writes: a run may resume with other values of these
 _NOT_IDENTITY: Final[frozenset[str]] = frozenset({"out", "steps", "val_every", "checkpoint_every", "log_every",
                                                   "workers", "device"})  # fmt: skip
+
+
+def _widths(value: Any) -> tuple[int, ...]:
+    """``dims`` as a tuple of widths, from a sequence or a comma-separated string.
+
+    Raises:
+        ConfigError: anything else (``a,b``, ``[1.5]``, a number).
+    """
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        widths = tuple(operator.index(d) if not isinstance(d, str) else int(d) for d in items)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"dims must be integer widths, comma-separated, got {value!r}", key="dims"
+        ) from None
+    return widths
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,7 +182,15 @@ class TrainConfig:
                 isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)
             ):
                 raise ConfigError(f"{key} must be a number >= 0, got {value!r}", key=key)
-        object.__setattr__(self, "dims", tuple(int(d) for d in self.dims))
+        object.__setattr__(self, "dims", _widths(self.dims))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}", key="seed")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            raise ConfigError(f"workers must be an integer >= 0, got {self.workers!r}", key="workers")
+        try:
+            torch_device(self.device, what="device")
+        except InvalidArgumentError as exc:
+            raise ConfigError(str(exc), key="device") from None
         try:
             self.model_config(metric="geodesic")
         except InvalidArgumentError as exc:
@@ -180,8 +205,6 @@ class TrainConfig:
             raise ConfigError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}",
                               key=unknown[0])  # fmt: skip
         values = dict(data)
-        if "dims" in values and isinstance(values["dims"], str):
-            values["dims"] = tuple(int(d) for d in values["dims"].split(","))
         try:
             return cls(**values)
         except TypeError as exc:
@@ -573,6 +596,8 @@ def _train(
             fp.write((json.dumps(config.to_dict(), indent=1) + "\n").encode())
 
     torch.manual_seed(config.seed)
+    # weights, gradients and AdamW's two moments, float32: refused before any is allocated
+    check_memory(16 * model_config.mlp_weights(), f"training a distance field of widths {model_config.dims}")
     model = DistanceField(model_config)
     model.reset_parameters(generator=torch.Generator().manual_seed(config.seed))
     with torch.no_grad():

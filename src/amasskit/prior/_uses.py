@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from .._util.atomic import atomic_open
+from .._util.hardware import check_memory
 from .._util.paths import user_path
 from ..errors import CheckpointError, InvalidArgumentError
 from ..rotations import quat_canonical, quat_geodesic, quat_slerp, quat_to_rotvec, rotvec_to_quat
@@ -89,7 +91,13 @@ def sample_poses(
     Raises:
         InvalidArgumentError: an unknown start or a start array of the wrong shape.
     """
-    J = _config(model).joints
+    config = _config(model)
+    J = config.joints
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InvalidArgumentError(f"count must be an integer >= 1, got {count!r}")
+    # every pose's activations (kept for the gradient) through the network at once: refused before allocating
+    per_pose = 4 * 3 * (J * (config.hidden + config.feature + 16) + sum(config.dims))
+    check_memory(count * per_pose, f"projecting {count:,} poses at once")
     generator = torch.Generator().manual_seed(seed)
     if isinstance(start, str):
         if start == "haar":
@@ -100,13 +108,14 @@ def sample_poses(
         else:
             raise InvalidArgumentError(f"start must be one of {', '.join(STARTS)} or poses, got {start!r}")
     else:
-        quat = torch.as_tensor(np.asarray(start, dtype=np.float32))[:count]
+        given = start.detach().cpu().numpy() if isinstance(start, torch.Tensor) else np.asarray(start)
+        if given.ndim != 3 or given.shape[1:] != (J, 4) or not np.issubdtype(given.dtype, np.number):
+            raise InvalidArgumentError(
+                f"start poses must be (N, {J}, 4) quaternions, got {given.dtype} {tuple(given.shape)}"
+            )
+        quat = torch.as_tensor(given[:count].astype(np.float32))
         if not torch.isfinite(quat).all():
             raise InvalidArgumentError("start poses hold values that are not finite")
-        if quat.ndim != 3 or quat.shape[1:] != (J, 4):
-            raise InvalidArgumentError(
-                f"start poses must be (N, {J}, 4) quaternions, got {tuple(quat.shape)}"
-            )
     weight = next(model.parameters(), None)  # a field without parameters (ExactField) stays where it is
     return project(model, quat if weight is None else quat.to(weight.device), method=method, max_steps=max_steps, tol=_default_tol(model, tol),
                    keep_steps=keep_steps, progress=progress)  # fmt: skip
@@ -349,7 +358,13 @@ def read_motion(path: str | os.PathLike[str]) -> dict[str, Any]:
         AmassFileError: the file cannot be read as either (a typed error naming it: missing keys, wrong shapes - a
             pose of another joint count - or values that are not finite).
     """
-    from ..errors import ArrayShapeError, MissingKeyError, NonFiniteError
+    from ..errors import (
+        ArrayShapeError,
+        EmptySequenceError,
+        InvalidValueError,
+        MissingKeyError,
+        NonFiniteError,
+    )
     from ..io import read
 
     try:
@@ -358,13 +373,25 @@ def read_motion(path: str | os.PathLike[str]) -> dict[str, Any]:
         with open(path, "rb") as raw, np.load(raw, allow_pickle=False) as npz:
             if not {"root_orient", "pose_body"} <= set(npz.files):
                 raise exc from None
-            arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in ("root_orient", "pose_body", "trans", "betas")
-                      if k in npz.files}  # fmt: skip
-            fps = float(npz["fps"]) if "fps" in npz.files else 30.0
+            arrays = {}
+            for key in ("root_orient", "pose_body", "trans", "betas"):
+                if key in npz.files:
+                    try:
+                        arrays[key] = np.asarray(npz[key], dtype=np.float64)
+                    except (TypeError, ValueError):
+                        raise ArrayShapeError(path, f"{key} holds {npz[key].dtype}, not numbers") from None
+            try:
+                fps = float(npz["fps"]) if "fps" in npz.files else 30.0
+            except (TypeError, ValueError):
+                raise InvalidValueError(path, f"fps {npz['fps']!r} is not a number") from None
             gender = str(npz["gender"]) if "gender" in npz.files else "neutral"
-        T = len(arrays["root_orient"])
+        if not (math.isfinite(fps) and fps > 0):
+            raise InvalidValueError(path, f"fps {fps} is not a frame rate (a number > 0)") from None
+        T = len(arrays["root_orient"]) if arrays["root_orient"].ndim else 0
+        if T == 0:
+            raise EmptySequenceError(path, "holds no frames") from None
         body = arrays["pose_body"]
-        if arrays["root_orient"].shape != (T, 3) or body.reshape(T, -1).shape[1] != 63:
+        if arrays["root_orient"].shape != (T, 3) or body.size != T * 63:
             raise ArrayShapeError(path, f"root_orient {arrays['root_orient'].shape} and pose_body {body.shape}: "
                                         "need (T, 3) and (T, 63) (21 body joints)") from None  # fmt: skip
         trans = arrays.get("trans", np.zeros((T, 3)))

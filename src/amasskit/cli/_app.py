@@ -154,6 +154,10 @@ def _main(
     logging.getLogger("amasskit").setLevel(level)
 
 
+SEED_MAX = 2**63 - 1
+"""The largest seed (torch's generators take a signed 64-bit one)."""
+
+
 def device_value(value: str | None) -> str | None:
     """Callback of every ``--device``: a device this machine has, checked before any work."""
     if value is None:

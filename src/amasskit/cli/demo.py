@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._app import Release, app, console, handle_errors, progress_bar
+from ._app import SEED_MAX, Release, app, console, handle_errors, progress_bar
 from .catalog import print_catalog_stats
 
 
@@ -17,7 +17,7 @@ def demo(
         "amasskit-demo"
     ),
     files: Annotated[int, typer.Option("--files", "-n", min=1, help="Number of motion files.")] = 38,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed.")] = 0,
     release: Annotated[Release, typer.Option(help="Release layout.")] = Release.smplh,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes for each parallel stage.")] = 2,
 ) -> None:

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from ._app import (
+    SEED_MAX,
     CatalogOption,
     DaskAddress,
     DatasetsOption,
@@ -61,7 +62,7 @@ def prepare(
     ] = None,
     rotation: Annotated[str | None, typer.Option(help="rotvec, quat (XYZW), rotmat or 6d.")] = None,
     dtype: Annotated[str | None, typer.Option(help="float32 or float64.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, max=SEED_MAX, help="Seed.")] = None,
     jobs: Annotated[
         int | None, typer.Option("--jobs", "--workers", "-j", min=1, help="Processes (default: all cores).")
     ] = None,

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from ._app import (
+    SEED_MAX,
     AmassTyper,
     CatalogOption,
     DaskAddress,
@@ -91,7 +92,7 @@ def poses(
     dedup: Annotated[
         float | None, typer.Option(help="Drop poses within this geodesic distance (rad) of an earlier one.")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the sampling.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, max=SEED_MAX, help="Seed of the sampling.")] = None,
     jobs: Annotated[
         int | None, typer.Option("--jobs", "--workers", "-j", min=1, help="Processes (default: all cores).")
     ] = None,
@@ -149,7 +150,7 @@ def data(
         MetricChoice, typer.Option(help="Distance to the clean poses.")
     ] = MetricChoice.geodesic,
     k: Annotated[int, typer.Option("--k", min=1, help="Nearest clean poses kept per sample.")] = 5,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the noise.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the noise.")] = 0,
     max_poses: Annotated[
         int | None, typer.Option(min=1, help="Samples of only this many clean poses, spread over the set.")
     ] = None,
@@ -261,7 +262,9 @@ def train(
     val_samples: Annotated[int | None, _train_option("Held-out samples a validation.", 20_000, min=1)] = None,
     checkpoint_every: Annotated[int | None, _train_option("Steps between checkpoints.", 1000, min=1)] = None,
     log_every: Annotated[int | None, _train_option("Steps between log lines.", 100, min=1)] = None,
-    seed: Annotated[int | None, _train_option("Seed of the weights and the batch order.", 0, min=0)] = None,
+    seed: Annotated[
+        int | None, _train_option("Seed of the weights and the batch order.", 0, min=0, max=SEED_MAX)
+    ] = None,
     device: Annotated[str | None, _train_option("cpu, cuda or cuda:N.", "cpu", callback=device_value)] = None,
     precision: Annotated[
         PrecisionChoice | None, _train_option("bf16 autocast where fast (auto), or fp32/bf16.", "auto")
@@ -333,7 +336,7 @@ def sample(
     tol: Annotated[float | None, typer.Option(help="Stop under this distance (1e-3 a joint).")] = None,
     max_steps: Annotated[int, typer.Option(min=1, help="Network evaluations a pose at most.")] = 100,
     keep_steps: Annotated[bool, typer.Option(help="Also write every projection step.")] = False,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the starts.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the starts.")] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda.", callback=device_value)] = "cpu",
 ) -> None:
     """Plausible poses: random starts projected onto the prior's manifold, written as a motion file of one frame a
@@ -579,7 +582,7 @@ def fit(
         Path | None, typer.Option(help="Body models (SMPL+H); else the built-in skeleton.")
     ] = None,
     gender: Annotated[str, typer.Option(help="Body model gender.")] = "neutral",
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the starts.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the starts.")] = 0,
     strict: Annotated[
         bool, typer.Option(help="Stop at the first unusable keypoint file (else skip it).")
     ] = False,
@@ -694,7 +697,7 @@ def evaluate(
     model_dir: Annotated[
         Path | None, typer.Option(help="Body models (SMPL+H): joints and v2v by the model.")
     ] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of everything random.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of everything random.")] = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="The JSON report.")] = Path("prior_report.json"),
     plot: Annotated[Path | None, typer.Option(help="Also a PNG of the report (needs matplotlib).")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.", callback=device_value)] = "cpu",

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ._app import Lengths, Release, app, console, handle_errors, progress_bar
+from ._app import SEED_MAX, Lengths, Release, app, console, handle_errors, progress_bar
 
 
 @app.command()
@@ -24,7 +24,9 @@ def synth(
     archives: Annotated[
         bool, typer.Option("--archives", help="Also pack <Dataset>.tar.bz2 per sub-dataset.")
     ] = False,
-    seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same files.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=SEED_MAX, help="Seed; the same seed gives the same files.")
+    ] = 0,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes writing files.")] = 1,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
     lengths_table: Annotated[
@@ -76,7 +78,7 @@ def synth_models(
     out: Annotated[
         Path, typer.Argument(help="Folder for the model files (the layout AMASSKIT_BODY_MODELS expects).")
     ],
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed.")] = 0,
     hand_pca: Annotated[
         bool,
         typer.Option("--hand-pca", help="Add hand-PCA keys to SMPL+H models (the smplx package needs them)."),

@@ -183,8 +183,8 @@ class TrainConfig:
             ):
                 raise ConfigError(f"{key} must be a number >= 0, got {value!r}", key=key)
         object.__setattr__(self, "dims", _widths(self.dims))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}", key="seed")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed!r}", key="seed")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             raise ConfigError(f"workers must be an integer >= 0, got {self.workers!r}", key="workers")
         try:

@@ -52,3 +52,21 @@ def test_a_call_that_kills_its_worker_every_time_is_its_own_error(tmp_path: Path
 
     with pytest.raises(WorkerDiedError):  # without on_error, the typed error is raised
         run_in_pool(_square_or_always_die, [((3, 3), 3)], results.__setitem__, processes=1, initializer=None)
+
+
+def test_a_dask_address_that_is_malformed_or_unreachable_is_a_typed_error() -> None:
+    """``--dask`` with a malformed address ended in a ValueError traceback, an unreachable one in an OSError after
+    30 s: now an InvalidArgumentError before any connection, and a ClusterError naming the address."""
+    import dask
+
+    from amasskit._util.cluster import run_on_dask
+    from amasskit.errors import ClusterError, InvalidArgumentError
+
+    for address in ("nonsense", "tcp://", "tcp://host:port", "host:123456"):
+        with pytest.raises(InvalidArgumentError, match="not a Dask scheduler address"):
+            run_on_dask(address, abs, [((1,), 1)], lambda tag, value: None)
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
+        pytest.raises(ClusterError, match=r"no Dask scheduler answers at tcp://127\.0\.0\.1:9"),
+    ):
+        run_on_dask("tcp://127.0.0.1:9", abs, [((1,), 1)], lambda tag, value: None)

@@ -200,7 +200,9 @@ def test_non_finite_results_are_refused_never_written(tiny_model: Path, tmp_path
         sample_poses(load_prior(tiny_model), 2, start=np.full((2, 21, 4), np.nan))
     body = np.zeros((3, 21, 3))
     body[1, 4, 0] = np.inf
-    with pytest.raises(InvalidArgumentError, match="poses holds values that are not finite.*made from walk.npz"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"poses holds values that are not finite.*made from walk\.npz"
+    ):
         save_motion(tmp_path / "bad.npz", pose_body=body, made_from="walk.npz")
     assert not (tmp_path / "bad.npz").exists()
     with pytest.raises(InvalidArgumentError, match="a folder"):

@@ -599,28 +599,36 @@ def test_every_direction_with_smpl(with_smpl: Path, source: str, target: str) ->
 
 
 def test_convert_on_a_real_dask_cluster_gives_the_same_arrays(
-    smplh_tree: object, model_dir: Path, tmp_path: Path
+    smplh_tree: object, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`convert --dask`: the files converted in a local cluster's worker processes equal those converted in process,
-    array for array; a broken file is reported from the cluster like anywhere else and the rest carry on."""
+    array for array; a broken file is reported from the cluster like anywhere else and the rest carry on. The
+    workers run in another directory holding a decoy tree of the same relative name: the client's relative paths
+    reach them resolved, so they convert the client's files into the client's -o (they converted the decoy, and
+    wrote outside -o)."""
     pytest.importorskip("distributed", reason="the dask extra is not installed")
     from amasskit.convert import convert_files
 
-    tree = tmp_path / "tree"
-    for f in sorted(Path(smplh_tree.root).rglob("*_poses.npz"))[:2]:  # type: ignore[attr-defined]
-        dest = tree / f.relative_to(smplh_tree.root)  # type: ignore[attr-defined]
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        read(f)[:3].save(dest)
+    tree = tmp_path / "client" / "tree"
+    sources = sorted(Path(smplh_tree.root).rglob("*_poses.npz"))  # type: ignore[attr-defined]
+    for f in sources[:2]:
+        for root, frames in ((tree, slice(0, 3)), (tmp_path / "workers" / "tree", slice(3, 5))):  # the decoy
+            dest = root / f.relative_to(smplh_tree.root)  # type: ignore[attr-defined]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            read(f)[frames].save(dest)
     (tree / "broken_poses.npz").write_bytes(b"not a zip")
     local = convert_files([tree], tmp_path / "local", to="smplx", model_dir=model_dir, schedule="fast")
+    monkeypatch.chdir(tmp_path / "workers")
     with local_cluster() as cluster:
-        remote = convert_files([tree], tmp_path / "dask", to="smplx", model_dir=model_dir, schedule="fast",
+        monkeypatch.chdir(tmp_path / "client")
+        remote = convert_files(["tree"], "dask", to="smplx", model_dir=model_dir, schedule="fast",
                                dask=cluster.scheduler_address)  # fmt: skip
+    assert not (tmp_path / "workers" / "dask").exists()
     assert len(remote.written) == len(local.written) == 2
     assert [Path(p).name for p, _ in remote.problems] == ["broken_poses.npz"]
     assert "CorruptFileError" in remote.problems[0][1]
     for a in sorted(local.written):
-        b = tmp_path / "dask" / a.relative_to(tmp_path / "local")
+        b = tmp_path / "client" / "dask" / a.relative_to(tmp_path / "local")
         with np.load(a) as x, np.load(b) as y:
             assert sorted(x.files) == sorted(y.files)
             for key in x.files:  # the metadata too: the same source path, models and transfer

@@ -111,11 +111,12 @@ def test_ingest_unpack_catalog_split_prepare_load(ingested: Path, amasskit: Run)
     assert loaded.stdout.strip() == "(4, 8, 21, 3)"
 
 
-def test_conversion(ingested: Path, amasskit: Run) -> None:
-    """`convert` with a model folder named by ``~`` and a relative output, twice (the rerun keeps the file and the
-    report); `--pose-list` without `-o`."""
+def test_conversion(ingested: Path, amasskit: Run, model_dir: Path) -> None:
+    """`convert` with a model folder named by ``~`` (a symlink to the session's synthetic models, which `synth-models`
+    writes: the command itself is tested in tests/test_cli.py) and a relative output, twice (the rerun keeps the file
+    and the report); `--pose-list` without `-o`."""
     home = ingested
-    amasskit("synth-models", "~/models")
+    (home / "models").symlink_to(model_dir, target_is_directory=True)
     source = min((home / "data" / "amass").rglob("*_poses.npz"), key=lambda p: p.stat().st_size)
     short = home / "work" / "short" / "walk_poses.npz"
     short.parent.mkdir()
@@ -173,7 +174,9 @@ def test_pose_prior(ingested: Path, amasskit: Run) -> None:
 
     seq = read(home / a)[:3]
     np.save(work / "joints.npy", skeleton_joints(seq.root_orient, seq.pose_body, seq.trans)[:, :22])
-    amasskit("prior", "fit", "run/model.pt", "joints.npy", "-o", "fit3d.npz", "--hypotheses", "2")
+    amasskit(
+        "prior", "fit", "run/model.pt", "joints.npy", "-o", "fit3d.npz", "--hypotheses", "2", "--steps", "60"
+    )
     assert read(work / "fit3d.npz").num_frames == 3 * 2
     facing = np.array([[np.pi, 0.0, 0.0]])  # the body turned to face a camera 3 m away along +Z
     in_camera = skeleton_joints(facing, seq.pose_body[:1], np.array([[0.0, 0.0, 3.0]]))[:, :22]

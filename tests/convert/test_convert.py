@@ -271,11 +271,13 @@ def test_chunking_does_not_change_the_result(quick: Converter) -> None:
     assert np.allclose(a.vertex_error_mean, b.vertex_error_mean, atol=1e-7)
 
 
-@pytest.mark.slow
-def test_close_to_an_independent_float64_reference_fit(pair: Converter) -> None:
-    """The reference: L-BFGS on every parameter (poses, translation, shape) through the body model's forward pass,
-    from the converter's answer, to convergence. The converter ends within 0.1 mm of it (mean vertex error)."""
-    pose = _poses(2, 8)
+def _gap_to_a_float64_reference(
+    pair: Converter, *, poses: int, iterations: int, rounds: int
+) -> tuple[float, float]:
+    """The converter's mean vertex error on ``poses`` random poses and shapes, and the reference's: L-BFGS on every
+    parameter (poses, translation, shape) through the body model's forward pass, from the converter's answer,
+    ``rounds`` x ``iterations`` (metres)."""
+    pose = _poses(poses, 8)
     betas = np.random.default_rng(9).normal(0, 1, size=16)
     ours = pair.convert_poses(pose, betas=betas)
     src, tgt, mask = pair.source, pair.target, pair.fit_model.mask
@@ -292,7 +294,7 @@ def test_close_to_an_independent_float64_reference_fit(pair: Converter) -> None:
         return tgt.with_shape(be).with_pose(root_orient=rv[:, 0], pose_body=rv[:, 1:22], pose_jaw=rv[:, 22],
                                             pose_eye=rv[:, 23:25], pose_hand=rv[:, 25:], trans=tr).vertices[:, mask]  # fmt: skip
 
-    opt = torch.optim.LBFGS([rv, tr, be], max_iter=300, tolerance_grad=1e-15, tolerance_change=1e-18,
+    opt = torch.optim.LBFGS([rv, tr, be], max_iter=iterations, tolerance_grad=1e-15, tolerance_change=1e-18,
                             history_size=50, line_search_fn="strong_wolfe")  # fmt: skip
 
     def closure() -> torch.Tensor:
@@ -301,13 +303,27 @@ def test_close_to_an_independent_float64_reference_fit(pair: Converter) -> None:
         loss.backward()
         return loss
 
-    for _ in range(2):
+    for _ in range(rounds):
         opt.step(closure)
     with torch.no_grad():
         reference = (vertices() - goal).norm(dim=-1).mean().item()
-    ours_mean = float(ours.vertex_error_mean.mean())
-    assert reference <= ours_mean + 1e-9  # the reference starts from ours and only improves
-    assert ours_mean - reference < 0.1e-3, (ours_mean * 1000, reference * 1000)
+    return float(ours.vertex_error_mean.mean()), reference
+
+
+def test_close_to_an_independent_float64_reference_fit(pair: Converter) -> None:
+    """The converter ends within 0.1 mm (mean vertex error) of an independent float64 fit that starts from its
+    answer (one pose, 100 L-BFGS iterations: the reference, improving only, has nearly converged there)."""
+    ours, reference = _gap_to_a_float64_reference(pair, poses=1, iterations=100, rounds=1)
+    assert reference <= ours + 1e-9  # the reference starts from ours and only improves
+    assert ours - reference < 0.1e-3, (ours * 1000, reference * 1000)
+
+
+@pytest.mark.slow
+def test_close_to_an_independent_float64_reference_fit_run_to_convergence(pair: Converter) -> None:
+    """The same on two poses sharing a shape, the reference run 2 x 300 iterations, to convergence."""
+    ours, reference = _gap_to_a_float64_reference(pair, poses=2, iterations=300, rounds=2)
+    assert reference <= ours + 1e-9
+    assert ours - reference < 0.1e-3, (ours * 1000, reference * 1000)
 
 
 def test_sequences_convert_to_files_every_reader_takes(
@@ -611,7 +627,7 @@ def test_convert_on_a_real_dask_cluster_gives_the_same_arrays(
 
     tree = tmp_path / "client" / "tree"
     sources = sorted(Path(smplh_tree.root).rglob("*_poses.npz"))  # type: ignore[attr-defined]
-    for f in sources[:2]:
+    for f in sources[:1]:
         for root, frames in ((tree, slice(0, 3)), (tmp_path / "workers" / "tree", slice(3, 5))):  # the decoy
             dest = root / f.relative_to(smplh_tree.root)  # type: ignore[attr-defined]
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -619,12 +635,12 @@ def test_convert_on_a_real_dask_cluster_gives_the_same_arrays(
     (tree / "broken_poses.npz").write_bytes(b"not a zip")
     local = convert_files([tree], tmp_path / "local", to="smplx", model_dir=model_dir, schedule="fast")
     monkeypatch.chdir(tmp_path / "workers")
-    with local_cluster() as cluster:
+    with local_cluster(workers=1) as cluster:
         monkeypatch.chdir(tmp_path / "client")
         remote = convert_files(["tree"], "dask", to="smplx", model_dir=model_dir, schedule="fast",
                                dask=cluster.scheduler_address)  # fmt: skip
     assert not (tmp_path / "workers" / "dask").exists()
-    assert len(remote.written) == len(local.written) == 2
+    assert len(remote.written) == len(local.written) == 1
     assert [Path(p).name for p, _ in remote.problems] == ["broken_poses.npz"]
     assert "CorruptFileError" in remote.problems[0][1]
     for a in sorted(local.written):

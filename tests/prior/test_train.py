@@ -147,6 +147,31 @@ def _config(data: dict[str, Path], out: Path, **changes: object) -> TrainConfig:
     return TrainConfig(**values)  # type: ignore[arg-type]
 
 
+def test_a_short_training_run_learns_the_distance_to_a_known_manifold(
+    data: dict[str, Path], manifold: PoseManifold, fine_index: PoseIndex, tmp_path: Path
+) -> None:
+    """The default run's version of the test below (11 s instead of 90): 500 steps of a narrower network reach a
+    held-out MAE under 1/2.5 of the best constant's, Spearman above 0.85 and AUROC above 0.75, and projecting
+    Haar-random poses with it never raises the learned distance and brings them 1.4 times closer to the family by
+    the true distance (measured here: 3.1x, 0.908, 0.81, 22.0 -> 13.5 rad)."""
+    config = _config(data, tmp_path / "run", w_gradient=0.2, dims=(64, 64, 32), steps=500, val_every=500,
+                     checkpoint_every=500, log_every=100, val_samples=2000)  # fmt: skip
+    model = load_model(train(config))
+    final = {
+        k: float(v)
+        for k, v in list(csv.DictReader((tmp_path / "run" / "val.csv").read_text().splitlines()))[-1].items()
+    }
+    target = np.load(data["val"] / "distance.npy")[:, 0]
+    best_constant = np.abs(target - np.median(target)).mean()
+    start = random_poses(50, generator=torch.Generator().manual_seed(3))
+    result = project(model, start, tol=0.05, max_steps=50, keep_steps=True)
+    before, after = true_distance(fine_index, start), true_distance(fine_index, result.quat)
+    assert final["mae"] < best_constant / 2.5
+    assert final["spearman"] > 0.85 and final["auroc"] > 0.75
+    assert result.history_distance is not None and (result.history_distance.diff(dim=0) <= 0).all()
+    assert np.median(after) < np.median(before) / 1.4
+
+
 @pytest.mark.slow
 def test_training_learns_the_distance_to_a_known_manifold(
     data: dict[str, Path], manifold: PoseManifold, fine_index: PoseIndex, tmp_path: Path

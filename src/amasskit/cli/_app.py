@@ -180,7 +180,8 @@ def handle_errors() -> Iterator[None]:
     except (AmassKitError, FileExistsError, FileNotFoundError, NotADirectoryError) as exc:
         if state["verbose"] > 0:
             err_console.print_exception()
-        err_console.print(f"[bold red]{type(exc).__name__}[/]: {exc}", highlight=False)
+        # one line, never folded: the path in it stays whole for the reader to copy and for grep
+        err_console.print(f"[bold red]{type(exc).__name__}[/]: {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 

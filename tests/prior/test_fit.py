@@ -60,10 +60,12 @@ def _pose(manifold: PoseManifold, count: int, seed: int) -> tuple[np.ndarray, np
     return quat, np.asarray(quat_to_rotvec(quat))
 
 
-def test_manifold_field_is_the_true_distance(manifold: PoseManifold, field: ManifoldField) -> None:
-    """Zero on the family; never above the brute-force distance to a fine grid of it, and within 0.5% of it."""
+def test_manifold_field_is_the_true_distance(manifold: PoseManifold) -> None:
+    """Zero on the family; never above the brute-force distance to a fine grid of it, and within 0.5% of it (with
+    the refinement this exactness needs; the fits below use a coarser one)."""
     from amasskit.prior import ExactField
 
+    field = ManifoldField(manifold, refine=15)
     on = torch.from_numpy(manifold.sample(64, seed=1))
     assert float(field(on).abs().max()) < 1e-9
     noisy = on + 0.05 * torch.randn(on.shape, generator=torch.Generator().manual_seed(0))

@@ -772,7 +772,12 @@ def _check_output_folder(out: Path, identity: Mapping[str, Any], *, overwrite: b
     """
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise OutputExistsError(f"{out} is not a folder: choose another out")
-    if not out.is_dir() or not any(out.iterdir()):
+    own = {Path(name) for name in (RUN_MARKER, *_RUN_FILES, "config.json")}
+    present = list(out.iterdir()) if out.is_dir() else []
+    # another rank (torchrun) may be writing the marker now: its staging file (.NAME.XXXX.tmp.EXT) is amasskit's own
+    present = [p for p in present if not any(p.name.startswith(f".{o.stem}.") and p.name.endswith(f".tmp{o.suffix}")
+                                              for o in own)]  # fmt: skip
+    if not present:
         return
     marker = out / RUN_MARKER
     if marker.is_file():
@@ -782,7 +787,7 @@ def _check_output_folder(out: Path, identity: Mapping[str, Any], *, overwrite: b
         return
     except CheckpointError:
         pass
-    theirs = sorted(p.name for p in out.iterdir())[:5]
+    theirs = sorted(p.name for p in present)[:5]
     raise OutputExistsError(f"{out} holds files amasskit did not write ({', '.join(theirs)}): not replaced, with or "
                             "without overwrite; choose another out")  # fmt: skip
 

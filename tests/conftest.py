@@ -48,12 +48,3 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_body_models(root, hand_pca=True)
     return root
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist, each worker's torch takes its share of the cores (two workers each running torch's full
-    thread pool on two cores oversubscribe them: OpenMP threads spin while they wait)."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if workers > 1:
-        import torch
-
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))

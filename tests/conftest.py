@@ -47,4 +47,3 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
     write_body_models(root, hand_pca=True)
     return root
-

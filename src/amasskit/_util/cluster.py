@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ..errors import ClusterError, InvalidArgumentError
+from .processes import deliver
 
 __all__ = ["check_address", "run_on_dask"]
 
@@ -70,15 +71,7 @@ def run_on_dask(
         futures = {client.submit(fn, *args, pure=False): tag for args, tag in calls}
         try:
             for future in dask_completed(list(futures)):
-                tag = futures[future]
-                try:
-                    value = future.result()
-                except Exception as exc:
-                    if on_error is None:
-                        raise
-                    on_error(tag, exc)
-                else:
-                    on_result(tag, value)
+                deliver(futures[future], future.result, on_result, on_error)
         except BaseException:
             client.cancel(list(futures))
             raise

@@ -9,6 +9,7 @@ not loaded in the parent; otherwise ``spawn``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import multiprocessing
 import sys
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 
 from amasskit.errors import AmassKitError
 
-__all__ = ["WorkerDiedError", "exit_with_parent", "pool_worker", "run_in_pool", "single_threaded_worker",
+__all__ = ["WorkerDiedError", "deliver", "exit_with_parent", "pool_worker", "run_in_pool", "single_threaded_worker",
            "worker_context"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,35 @@ def pool_worker() -> None:
     exit_with_parent()
 
 
+def deliver(
+    tag: Tag,
+    result: Callable[[], Any],
+    on_result: Callable[[Tag, Any], None],
+    on_error: Callable[[Tag, Exception], None] | None,
+) -> None:
+    """``on_result(tag, result())``; where ``result()`` raises, ``on_error(tag, exception)``, or the exception
+    itself without ``on_error`` (the delivery of one finished call, in a pool or on a cluster)."""
+    try:
+        value = result()
+    except Exception as exc:
+        if on_error is None:
+            raise
+        on_error(tag, exc)
+    else:
+        on_result(tag, value)
+
+
+def _survived(future: Any) -> Any:
+    """A pool future's result; a pool broken a second time is a :class:`WorkerDiedError`."""
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        raise WorkerDiedError(
+            "a worker process died (killed, out of memory, or a crash) in this call or one beside it, in two "
+            "pools: not retried again"
+        ) from exc
+
+
 def run_in_pool(
     fn: Callable[..., Any],
     calls: Sequence[tuple[tuple[Any, ...], Tag]],
@@ -120,25 +150,10 @@ def run_in_pool(
             try:
                 for future in as_completed(futures):
                     args, tag = futures[future]
-                    try:
-                        value = future.result()
-                    except BrokenProcessPool as exc:
-                        if attempt == 1:
-                            broken.append((args, tag))
-                            continue
-                        died = WorkerDiedError(
-                            "a worker process died (killed, out of memory, or a crash) in this call or one beside "
-                            "it, in two pools: not retried again"
-                        )
-                        if on_error is None:
-                            raise died from exc
-                        on_error(tag, died)
-                    except Exception as exc:
-                        if on_error is None:
-                            raise
-                        on_error(tag, exc)
-                    else:
-                        on_result(tag, value)
+                    if attempt == 1 and isinstance(future.exception(), BrokenProcessPool):
+                        broken.append((args, tag))
+                        continue
+                    deliver(tag, functools.partial(_survived, future), on_result, on_error)
             except BaseException:
                 for f in futures:
                     f.cancel()

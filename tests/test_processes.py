@@ -58,6 +58,7 @@ def test_a_dask_address_that_is_malformed_or_unreachable_is_a_typed_error() -> N
     """``--dask`` with a malformed address ended in a ValueError traceback, an unreachable one in an OSError after
     30 s: now an InvalidArgumentError before any connection, and a ClusterError naming the address."""
     import dask
+    import distributed  # noqa: F401  # its config defaults loaded first: set() would otherwise drop them on exit
 
     from amasskit._util.cluster import run_on_dask
     from amasskit.errors import ClusterError, InvalidArgumentError

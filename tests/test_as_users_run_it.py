@@ -184,10 +184,12 @@ def test_pose_prior(ingested: Path, amasskit: Run) -> None:
         work / "frame_000_keypoints.json", keypoints_from_joints(in_camera, (1000.0, 1000.0, 512.0, 384.0))
     )
     amasskit("prior", "fit", "run/model.pt", "frame_000_keypoints.json", "-o", "fit2d.npz", "--intrinsics",
-             "1000,1000,512,384", "--hypotheses", "1")  # fmt: skip
+             "1000,1000,512,384", "--hypotheses", "1", "--steps", "40")  # fmt: skip
     assert (work / "fit2d.npz").is_file()
     evaluated = amasskit("prior", "evaluate", "run/model.pt", "none", "--motion", f"~/{a}", "--motion", f"../{b}",
-             "--samples", "8", "--completion", "1", "--noise", "40", "--pose-noise", "", "-o", "report.json")  # fmt: skip
+             "--samples", "8", "--completion", "1", "--noise", "40", "--pose-noise", "", "--hypotheses", "2",
+             "--fit-steps", "20", "--denoise-rounds", "1", "--denoise-steps", "5", "--warmup", "5", "--max-steps", "10",
+             "-o", "report.json")  # fmt: skip
     report = json.loads((work / "report.json").read_text())
     assert set(report["reports"]) == {str(work / "run" / "model.pt"), "none"}
     if (

@@ -272,6 +272,9 @@ def test_denoise(inputs: Path, tmp_path: Path, model: str, motion: str, flags: l
         ),
         _maybe("--hide", st.sampled_from(["1,2", "99", "x", "-1", ""])),
         _maybe("--hypotheses", SMALL),
+        _maybe(
+            "--steps", st.sampled_from(["1", "4", "6", "0", "x"])
+        ),  # under 4: fewer than the keypoint stages
         _maybe("--prior-weight", FLOATS),
         _maybe("--person", INTS),
         _maybe("--seed", INTS),
@@ -407,4 +410,4 @@ def test_the_fuzzed_values_reach_the_work(inputs: Path, tmp_path: Path) -> None:
         assert _check(["prior", "sample", str(inputs / "official/checkpoints/checkpoint_epoch_best.tar"), "-n", "2",
                        "--max-steps", "2", "-o", str(out / "o.npz")], inputs, out) == 0  # fmt: skip
         assert _check(["prior", "fit", "none", str(inputs / "kp.json"), "--intrinsics", "500,320,240", "-o",
-                       str(out / "f.npz"), "--steps", "2"], inputs, out) == 0  # fmt: skip
+                       str(out / "f.npz"), "--steps", "8"], inputs, out) == 0  # fmt: skip

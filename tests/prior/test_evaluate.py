@@ -141,6 +141,24 @@ def test_a_task_without_input_says_it_was_not_run(caplog: pytest.LogCaptureFixtu
     assert not any(h.startswith("MPJPE") for h in header) and [r[0] for r in rows] == ["none"]
 
 
+#: a short schedule (the commands' wiring is tested here, not the protocol's numbers)
+QUICK = ("--hypotheses", "2", "--fit-steps", "30", "--denoise-rounds", "1", "--denoise-steps", "10", "--warmup", "10",
+         "--max-steps", "20")  # fmt: skip
+
+
+def test_the_evaluate_commands_defaults_are_the_protocols() -> None:
+    """`prior evaluate`'s schedule options default to :class:`EvaluationConfig`'s (the published protocol)."""
+    import inspect
+
+    from amasskit.cli.prior import evaluate
+
+    defaults = {name: p.default for name, p in inspect.signature(evaluate).parameters.items()}
+    protocol = EvaluationConfig()
+    for name in ("samples", "completion", "hypotheses", "fit_steps", "denoise_rounds", "denoise_steps", "warmup",
+                 "max_steps", "seed"):  # fmt: skip
+        assert defaults[name] == getattr(protocol, name), name
+
+
 def _run(args: list[str]) -> SimpleNamespace:
     assert args[:3] == [
         sys.executable,
@@ -154,8 +172,8 @@ def test_evaluate_reads_a_catalogs_split(catalogued: Path, tmp_path: Path) -> No
     """`prior evaluate none --catalog C --scheme S --split test`: the held-out files come from the catalog's split; a
     split without files is a clear error."""
     args = [sys.executable, "-m", "amasskit", "prior", "evaluate", "none", "--catalog", str(catalogued), "--scheme",
-            "amass-paper-all", "--split", "test", "--completion", "1", "--noise", "40", "--pose-noise", "", "-o",
-            str(tmp_path / "r.json")]  # fmt: skip
+            "amass-paper-all", "--split", "test", "--completion", "1", "--noise", "40", "--pose-noise", "",
+            *QUICK, "-o", str(tmp_path / "r.json")]  # fmt: skip
     run = _run(args)
     assert run.returncode == 0, run.stderr[-3000:]
     files = json.loads((tmp_path / "r.json").read_text())["inputs"]["files"]
@@ -187,11 +205,21 @@ def test_the_evaluate_command(tiny_model: Path, smplh_tree: object, tmp_path: Pa
     files = sorted(Path(smplh_tree.root).rglob("*_poses.npz"), key=lambda p: -p.stat().st_size)[:3]  # type: ignore[attr-defined]
     args = [sys.executable, "-m", "amasskit", "prior", "evaluate", str(tiny_model), "none",
             *(a for f in files for a in ("--motion", str(f))), "--samples", "12", "--completion", "2",
-            "--noise", "40", "--pose-noise", "0.1", "-o", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")]  # fmt: skip
+            "--noise", "40", "--pose-noise", "0.1", *QUICK, "-o", str(tmp_path / "r.json"), "--plot",
+            str(tmp_path / "r.png")]  # fmt: skip
     run = _run(args)
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads((tmp_path / "r.json").read_text())
     assert set(report["reports"]) == {str(tiny_model), "none"}
+    schedule = {
+        "hypotheses": 2,
+        "fit_steps": 30,
+        "denoise_rounds": 1,
+        "denoise_steps": 10,
+        "warmup": 10,
+        "max_steps": 20,
+    }
+    assert {k: report["config"][k] for k in schedule} == schedule  # the schedule asked for, recorded
     assert report["reports"]["none"]["completion"]["poses"] == 2
     assert report["reports"][str(tiny_model)]["generation"]["apd_cm"] > 0
     assert (tmp_path / "r.png").stat().st_size > 1000 and "MPJPE" in run.stdout

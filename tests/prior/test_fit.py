@@ -19,12 +19,14 @@ from amasskit.cli import app
 from amasskit.errors import ArrayShapeError, InvalidArgumentError, KeypointFileError
 from amasskit.io import read
 from amasskit.prior import (
+    KEYPOINT_STEPS,
     DenoiseSchedule,
     Kinematics,
     ManifoldField,
     denoise_motion,
     fit_joints,
     fit_keypoints,
+    keypoint_stages,
     keypoints_from_joints,
     read_motion,
     read_openpose,
@@ -286,14 +288,18 @@ def test_the_denoise_and_fit_commands(manifold: PoseManifold, tmp_path: Path, mo
     camera = (1000.0, 1000.0, 500.0, 500.0)
     body = skeleton_joints(np.array([[np.pi, 0, 0]]), rotvec[:1], np.array([[0, 0, 3.0]]))[:, :22]
     write_openpose(tmp_path / "kp.json", keypoints_from_joints(body, camera))
-    run = _run("fit", "none", str(tmp_path / "kp.json"), "-o", str(tmp_path / "k.npz"), "--intrinsics",
-               ",".join(map(str, camera)))  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli_app, "PROGRESS_LINE_SECONDS", 0.0)
+        run = _run("fit", "none", str(tmp_path / "kp.json"), "-o", str(tmp_path / "k.npz"), "--intrinsics",
+                   ",".join(map(str, camera)), "--steps", "60")  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "reprojection" in run.stdout
+    assert "reprojection" in run.stdout and "fitting keypoints (steps): 60/60" in run.stderr
+    assert keypoint_stages(60) == (10, 15, 15, 20) and keypoint_stages(4) == (1, 1, 1, 1)
+    assert sum(keypoint_stages(601)) == 601 and keypoint_stages(600) == KEYPOINT_STEPS
     (tmp_path / "bad.json").write_text('{"people": [{"pose_keypoints_2d": [1, 2]}]}')
     # a batch with a malformed frame: reported and skipped, the others fitted; with --strict it stops, naming it
     run = _run("fit", "none", str(tmp_path / "kp.json"), str(tmp_path / "bad.json"), "-o", str(tmp_path / "b.npz"),
-               "--intrinsics", ",".join(map(str, camera)))  # fmt: skip
+               "--intrinsics", ",".join(map(str, camera)), "--steps", "8")  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     assert "skipped" in run.stdout and "bad.json" in run.stdout
     with np.load(tmp_path / "b.npz") as b:

@@ -101,9 +101,11 @@ class BodyModel:
         self.joint_template = t(reg @ data.v_template)  # (J, 3)
 
         def joint_basis(dirs: np.ndarray | None) -> torch.Tensor | None:
-            return (
-                None if dirs is None else t(np.einsum("jv,vck->kjc", reg, dirs).reshape(dirs.shape[2], J * 3))
-            )
+            # (J, V) @ (V, 3 K) as one matrix product (an einsum here took 0.15 s per SMPL-X basis)
+            if dirs is None:
+                return None
+            K = dirs.shape[2]
+            return t((reg @ dirs.reshape(V, 3 * K)).reshape(J, 3, K).transpose(2, 0, 1).reshape(K, J * 3))
 
         self.joint_shape_basis = joint_basis(data.shapedirs)
         self.joint_expr_basis = joint_basis(data.exprdirs)

@@ -412,6 +412,8 @@ def interpolate(
 
 #: marks the folder of an interrupted `prior evaluate`'s finished parts (``.OUT.parts`` beside the report)
 PARTS_MARKER = ".amasskit-evaluate-parts"
+#: the help panel of `prior evaluate`'s schedule options (defaults: the published protocol, as EvaluationConfig)
+SCHEDULE = "Schedule (defaults: the published protocol)"
 
 
 def _parts_folder(out: Path) -> Path:
@@ -573,7 +575,14 @@ def fit(
         str | None, typer.Option(help="Joints to treat as missing, comma-separated indices.")
     ] = None,
     hypotheses: Annotated[int, typer.Option(min=1, help="Fits from different starts, best first.")] = 1,
-    steps: Annotated[int, typer.Option(min=2, help="Adam steps (3D joints).")] = 400,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            min=2,
+            help="Adam steps in all (default 3D joints 400; keypoints 600, spread over the camera stage and three "
+            "prior weights in the proportions 100:150:150:200).",
+        ),
+    ] = None,
     prior_weight: Annotated[float, typer.Option(min=0.0, help="The prior's weight.")] = 1.0,
     person: Annotated[
         int | None, typer.Option(help="OpenPose: this person (default the most confident).")
@@ -595,7 +604,7 @@ def fit(
     import numpy as np
 
     from ..errors import InvalidArgumentError, KeypointFileError
-    from ..prior import BODY25_TO_SMPL, fit_joints, fit_keypoints, read_openpose, save_motion
+    from ..prior import BODY25_TO_SMPL, fit_joints, fit_keypoints, keypoint_stages, read_openpose, save_motion
 
     with handle_errors():
         field = _field_or_none(model_path, device)
@@ -629,9 +638,10 @@ def fit(
             keypoints = np.stack(usable)
             extra["source"] = np.array(sources)
             with step_progress("fitting keypoints (steps)") as on_progress:
+                stages = {} if steps is None else {"steps": keypoint_stages(steps)}
                 result = fit_keypoints(field, keypoints, intrinsics=camera, kinematics=kin, hypotheses=hypotheses,
                                        seed=seed, prior_weights=tuple(w * prior_weight for w in (10.0, 3.0, 1.0)),
-                                       progress=on_progress)  # fmt: skip
+                                       progress=on_progress, **stages)  # fmt: skip
             extra["camera_intrinsics"] = np.asarray(camera)
             summary = f"reprojection {result.terms['reprojection_px']:.2f} px"
         elif len(observations) == 1 and observations[0].suffix == ".npy":
@@ -650,8 +660,9 @@ def fit(
                     raise InvalidArgumentError(f"--hide {hide}: joints are 0-21")
                 joints[:, hidden] = np.nan
             with step_progress("fitting joints (steps)") as on_progress:
-                result = fit_joints(field, joints, kinematics=kin, hypotheses=hypotheses, seed=seed, steps=steps,
-                                    w_prior=prior_weight, progress=on_progress)  # fmt: skip
+                schedule = {} if steps is None else {"steps": steps}
+                result = fit_joints(field, joints, kinematics=kin, hypotheses=hypotheses, seed=seed,
+                                    w_prior=prior_weight, progress=on_progress, **schedule)  # fmt: skip
             seen = np.isfinite(joints).all(-1)
             err = np.linalg.norm(result.joints[:, 0] - np.nan_to_num(joints), axis=-1)
             summary = f"observed joints within {float((err * seen).sum() / seen.sum()) * 1000:.1f} mm"
@@ -697,6 +708,25 @@ def evaluate(
     model_dir: Annotated[
         Path | None, typer.Option(help="Body models (SMPL+H): joints and v2v by the model.")
     ] = None,
+    hypotheses: Annotated[
+        int, typer.Option(min=1, help="Fits per pose in the completion task.", rich_help_panel=SCHEDULE)
+    ] = 10,
+    fit_steps: Annotated[
+        int, typer.Option(min=1, help="Adam steps of a completion fit.", rich_help_panel=SCHEDULE)
+    ] = 400,
+    denoise_rounds: Annotated[
+        int, typer.Option(min=1, help="Rounds of the denoising schedule.", rich_help_panel=SCHEDULE)
+    ] = 5,
+    denoise_steps: Annotated[
+        int, typer.Option(min=1, help="Adam steps a denoising round.", rich_help_panel=SCHEDULE)
+    ] = 50,
+    warmup: Annotated[
+        int,
+        typer.Option(min=0, help="Prior-free warm-up steps of a denoising clip.", rich_help_panel=SCHEDULE),
+    ] = 150,
+    max_steps: Annotated[
+        int, typer.Option(min=1, help="Projection evaluations a generated pose.", rich_help_panel=SCHEDULE)
+    ] = 100,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of everything random.")] = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="The JSON report.")] = Path("prior_report.json"),
     plot: Annotated[Path | None, typer.Option(help="Also a PNG of the report (needs matplotlib).")] = None,
@@ -738,7 +768,9 @@ def evaluate(
             )
         levels = tuple(_numbers(noise, "--noise"))
         config = EvaluationConfig(samples=samples, completion=completion, noise_mm=levels, seed=seed,
-                                  pose_noise_rad=tuple(_numbers(pose_noise, "--pose-noise")))  # fmt: skip
+                                  pose_noise_rad=tuple(_numbers(pose_noise, "--pose-noise")), hypotheses=hypotheses,
+                                  fit_steps=fit_steps, denoise_rounds=denoise_rounds, denoise_steps=denoise_steps,
+                                  warmup=warmup, max_steps=max_steps)  # fmt: skip
         clips, reference = held_out_motion(paths, clip_frames=config.clip_frames, seed=seed)
         training = None if train_poses is None else np.asarray(PoseSet(train_poses).quat)
         fidelity = None

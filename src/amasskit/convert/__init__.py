@@ -9,7 +9,7 @@
   (``amasskit convert``); :func:`convert_pose_list` - PoseScript/PoseFix-style pose lists.
 """
 
-from ._converter import JOINT_MAPS, SCHEDULES, ConversionResult, Converter
+from ._converter import JOINT_MAPS, RUN_OPTIONS, SCHEDULES, ConversionResult, Converter
 from ._files import ConvertReport, convert_files, convert_pose_list
 from ._transfer import (
     MASK_FILE,
@@ -26,6 +26,7 @@ from ._transfer import (
 __all__ = [
     "JOINT_MAPS",
     "MASK_FILE",
+    "RUN_OPTIONS",
     "SCHEDULES",
     "TRANSFER_DIR",
     "ConversionResult",

@@ -11,6 +11,7 @@ iterations.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
@@ -30,7 +31,7 @@ from ..sequence import Gender, Sequence
 from ._fit import FitResult, FitState, Scratch, TargetModel, evaluate, fit, frames_last
 from ._transfer import TransferMatrix, find_mask_file, find_transfer_file, load_mask, load_transfer, mesh_of
 
-__all__ = ["JOINT_MAPS", "SCHEDULES", "ConversionResult", "Converter"]
+__all__ = ["JOINT_MAPS", "RUN_OPTIONS", "SCHEDULES", "ConversionResult", "Converter"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,10 @@ JOINT_MAPS: Final[dict[tuple[ModelType, ModelType], tuple[tuple[int, int], ...]]
 }
 """``(source joint, target joint)`` pairs whose rotations carry over: the body (0-21) always; SMPL+H's hands
 (22-36, 37-51) are SMPL-X's 25-39 and 40-54. SMPL's two hand joints, SMPL-X's jaw and eyes have no counterpart."""
+
+RUN_OPTIONS: Final = ("max_iterations", "tolerance", "chunk", "fit_betas", "shape_frames")
+"""A :class:`Converter`'s run-time settings: nothing it builds depends on them, so :meth:`Converter.with_options`
+changes them on a copy that shares the rest."""
 
 SCHEDULES: Final[dict[str, dict[str, Any]]] = {
     "accurate": {"max_iterations": 4, "tolerance": 1e-6},
@@ -258,17 +263,36 @@ class Converter:
         ):
             return self
         genders = (Gender.parse(source_gender).value, Gender.parse(target_gender).value)
-        # this converter's settings now (a copy may have changed them), not those it was made with
-        settings = {"max_iterations": self.max_iterations, "tolerance": self.tolerance, "chunk": self.chunk,
-                    "fit_betas": self.fit_betas, "shape_frames": self.shape_frames, "num_betas": self.num_betas}  # fmt: skip
-        key = (*genders, *sorted(settings.items()))
+        key = (*genders, self.num_betas)
         made = self._by_gender["converters"]
         if key not in made:
             logger.info("converter: loading the %s -> %s models", *genders)
-            made[key] = Converter.from_folder(
-                **(self._by_gender["build"] | settings), source_gender=genders[0], target_gender=genders[1]
+            made[key] = Converter.from_folder(**(self._by_gender["build"] | {"num_betas": self.num_betas}),
+                                              source_gender=genders[0], target_gender=genders[1])  # fmt: skip
+        # with this converter's run-time settings now (a copy may have changed them), not those it was made with
+        return made[key].with_options(**{name: getattr(self, name) for name in RUN_OPTIONS})
+
+    def with_options(self, **options: Any) -> Converter:
+        """A copy of this converter with other run-time settings (:data:`RUN_OPTIONS`: ``max_iterations``,
+        ``tolerance``, ``chunk``, ``fit_betas``, ``shape_frames``), sharing its models, transfer and fitting arrays:
+        nothing is loaded or built again (``converter.with_options(**SCHEDULES["fast"])``).
+
+        Raises:
+            InvalidArgumentError: an option that is not a run-time setting (``num_betas`` or ``mask`` need another
+                converter), or ``shape_frames`` under 1.
+        """
+        unknown = sorted(set(options) - set(RUN_OPTIONS))
+        if unknown:
+            raise InvalidArgumentError(
+                f"{', '.join(unknown)}: not a run-time setting of a converter ({', '.join(RUN_OPTIONS)}); "
+                "make another converter for it"
             )
-        return made[key]
+        if options.get("shape_frames", 1) < 1:
+            raise InvalidArgumentError(f"shape_frames must be at least 1, got {options['shape_frames']}")
+        out = copy.copy(self)
+        for name, value in options.items():
+            setattr(out, name, value)
+        return out
 
     # ------------------------------------------------------------------------------------------------ pieces
 

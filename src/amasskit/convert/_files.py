@@ -69,19 +69,20 @@ class ConvertReport:
 def _converter(
     source: str, target: str, source_gender: str, target_gender: str, options: dict[str, Any]
 ) -> Any:
-    from ._converter import Converter
+    from ._converter import RUN_OPTIONS, Converter
 
-    key = (source, target, source_gender, target_gender, tuple(sorted(options.items())))
+    # one converter built per models and structure; each schedule is a copy of it with its run-time settings
+    built = {k: v for k, v in options.items() if k not in RUN_OPTIONS}
+    key = (source, target, source_gender, target_gender, tuple(sorted(built.items())))
     if key not in _CONVERTERS:
         import torch
 
-        opts = dict(options)
-        device = opts.pop("device", "cpu")
-        model_dir = opts.pop("model_dir", None)
+        device = built.pop("device", "cpu")
+        model_dir = built.pop("model_dir", None)
         _CONVERTERS[key] = Converter.from_folder(source, target, model_dir=model_dir, source_gender=source_gender,
                                                  target_gender=target_gender, device=device, dtype=torch.float32,
-                                                 **opts)  # fmt: skip
-    return _CONVERTERS[key]
+                                                 **built)  # fmt: skip
+    return _CONVERTERS[key].with_options(**{k: v for k, v in options.items() if k in RUN_OPTIONS})
 
 
 def _inputs(paths: Sequence[str | os.PathLike[str]], *, output: Path) -> list[tuple[Path, Path]]:

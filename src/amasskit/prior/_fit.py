@@ -660,6 +660,22 @@ def intrinsics_matrix(intrinsics: Any) -> np.ndarray:
 FOCAL_RANGE = (1e-3, 1e7)
 """The focal lengths (and the largest entry) an intrinsics matrix may have."""
 
+KEYPOINT_STEPS = (100, 150, 150, 200)
+""":func:`fit_keypoints`'s stages: Adam steps of the camera stage, then of each prior weight."""
+
+
+def keypoint_stages(total: int, stages: tuple[int, ...] = KEYPOINT_STEPS) -> tuple[int, ...]:
+    """``total`` Adam steps spread over ``stages`` in their proportions (each stage at least one step; the rounding
+    goes to the last), e.g. ``keypoint_stages(60) == (10, 15, 15, 20)``.
+
+    Raises:
+        InvalidArgumentError: fewer steps than stages.
+    """
+    if total < len(stages):
+        raise InvalidArgumentError(f"{total} steps for {len(stages)} stages: at least one a stage")
+    spread = [max(1, int(total * s // sum(stages))) for s in stages[:-1]]
+    return (*spread, total - sum(spread))
+
 
 def fit_keypoints(
     field: torch.nn.Module | None,
@@ -669,7 +685,7 @@ def fit_keypoints(
     kinematics: Kinematics,
     hypotheses: int = 4,
     seed: int = 0,
-    steps: tuple[int, ...] = (100, 150, 150, 200),
+    steps: tuple[int, ...] = KEYPOINT_STEPS,
     prior_weights: tuple[float, ...] = (10.0, 3.0, 1.0),
     w_betas: float = 1e-2,
     sigma: float = 100.0,

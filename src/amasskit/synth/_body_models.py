@@ -18,6 +18,8 @@ benchmarks, and each file says so in ``amasskit_meta``.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import logging
 import os
@@ -256,7 +258,7 @@ def _gendered_mesh(
     neutral body, and each vertex is carried to the gender's body by its capsule: along the axis in proportion to the
     capsule's length (the end caps by the radius), around it scaled by the radius and turned with the axis.
     """
-    verts, faces, caps, owner = _humanoid_mesh(model, humanoid_joints(model, Gender.NEUTRAL))
+    verts, faces, caps, owner = _neutral_mesh(model)
     if gender is Gender.NEUTRAL:
         return verts, faces, caps, owner
     target = _capsule_specs(model, humanoid_joints(model, gender))
@@ -288,6 +290,18 @@ def _turn(a: np.ndarray, b: np.ndarray, v: np.ndarray) -> np.ndarray:
         return v
     k = axis / s
     return v * c + np.cross(k, v) * s + np.outer(v @ k, k) * (1 - c)
+
+
+@functools.lru_cache(maxsize=2)
+def _neutral_mesh_built(model: BodyModelName) -> tuple[np.ndarray, np.ndarray, list[_Capsule], np.ndarray]:
+    return _humanoid_mesh(model, humanoid_joints(model, Gender.NEUTRAL))
+
+
+def _neutral_mesh(model: BodyModelName) -> tuple[np.ndarray, np.ndarray, list[_Capsule], np.ndarray]:
+    """The neutral humanoid mesh of ``model`` (see :func:`_humanoid_mesh`): built once per process (about 0.15 s,
+    and every model file, gender, transfer and mask starts from it), handed out as copies."""
+    verts, faces, caps, owner = _neutral_mesh_built(model)
+    return verts.copy(), faces.copy(), copy.deepcopy(caps), owner.copy()
 
 
 def _humanoid_mesh(
@@ -384,8 +398,13 @@ def _smooth_fields(points: np.ndarray, count: int, rng: np.random.Generator, sca
     freq = rng.normal(0.0, 4.0, size=(count, 3, 3))  # (component, waves, xyz)
     phase = rng.uniform(0, 2 * np.pi, size=(count, 3))
     amp = rng.normal(0.0, 1.0, size=(count, 3, 3))  # (component, waves, output axis)
-    waves = np.sin(np.einsum("vx,cwx->vcw", points, freq) + phase[None])  # (V, count, waves)
-    return np.einsum("vcw,cwo->voc", waves, amp) * scale
+    # matrix products, not einsum: einsum without BLAS took a second per SMPL-X file
+    waves = np.sin(
+        (points @ freq.reshape(count * 3, 3).T).reshape(-1, count, 3) + phase[None]
+    )  # (V, count, waves)
+    return (
+        np.matmul(waves.transpose(1, 0, 2), amp).transpose(1, 2, 0) * scale
+    )  # (count, V, o) -> (V, o, count)
 
 
 def body_model_arrays(
@@ -511,13 +530,22 @@ def transfer_coo(
     """The deformation transfer between the synthetic meshes, as the entries of the released matrix
     ``(V_target, 2 V_source)``: each target vertex from its three nearest source vertices of the neutral rest meshes,
     inverse-distance weights summing to 1 (a point inside their triangle, as barycentric weights are); the normals'
-    half repeats the positions' (amasskit does not use it).
+    half repeats the positions' (amasskit does not use it). Computed once per process and direction (about 1.5 s),
+    handed out as copies.
 
     Returns:
         ``(rows, cols, values, shape)``.
     """
-    src = _humanoid_mesh(source, humanoid_joints(source, Gender.NEUTRAL))[0]  # the v_template of each model
-    dst = _humanoid_mesh(target, humanoid_joints(target, Gender.NEUTRAL))[0]
+    rows, cols, values, shape = _transfer_coo_built(source, target)
+    return rows.copy(), cols.copy(), values.copy(), shape
+
+
+@functools.lru_cache(maxsize=4)
+def _transfer_coo_built(
+    source: BodyModelName, target: BodyModelName
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+    src = _neutral_mesh(source)[0]  # the v_template of each model
+    dst = _neutral_mesh(target)[0]
     rows, cols, values = [], [], []
     for start in range(0, len(dst), 1024):
         chunk = dst[start : start + 1024]
@@ -538,8 +566,7 @@ def transfer_coo(
 def mask_ids() -> np.ndarray:
     """The SMPL-X vertex ids to fit (``smplx_mask_ids.npy``): every vertex of the synthetic SMPL-X mesh but the
     eyeballs', as the released mask leaves out the eyeballs and the inside of the mouth."""
-    joints = humanoid_joints("smplx", Gender.NEUTRAL)
-    _verts, _faces, caps, owner = _humanoid_mesh("smplx", joints)
+    _verts, _faces, caps, owner = _neutral_mesh("smplx")
     eyes = [i for i, cap in enumerate(caps) if cap.joint in (23, 24)]
     return np.flatnonzero(~np.isin(owner, eyes)).astype(np.int64)
 

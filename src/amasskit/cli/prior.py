@@ -638,7 +638,7 @@ def fit(
             keypoints = np.stack(usable)
             extra["source"] = np.array(sources)
             with step_progress("fitting keypoints (steps)") as on_progress:
-                stages = {} if steps is None else {"steps": keypoint_stages(steps)}
+                stages: dict[str, Any] = {} if steps is None else {"steps": keypoint_stages(steps)}
                 result = fit_keypoints(field, keypoints, intrinsics=camera, kinematics=kin, hypotheses=hypotheses,
                                        seed=seed, prior_weights=tuple(w * prior_weight for w in (10.0, 3.0, 1.0)),
                                        progress=on_progress, **stages)  # fmt: skip
@@ -660,7 +660,7 @@ def fit(
                     raise InvalidArgumentError(f"--hide {hide}: joints are 0-21")
                 joints[:, hidden] = np.nan
             with step_progress("fitting joints (steps)") as on_progress:
-                schedule = {} if steps is None else {"steps": steps}
+                schedule: dict[str, Any] = {} if steps is None else {"steps": steps}
                 result = fit_joints(field, joints, kinematics=kin, hypotheses=hypotheses, seed=seed,
                                     w_prior=prior_weight, progress=on_progress, **schedule)  # fmt: skip
             seen = np.isfinite(joints).all(-1)

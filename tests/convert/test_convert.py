@@ -275,11 +275,13 @@ def test_chunking_does_not_change_the_result(quick: Converter) -> None:
 
 
 def _gap_to_a_float64_reference(
-    pair: Converter, *, poses: int, iterations: int, rounds: int
+    pair: Converter, *, poses: int, iterations: int, rounds: int, own_start: bool
 ) -> tuple[float, float]:
     """The converter's mean vertex error on ``poses`` random poses and shapes, and the reference's: L-BFGS on every
-    parameter (poses, translation, shape) through the body model's forward pass, from the converter's answer,
-    ``rounds`` x ``iterations`` (metres)."""
+    parameter (poses, translation, shape) through the body model's forward pass, ``rounds`` x ``iterations``
+    (metres), from the converter's answer or (``own_start``) from a start of its own: the source's body and hand
+    rotations in the SMPL-X layout (AMASS.md: body joints 0-21 alike, SMPL+H's hands 22-51 at SMPL-X's 25-54, jaw
+    and eyes at rest), no translation, the mean shape."""
     pose = _poses(poses, 8)
     betas = np.random.default_rng(9).normal(0, 1, size=16)
     ours = pair.convert_poses(pose, betas=betas)
@@ -289,9 +291,16 @@ def _gap_to_a_float64_reference(
 
         goal = pair.transfer.apply(src.with_shape(torch.as_tensor(betas)).with_rotmats(
             rotvec_to_rotmat(torch.as_tensor(pose))).vertices)[:, mask]  # fmt: skip
-    rv = torch.tensor(ours.rel_rotvec, requires_grad=True)
-    tr = torch.tensor(ours.trans, requires_grad=True)
-    be = torch.tensor(ours.betas, requires_grad=True)
+    if own_start:
+        start = np.zeros((poses, 55, 3))
+        start[:, :22], start[:, 25:] = pose[:, :22], pose[:, 22:]
+        rv = torch.tensor(start, requires_grad=True)
+        tr = torch.zeros((poses, 3), dtype=torch.float64, requires_grad=True)
+        be = torch.zeros(16, dtype=torch.float64, requires_grad=True)
+    else:
+        rv = torch.tensor(ours.rel_rotvec, requires_grad=True)
+        tr = torch.tensor(ours.trans, requires_grad=True)
+        be = torch.tensor(ours.betas, requires_grad=True)
 
     def vertices() -> torch.Tensor:
         return tgt.with_shape(be).with_pose(root_orient=rv[:, 0], pose_body=rv[:, 1:22], pose_jaw=rv[:, 22],
@@ -314,19 +323,24 @@ def _gap_to_a_float64_reference(
 
 
 def test_close_to_an_independent_float64_reference_fit(pair: Converter) -> None:
-    """The converter ends within 0.1 mm (mean vertex error) of an independent float64 fit that starts from its
-    answer (one pose, 100 L-BFGS iterations: the reference, improving only, has nearly converged there)."""
-    ours, reference = _gap_to_a_float64_reference(pair, poses=1, iterations=100, rounds=1)
-    assert reference <= ours + 1e-9  # the reference starts from ours and only improves
-    assert ours - reference < 0.1e-3, (ours * 1000, reference * 1000)
+    """The converter ends at a minimum: an independent float64 fit (L-BFGS through the body model) started from its
+    answer lowers the mean vertex error by less than 0.1 mm, and started from a start of its own ends no more than
+    0.1 mm lower than the converter (one pose, 50 iterations each; measured: 9.877 mm ours, 9.877 from ours, 12.2
+    from its own start; the slow version below runs both to convergence)."""
+    ours, from_ours = _gap_to_a_float64_reference(pair, poses=1, iterations=50, rounds=1, own_start=False)
+    _, from_own = _gap_to_a_float64_reference(pair, poses=1, iterations=50, rounds=1, own_start=True)
+    assert ours - from_ours < 0.1e-3, (ours * 1000, from_ours * 1000)
+    assert ours - from_own < 0.1e-3, (ours * 1000, from_own * 1000)
 
 
 @pytest.mark.slow
 def test_close_to_an_independent_float64_reference_fit_run_to_convergence(pair: Converter) -> None:
-    """The same on two poses sharing a shape, the reference run 2 x 300 iterations, to convergence."""
-    ours, reference = _gap_to_a_float64_reference(pair, poses=2, iterations=300, rounds=2)
-    assert reference <= ours + 1e-9
-    assert ours - reference < 0.1e-3, (ours * 1000, reference * 1000)
+    """The same on two poses sharing a shape, the reference run 2 x 300 iterations, to convergence (measured: 8.968 mm
+    ours, 8.968 from ours, 9.42 from its own start)."""
+    ours, from_ours = _gap_to_a_float64_reference(pair, poses=2, iterations=300, rounds=2, own_start=False)
+    _, from_own = _gap_to_a_float64_reference(pair, poses=2, iterations=300, rounds=2, own_start=True)
+    assert ours - from_ours < 0.1e-3, (ours * 1000, from_ours * 1000)
+    assert ours - from_own < 0.1e-3, (ours * 1000, from_own * 1000)
 
 
 def test_sequences_convert_to_files_every_reader_takes(

@@ -108,7 +108,8 @@ def test_kabsch_recovers_a_rigid_motion() -> None:
 
 def test_ik_recovers_known_poses_from_complete_joints(manifold: PoseManifold, field: ManifoldField) -> None:
     """Joints of poses on the family, placed and turned at random: the fitted joints are within 3 mm of them with
-    the prior and without, and with the prior the fitted pose is on the family."""
+    the prior and without; with the prior the fitted pose is on the family (under 0.02, measured 0.001), without it
+    the bones' twists leave it off (over 0.1, measured 0.26-0.36)."""
     _, rotvec = _pose(manifold, 4, seed=3)
     rng = np.random.default_rng(3)
     root = np.asarray(rotmat_to_rotvec(rotvec_to_rotmat(np.array([np.pi / 2, 0, 0])) @ rotvec_to_rotmat(
@@ -121,7 +122,9 @@ def test_ik_recovers_known_poses_from_complete_joints(manifold: PoseManifold, fi
         assert fit.joints.shape == (4, 3, 22, 3)
         assert np.linalg.norm(fit.joints[:, 0] - observed, axis=-1).mean() < 3e-3
         assert (np.diff(fit.loss, axis=1) >= 0).all()  # hypotheses best first
-    assert float(field(torch.from_numpy(rotvec_to_quat(fits["none"].pose_body[:, 0])))[0]) >= 0
+    # without the prior the bones' twists, which joints do not fix, leave the pose off the family
+    off = field(torch.from_numpy(rotvec_to_quat(fits["none"].pose_body[:, 0])))
+    assert float(off.min()) > 0.1
     assert (fits["prior"].distance[:, 0] < 0.02).all()
 
 

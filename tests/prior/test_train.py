@@ -85,7 +85,8 @@ def test_scores_match_their_definitions() -> None:
 
 
 def test_exact_field_is_the_brute_force_minimum(manifold: PoseManifold) -> None:
-    """ExactField equals the minimum of :func:`pose_distance` over the set, for both metrics, in blocks too."""
+    """ExactField equals the minimum of :func:`pose_distance` over the set, for both metrics, in blocks too, and its
+    gradient that of the minimum."""
     poses = manifold.poses(manifold.grid(20))
     q = random_poses(7, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     for metric in ("geodesic", "posendf"):
@@ -93,6 +94,18 @@ def test_exact_field_is_the_brute_force_minimum(manifold: PoseManifold) -> None:
         for block in (4096, 33):
             got = ExactField(torch.from_numpy(poses), metric=metric, block=block)(q)
             np.testing.assert_allclose(got.numpy(), want, rtol=1e-9, atol=1e-9)
+            # the gradient: autograd through a plain minimum over every pose
+            ours = q.clone().requires_grad_(True)
+            ExactField(torch.from_numpy(poses), metric=metric, block=block)(ours).sum().backward()
+            plain = q.clone().requires_grad_(True)
+            unit = plain / plain.norm(dim=-1, keepdim=True)
+            unit_poses = torch.from_numpy(poses).double()
+            unit_poses = unit_poses / unit_poses.norm(dim=-1, keepdim=True)
+            c = (unit[:, None] * unit_poses[None]).sum(-1).abs()
+            term = torch.acos(c.clamp(max=1 - 1e-12)) if metric == "geodesic" else 1 - c
+            term.sum(-1).min(1).values.sum().backward()
+            assert ours.grad is not None and plain.grad is not None
+            torch.testing.assert_close(ours.grad, plain.grad, rtol=1e-9, atol=1e-12)
 
 
 def test_projection_reaches_the_manifold_without_raising_the_distance(

@@ -408,17 +408,26 @@ class ExactField(nn.Module):
         self.metric, self.block = metric, block
         self.config = DistanceFieldConfig(joints=poses.shape[1], metric=metric, reduction="sum")
 
+    def _term(self, c: torch.Tensor) -> torch.Tensor:
+        """The metric's per-joint term of ``c = |<q, x>|``."""
+        return torch.acos(c.clamp(max=1 - 1e-12)) if self.metric == "geodesic" else 1 - c
+
     def forward(self, quat: torch.Tensor) -> torch.Tensor:
         lead, J = quat.shape[:-2], quat.shape[-2]
         q = functional.normalize(quat.reshape(-1, J, 4).to(torch.float64), dim=-1)
-        best = None
-        for start in range(0, len(self.poses), self.block):
-            c = torch.einsum("bjc,pjc->bpj", q, self.poses[start : start + self.block]).abs()
-            term = torch.acos(c.clamp(max=1 - 1e-12)) if self.metric == "geodesic" else 1 - c
-            d = term.sum(-1).min(1).values
-            best = d if best is None else torch.minimum(best, d)
-        assert best is not None
-        return best.reshape(lead)
+        # the nearest pose is searched without gradients; the distance to it carries them (the gradient of a minimum
+        # is its smallest term's, so autograd through the whole B x P x J search, 36 ms a backward pass for 32
+        # queries against 9,216 poses, gave the same gradient)
+        with torch.no_grad():
+            best = torch.full((len(q),), torch.inf, dtype=torch.float64, device=q.device)
+            index = torch.zeros(len(q), dtype=torch.long, device=q.device)
+            for start in range(0, len(self.poses), self.block):
+                c = torch.einsum("bjc,pjc->bpj", q, self.poses[start : start + self.block]).abs()
+                d, at = self._term(c).sum(-1).min(1)
+                better = d < best
+                best, index = torch.where(better, d, best), torch.where(better, at + start, index)
+        nearest = self.poses[index]  # (B, J, 4)
+        return self._term((q * nearest).sum(-1).abs()).sum(-1).reshape(lead)
 
 
 class ManifoldField(nn.Module):

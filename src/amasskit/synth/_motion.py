@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..rotations import rotmat_to_rotvec
 from ..topology import NUM_HAND_JOINTS
 
 __all__ = ["MotionStyle", "motion_arrays"]
@@ -109,15 +110,9 @@ def _xyz_rotmat(angles: np.ndarray) -> np.ndarray:
 
 
 def _to_rotvec(rotmat: np.ndarray) -> np.ndarray:
-    """Axis-angle ``(..., 3)`` of rotation matrices ``(..., 3, 3)`` (roma, float64).
-
-    torch and roma are imported here, not at module level: worker processes that only pack archives never pay for
-    them.
-    """
-    import roma
-    import torch
-
-    return roma.rotmat_to_rotvec(torch.from_numpy(np.ascontiguousarray(rotmat))).numpy()
+    """Axis-angle ``(..., 3)`` of rotation matrices ``(..., 3, 3)`` (float64, amasskit's numpy formulas: writing a
+    synthetic tree never imports torch, a second and a half of every `amasskit synth`)."""
+    return np.asarray(rotmat_to_rotvec(np.ascontiguousarray(rotmat, dtype=np.float64)))
 
 
 def _body_angles(t: np.ndarray, style: MotionStyle) -> np.ndarray:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +75,36 @@ def _chromium() -> str:
 
 
 def test_the_page_draws_the_body_and_play_advances(viewer: Viewer) -> None:
+    from io import BytesIO
+
+    from PIL import Image
     from playwright.sync_api import sync_playwright
+
+    def pixels(png: bytes) -> np.ndarray:
+        return np.asarray(Image.open(BytesIO(png)).convert("RGB"), dtype=np.int16)
+
+    def regions(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        H, W = img.shape[:2]
+        centre = img[int(0.3 * H) : int(0.8 * H), int(0.3 * W) : int(0.6 * W)]  # where the body stands
+        corner = img[int(0.85 * H) :, int(0.1 * W) : int(0.3 * W)]  # floor only
+        return centre, corner
+
+    def body(img: np.ndarray) -> int:  # bones (saturated blue/orange) and joints (near black)
+        saturation = img.max(axis=2) - img.min(axis=2)
+        return int(((saturation > 60) | (img.max(axis=2) < 70)).sum())
+
+    def moved(a: np.ndarray, b: np.ndarray) -> int:
+        return int(np.abs(regions(a)[0] - regions(b)[0]).max(axis=2).astype(bool).sum())
+
+    def screenshot_when(done: Callable[[np.ndarray], bool], path: Path, seconds: float) -> np.ndarray:
+        """Screenshots until ``done`` holds (the canvas draws a few frames after the page is there), or time is up;
+        the last one is kept in ``path``."""
+        deadline = time.monotonic() + seconds
+        while True:
+            img = pixels(page.screenshot(path=str(path)))
+            if done(img) or time.monotonic() > deadline:
+                return img
+            time.sleep(0.1)
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
@@ -86,37 +115,19 @@ def test_the_page_draws_the_body_and_play_advances(viewer: Viewer) -> None:
             page.goto(viewer.url)
             page.wait_for_selector("canvas", timeout=60_000)
             page.get_by_text(re.compile(r"frame 1 / 90")).wait_for(timeout=60_000)  # the facts panel is live
-            time.sleep(2.0)  # let the scene's first frames reach the canvas
-            before = page.screenshot(path=str(ARTIFACTS / "viewer-paused.png"))
+            a = screenshot_when(lambda img: body(regions(img)[0]) > 150, ARTIFACTS / "viewer-paused.png", 20)
             page.get_by_role("button", name="Play").click()
             deadline = time.monotonic() + 20
             while viewer.frame < 10 and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert viewer.playing and viewer.frame >= 10  # pressing Play in the page advanced the frame
             page.get_by_text(re.compile(r"frame (1\d|[2-9]\d) / 90")).first.wait_for(timeout=20_000)
-            time.sleep(0.5)
-            after = page.screenshot(path=str(ARTIFACTS / "viewer-playing.png"))
+            b = screenshot_when(lambda img: moved(a, img) > 100, ARTIFACTS / "viewer-playing.png", 20)
         finally:
             browser.close()
-    from io import BytesIO
-
-    from PIL import Image
-
-    def pixels(png: bytes) -> np.ndarray:
-        return np.asarray(Image.open(BytesIO(png)).convert("RGB"), dtype=np.int16)
-
-    a, b = pixels(before), pixels(after)
-    H, W = a.shape[:2]
-    centre = (slice(int(0.3 * H), int(0.8 * H)), slice(int(0.3 * W), int(0.6 * W)))  # where the body stands
-    corner = (slice(int(0.85 * H), H), slice(int(0.1 * W), int(0.3 * W)))  # floor only
-
-    def body(img: np.ndarray) -> int:  # bones (saturated blue/orange) and joints (near black)
-        saturation = img.max(axis=2) - img.min(axis=2)
-        return int(((saturation > 60) | (img.max(axis=2) < 70)).sum())
-
-    assert body(a[centre]) > 150, "no figure drawn where the body stands"
-    assert body(a[corner]) < 20
-    assert np.abs(a[centre] - b[centre]).max(axis=2).astype(bool).sum() > 100  # the figure moved
+    assert body(regions(a)[0]) > 150, "no figure drawn where the body stands"
+    assert body(regions(a)[1]) < 20
+    assert moved(a, b) > 100  # the figure moved
 
 
 def test_cli_view_names_a_bad_input(tmp_path: Path) -> None:

@@ -78,8 +78,10 @@ def _width(stream: Any) -> int | None:
     return int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else 160
 
 
-console = Console(width=_width(sys.stdout))
-err_console = Console(stderr=True, width=_width(sys.stderr))
+# soft wrap: a line of text (a path, a command to copy) is never broken by an inserted newline; the terminal wraps
+# it on screen, and tables still fit the width
+console = Console(width=_width(sys.stdout), soft_wrap=True)
+err_console = Console(stderr=True, width=_width(sys.stderr), soft_wrap=True)
 state = {"verbose": 0}
 
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+
+# before torch is imported anywhere: OpenMP threads wait for work asleep, not spinning, so parallel test workers
+# (pytest-xdist, as ./scripts/test runs them) do not take each other's cores
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 
@@ -41,9 +48,28 @@ def smplx_tree(tmp_path_factory: pytest.TempPathFactory) -> SynthSummary:
     )
 
 
+def shared_folder(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]
+) -> Path:
+    """A read-only folder that ``build(folder)`` fills once for the whole run: under parallel workers (pytest-xdist)
+    the first worker builds it while the others wait on a lock, then all read it; in one process, built as usual."""
+    base = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        base = base.parent  # the run's folder, above each worker's own
+    folder, done = base / name, base / f"{name}.done"
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            if folder.exists():  # a build that did not finish
+                shutil.rmtree(folder)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Synthetic SMPL+H (with hand-PCA keys, which smplx needs), DMPL and SMPL-X files for all genders."""
-    root = tmp_path_factory.mktemp("models")
-    write_body_models(root, hand_pca=True)
-    return root
+    """Synthetic SMPL+H (with hand-PCA keys, which smplx needs), DMPL and SMPL-X files for all genders (read only;
+    written once for the run, about 8 s)."""
+    return shared_folder(tmp_path_factory, "models", lambda root: write_body_models(root, hand_pca=True))

@@ -8,7 +8,6 @@ float64 reference fit (autograd L-BFGS over every parameter through the body mod
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 import pickle
@@ -208,19 +207,15 @@ def test_exact_case_from_a_poor_start_and_at_angles_zero_and_pi(exact: Converter
     assert result.vertex_error_max.max() < 1e-5
 
 
-def test_frames_fitted_one_by_one_without_a_shape(exact: Converter, model_dir: Path) -> None:
+def test_frames_fitted_one_by_one_without_a_shape(exact: Converter, pair: Converter) -> None:
     """Without a shape to fit (pose lists), every frame is fitted on its own and stops on its own: in the exact case
     the copied pose is already the answer and no frame takes a step; on the synthetic pair each frame ends below
     its start after its own number of iterations."""
-    alone = copy.copy(exact)
-    alone.fit_betas = False
-    result = alone.convert_poses(_poses(3, 21))
+    result = exact.with_options(fit_betas=False).convert_poses(_poses(3, 21))
     assert result.vertex_error_max.max() < 1e-5 and np.all(result.iterations == 0)
-    pair = Converter.from_folder("smplh", "smplx", model_dir=model_dir, dtype=F64, fit_betas=False,
-                                 max_iterations=30, tolerance=1e-4)  # fmt: skip
     pose = _poses(4, 22)
     pose[0] = 0.0
-    result = pair.convert_poses(pose)
+    result = pair.with_options(fit_betas=False, max_iterations=30, tolerance=1e-4).convert_poses(pose)
     assert np.all(result.betas == 0)
     assert (result.vertex_error_mean[1:] < result.vertex_error_initial[1:]).all()
     assert abs(result.vertex_error_mean[0] - result.vertex_error_initial[0]) < 1e-4
@@ -239,9 +234,23 @@ def pair(model_dir: Path) -> Converter:
 @pytest.fixture(scope="module")
 def quick(pair: Converter) -> Converter:
     """The same converter with a short schedule, for properties that do not need convergence."""
-    out = copy.copy(pair)
-    out.max_iterations = 3
-    return out
+    return pair.with_options(max_iterations=3)
+
+
+def test_a_converter_with_other_options_is_one_built_with_them(pair: Converter, model_dir: Path) -> None:
+    """`with_options` shares what was built (the fitting arrays) and converts exactly as a converter built with
+    those options; what it cannot change without building is refused."""
+    built = Converter.from_folder("smplh", "smplx", model_dir=model_dir, dtype=F64, max_iterations=3, fit_betas=False,
+                                  source_gender="neutral", target_gender="neutral")  # fmt: skip
+    copied = pair.with_options(max_iterations=3, tolerance=1e-6, fit_betas=False)
+    assert copied.fit_model is pair.fit_model and pair.max_iterations == 30 and pair.fit_betas
+    pose = _poses(2, 40)
+    a, b = copied.convert_poses(pose), built.convert_poses(pose)
+    for name in ("rel_rotvec", "trans", "betas", "vertex_error_mean", "iterations"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    for bad in ({"num_betas": 8}, {"mask": None}, {"shape_frames": 0}):
+        with pytest.raises(InvalidArgumentError):
+            pair.with_options(**bad)
 
 
 def test_never_worse_than_the_start_and_deterministic(quick: Converter) -> None:
@@ -267,8 +276,9 @@ def test_values_that_are_not_finite_are_refused(quick: Converter) -> None:
 
 def test_chunking_does_not_change_the_result(quick: Converter) -> None:
     pose = _poses(3, 7)
-    small = copy.copy(quick)
-    small.chunk = 2  # two chunks of one sequence: the shape is still fitted over all of its frames
+    small = quick.with_options(
+        chunk=2
+    )  # two chunks of one sequence: the shape is still fitted over all of its frames
     a, b = quick.convert_poses(pose), small.convert_poses(pose)
     assert np.allclose(a.betas, b.betas, atol=1e-7)
     assert np.allclose(a.vertex_error_mean, b.vertex_error_mean, atol=1e-7)
@@ -570,11 +580,11 @@ def test_a_source_and_its_conversion_render_side_by_side(
     assert out.stat().st_size > 1000
 
 
-def test_round_trip_smplh_to_smplx_and_back(model_dir: Path) -> None:
+def test_round_trip_smplh_to_smplx_and_back(pair: Converter, model_dir: Path) -> None:
     """H -> X -> H: the SMPL+H mesh comes back close to where it started. The bound is each leg's own error: the
     second leg's starting point is the first leg's answer, so the round trip cannot be worse than the two legs' errors
     (measured on the SMPL+H mesh) added, and the body rotations return to within a few degrees."""
-    there = Converter.from_folder("smplh", "smplx", model_dir=model_dir, dtype=F64, max_iterations=10)
+    there = pair.with_options(max_iterations=10, tolerance=1e-6)  # the neutral models, as convert_poses takes
     back = Converter.from_folder("smplx", "smplh", model_dir=model_dir, dtype=F64, max_iterations=10)
     pose = _poses(3, 11)
     betas = np.random.default_rng(12).normal(0, 1, size=16)
@@ -672,8 +682,7 @@ def test_a_long_sequence_fits_its_shape_on_frames_spread_over_it(model_dir: Path
     """Past ``shape_frames`` the shape is fitted (with the poses) on that many frames spread over the sequence, then
     every frame's pose with it, so memory stays bounded: the result stays within 0.05 mm of the joint fit over all."""
     everything = Converter.from_folder("smplh", "smplx", model_dir=model_dir)
-    spread = copy.copy(everything)
-    spread.shape_frames = 4
+    spread = everything.with_options(shape_frames=4)
     pose = _poses(12, 30)
     betas = np.random.default_rng(31).normal(0, 1, size=16)
     a = everything.convert_poses(pose, betas=betas)

@@ -41,7 +41,9 @@ FORMAT: Final[str] = "amasskit.store"
 FORMAT_VERSION: Final[int] = 1
 _HEADER_BYTES = 128
 _GENDERS = (Gender.MALE, Gender.FEMALE, Gender.NEUTRAL)
-_OPEN_ATTEMPTS = 5
+#: opens of a store tried while it keeps being replaced under the reader (each retry means another whole store was
+#: swapped in meanwhile; 5 were used up on a loaded machine by a writer swapping a small store 120 times in a row)
+_OPEN_ATTEMPTS = 100
 
 
 def _replaced(path: Path, folder: int) -> bool:

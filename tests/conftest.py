@@ -11,6 +11,8 @@ from pathlib import Path
 # before torch is imported anywhere: OpenMP threads wait for work asleep, not spinning, so parallel test workers
 # (pytest-xdist, as ./scripts/test runs them) do not take each other's cores
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if "PYTEST_XDIST_WORKER" in os.environ:  # one worker per core: each computes on one thread
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 

@@ -39,22 +39,28 @@ def target(model_dir: Path) -> TargetModel:
 def _numeric_jacobian(
     target: TargetModel, state: FitState, betas: torch.Tensor, goal: torch.Tensor
 ) -> torch.Tensor:
-    """``(B, 3 V, n + S)`` (``goal`` frames last): central differences of the residuals in the fit's own parameters."""
+    """``(B, 3 V, n + S)`` (``goal`` frames last): central differences of the residuals in the fit's own parameters.
+    The pose and translation columns are evaluated in one batch (every frame, every column, both signs), the shape
+    columns one at a time (the shape is shared by the frames)."""
     ev = evaluate(target, betas, state, goal)
     B, J = state.rel.shape[:2]
-    n, eps, cols = 3 * J + 3, 1e-6, []
-    for k in range(n + len(betas)):
-        out = []
+    n, eps = 3 * J + 3, 1e-6
+    # frame b, column k, sign s at batch row (s * n + k) * B + b
+    step = torch.zeros(2, n, B, n, dtype=F64)
+    columns = torch.arange(n)
+    step[0, columns, :, columns] = eps
+    step[1, columns, :, columns] = -eps
+    many = FitState(state.rel.repeat(2 * n, 1, 1, 1), state.trans.repeat(2 * n, 1))
+    moved = _apply_step(many, ev.glob.repeat(2 * n, 1, 1, 1), step.reshape(2 * n * B, n), target.model.parents)
+    out = evaluate(target, betas, moved, goal.repeat(1, 1, 2 * n)).residual.reshape(2, n, B, -1)
+    cols = list(((out[0] - out[1]) / (2 * eps)).unbind(0))  # n of (B, 3 V)
+    for k in range(len(betas)):
+        signed = []
         for sign in (1.0, -1.0):
-            step = torch.zeros(B, n, dtype=F64)
             b = betas.clone()
-            if k < n:
-                step[:, k] = sign * eps
-            else:
-                b[k - n] += sign * eps
-            moved = _apply_step(state, ev.glob, step, target.model.parents)
-            out.append(evaluate(target, b, moved, goal).residual.reshape(B, -1))
-        cols.append((out[0] - out[1]) / (2 * eps))
+            b[k] += sign * eps
+            signed.append(evaluate(target, b, state, goal).residual.reshape(B, -1))
+        cols.append((signed[0] - signed[1]) / (2 * eps))
     return torch.stack(cols, -1)
 
 

@@ -111,11 +111,13 @@ def test_exact_field_is_the_brute_force_minimum(manifold: PoseManifold) -> None:
 def test_projection_reaches_the_manifold_without_raising_the_distance(
     manifold: PoseManifold, fine_index: PoseIndex
 ) -> None:
-    """With the exact field of a 96-grid over the family, Haar-random poses (about 22 rad from it) land within tol of
+    """With the exact field of a 64-grid over the family, Haar-random poses (about 22 rad from it) land within tol of
     the grid, a subset of the family, so within tol of the family (measured on the 400-grid: up to its 0.03 more), in
     far fewer evaluations than Pose-NDF's fixed 100 steps, more of them reaching tol; no taken step raises the
-    distance (checked on every step)."""
-    field = ExactField(torch.from_numpy(manifold.poses(manifold.grid(96))))
+    distance (checked on every step). Measured: all converge in 26 evaluations on average, landing within 0.036 of
+    the 400-grid; none of Pose-NDF's fixed steps reach tol; all with its direction and step control (the same as
+    on a 96-grid, in half the time)."""
+    field = ExactField(torch.from_numpy(manifold.poses(manifold.grid(64))))
     start = random_poses(32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     assert float(field(start).median()) > 15  # the grid's distance: within its spacing of the true one
     tol = 0.02

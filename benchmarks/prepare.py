@@ -83,10 +83,7 @@ def main() -> None:
         rows.append((f"per-frame loop (AMASS tools style, {len(loop_paths)} files)",
                      loop_frames / (time.perf_counter() - start), 1))  # fmt: skip
         for workers in (2, 1):  # 2 first: a fresh process, as the CLI is, forks its workers
-            if (
-                workers == 1
-            ):  # in-process work: import torch and roma before timing (once per run, not per frame)
-                import roma  # noqa: F401
+            if workers == 1:  # in-process work: import torch before timing (once per run, not per frame)
                 import torch  # noqa: F401
             config = PrepareConfig(catalog=str(tree.root), out=str(tmp / f"out{workers}"), fps=30.0, trim_keep=0.8,
                                    rotation="rotmat", workers=workers)  # fmt: skip

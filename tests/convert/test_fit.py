@@ -51,7 +51,9 @@ def _numeric_jacobian(
     step[0, columns, :, columns] = eps
     step[1, columns, :, columns] = -eps
     many = FitState(state.rel.repeat(2 * n, 1, 1, 1), state.trans.repeat(2 * n, 1))
-    moved = _apply_step(many, ev.glob.repeat(2 * n, 1, 1, 1), step.reshape(2 * n * B, n), target.model.parents)
+    moved = _apply_step(
+        many, ev.glob.repeat(2 * n, 1, 1, 1), step.reshape(2 * n * B, n), target.model.parents
+    )
     out = evaluate(target, betas, moved, goal.repeat(1, 1, 2 * n)).residual.reshape(2, n, B, -1)
     cols = list(((out[0] - out[1]) / (2 * eps)).unbind(0))  # n of (B, 3 V)
     for k in range(len(betas)):

@@ -146,7 +146,9 @@ def test_ik_completes_a_hidden_leg_plausibly(manifold: PoseManifold, field: Mani
     assert err[:, 0, LEFT_LEG].mean() < 0.03
     assert np.ptp(fit.pose_body[:, :, [j - 1 for j in LEFT_LEG]], axis=1).max() > 1e-3
     # the same seed, the same fits (on a short schedule: determinism, not quality, is checked here)
-    short = [fit_joints(field, hidden, kinematics=kin, hypotheses=5, w_prior=10.0, steps=30) for _ in range(2)]
+    short = [
+        fit_joints(field, hidden, kinematics=kin, hypotheses=5, w_prior=10.0, steps=30) for _ in range(2)
+    ]
     np.testing.assert_array_equal(short[0].pose_body, short[1].pose_body)
     with pytest.raises(InvalidArgumentError, match="at least one observed"):
         fit_joints(field, np.full((1, 22, 3), np.nan), kinematics=kin)

@@ -2,7 +2,7 @@
 
 ``fork`` starts a worker in milliseconds; ``spawn`` re-imports amasskit and numpy in each (about half a second),
 which dominates short parallel jobs such as a catalog rescan. But a forked child deadlocks if the parent had already
-started torch's intra-op thread pool (roma runs on torch), so ``fork`` is used only on Linux and only while torch is
+started torch's intra-op thread pool, so ``fork`` is used only on Linux and only while torch is
 not loaded in the parent; otherwise ``spawn``.
 """
 

@@ -112,14 +112,14 @@ class Augment:
             if "joints" in out:
                 out["joints"] = out["joints"] @ R[:, None].transpose(-1, -2)
         if self.noise > 0:
-            import roma
+            from ..rotations import rotvec_to_rotmat
 
             for k, name in enumerate(n for n in POSE_PARTS[1:] if n in out):
                 value = out[name]
                 count = int(np.prod(value.shape[1:-2])) * 3
                 noise = counter_normal(self.seed, epoch, index, 10 + k, count) * self.noise
                 noise_t = torch.as_tensor(noise, device=device, dtype=dtype).reshape(B, *value.shape[1:-2], 3)
-                out[name] = value @ roma.rotvec_to_rotmat(noise_t)
+                out[name] = value @ rotvec_to_rotmat(noise_t)
         return out
 
 

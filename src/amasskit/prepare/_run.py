@@ -183,7 +183,7 @@ def _work_all(
     calls = [((str(plan.root), rel, config, str(work), key), key) for key, rel in jobs.items()]
     workers = _workers(config)
     context = worker_context()
-    # A spawned worker re-imports numpy, torch and roma (seconds): with an automatic worker count the pool is used
+    # A spawned worker re-imports numpy and torch (seconds): with an automatic worker count the pool is used
     # only for enough work; an explicit count is always honoured.
     enough = 2 * workers if context.get_start_method() == "fork" else 16 * workers
     if config.dask is not None and calls:

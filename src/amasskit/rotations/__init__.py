@@ -136,17 +136,14 @@ def rotmat_to_quat(rotmat: A) -> A:
 
 
 def rotvec_to_rotmat(rotvec: A) -> A:
-    """``(..., 3)`` axis-angle -> ``(..., 3, 3)`` rotation matrices.
+    """``(..., 3)`` axis-angle -> ``(..., 3, 3)`` rotation matrices (Rodrigues' formula, its entries written out).
 
-    torch: roma's Rodrigues formula (the body model's hot path, where it measured fastest); numpy: through the
-    quaternion, one formula for both precisions.
+    amasskit's own rather than roma's (tested against roma): importing roma 1.8 imports torch's compiler (about a
+    second, at every command that poses a body), and this formula measured twice as fast forward and backward
+    (4096 x 52 rotations, float32, one thread: 17 ms against 34).
     """
     xp, arr, out_dtype = _prepare(rotvec, "rotvec", "rotvec_to_rotmat")
-    if xp is np:
-        return _finish(formulas.quat_to_rotmat(np, formulas.rotvec_to_quat(np, arr)), out_dtype)
-    import roma
-
-    return roma.rotvec_to_rotmat(arr)
+    return _finish(formulas.rotvec_to_rotmat(xp, arr), out_dtype)
 
 
 def rotmat_to_rotvec(rotmat: A) -> A:

@@ -29,6 +29,25 @@ def norm(xp: Any, x: Array) -> Array:
     return xp.sqrt(xp.einsum("...i,...i->...", x, x))  # one pass, no squared temporary
 
 
+def rotvec_to_rotmat(xp: Any, rotvec: Array) -> Array:
+    """Rodrigues' formula ``R = cos(a) I + sin(a)/a [v]x + (1 - cos(a))/a^2 v v^T`` (``a = |v|``), each quotient
+    with its series where ``a`` is tiny; the nine entries written out (fewer temporaries than the matrix sum)."""
+    x, y, z = rotvec[..., 0], rotvec[..., 1], rotvec[..., 2]
+    a2 = x * x + y * y + z * z
+    small = a2 < _SMALL_ANGLE * _SMALL_ANGLE
+    safe = xp.sqrt(xp.where(small, xp.ones_like(a2), a2))
+    sinc = xp.where(small, 1.0 - a2 / 6.0, xp.sin(safe) / safe)  # sin(a)/a
+    cosc = xp.where(small, 0.5 - a2 / 24.0, (1.0 - xp.cos(safe)) / (safe * safe))  # (1 - cos a)/a^2
+    cos = 1.0 - cosc * a2
+    sx, sy, sz = sinc * x, sinc * y, sinc * z
+    cx = cosc * x
+    cxy, cxz, cyz = cx * y, cx * z, cosc * y * z
+    entries = [cos + cx * x, cxy - sz, cxz + sy,
+               cxy + sz, cos + cosc * y * y, cyz - sx,
+               cxz - sy, cyz + sx, cos + cosc * z * z]  # fmt: skip
+    return xp.stack(entries, -1).reshape(*rotvec.shape[:-1], 3, 3)
+
+
 def rotvec_to_quat(xp: Any, rotvec: Array) -> Array:
     angle = norm(xp, rotvec)
     small = angle < _SMALL_ANGLE

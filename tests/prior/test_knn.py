@@ -264,13 +264,11 @@ def test_the_joint_floor_never_exceeds_the_distance(clean: np.ndarray, metric: s
 
 
 def _search_setup(index: PoseIndex, queries: np.ndarray) -> tuple[float, float, float]:
-    """``(eps, shrink, joint_error)`` as the scan makes them."""
+    """``(eps, shrink, joint_error)`` as the scan makes them (its own function, not a copy of its formulas)."""
     from amasskit.prior import _knn
 
-    eps = max(index.norm_error, float(np.abs(np.linalg.norm(queries.astype(np.float64), axis=-1) - 1).max()))
-    eps += 1e-15
-    u = _knn._U32
-    return eps, (1 - eps) ** 2 * (1 - 1e-15), 4 * u / (1 - 4 * u) * (1 + eps) ** 2 + 1e-30
+    query_error = float(np.abs(np.linalg.norm(queries.astype(np.float64), axis=-1) - 1).max())
+    return _knn._scan_tolerances(index.norm_error, query_error, _knn._U32)
 
 
 @pytest.mark.skipif(not _kernels.available(), reason="numba is not installed (the 'search' extra)")

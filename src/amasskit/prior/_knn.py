@@ -704,6 +704,18 @@ def _kernel_ulow(
     return u0, slope.astype(np.float32)
 
 
+def _scan_tolerances(index_norm_error: float, query_norm_error: float, u: float) -> tuple[float, float, float]:
+    """``(eps, shrink, joint_error)`` of a scan: ``eps`` bounds every quaternion's norm error (the index's and the
+    queries'); the distances divide the norms out of each ``|p_j|`` (every norm within ``eps`` of 1), so a
+    normalised sum is at most the raw one over ``shrink = (1 - eps)^2`` (rounded down), and raw bounds are compared
+    with ``thr shrink``; ``joint_error`` bounds the rounding of each float32 joint product (``u``: the device's unit
+    roundoff)."""
+    eps = max(index_norm_error, query_norm_error) + 1e-15
+    shrink = (1 - eps) ** 2 * (1 - 1e-15)
+    joint_error = 4 * u / (1 - 4 * u) * (1 + eps) ** 2 + 1e-30
+    return eps, shrink, joint_error
+
+
 def _joint_affine(metric: str, shrink: float, joint_error: float) -> tuple[float, float]:
     """``(offset, scale)``: a joint's term (before the square root, for the geodesic) is at least ``max(offset -
     scale |p_j|, 0)`` (see :func:`_joint_floor`)."""
@@ -766,15 +778,11 @@ def _scan(top: _TopK, index: PoseIndex, queries: np.ndarray, metric: str, exclud
         terms = 2.0 * torch.minimum(by_centre.clamp_min(0.0), (by_angle + 1e-12).clamp_min(0.0))  # (n, T)
         correction_t.index_add_(0, rows_j, terms)
     upper_t = upper_l + correction_t  # bound on S over each tile
-    eps = max(index.norm_error, float((qn - 1).abs().max())) + 1e-15
-    # the distances divide the norms out of each |p_j| (every norm within eps of 1): the normalised sum is at most
-    # the raw one / (1 - eps)^2, so the raw bounds are compared with thr (1 - eps)^2
-    shrink = (1 - eps) ** 2 * (1 - 1e-15)
     correction, upper = correction_t.cpu().numpy(), upper_t.cpu().numpy()
     u = _rounding(dev)
+    eps, shrink, joint_error = _scan_tolerances(index.norm_error, float((qn - 1).abs().max()), u)
     if index.blocks is None:  # the torch per-joint stage's queries
         Qj = torch.from_numpy(np.ascontiguousarray(queries.transpose(1, 0, 2))).to(dev)  # (J, M, 4)
-    joint_error = 4 * u / (1 - 4 * u) * (1 + eps) ** 2 + 1e-30  # of each float32 joint product
     # the first stage's queries, and ``eta (M, T)``: the bound on its products' error over each tile
     int8, qi = index.int8, None
     if int8 is not None:

@@ -704,7 +704,9 @@ def _kernel_ulow(
     return u0, slope.astype(np.float32)
 
 
-def _scan_tolerances(index_norm_error: float, query_norm_error: float, u: float) -> tuple[float, float, float]:
+def _scan_tolerances(
+    index_norm_error: float, query_norm_error: float, u: float
+) -> tuple[float, float, float]:
     """``(eps, shrink, joint_error)`` of a scan: ``eps`` bounds every quaternion's norm error (the index's and the
     queries'); the distances divide the norms out of each ``|p_j|`` (every norm within ``eps`` of 1), so a
     normalised sum is at most the raw one over ``shrink = (1 - eps)^2`` (rounded down), and raw bounds are compared

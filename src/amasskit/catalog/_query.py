@@ -10,7 +10,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._util.atomic import staged_dir
 from .._util.paths import user_path
@@ -18,6 +18,9 @@ from ..errors import CatalogError
 from ._db import _RECORD_COLUMNS, DEFAULT_DB_NAME, CatalogRecord, DatasetSummary, Problem, connect
 from ._names import canonical_dataset
 from ._splits import SplitAssignment, SplitScheme, load_scheme
+
+if TYPE_CHECKING:
+    from ._spl import SplReport
 
 logger = logging.getLogger(__name__)
 
@@ -234,8 +237,25 @@ class Catalog:
         Returns:
             The assignment; ``unallocated`` names the sub-datasets (and file counts) the scheme left out.
         """
+        if isinstance(scheme, str) and scheme == "spl":  # the SPL lists matched to this catalog's files
+            return self.assign_spl()[0]
         chosen = scheme if isinstance(scheme, SplitScheme) else load_scheme(scheme)
-        rows = self._con.execute("SELECT path, dataset, subject FROM files ORDER BY path").fetchall()
+        return self._record(chosen, self._split_rows())
+
+    def assign_spl(self) -> tuple[SplitAssignment, SplReport]:
+        """The SPL split (:mod:`amasskit.catalog._spl`): its lists matched to this catalog's files, recorded as scheme
+        ``spl`` with the report of what matched (kept with the scheme's definition)."""
+        from ._spl import spl_scheme
+
+        rows = self._split_rows()
+        chosen, report = spl_scheme(row[0] for row in rows)
+        return self._record(chosen, rows), report
+
+    def _split_rows(self) -> list[tuple[str, str, str | None]]:
+        return self._con.execute("SELECT path, dataset, subject FROM files ORDER BY path").fetchall()
+
+    def _record(self, chosen: SplitScheme, rows: list[tuple[str, str, str | None]]) -> SplitAssignment:
+        """Apply ``chosen`` to ``rows`` and record the assignment under its name."""
         assignment = chosen.assign(rows)
         with self._con:
             self._con.execute("DELETE FROM split_files WHERE scheme=?", (chosen.name,))

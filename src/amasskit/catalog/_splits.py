@@ -59,13 +59,18 @@ class SplitRule:
     datasets: tuple[str, ...] = ()
     globs: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
+    _file_set: frozenset[str] = field(init=False, repr=False, compare=False, default=frozenset())
+
+    def __post_init__(self) -> None:
+        # thousands of explicit files (the SPL lists): looked up in a set, not the tuple
+        object.__setattr__(self, "_file_set", frozenset(self.files))
 
     def matches(self, dataset: str, path: str) -> bool:
         if any(fnmatch.fnmatchcase(dataset, canonical_dataset(p)) for p in self.datasets):
             return True
         if any(fnmatch.fnmatchcase(path, g) for g in self.globs):
             return True
-        return path in self.files
+        return path in self._file_set
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -140,7 +140,9 @@ def print_catalog_stats(cat: Any) -> None:
 def split(
     scheme: Annotated[
         str | None,
-        typer.Argument(help="Built-in scheme (amass-paper, amass-paper-all) or a YAML/JSON scheme file."),
+        typer.Argument(
+            help="Built-in scheme (amass-paper, amass-paper-all, spl) or a YAML/JSON scheme file."
+        ),
     ] = None,
     db: Annotated[Path, typer.Option(help="The catalog (a database file or a scanned folder).")] = Path("."),
     link: Annotated[
@@ -148,16 +150,34 @@ def split(
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --link tree.")] = False,
     list_schemes: Annotated[bool, typer.Option("--list", help="List the built-in schemes and exit.")] = False,
+    unmatched: Annotated[
+        Path | None,
+        typer.Option(
+            help="spl: write the list names that matched no single file here (one a line, with why)."
+        ),
+    ] = None,
 ) -> None:
-    """Record a split assignment in the catalog (no file moves) and report sub-datasets it leaves unallocated."""
+    """Record a split assignment in the catalog (no file moves) and report sub-datasets it leaves unallocated.
+    `spl`: the SPL paper's file lists (shipped in amasskit) matched to the catalogued files, with a report of what
+    matched per list and old collection."""
     from ..catalog import BUILTIN_SCHEMES, Catalog
 
     if list_schemes or scheme is None:
         for name, s in BUILTIN_SCHEMES.items():
             console.print(f"{name}: {s.definition.get('description', '')}", highlight=False)
+        console.print(
+            "spl: the SPL paper's train / vald / test file lists (Aksan et al. 2019), matched to the catalog's files",
+            highlight=False,
+        )
         return
+    if unmatched is not None and scheme != "spl":
+        raise typer.BadParameter("--unmatched is for the spl scheme", param_hint="--unmatched")
     with handle_errors(), Catalog.open(db) as cat:
-        assignment = cat.assign_split(scheme)
+        if scheme == "spl":
+            assignment, report = cat.assign_spl()
+            _print_spl_report(report, unmatched)
+        else:
+            assignment = cat.assign_split(scheme)
         name = assignment.scheme
         counts = cat.split_counts(name)
         table = Table(title=f"split {name} of {cat.root}")
@@ -174,3 +194,30 @@ def split(
         if link is not None:
             linked = cat.link_split(name, link, overwrite=overwrite)
             console.print(f"linked {sum(linked.values())} files under {link}", highlight=False)
+
+
+def _print_spl_report(report: Any, unmatched: Path | None) -> None:
+    """The SPL match per list and old collection; the names not matched to one file, to ``unmatched``."""
+    table = Table(title="SPL lists matched to the catalog")
+    for col in ("list", "collection", "names", "matched", "not found", "ambiguous", "not AMASS"):
+        table.add_column(col, justify="left" if col in ("list", "collection") else "right")
+    for list_name, rows in report.counts.items():
+        for collection, row in sorted(rows.items()):
+            table.add_row(list_name, collection, *(f"{row[k]:,}" for k in
+                          ("names", "matched", "not_found", "ambiguous", "not_amass")))  # fmt: skip
+    console.print(table)
+    if report.conflicts:
+        err_console.print(f"[yellow]{len(report.conflicts)} files claimed by two lists (left out):[/] "
+                          + ", ".join(sorted(report.conflicts)[:5]), highlight=False)  # fmt: skip
+    if report.ambiguous:
+        err_console.print(f"[yellow]{len(report.ambiguous)} names match two or more files (left out)[/]")
+    if unmatched is not None:
+        from .._util.atomic import atomic_open
+        from .._util.paths import user_path
+
+        lines = [f"{lst}\t{name}\tnot found" for lst, name in report.not_found]
+        lines += [f"{lst}\t{name}\tambiguous: {' | '.join(files)}" for lst, name, files in report.ambiguous]
+        lines += [f"{lst}\t{name}\tnot part of AMASS" for lst, name in report.not_amass]
+        with atomic_open(user_path(unmatched)) as fp:
+            fp.write(("\n".join(lines) + "\n").encode())
+        console.print(f"{len(lines)} unmatched names in {unmatched}", highlight=False)

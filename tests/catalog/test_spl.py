@@ -149,6 +149,11 @@ def test_the_split_command_on_a_catalog(tmp_path: Path, smplh_tree: SynthSummary
     assert {why for _, _, why in lines} == {"not found", "not part of AMASS"}
     assert ["training", "CMU/01_01_06.pkl", "not found"] not in lines
     assert sum(why == "not part of AMASS" for _, _, why in lines) == 105
+    other = tmp_path / "other"  # a tree of no SPL file: said, not an empty table alone
+    motion.save(other / "KIT" / "3" / "walking_poses.npz")
+    scan(other, workers=1)
+    nothing = CliRunner().invoke(app, ["split", "spl", "--db", str(other)])
+    assert nothing.exit_code == 0 and "no catalogued file matched an SPL list name" in nothing.stderr
     refused = CliRunner().invoke(app, ["split", "amass-paper", "--db", str(root), "--unmatched", str(out)])
     assert refused.exit_code == 2
     # the recorded split feeds prepare: one store per split, the split's files in it

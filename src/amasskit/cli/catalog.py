@@ -206,6 +206,10 @@ def _print_spl_report(report: Any, unmatched: Path | None) -> None:
             table.add_row(list_name, collection, *(f"{row[k]:,}" for k in
                           ("names", "matched", "not_found", "ambiguous", "not_amass")))  # fmt: skip
     console.print(table)
+    if not sum(report.assigned.values()):
+        err_console.print("[yellow]no catalogued file matched an SPL list name[/] (the lists name files of AMASS's "
+                          "ACCAD, BMLrub, CMU, Eyes, HDM05, HumanEva, MPI_Limits, SSM and Transitions)",
+                          highlight=False)  # fmt: skip
     if report.conflicts:
         err_console.print(f"[yellow]{len(report.conflicts)} files claimed by two lists (left out):[/] "
                           + ", ".join(sorted(report.conflicts)[:5]), highlight=False)  # fmt: skip

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from amasskit.catalog import Catalog, scan
-from amasskit.catalog._spl import SPL_LISTS, spl_lists, spl_scheme
+from amasskit.catalog import SPL_LISTS, Catalog, scan, spl_lists, spl_scheme
 from amasskit.cli import app
 from amasskit.io import read
 from amasskit.synth import SynthSummary

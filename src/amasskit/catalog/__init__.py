@@ -4,6 +4,8 @@ queries, per-dataset statistics and split schemes.
 * :func:`scan` - scan or rescan a tree into a catalog database.
 * :class:`Catalog` - open a catalog; query records (or a DataFrame), stats, problems; record and link splits.
 * :func:`load_scheme` / :data:`BUILTIN_SCHEMES` - split schemes (``amass-paper``, ``amass-paper-all``, YAML/JSON).
+* :func:`spl_scheme` / :class:`SplReport` - the SPL paper's file lists matched to catalogued files
+  (``Catalog.assign_spl``, ``amasskit split spl``).
 * :func:`canonical_dataset` - sub-dataset names across releases.
 """
 
@@ -11,6 +13,7 @@ from ._db import DEFAULT_DB_NAME, SCHEMA_VERSION, CatalogRecord, DatasetSummary,
 from ._names import ALIASES, CANONICAL_DATASETS, NEWER_DATASETS, canonical_dataset
 from ._query import Catalog
 from ._scan import ScanReport, scan
+from ._spl import SPL_LISTS, SplReport, spl_lists, spl_scheme
 from ._splits import (
     BUILTIN_SCHEMES,
     RandomSplit,
@@ -28,12 +31,14 @@ __all__ = [
     "DEFAULT_DB_NAME",
     "NEWER_DATASETS",
     "SCHEMA_VERSION",
+    "SPL_LISTS",
     "Catalog",
     "CatalogRecord",
     "DatasetSummary",
     "Problem",
     "RandomSplit",
     "ScanReport",
+    "SplReport",
     "SplitAssignment",
     "SplitRule",
     "SplitScheme",
@@ -41,4 +46,6 @@ __all__ = [
     "load_scheme",
     "scan",
     "scheme_from_mapping",
+    "spl_lists",
+    "spl_scheme",
 ]

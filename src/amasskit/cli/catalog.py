@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
 from ._app import AmassTyper, app, console, err_console, handle_errors, progress_bar
+
+if TYPE_CHECKING:
+    from ..catalog import SplReport
 
 
 class HashChoice(str, Enum):
@@ -196,7 +199,7 @@ def split(
             console.print(f"linked {sum(linked.values())} files under {link}", highlight=False)
 
 
-def _print_spl_report(report: Any, unmatched: Path | None) -> None:
+def _print_spl_report(report: SplReport, unmatched: Path | None) -> None:
     """The SPL match per list and old collection; the names not matched to one file, to ``unmatched``."""
     table = Table(title="SPL lists matched to the catalog")
     for col in ("list", "collection", "names", "matched", "not found", "ambiguous", "not AMASS"):

@@ -180,6 +180,32 @@ def test_aliases_give_canonical_names(tree: Path) -> None:
     assert canonical_dataset("NewThing") == "NewThing"
 
 
+def test_deeper_trees_take_the_named_sub_dataset_and_the_files_folder(tree: Path) -> None:
+    """A folder between a sub-dataset and its subjects (``SSM_synced/resynced/<subject>/``) and a tree scanned from
+    above the release (``smplh/CMU/<subject>/``) give the sub-dataset by name and the file's folder as subject; a
+    catalog whose rows an earlier rule placed (the last three levels) is corrected by the next scan, unread."""
+    ssm = next(tree.glob("SSM_synced/*/*_poses.npz"))
+    deep = tree / "SSM_synced" / "resynced" / ssm.parent.name / ssm.name
+    deep.parent.mkdir(parents=True)
+    ssm.rename(deep)
+    above = tree / "smplh" / "CMU" / "77" / "77_01_poses.npz"
+    above.parent.mkdir(parents=True)
+    shutil.copy2(next(tree.glob("CMU/*/*_poses.npz")), above)
+    scan(tree, workers=1)
+    records = rows(tree / "amasskit-catalog.sqlite")
+    rel = deep.relative_to(tree).as_posix()
+    assert (records[rel].dataset, records[rel].subject) == ("SSM_synced", ssm.parent.name)
+    top = above.relative_to(tree).as_posix()
+    assert (records[top].dataset, records[top].subject, records[top].sequence) == ("CMU", "77", "77_01")
+    con = sqlite3.connect(tree / "amasskit-catalog.sqlite")  # as the earlier rule left it
+    with con:
+        con.execute("UPDATE files SET dataset='resynced', dataset_dir='resynced', subject=? WHERE path=?",
+                    (ssm.parent.name, rel))  # fmt: skip
+    con.close()
+    again = scan(tree, workers=1)
+    assert again.read == 0 and rows(tree / "amasskit-catalog.sqlite")[rel].dataset == "SSM_synced"
+
+
 def test_queries(tree: Path) -> None:
     scan(tree, workers=1)
     with Catalog.open(tree) as cat:

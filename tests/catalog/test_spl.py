@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from amasskit.catalog import SPL_LISTS, Catalog, scan, spl_lists, spl_scheme
+from amasskit.catalog import (
+    SPL_DATASETS_SCHEME,
+    SPL_LISTS,
+    Catalog,
+    canonical_dataset,
+    scan,
+    spl_datasets_scheme,
+    spl_lists,
+    spl_scheme,
+)
 from amasskit.cli import app
 from amasskit.io import read
 from amasskit.synth import SynthSummary
@@ -117,26 +126,35 @@ def test_missing_ambiguous_and_conflicting_names_are_reported_not_assigned() -> 
                                                 "not_amass": 0}  # fmt: skip
 
 
-def test_the_split_command_on_a_catalog(tmp_path: Path, smplh_tree: SynthSummary) -> None:
-    """`amasskit split spl --db DIR --unmatched FILE` on a scanned tree of today's names: the files in their splits,
-    recorded in the catalog (with the report), the rest unallocated; the names not matched listed with why."""
-    root = tmp_path / "amass"
-    tree = {"CMU/01/01_06_poses.npz": "test", "BMLrub/rub001/0000_treadmill_norm_poses.npz": "test",
-            "HumanEva/S1/Box_1_poses.npz": "train", "Transitions_mocap/mazen_c3d/GUS_kick_poses.npz": "train",
-            "MPI_HDM05/bd/HDM_bd_01-01_02_120_poses.npz": "train", "KIT/3/walking_poses.npz": ""}  # fmt: skip
+#: a small tree of today's names: the SPL split each file gets (test_fnames.txt has the first two; "" none)
+TREE = {"CMU/01/01_06_poses.npz": "test", "BMLrub/rub001/0000_treadmill_norm_poses.npz": "test",
+        "HumanEva/S1/Box_1_poses.npz": "train", "Transitions_mocap/mazen_c3d/GUS_kick_poses.npz": "train",
+        "MPI_HDM05/bd/HDM_bd_01-01_02_120_poses.npz": "train", "SSM_synced/resynced/20160330_03333/punch_kick_sync_poses.npz": "",
+        "KIT/3/walking_poses.npz": ""}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def spl_tree(tmp_path_factory: pytest.TempPathFactory, smplh_tree: SynthSummary) -> Path:
+    """:data:`TREE` written with one small synthetic motion and scanned (the catalog is in the folder)."""
+    root = tmp_path_factory.mktemp("spl") / "amass"
     motion = read(min(smplh_tree.root.rglob("*_poses.npz"), key=lambda p: p.stat().st_size))
-    for rel in tree:
+    for rel in TREE:
         motion.save(root / rel)
     scan(root, workers=1)
+    return root
+
+
+def test_the_split_command_on_a_catalog(tmp_path: Path, spl_tree: Path) -> None:
+    """`amasskit split spl --db DIR --unmatched FILE` on a scanned tree of today's names: the files in their splits,
+    recorded in the catalog (with the report), the rest unallocated; the names not matched listed with why."""
+    root, tree = spl_tree, TREE
     out = tmp_path / "unmatched.txt"
     result = CliRunner().invoke(app, ["split", "spl", "--db", str(root), "--unmatched", str(out)])
     assert result.exit_code == 0, result.output
     assert "SPL lists matched" in result.output and "MIXAMO" in result.output
+    assert "overlap" not in result.output
     with Catalog.open(root) as cat:
-        assert cat.split_counts("spl") == {
-            "test": 2,
-            "train": 3,
-        }  # the lists' own (test_fnames.txt has the first two)
+        assert cat.split_counts("spl") == {"test": 2, "train": 3}
         for split in ("train", "test"):
             assert {r.path for r in cat.records(split=split, scheme="spl")} == {
                 p for p, s in tree.items() if s == split
@@ -149,7 +167,7 @@ def test_the_split_command_on_a_catalog(tmp_path: Path, smplh_tree: SynthSummary
     assert ["training", "CMU/01_01_06.pkl", "not found"] not in lines
     assert sum(why == "not part of AMASS" for _, _, why in lines) == 105
     other = tmp_path / "other"  # a tree of no SPL file: said, not an empty table alone
-    motion.save(other / "KIT" / "3" / "walking_poses.npz")
+    read(root / "KIT/3/walking_poses.npz").save(other / "KIT" / "3" / "walking_poses.npz")
     scan(other, workers=1)
     nothing = CliRunner().invoke(app, ["split", "spl", "--db", str(other)])
     assert nothing.exit_code == 0 and "no catalogued file matched an SPL list name" in nothing.stderr
@@ -163,6 +181,59 @@ def test_the_split_command_on_a_catalog(tmp_path: Path, smplh_tree: SynthSummary
     for split in ("train", "test"):
         sources = {s["source"] for s in Store(done.stores[split]).sequences}
         assert sources == {p for p, s in tree.items() if s == split}  # relative to the catalog root
+
+
+#: the sub-datasets each shipped list names, read off the lists by hand (``cut -d/ -f1 | sort -u``), mapped to
+#: today's names by SOURCES.md's table; MIXAMO and CMU_Kitchen are not AMASS
+NINE = {"ACCAD", "BioMotionLab_NTroje", "CMU", "Eyes_Japan_Dataset", "MPI_HDM05", "HumanEva", "MPI_Limits",
+        "SSM_synced", "Transitions_mocap"}  # fmt: skip
+LLAMASS = {"train": NINE, "vald": NINE - {"HumanEva"}, "test": NINE - {"SSM_synced"}}
+
+
+def test_the_llamass_form_assigns_whole_sub_datasets_with_its_overlaps(
+    tmp_path: Path, spl_tree: Path
+) -> None:
+    """`amasskit split spl-datasets`: every file of a sub-dataset a list names is in that list's split, so a file is
+    in each split whose list names its sub-dataset (CMU: all three; HumanEva: train and test); the overlaps are
+    recorded, said, and followed by records, counts, --link and prepare (the same file in several stores)."""
+    scheme = spl_datasets_scheme()
+    assert scheme.name == SPL_DATASETS_SCHEME and scheme.overlap
+    assert {split: set(rule["datasets"]) for split, rule in scheme.definition["splits"].items()} == LLAMASS
+    expected = {rel: {split for split, names in LLAMASS.items() if canonical_dataset(rel.split("/")[0]) in names}
+                for rel in TREE}  # fmt: skip
+    assert (
+        expected["CMU/01/01_06_poses.npz"] == {"train", "vald", "test"}
+        and not expected["KIT/3/walking_poses.npz"]
+    )
+    result = CliRunner().invoke(
+        app, ["split", "spl-datasets", "--db", str(spl_tree), "--link", str(tmp_path / "linked")]
+    )
+    assert result.exit_code == 0, result.output
+    shared = sum(len(s) > 1 for s in expected.values())
+    assert f"overlap: {shared:,} files are in more than one" in " ".join(result.stderr.split())
+    assert "KIT (1)" in result.stderr  # unallocated, as every scheme reports
+    with Catalog.open(spl_tree) as cat:
+        got: dict[str, set[str]] = {rel: set() for rel in TREE}
+        for split in LLAMASS:
+            for r in cat.records(split=split, scheme=SPL_DATASETS_SCHEME):
+                got[r.path].add(split)
+        assert got == expected
+        assert cat.split_counts(SPL_DATASETS_SCHEME) == {
+            s: sum(s in e for e in expected.values()) for s in ("test", "train", "vald")
+        }
+        both = cat.records(split=["train", "test"], scheme=SPL_DATASETS_SCHEME)
+        assert len(both) == len({r.path for r in both})  # one record a file, however many splits hold it
+    linked = {str(p.relative_to(tmp_path / "linked")) for p in (tmp_path / "linked").rglob("*.npz")}
+    assert linked == {f"{split}/{rel}" for rel, splits in expected.items() for split in splits}
+    from amasskit.store import Store
+
+    prepared = CliRunner().invoke(app, ["prepare", "--catalog", str(spl_tree), "--out", str(tmp_path / "stores"),
+                                        "--scheme", SPL_DATASETS_SCHEME, "--workers", "1"])  # fmt: skip
+    assert prepared.exit_code == 0, prepared.output
+    for split in LLAMASS:
+        sources = {s["source"] for s in Store(tmp_path / "stores" / split).sequences}
+        assert sources == {rel for rel, splits in expected.items() if split in splits}
+    assert f"puts {shared} sequences in more than one split" in " ".join(prepared.stderr.split())
 
 
 def test_the_lists_are_in_the_wheel(tmp_path: Path) -> None:

@@ -45,6 +45,9 @@ def test_amass_paper_split_and_unallocated() -> None:
     everything = load_scheme("amass-paper-all").assign(files)
     assert everything.unallocated == {} and everything.splits[files[0][0]] == "train"
     assert set(BUILTIN_SCHEMES) == {"amass-paper", "amass-paper-all"}
+    assert load_scheme(
+        "spl-datasets"
+    ).overlap  # built from the package's SPL lists (tests/catalog/test_spl.py)
 
 
 def test_rules_first_match_globs_files_default(tmp_path: Path) -> None:
@@ -84,7 +87,9 @@ def test_rules_first_match_globs_files_default(tmp_path: Path) -> None:
      ({"name": "x", "splits": {"train": {"datasets": [1]}}}, "list of strings"),
      ({"name": "x", "random": {"fractions": {"a": -1}}}, "fractions"),
      ({"name": "x", "random": {"fractions": {"a": 1}, "by": "file"}}, "by 'subject'"),
-     ({"name": "x", "bogus": 1, "splits": {}}, "unknown keys")],
+     ({"name": "x", "bogus": 1, "splits": {}}, "unknown keys"),
+     ({"name": "x", "overlap": "yes", "splits": {"train": {"datasets": ["*"]}}}, "'overlap' must be true or false"),
+     ({"name": "x", "overlap": True, "random": {"fractions": {"a": 1}}}, "'overlap' is for rules")],
 )  # fmt: skip
 def test_malformed_schemes(definition: dict[str, object], match: str) -> None:
     with pytest.raises(SplitSchemeError, match=match):
@@ -123,6 +128,27 @@ def test_random_subject_split_is_disjoint_deterministic_and_stable() -> None:
         {"name": "r", "random": {"seed": 4, "fractions": {"train": 0.8, "test": 0.2}}}
     )
     assert other_seed.assign(files).splits != first.splits
+
+
+def test_an_overlapping_scheme_puts_a_file_in_every_split_that_takes_it() -> None:
+    """``overlap: true``: every rule is asked, not the first only; ``splits`` holds each file's first split in rule
+    order, ``also`` the others; the default takes only files no rule took."""
+    definition = {"name": "o", "overlap": True, "default": "rest",
+                  "splits": {"train": {"datasets": ["CMU", "KIT"]}, "test": {"datasets": ["CMU"]},
+                             "vald": {"globs": ["*/s0/*"]}}}  # fmt: skip
+    files = files_of(["CMU", "KIT", "SFU"], subjects=2, per=1)
+    result = scheme_from_mapping(definition).assign(files)
+    member = {p: {s for q, s in result.pairs() if q == p} for p, _, _ in files}
+    assert member == {"CMU/s0/m0_poses.npz": {"train", "test", "vald"}, "CMU/s1/m0_poses.npz": {"train", "test"},
+                      "KIT/s0/m0_poses.npz": {"train", "vald"}, "KIT/s1/m0_poses.npz": {"train"},
+                      "SFU/s0/m0_poses.npz": {"vald"}, "SFU/s1/m0_poses.npz": {"rest"}}  # fmt: skip
+    assert result.splits["CMU/s0/m0_poses.npz"] == "train" and result.also["CMU/s0/m0_poses.npz"] == (
+        "test",
+        "vald",
+    )
+    assert result.counts() == {"train": 4, "test": 2, "vald": 3, "rest": 1}
+    first_only = scheme_from_mapping({**definition, "overlap": False}).assign(files)
+    assert first_only.also == {} and first_only.splits == result.splits  # the same first split, nothing more
 
 
 @pytest.fixture
@@ -181,9 +207,53 @@ def test_cli_catalog_and_split(catalogued: Path, tmp_path: Path) -> None:
     assert "unallocated" in result.output and "BMLmovi" in result.output
     assert (tmp_path / "l" / "train").is_dir()
     listed = runner.invoke(app, ["split", "--list"])
-    assert "amass-paper-all" in listed.output
+    assert "amass-paper-all" in listed.output and "spl-datasets" in listed.output
     missing = runner.invoke(app, ["split", "amass-paper", "--db", str(tmp_path / "none.sqlite")])
     assert missing.exit_code == 1 and "CatalogError" in missing.output
     rescan = runner.invoke(app, ["-q", "catalog", "scan", str(catalogued)])
     assert rescan.exit_code == 0, rescan.output
     assert "0 read" in rescan.output
+
+
+def test_a_version_1_catalog_is_migrated_keeping_its_splits(catalogued: Path) -> None:
+    """A catalog written by amasskit 0.x (schema 1: one split per file and scheme) opens as schema 2 with its
+    recorded splits unchanged, and then takes an overlapping scheme."""
+    import sqlite3
+
+    from amasskit.catalog import SCHEMA_VERSION
+
+    with Catalog.open(catalogued) as cat:
+        cat.assign_split("amass-paper")
+        before = {
+            s: {r.path for r in cat.records(split=s, scheme="amass-paper")} for s in ("train", "vald", "test")
+        }
+        db = cat.path
+    con = sqlite3.connect(db)  # back to the version 1 layout, as an older amasskit left it
+    con.executescript("""
+        ALTER TABLE split_files RENAME TO newer; DROP INDEX split_files_split;
+        CREATE TABLE split_files(scheme TEXT NOT NULL, path TEXT NOT NULL, split TEXT NOT NULL,
+                                 PRIMARY KEY(scheme, path));
+        INSERT INTO split_files SELECT * FROM newer; DROP TABLE newer;
+        CREATE INDEX split_files_split ON split_files(scheme, split);
+        UPDATE meta SET value='1' WHERE key='schema_version';""")
+    con.close()
+    with Catalog.open(catalogued) as cat:
+        after = {
+            s: {r.path for r in cat.records(split=s, scheme="amass-paper")} for s in ("train", "vald", "test")
+        }
+        assert after == before and all(before.values())
+        overlapping = scheme_from_mapping(
+            {"name": "both", "overlap": True, "splits": {"a": {"datasets": ["*"]}, "b": {"datasets": ["*"]}}}
+        )
+        cat.assign_split(overlapping)
+        counts = cat.split_counts("both")
+        assert counts["a"] == counts["b"] == len(cat.records())
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (
+        str(SCHEMA_VERSION),
+    )
+    keys = [
+        row[1] for row in sorted(con.execute("PRAGMA table_info(split_files)"), key=lambda r: r[5]) if row[5]
+    ]
+    con.close()
+    assert keys == ["scheme", "path", "split"]

@@ -5,7 +5,8 @@ queries, per-dataset statistics and split schemes.
 * :class:`Catalog` - open a catalog; query records (or a DataFrame), stats, problems; record and link splits.
 * :func:`load_scheme` / :data:`BUILTIN_SCHEMES` - split schemes (``amass-paper``, ``amass-paper-all``, YAML/JSON).
 * :func:`spl_scheme` / :class:`SplReport` - the SPL paper's file lists matched to catalogued files
-  (``Catalog.assign_spl``, ``amasskit split spl``).
+  (``Catalog.assign_spl``, ``amasskit split spl``); :func:`spl_datasets_scheme` - llamass's overlapping sub-dataset
+  form (``amasskit split spl-datasets``).
 * :func:`canonical_dataset` - sub-dataset names across releases.
 """
 
@@ -13,7 +14,7 @@ from ._db import DEFAULT_DB_NAME, SCHEMA_VERSION, CatalogRecord, DatasetSummary,
 from ._names import ALIASES, CANONICAL_DATASETS, NEWER_DATASETS, canonical_dataset
 from ._query import Catalog
 from ._scan import ScanReport, scan
-from ._spl import SPL_LISTS, SplReport, spl_lists, spl_scheme
+from ._spl import SPL_DATASETS_SCHEME, SPL_LISTS, SplReport, spl_datasets_scheme, spl_lists, spl_scheme
 from ._splits import (
     BUILTIN_SCHEMES,
     RandomSplit,
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_DB_NAME",
     "NEWER_DATASETS",
     "SCHEMA_VERSION",
+    "SPL_DATASETS_SCHEME",
     "SPL_LISTS",
     "Catalog",
     "CatalogRecord",
@@ -46,6 +48,7 @@ __all__ = [
     "load_scheme",
     "scan",
     "scheme_from_mapping",
+    "spl_datasets_scheme",
     "spl_lists",
     "spl_scheme",
 ]

@@ -1,13 +1,14 @@
 """The catalog database: its schema, its records and opening it.
 
-Schema (version 1)::
+Schema (version 2; version 1 catalogs are migrated when opened)::
 
     meta(key PRIMARY KEY, value)                       schema_version, root, created, scanned
     files(path PRIMARY KEY, dataset, dataset_dir, subject, sequence, size, mtime_ns, content_hash, hash_kind,
           frames, fps, duration, gender, model, num_betas, has_dmpls, synthetic, scanned_at)
     problems(path PRIMARY KEY, size, mtime_ns, error, message, scanned_at)
     skipped(path PRIMARY KEY, size, mtime_ns, kind)
-    split_files(scheme, path, split, PRIMARY KEY(scheme, path))
+    split_files(scheme, path, split, PRIMARY KEY(scheme, path, split))   a file may be in several splits of an
+                                                       overlapping scheme (version 1: one split a scheme)
     split_schemes(scheme PRIMARY KEY, definition, unallocated, assigned_at)
 
 Paths are relative to the scanned root, with ``/`` separators.
@@ -26,7 +27,7 @@ from ..errors import CatalogError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DB_NAME = "amasskit-catalog.sqlite"
 HashKind = Literal["crc", "md5"]
 
@@ -43,7 +44,7 @@ CREATE TABLE IF NOT EXISTS problems(
     scanned_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS skipped(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, kind TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS split_files(
-    scheme TEXT NOT NULL, path TEXT NOT NULL, split TEXT NOT NULL, PRIMARY KEY(scheme, path));
+    scheme TEXT NOT NULL, path TEXT NOT NULL, split TEXT NOT NULL, PRIMARY KEY(scheme, path, split));
 CREATE INDEX IF NOT EXISTS split_files_split ON split_files(scheme, split);
 CREATE TABLE IF NOT EXISTS split_schemes(
     scheme TEXT PRIMARY KEY, definition TEXT NOT NULL, unallocated TEXT NOT NULL, assigned_at REAL NOT NULL);
@@ -129,4 +130,30 @@ def connect(db: Path) -> sqlite3.Connection:
         raise CatalogError(
             f"{db}: catalog schema {row[0]} is newer than this amasskit's ({SCHEMA_VERSION}); upgrade"
         )
+    elif int(row[0]) < SCHEMA_VERSION:
+        _migrate(con, db)
     return con
+
+
+def _migrate(con: sqlite3.Connection, db: Path) -> None:
+    """Bring an older catalog to :data:`SCHEMA_VERSION` in one transaction (another process may be doing the same:
+    the version is read again under the write lock)."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        (version,) = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if int(version) < 2:  # split_files keyed by (scheme, path, split): overlapping schemes
+            con.execute("ALTER TABLE split_files RENAME TO split_files_v1")
+            con.execute("DROP INDEX IF EXISTS split_files_split")
+            con.execute(
+                "CREATE TABLE split_files(scheme TEXT NOT NULL, path TEXT NOT NULL, split TEXT NOT NULL, "
+                "PRIMARY KEY(scheme, path, split))"
+            )
+            con.execute("INSERT INTO split_files SELECT scheme, path, split FROM split_files_v1")
+            con.execute("DROP TABLE split_files_v1")
+            con.execute("CREATE INDEX split_files_split ON split_files(scheme, split)")
+            logger.info("%s: catalog schema %s migrated to %d", db, version, SCHEMA_VERSION)
+        con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise

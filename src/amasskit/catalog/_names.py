@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["ALIASES", "CANONICAL_DATASETS", "NEWER_DATASETS", "canonical_dataset"]
+__all__ = ["ALIASES", "CANONICAL_DATASETS", "NEWER_DATASETS", "canonical_dataset", "is_known_dataset"]
 
 CANONICAL_DATASETS: Final[tuple[str, ...]] = (
     "ACCAD", "BMLhandball", "BMLmovi", "BioMotionLab_NTroje", "CMU", "DFaust_67", "DanceDB", "EKUT",
@@ -56,3 +56,8 @@ _LOOKUP: Final[dict[str, str]] = {
 def canonical_dataset(name: str) -> str:
     """The canonical name of a sub-dataset folder or alias (case, ``_`` and ``-`` ignored); unknown names are kept."""
     return _LOOKUP.get(_key(name), name)
+
+
+def is_known_dataset(name: str) -> bool:
+    """Whether ``name`` is a sub-dataset of some AMASS release, under any of its spellings."""
+    return _key(name) in _LOOKUP

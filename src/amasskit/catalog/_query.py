@@ -261,7 +261,7 @@ class Catalog:
             self._con.execute("DELETE FROM split_files WHERE scheme=?", (chosen.name,))
             self._con.executemany(
                 "INSERT INTO split_files VALUES(?,?,?)",
-                [(chosen.name, p, s) for p, s in assignment.splits.items()],
+                [(chosen.name, p, s) for p, s in assignment.pairs()],
             )
             self._con.execute(
                 "INSERT OR REPLACE INTO split_schemes VALUES(?,?,?,?)",

@@ -23,7 +23,7 @@ from ..errors import AmassFileError, CatalogError, NotMotionFileError
 from ..io import NpzArchive, header_from_archive
 from ..layouts import sequence_name
 from ._db import _COMMIT_EVERY, DEFAULT_DB_NAME, HashKind, connect
-from ._names import canonical_dataset
+from ._names import canonical_dataset, is_known_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +93,17 @@ def _walk(root: Path) -> Iterator[tuple[str, int, int]]:
 
 
 def _place(rel: str, root_name: str) -> tuple[str, str | None, str]:
-    """``(dataset folder, subject, sequence)`` from ``<Dataset>/<Subject>/<sequence>.npz`` (deeper trees: the last
-    three levels)."""
+    """``(dataset folder, subject, sequence)`` from ``<Dataset>/<Subject>/<sequence>.npz``.
+
+    Deeper trees: the top-most folder named as an AMASS sub-dataset (any spelling) is the dataset and the file's own
+    folder the subject (``SSM_synced/resynced/20160330_03333/x.npz``: ``SSM_synced``, ``20160330_03333``); with no
+    such folder, the last three levels (a tree scanned from above the release: ``smplh/CMU/01/x.npz``).
+    """
     parts = rel.split("/")
     stem = sequence_name(parts[-1])
+    known = next((k for k, part in enumerate(parts[:-1]) if is_known_dataset(part)), None)
+    if known is not None:
+        return parts[known], (parts[-2] if known < len(parts) - 2 else None), stem
     if len(parts) >= 3:
         return parts[-3], parts[-2], stem
     if len(parts) == 2:
@@ -208,6 +215,17 @@ def scan(
             for table in ("files", "problems", "skipped"):
                 con.executemany(f"DELETE FROM {table} WHERE path=?", [(r,) for r in gone])
             con.executemany("DELETE FROM split_files WHERE path=?", [(r,) for r in gone])
+            # unchanged files placed by an earlier rule (the last three levels of any deep tree) are placed anew
+            moved = []
+            for rel, dataset_dir, subject, sequence in con.execute(
+                "SELECT path, dataset_dir, subject, sequence FROM files"
+            ).fetchall():
+                place = _place(rel, root_path.name)
+                if place != (dataset_dir, subject, sequence):
+                    moved.append((canonical_dataset(place[0]), *place, rel))
+            con.executemany(
+                "UPDATE files SET dataset=?, dataset_dir=?, subject=?, sequence=? WHERE path=?", moved
+            )
 
         counts = {"file": 0, "problem": 0, "skipped": 0, "added": 0, "updated": 0}
         pending: list[tuple[str, Any]] = []

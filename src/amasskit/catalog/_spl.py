@@ -10,6 +10,10 @@ the subject folders and file name joined, the release's suffix dropped, lower ca
 separators differ by collection). Nothing is guessed: a name whose key no file has is *not found*, a name whose key
 two files have is *ambiguous*, a file that names of two different lists claim is a *conflict*; all three are
 reported, and none of them assigns a file. ``MIXAMO`` and ``CMU_Kitchen`` are not part of AMASS.
+
+:func:`spl_datasets_scheme` is the other form, llamass's: the *sub-datasets* each list names, every file of them in
+that split. It is not the SPL split: most sub-datasets appear in all three lists, so its splits overlap (a CMU file is
+in train, vald and test), and it is offered for comparison with work that used it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,17 @@ from ..errors import SplitSchemeError
 from ._names import canonical_dataset
 from ._splits import SplitRule, SplitScheme
 
-__all__ = ["SPL_COLLECTIONS", "SPL_LISTS", "SplReport", "spl_key", "spl_lists", "spl_name_key", "spl_scheme"]
+__all__ = [
+    "SPL_COLLECTIONS",
+    "SPL_DATASETS_SCHEME",
+    "SPL_LISTS",
+    "SplReport",
+    "spl_datasets_scheme",
+    "spl_key",
+    "spl_lists",
+    "spl_name_key",
+    "spl_scheme",
+]
 
 #: the package's three lists and the split each one gives
 SPL_LISTS: Final[dict[str, str]] = {"training": "train", "validation": "vald", "test": "test"}
@@ -44,6 +58,9 @@ SPL_COLLECTIONS: Final[dict[str, str | None]] = {
     "MIXAMO": None,
     "CMU_Kitchen": None,
 }
+
+#: the name of llamass's sub-dataset form (:func:`spl_datasets_scheme`)
+SPL_DATASETS_SCHEME: Final = "spl-datasets"
 
 _RELEASE_SUFFIX = re.compile(r"_(poses|stageii)\.npz$")
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
@@ -168,3 +185,39 @@ def spl_scheme(
     definition = {"name": "spl", "source": "eth-ait/spl preprocessing/*_fnames.txt, matched to this catalog",
                   "report": report.as_dict()}  # fmt: skip
     return SplitScheme(name="spl", rules=rules, definition=definition), report
+
+
+def spl_datasets_scheme(*, lists: dict[str, list[str]] | None = None) -> SplitScheme:
+    """llamass's form of the SPL split: each list reduced to the sub-datasets it names (old collection names mapped
+    to today's, the collections outside AMASS dropped), every file of those sub-datasets in that split.
+
+    The splits overlap wherever a sub-dataset appears in several lists (with the shipped lists: every one but
+    HumanEva and SSM_synced is in all three), so the scheme is ``overlap: true`` and a file is recorded in each.
+
+    Args:
+        lists: list name -> its names (default: the package's, :func:`spl_lists`).
+
+    Returns:
+        A scheme named ``spl-datasets``; its definition records the sub-datasets per split and the overlaps.
+    """
+    lists = spl_lists() if lists is None else lists
+    datasets: dict[str, list[str]] = {}
+    for list_name, names in lists.items():
+        found: set[str] = set()
+        for name in names:
+            collection = spl_name_key(name)[0]
+            if collection in SPL_COLLECTIONS and SPL_COLLECTIONS[collection] is None:
+                continue
+            found.add(SPL_COLLECTIONS.get(collection) or canonical_dataset(collection))
+        datasets[SPL_LISTS.get(list_name, list_name)] = sorted(found)
+    shared = sorted(set.intersection(*(set(d) for d in datasets.values()))) if datasets else []
+    definition = {
+        "name": SPL_DATASETS_SCHEME,
+        "description": "llamass's SPL sub-dataset split: the sub-datasets each SPL list names; NOT the SPL split, "
+        "its splits share files",
+        "overlap": True,
+        "splits": {split: {"datasets": names} for split, names in datasets.items() if names},
+        "in_every_split": shared,
+    }
+    rules = tuple((split, SplitRule(datasets=tuple(names))) for split, names in datasets.items() if names)
+    return SplitScheme(name=SPL_DATASETS_SCHEME, rules=rules, overlap=True, definition=definition)

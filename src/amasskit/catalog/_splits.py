@@ -1,7 +1,8 @@
 """Split schemes: which split (train / vald / test / ...) each motion file belongs to.
 
 A scheme is either a list of rules, one per split, evaluated in order (the first that matches a file wins), or a
-subject-level random split. Rules select by sub-dataset (canonical names, aliases and ``fnmatch`` patterns accepted),
+subject-level random split. A scheme marked ``overlap: true`` puts a file in *every* split whose rule takes it (the
+splits then share files: llamass's SPL sub-dataset split, ``spl-datasets``, is one). Rules select by sub-dataset (canonical names, aliases and ``fnmatch`` patterns accepted),
 by glob on the file's path relative to the catalog root, or by explicit file lists. Files no rule takes go to
 ``default`` when the scheme names one; otherwise they are *unallocated*, and reported per sub-dataset, never dropped
 silently.
@@ -10,6 +11,7 @@ Built in:
 
 * ``amass-paper``: the AMASS paper's vald / test / train sub-datasets; everything newer is unallocated.
 * ``amass-paper-all``: the same, with every other sub-dataset added to train.
+* ``spl`` (:meth:`Catalog.assign_spl`) and ``spl-datasets`` (overlapping): the SPL paper's file lists, see ``_spl``.
 
 User schemes come from YAML or JSON::
 
@@ -19,6 +21,7 @@ User schemes come from YAML or JSON::
       vald:  {globs: ["HumanEva/*"], files: ["SFU/0005/0005_Jogging001_poses.npz"]}
       train: {datasets: ["*"]}
     default: null            # or a split name for whatever is left
+    overlap: false           # true: a file goes to every split whose rule takes it
 
     name: subjects-80-10-10
     random: {seed: 0, fractions: {train: 0.8, vald: 0.1, test: 0.1}, datasets: ["*"]}
@@ -106,18 +109,27 @@ class SplitAssignment:
     """The result of applying a scheme to a set of files.
 
     Attributes:
-        splits: relative path -> split name, for every allocated file.
+        splits: relative path -> split name, for every allocated file (its first split, in rule order).
         unallocated: sub-dataset -> number of files no rule took.
         scheme: the scheme's name.
+        also: relative path -> the further splits of a file in an overlapping scheme (empty otherwise).
     """
 
     splits: dict[str, str]
     unallocated: dict[str, int]
     scheme: str = ""
+    also: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every ``(relative path, split)`` membership: one per file, more for the files in :attr:`also`."""
+        out = list(self.splits.items())
+        out.extend((path, name) for path, names in self.also.items() for name in names)
+        return out
 
     def counts(self) -> dict[str, int]:
+        """Files per split (a file in several splits counts in each)."""
         out: dict[str, int] = {}
-        for name in self.splits.values():
+        for _, name in self.pairs():
             out[name] = out.get(name, 0) + 1
         return out
 
@@ -130,27 +142,34 @@ class SplitScheme:
     rules: tuple[tuple[str, SplitRule], ...] = ()
     default: str | None = None
     random: RandomSplit | None = None
+    overlap: bool = False
     definition: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def assign(self, files: Iterable[tuple[str, str, str | None]]) -> SplitAssignment:
         """Assign ``(relative path, canonical dataset, subject)`` triples to splits."""
         splits: dict[str, str] = {}
+        also: dict[str, tuple[str, ...]] = {}
         unallocated: dict[str, int] = {}
         for path, dataset, subject in files:
-            chosen: str | None = None
+            chosen: list[str] = []
             if self.random is not None:
-                chosen = self.random.split_of(dataset, subject or "")
+                picked = self.random.split_of(dataset, subject or "")
+                chosen = [picked] if picked is not None else []
             else:
                 for name, rule in self.rules:
                     if rule.matches(dataset, path):
-                        chosen = name
-                        break
-            chosen = chosen or self.default
-            if chosen is None:
+                        chosen.append(name)
+                        if not self.overlap:
+                            break
+            if not chosen and self.default is not None:
+                chosen = [self.default]
+            if not chosen:
                 unallocated[dataset] = unallocated.get(dataset, 0) + 1
-            else:
-                splits[path] = chosen
-        return SplitAssignment(splits, dict(sorted(unallocated.items())), self.name)
+                continue
+            splits[path] = chosen[0]
+            if len(chosen) > 1:
+                also[path] = tuple(chosen[1:])
+        return SplitAssignment(splits, dict(sorted(unallocated.items())), self.name, also)
 
 
 def _tuple(value: Any, what: str) -> tuple[str, ...]:
@@ -171,10 +190,10 @@ def scheme_from_mapping(data: Mapping[str, Any], *, source: str = "scheme") -> S
     """
     if not isinstance(data, Mapping):
         raise SplitSchemeError(f"{source}: a split scheme must be a mapping, got {type(data).__name__}")
-    unknown = set(data) - {"name", "splits", "default", "random", "description"}
+    unknown = set(data) - {"name", "splits", "default", "random", "overlap", "description"}
     if unknown:
         raise SplitSchemeError(
-            f"{source}: unknown keys {sorted(unknown)}; expected name, splits, default, random"
+            f"{source}: unknown keys {sorted(unknown)}; expected name, splits, default, random, overlap"
         )
     name = data.get("name")
     if not isinstance(name, str) or not name:
@@ -184,7 +203,14 @@ def scheme_from_mapping(data: Mapping[str, Any], *, source: str = "scheme") -> S
     default = data.get("default")
     if default is not None and not isinstance(default, str):
         raise SplitSchemeError(f"{source}: 'default' must be a split name or null")
+    overlap = data.get("overlap", False)
+    if not isinstance(overlap, bool):
+        raise SplitSchemeError(f"{source}: 'overlap' must be true or false, got {overlap!r}")
     if "random" in data:
+        if overlap:
+            raise SplitSchemeError(
+                f"{source}: a random split gives each subject one split; 'overlap' is for rules"
+            )
         spec = data["random"]
         if (
             not isinstance(spec, Mapping)
@@ -225,7 +251,7 @@ def scheme_from_mapping(data: Mapping[str, Any], *, source: str = "scheme") -> S
         if not (parsed.datasets or parsed.globs or parsed.files):
             raise SplitSchemeError(f"{source}: split {split!r} selects nothing")
         rules.append((str(split), parsed))
-    return SplitScheme(name=name, rules=tuple(rules), default=default, definition=dict(data))
+    return SplitScheme(name=name, rules=tuple(rules), default=default, overlap=overlap, definition=dict(data))
 
 
 _PAPER: Final[dict[str, Any]] = {
@@ -272,10 +298,15 @@ def load_scheme(name_or_path: str | os.PathLike[str]) -> SplitScheme:
     key = os.fspath(name_or_path)
     if key in BUILTIN_SCHEMES:
         return BUILTIN_SCHEMES[key]
+    if key == "spl-datasets":  # built from the package's SPL lists (``_spl`` builds on this module)
+        from ._spl import spl_datasets_scheme
+
+        return spl_datasets_scheme()
     path = user_path(key)
     if not path.is_file():
         raise SplitSchemeError(
-            f"no built-in split scheme {key!r} (built in: {', '.join(BUILTIN_SCHEMES)}) and no such file"
+            f"no built-in split scheme {key!r} (built in: {', '.join(BUILTIN_SCHEMES)}, spl, spl-datasets) and no "
+            "such file"
         )
     data = load_yaml_or_json(path, SplitSchemeError)
     return scheme_from_mapping(data, source=str(path))

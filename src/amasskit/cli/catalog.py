@@ -144,7 +144,7 @@ def split(
     scheme: Annotated[
         str | None,
         typer.Argument(
-            help="Built-in scheme (amass-paper, amass-paper-all, spl) or a YAML/JSON scheme file."
+            help="Built-in scheme (amass-paper, amass-paper-all, spl, spl-datasets) or a YAML/JSON scheme file."
         ),
     ] = None,
     db: Annotated[Path, typer.Option(help="The catalog (a database file or a scanned folder).")] = Path("."),
@@ -162,7 +162,8 @@ def split(
 ) -> None:
     """Record a split assignment in the catalog (no file moves) and report sub-datasets it leaves unallocated.
     `spl`: the SPL paper's file lists (shipped in amasskit) matched to the catalogued files, with a report of what
-    matched per list and old collection."""
+    matched per list and old collection. `spl-datasets`: llamass's form, the sub-datasets each list names (not the
+    SPL split: its splits share files)."""
     from ..catalog import BUILTIN_SCHEMES, Catalog
 
     if list_schemes or scheme is None:
@@ -170,6 +171,10 @@ def split(
             console.print(f"{name}: {s.definition.get('description', '')}", highlight=False)
         console.print(
             "spl: the SPL paper's train / vald / test file lists (Aksan et al. 2019), matched to the catalog's files",
+            highlight=False,
+        )
+        console.print(
+            "spl-datasets: llamass's form, every file of the sub-datasets each SPL list names (overlapping splits)",
             highlight=False,
         )
         return
@@ -194,6 +199,17 @@ def split(
         if assignment.unallocated:
             left = ", ".join(f"{d} ({n})" for d, n in assignment.unallocated.items())
             err_console.print(f"[yellow]unallocated (in no split):[/] {left}", highlight=False)
+        if assignment.also:
+            shared: dict[str, int] = {}
+            for path, more in assignment.also.items():
+                key = " + ".join((assignment.splits[path], *more))
+                shared[key] = shared.get(key, 0) + 1
+            err_console.print(
+                f"[yellow]the splits of {name} overlap:[/] {len(assignment.also):,} files are in more than one ("
+                + ", ".join(f"{k}: {n:,}" for k, n in sorted(shared.items()))
+                + "); results on its test split are not held out",
+                highlight=False,
+            )
         if link is not None:
             linked = cat.link_split(name, link, overwrite=overwrite)
             console.print(f"linked {sum(linked.values())} files under {link}", highlight=False)

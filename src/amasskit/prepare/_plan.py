@@ -158,6 +158,14 @@ def plan_prepare(config: PrepareConfig, *, overwrite: bool = False) -> PreparePl
         asked = [s for s in empty if s in config.splits]
         if asked:
             raise EmptySelectionError(f"split {asked[0]!r} holds no file of the selection", key="splits")
+    memberships: dict[str, int] = {}
+    for recs in selections.values():
+        for r in recs:
+            memberships[r.path] = memberships.get(r.path, 0) + 1
+    shared = sum(n > 1 for n in memberships.values())
+    if shared:  # an overlapping scheme (spl-datasets): said, since its stores are not disjoint
+        logger.warning("scheme %s puts %d sequences in more than one split: its stores share them", config.scheme,
+                       shared)  # fmt: skip
     models: dict[str, int] = {}
     for recs in selections.values():
         for r in recs:

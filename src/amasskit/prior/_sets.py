@@ -381,7 +381,9 @@ def build_pose_sets(
     plan = plan_prepare(
         prepare_config, overwrite=True
     )  # the config and the selection checked before any work
-    digest = hashlib.sha256(json.dumps([config.describe(), plan.experiment_id], sort_keys=True).encode())
+    # the id is of the content: the selection's files by their hashes (the plan's id), not where the catalog lies
+    settings = {k: v for k, v in config.describe().items() if k != "catalog"}
+    digest = hashlib.sha256(json.dumps([settings, plan.experiment_id], sort_keys=True).encode())
     experiment = f"poses-{digest.hexdigest()[:12]}"
     out: dict[str, Path] = {}
     todo = []

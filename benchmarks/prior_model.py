@@ -47,7 +47,7 @@ from amasskit.prior import (
     train,
     write_pose_set,
 )
-from amasskit.prior._train import _adamw, use_bf16
+from amasskit.prior.field._train import _adamw, use_bf16
 from amasskit.synth import PoseManifold
 
 PARENTS = (-1, -1, -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 11, 12, 13, 15, 16, 17, 18)

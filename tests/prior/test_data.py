@@ -17,12 +17,12 @@ from amasskit.prior import (
     PoseSetConfig,
     TrainingData,
     TrainingDataConfig,
-    _data,
     build_pose_sets,
     build_training_data,
     knn_brute_force,
     pose_set_from_store,
 )
+from amasskit.prior.poses import _training as _data
 from amasskit.rotations import convert, quat_canonical
 from tests.cluster import local_cluster
 

@@ -33,7 +33,7 @@ from amasskit.prior import (
     save_motion,
     write_openpose,
 )
-from amasskit.prior._fit import _kabsch
+from amasskit.prior.tasks._body import kabsch
 from amasskit.rotations import (
     quat_to_rotvec,
     rotmat_to_rotvec,
@@ -101,7 +101,7 @@ def test_kabsch_recovers_a_rigid_motion() -> None:
     rot = rotvec_to_rotmat(rng.normal(size=(4, 3)))
     t = rng.normal(size=(4, 3))
     dst = np.einsum("nij,npj->npi", rot, src) + t[:, None]
-    R, tt = _kabsch(torch.from_numpy(src), torch.from_numpy(dst), torch.ones(4, 10, dtype=torch.float64))
+    R, tt = kabsch(torch.from_numpy(src), torch.from_numpy(dst), torch.ones(4, 10, dtype=torch.float64))
     np.testing.assert_allclose(R.numpy(), rot, atol=1e-10)
     np.testing.assert_allclose(tt.numpy(), t, atol=1e-10)
 

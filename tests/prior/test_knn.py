@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from amasskit.errors import InvalidArgumentError
-from amasskit.prior import NoiseConfig, PoseIndex, _kernels, knn, knn_brute_force, perturb, pose_distance
+from amasskit.prior import NoiseConfig, PoseIndex, knn, knn_brute_force, perturb, pose_distance
+from amasskit.prior.poses import _kernels
 from amasskit.synth import synth_pose_set
 
 
@@ -146,7 +147,7 @@ def test_cuda_gives_the_same_result(clean: np.ndarray) -> None:
 
 
 def test_queries_in_blocks_give_the_same_result(clean: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
-    from amasskit.prior import _knn
+    from amasskit.prior.poses import _search as _knn
 
     queries, hints = _queries(clean, "posendf", seed=13)
     index = PoseIndex.build(clean, tile=256)
@@ -220,7 +221,7 @@ def test_the_integer_products_bound_every_inner_product(clean: np.ndarray, schem
 
 @pytest.mark.parametrize("scheme", ["posendf", "nrdf", "haar"])
 def test_the_centred_float32_products_bound_every_inner_product(clean: np.ndarray, scheme: str) -> None:
-    from amasskit.prior import _knn
+    from amasskit.prior.poses import _search as _knn
 
     queries = _bound_queries(clean, scheme)
     index = PoseIndex.build(clean, tile=256, products="float32")
@@ -238,7 +239,7 @@ def test_the_centred_float32_products_bound_every_inner_product(clean: np.ndarra
 
 @pytest.mark.parametrize("metric", ["posendf", "geodesic"])
 def test_the_joint_floor_never_exceeds_the_distance(clean: np.ndarray, metric: str) -> None:
-    from amasskit.prior import _knn
+    from amasskit.prior.poses import _search as _knn
 
     queries = _bound_queries(clean, "nrdf")
     poses = np.where(clean[..., 3:] < 0, -clean, clean).astype(np.float32)
@@ -265,7 +266,7 @@ def test_the_joint_floor_never_exceeds_the_distance(clean: np.ndarray, metric: s
 
 def _search_setup(index: PoseIndex, queries: np.ndarray) -> tuple[float, float, float]:
     """``(eps, shrink, joint_error)`` as the scan makes them (its own function, not a copy of its formulas)."""
-    from amasskit.prior import _knn
+    from amasskit.prior.poses import _search as _knn
 
     query_error = float(np.abs(np.linalg.norm(queries.astype(np.float64), axis=-1) - 1).max())
     return _knn._scan_tolerances(index.norm_error, query_error, _knn._U32)
@@ -282,7 +283,7 @@ def test_the_compiled_stage_keeps_every_pose_within_its_limit(
     with the tightest inputs the search may give it: ``U`` itself, and balls of radius 0 around the candidate's own
     joints, so that the bounds on the rest are all but exact). With the limit 1% under the distance (0.3% for the
     series, plus the margins), it must drop it."""
-    from amasskit.prior import _knn
+    from amasskit.prior.poses import _search as _knn
 
     queries = _bound_queries(clean, scheme)
     index = PoseIndex.build(clean, tile=1024)
@@ -339,7 +340,7 @@ def test_the_compiled_stage_keeps_every_pose_within_its_limit(
 
 
 def _rest_bounds_over_tiles(index: PoseIndex, queries: np.ndarray, metric: str) -> tuple[np.ndarray, ...]:
-    """The kernel's bounds on the joints left (:func:`amasskit.prior._kernels._rest_bounds`) of every query over
+    """The kernel's bounds on the joints left (:func:`amasskit.prior.poses._kernels._rest_bounds`) of every query over
     every tile, ``(M, T, J + 1, 4)``, and per pair the true ``u_j`` and terms in the kernel's joint order, ``(M, N,
     J)``."""
     q64 = queries.astype(np.float64)
@@ -390,7 +391,7 @@ def test_the_compiled_stage_bounds_the_joints_left_over_every_tile(clean: np.nda
 def test_the_concave_bound_holds_over_every_tile(clean: np.ndarray) -> None:
     """``geodesic >= rho (J - S)`` for every pose of every tile, ``rho`` from the tile's cap on each joint's term;
     and it is tighter than the bound from ``U`` alone where the distance is spread over the joints."""
-    from amasskit.prior import _knn
+    from amasskit.prior.poses import _search as _knn
 
     for scheme in ("nrdf", "haar"):
         queries = _bound_queries(clean, scheme)
@@ -416,7 +417,7 @@ def test_the_concave_bound_holds_over_every_tile(clean: np.ndarray) -> None:
 def test_the_compiled_stage_lower_bound_on_u_holds(clean: np.ndarray, products: str) -> None:
     """``ulow0 - uslope h``, evaluated in float32 as the kernel does, never exceeds ``U = J - sum_j c_j`` of a pose
     whose first-stage value is ``h``."""
-    from amasskit.prior import _knn
+    from amasskit.prior.poses import _search as _knn
 
     queries = _bound_queries(clean, "nrdf")
     index = PoseIndex.build(clean, tile=256, products=products, joint_stage="torch")

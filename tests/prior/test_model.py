@@ -240,7 +240,7 @@ def test_hand_written_gradient_is_autograds(activation: str, order: str, parents
     """value_and_grad (the chain rule written out) equals forward and autograd's gradient of it, in float64, over
     any leading dims, with quaternions of either sign, unnormalised, and on the w = 0 tie-break; field_value's
     backward is the same gradient; the Pose-NDF leaky ReLU's kink is taken as autograd takes it."""
-    from amasskit.prior._model import field_value
+    from amasskit.prior.field import field_value
 
     torch.manual_seed(0)
     field = DistanceField(DistanceFieldConfig(activation=activation, order=order, parents=parents, joints=joints,

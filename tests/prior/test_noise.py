@@ -7,7 +7,7 @@ import pytest
 
 from amasskit.errors import InvalidArgumentError
 from amasskit.prior import NoiseConfig, perturb, pose_distance
-from amasskit.prior._noise import _posendf, uniforms, words_per_sample
+from amasskit.prior.poses._noise import _posendf, uniforms, words_per_sample
 from amasskit.rotations import quat_product
 from amasskit.synth import synth_pose_set
 

@@ -217,7 +217,7 @@ def test_training_learns_the_distance_to_a_known_manifold(
 def test_the_gradient_target_is_the_true_fields_gradient(manifold: PoseManifold) -> None:
     """``true_gradient`` from the nearest pose equals autograd's gradient of the brute-force distance, for both
     metrics (the posendf field written out the same way)."""
-    from amasskit.prior._train import true_gradient
+    from amasskit.prior.field._train import true_gradient
 
     field = ExactField(torch.from_numpy(manifold.poses(manifold.grid(32))))
     g = torch.Generator().manual_seed(0)

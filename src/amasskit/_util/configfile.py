@@ -1,13 +1,14 @@
-"""Reading a YAML or JSON file of settings (prepare configs, split schemes), with errors that name the file."""
+"""Reading a YAML or JSON file of settings (prepare configs, split schemes), with errors that name the file; checking a
+setting against its choices."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["load_yaml_or_json"]
+__all__ = ["check_choice", "load_yaml_or_json"]
 
 
 def load_yaml_or_json(path: Path, error: Callable[[str], Exception]) -> Any:
@@ -38,3 +39,12 @@ def load_yaml_or_json(path: Path, error: Callable[[str], Exception]) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise error(f"{path}: not valid JSON ({exc}); YAML files end in .yaml or .yml") from None
+
+
+def check_choice(key: str, value: object, allowed: Iterable[str]) -> None:
+    """Raises: ConfigError: ``value`` is not one of ``allowed`` (naming the key)."""
+    from ..errors import ConfigError
+
+    names = list(allowed)
+    if value not in names:
+        raise ConfigError(f"{key} must be one of {', '.join(names)}, got {value!r}", key=key)

@@ -1,85 +1,99 @@
-"""Pose priors: training data for distance fields to the manifold of plausible poses (Pose-NDF, NRDF).
+"""Pose priors: distance fields to the manifold of plausible poses (Pose-NDF, NRDF), their training data, and what
+they are used for.
 
-* :func:`pose_distance`, :data:`METRICS` - the pose metrics (``posendf``: ``sum_j 1 - |<q_j, x_j>|``; ``geodesic``:
-  ``sum_j acos |<q_j, x_j>|``, half-angles in radians), over per-joint XYZW quaternions of either sign.
-* :func:`perturb`, :class:`NoiseConfig` - noisy copies of clean poses (Pose-NDF's scheme fixed, NRDF's tangent-space
-  scheme, Haar-random rotations, a mixture), seeded per (seed, pose, sample).
-* :class:`PoseIndex`, :func:`knn` - the exact ``k`` nearest clean poses of each query (equal to brute force; what is
-  skipped is skipped on a proven bound), :func:`knn_brute_force` the plain reference.
-* :func:`build_pose_sets` / :func:`pose_set_from_store`, :class:`PoseSet` - clean pose sets from a catalog (VPoser's
-  and Pose-NDF's sampling as presets), stores of kind ``pose-set`` with every pose's provenance (``amasskit prior
-  poses``).
-* :func:`denoise_motion`, :func:`fit_joints`, :func:`fit_keypoints`, :class:`Kinematics` - fitting bodies with a
-  prior: motion denoising, inverse kinematics with missing joints, 2D keypoints (``amasskit prior denoise|fit``).
-* :func:`evaluate_prior` and the metrics (:func:`apd`, :func:`nearest_pose_distance`, :func:`frechet_distance`,
-  :func:`precision_recall`) - the published protocol for any prior or none (``amasskit prior evaluate``).
-* :func:`build_training_data`, :class:`TrainingData` - noisy samples of a pose set with their exact nearest clean
-  poses, chunked, resumable, on a device or a Dask cluster, the same bytes by every route (``amasskit prior data``).
+The three lines most users need::
+
+    field = load_prior("run/model.pt")                    # an amasskit model or a released checkpoint
+    poses, info = sample_poses(field, 16)                 # a task: sample, interpolate, denoise, fit, evaluate
+    distances, ids = PoseIndex.build(clean).search(queries, k=5)   # the exact nearest clean poses
+
+Three parts, by what a user does:
+
+* :mod:`amasskit.prior.poses` - pose data: pose sets from a catalog (:func:`build_pose_sets`, :class:`PoseSet`), the
+  metric (:func:`pose_distance`), noise (:func:`perturb`), the exact search (:class:`PoseIndex`), training sets
+  (:func:`build_training_data`, :class:`TrainingData`).
+* :mod:`amasskit.prior.field` - the field: the network (:class:`DistanceField`), released checkpoints
+  (:func:`load_official`), training (:func:`train`), loading any of them (:func:`load_prior`), projection onto the
+  zero set (:func:`project`), reference fields (:class:`ExactField`, :class:`ManifoldField`).
+* :mod:`amasskit.prior.tasks` - the uses, one module each: :func:`sample_poses` and :func:`interpolate_poses`,
+  :func:`denoise_motion`, :func:`fit_joints`, :func:`fit_keypoints`, :func:`evaluate_prior`.
+
+Every name is also importable from ``amasskit.prior`` itself. The motion and OpenPose files the tasks read and write
+live in :mod:`amasskit.io` (:func:`~amasskit.io.read_pose`, :func:`~amasskit.io.save_motion`, ...), and are
+re-exported here for existing imports.
 """
 
-from ._data import TrainingData, TrainingDataConfig, build_training_data
-from ._evaluate import (
-    COMPLETION_HIDDEN,
-    EvaluationConfig,
-    apd,
-    evaluate_prior,
-    frechet_distance,
-    held_out_motion,
-    nearest_pose_distance,
-    pose_features,
-    precision_recall,
-    report_table,
-)
-from ._fit import (
-    BODY25_TO_SMPL,
-    DENOISE_PRESETS,
-    KEYPOINT_STEPS,
-    BodyFit,
-    DenoiseSchedule,
-    Kinematics,
-    denoise_motion,
-    fit_joints,
-    fit_keypoints,
-    intrinsics_matrix,
-    keypoint_stages,
-    keypoints_from_joints,
-    prior_distance,
-    read_openpose,
-    write_openpose,
-)
-from ._knn import PoseIndex, knn, knn_brute_force
-from ._metrics import METRICS, Metric, pose_distance
-from ._model import (
+from ..io import read_motion, read_openpose, read_pose, save_motion, save_poses, write_openpose
+from .field import (
     ACTIVATIONS,
     PARENT_MAPS,
+    PROJECTION_METHODS,
+    TRAIN_PRESETS,
     DistanceField,
     DistanceFieldConfig,
     ExactField,
     ManifoldField,
+    Projection,
+    TrainConfig,
+    auroc,
     canonical_quat,
+    evaluate_field,
+    load_model,
+    load_official,
+    load_prior,
+    project,
+    random_poses,
+    read_official_config,
+    spearman,
+    train,
 )
-from ._noise import NOISE_SCHEMES, NoiseConfig, perturb
-from ._official import load_official, read_official_config
-from ._project import PROJECTION_METHODS, Projection, project, random_poses
-from ._scores import auroc, spearman
-from ._sets import (
+from .poses import (
     JOINT_SETS,
+    METRICS,
+    NOISE_SCHEMES,
     PRESETS,
+    Metric,
+    NoiseConfig,
+    PoseIndex,
     PoseSet,
     PoseSetConfig,
+    TrainingData,
+    TrainingDataConfig,
     build_pose_sets,
+    build_training_data,
+    knn,
+    knn_brute_force,
+    perturb,
+    pose_distance,
     pose_set_from_store,
     write_pose_set,
 )
-from ._train import TRAIN_PRESETS, TrainConfig, evaluate_field, load_model, train
-from ._uses import (
+from .tasks import (
+    BODY25_TO_SMPL,
+    COMPLETION_HIDDEN,
+    DENOISE_PRESETS,
+    KEYPOINT_STEPS,
+    BodyFit,
+    DenoiseSchedule,
+    EvaluationConfig,
+    Kinematics,
+    apd,
+    denoise_motion,
+    evaluate_prior,
+    fit_joints,
+    fit_keypoints,
+    frechet_distance,
+    held_out_motion,
     interpolate_poses,
-    load_prior,
-    read_motion,
-    read_pose,
+    intrinsics_matrix,
+    keypoint_stages,
+    keypoints_from_joints,
+    nearest_pose_distance,
+    pose_features,
+    precision_recall,
+    prior_distance,
+    report_table,
     sample_poses,
-    save_motion,
-    save_poses,
 )
 
 __all__ = [

@@ -31,10 +31,12 @@ from typing import Any, Final
 import numpy as np
 import torch
 
-from ..errors import InvalidArgumentError
-from ..rotations import quat_canonical, quat_to_rotvec
-from ._fit import DenoiseSchedule, Kinematics, denoise_motion, fit_joints
-from ._knn import PoseIndex, knn
+from ...errors import InvalidArgumentError
+from ...rotations import quat_canonical, quat_to_rotvec
+from ..poses import PoseIndex, knn
+from ._body import Kinematics
+from ._denoise import DenoiseSchedule, denoise_motion
+from ._joints import fit_joints
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +224,7 @@ def evaluate_prior(
     real_features = pose_features(reference, kinematics)
 
     if field is not None:
-        from ._uses import sample_poses
+        from ._sample import sample_poses
 
         say("generation")
         sampled = sample_poses(
@@ -242,7 +244,7 @@ def evaluate_prior(
             "converged": float(sampled.converged.float().mean()),
         }
         if fidelity is not None:
-            from ._train import evaluate_field
+            from ..field import evaluate_field
 
             say("field")
             noisy, target, clean = fidelity
@@ -418,10 +420,10 @@ def held_out_motion(
     Raises:
         InvalidArgumentError: no file could be read.
     """
-    from ..errors import AmassFileError
-    from ..io import read
-    from ..ops import resample
-    from ..rotations import rotvec_to_quat
+    from ...errors import AmassFileError
+    from ...io import read
+    from ...ops import resample
+    from ...rotations import rotvec_to_quat
 
     rng = np.random.default_rng(seed)
     clips, poses = [], []

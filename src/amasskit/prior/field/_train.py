@@ -56,17 +56,17 @@ from typing import Any, Final
 import numpy as np
 import torch
 
-from .._util.atomic import atomic_open
-from .._util.hardware import check_memory, cpu_has_fast_bf16, torch_device
-from .._util.integrity import damaged_member
-from .._util.locking import exclusive_lock
-from .._util.paths import resolve_fields, user_path
-from ..data import IndexBatch, Loader
-from ..errors import CheckpointError, ConfigError, InvalidArgumentError, OutputExistsError
-from ._data import TrainingData
-from ._model import ACTIVATIONS, DistanceField, DistanceFieldConfig
+from ..._util.atomic import atomic_open
+from ..._util.configfile import check_choice
+from ..._util.hardware import check_memory, cpu_has_fast_bf16, torch_device
+from ..._util.integrity import damaged_member
+from ..._util.locking import exclusive_lock
+from ..._util.paths import resolve_fields, user_path
+from ...data import IndexBatch, Loader
+from ...errors import CheckpointError, ConfigError, InvalidArgumentError, OutputExistsError
+from ..poses import PoseSet, TrainingData
+from ._network import ACTIVATIONS, DistanceField, DistanceFieldConfig
 from ._scores import auroc, spearman
-from ._sets import PoseSet, check_choice
 
 logger = logging.getLogger(__name__)
 

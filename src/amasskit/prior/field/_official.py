@@ -24,10 +24,10 @@ from typing import Any
 
 import torch
 
-from .._util.integrity import damaged_member
-from .._util.paths import user_path
-from ..errors import CheckpointError, InvalidArgumentError
-from ._model import DistanceField, DistanceFieldConfig
+from ..._util.integrity import damaged_member
+from ..._util.paths import user_path
+from ...errors import CheckpointError, InvalidArgumentError
+from ._network import DistanceField, DistanceFieldConfig
 
 logger = logging.getLogger(__name__)
 

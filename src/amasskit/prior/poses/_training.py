@@ -34,14 +34,15 @@ from typing import Any, Final
 
 import numpy as np
 
-from .._util.atomic import atomic_open, replace_dir
-from .._util.locking import exclusive_lock
-from .._util.paths import resolve_fields, user_path
-from ..errors import ConfigError, InvalidArgumentError, OutputExistsError, StoreError
-from ._knn import PoseIndex, knn
-from ._metrics import METRICS
+from ..._util.atomic import atomic_open, replace_dir
+from ..._util.configfile import check_choice
+from ..._util.locking import exclusive_lock
+from ..._util.paths import resolve_fields, user_path
+from ...errors import ConfigError, InvalidArgumentError, OutputExistsError, StoreError
+from ._metric import METRICS
 from ._noise import NOISE_SCHEMES, NoiseConfig, perturb
-from ._sets import PoseSet, check_choice, find_pose_set
+from ._search import PoseIndex, knn
+from ._sets import PoseSet, find_pose_set
 
 logger = logging.getLogger(__name__)
 
@@ -323,7 +324,7 @@ def build_training_data(
                 progress(finished, P)
 
         if config.dask:
-            from .._util.cluster import run_on_dask
+            from ..._util.cluster import run_on_dask
 
             calls = [((poses_path, str(staging), a, b, settings, config.device), (a, b)) for a, b in todo]
             run_on_dask(config.dask, run_chunk, calls, lambda tag, stop: advance(stop, tag[0]), what="chunks")

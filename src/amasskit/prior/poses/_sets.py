@@ -18,17 +18,18 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from .._util.paths import resolve_fields, user_path
-from ..errors import ConfigError, InvalidArgumentError, OutputExistsError, StoreError
-from ..rotations import convert, quat_canonical
-from ..store import Store, StoreWriter, read_manifest, target_state
+from ..._util.configfile import check_choice
+from ..._util.paths import resolve_fields, user_path
+from ...errors import ConfigError, InvalidArgumentError, OutputExistsError, StoreError
+from ...rotations import convert, quat_canonical
+from ...store import Store, StoreWriter, read_manifest, target_state
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +53,6 @@ PRESETS: Final[dict[str, dict[str, float]]] = {
     "vposer": {"frame_fraction": 0.3, "trim_keep": 0.8},
     "posendf": {"frame_fraction": 0.3, "trim_keep": 0.8},
 }
-
-
-def check_choice(key: str, value: object, allowed: Iterable[str]) -> None:
-    """Raises: ConfigError: ``value`` is not one of ``allowed`` (naming the key)."""
-    names = list(allowed)
-    if value not in names:
-        raise ConfigError(f"{key} must be one of {', '.join(names)}, got {value!r}", key=key)
 
 
 def find_pose_set(path: str | os.PathLike[str]) -> Path:
@@ -143,7 +137,7 @@ def _sequence_quats(store: Store, i: int, parts: tuple[str, ...], rotation: str)
 def _duplicates(quat: np.ndarray, threshold: float) -> np.ndarray:
     """Pose ids to drop: each pose with an earlier pose (smaller id) at geodesic distance under ``threshold``, found
     exactly (:func:`~amasskit.prior.knn`, leave-one-out, more neighbours where the last found is still that close)."""
-    from ._knn import PoseIndex, knn
+    from ._search import PoseIndex, knn
 
     index = PoseIndex.build(quat)
     ids = np.arange(len(quat))
@@ -345,7 +339,7 @@ class PoseSetConfig:
         return cls(**values)
 
     def prepare_config(self) -> Any:
-        from ..prepare import PrepareConfig
+        from ...prepare import PrepareConfig
 
         preset = PRESETS[self.preset]
         fraction = preset["frame_fraction"] if self.frame_fraction is None else self.frame_fraction
@@ -375,7 +369,7 @@ def build_pose_sets(
     Raises:
         As :func:`amasskit.prepare.prepare` (before any work starts: bad config, empty selection, ...).
     """
-    from ..prepare import plan_prepare, prepare
+    from ...prepare import plan_prepare, prepare
 
     prepare_config = config.prepare_config()
     plan = plan_prepare(

@@ -29,8 +29,8 @@ from typing import Final
 import torch
 from torch.nn import functional
 
-from ..errors import InvalidArgumentError
-from ._model import DistanceField, canonical_quat
+from ...errors import InvalidArgumentError
+from ._network import DistanceField, canonical_quat
 
 __all__ = ["PROJECTION_METHODS", "Projection", "project", "random_poses"]
 

@@ -23,7 +23,7 @@ from typing import Final, Literal, get_args
 import numpy as np
 import torch
 
-from ..errors import InvalidArgumentError
+from ...errors import InvalidArgumentError
 
 __all__ = ["METRICS", "Metric", "pose_distance", "score_threshold"]
 

@@ -1,11 +1,11 @@
 """Exact k-nearest clean poses under the pose metrics, without an approximate index.
 
 A search equals brute force over the whole clean set (the same neighbours, ordered by distance then id, and the same
-float64 distances from :func:`~amasskit.prior._metrics.pose_distance`); what it skips, it skips on a proven bound.
+float64 distances from :func:`~amasskit.prior.poses._metric.pose_distance`); what it skips, it skips on a proven bound.
 
 With ``p_j = <q_j, x_j>`` the joint inner products of a query ``q`` and a clean pose ``x`` (``J`` joints), the
 distances depend on ``S = sum_j |p_j|`` (``posendf = J - S``) or are bounded by it (``geodesic``: see
-:func:`~amasskit.prior._metrics.score_threshold`), so a pose can be among the ``k`` nearest only if ``S >= thr(q)``,
+:func:`~amasskit.prior.poses._metric.score_threshold`), so a pose can be among the ``k`` nearest only if ``S >= thr(q)``,
 ``thr`` following from the ``k``-th smallest distance found so far. ``S`` itself is not one matrix product, but
 
     ``S = L + 2 sum_j max(0, -p_j)`` with ``L = sum_j p_j = <Q, X>`` (the 4J-vectors; one matrix product),
@@ -32,11 +32,11 @@ distance is spread over the joints). The candidates then go through a second sta
 float32 (per-joint products; for the geodesic ``acos(1 - u) >= sqrt(2u) (1 + u/12 + 3u^2/160 + 5u^3/896)``, the cut
 series, 0.3% under; the rounding taken off before the square root):
 
-* with numba (the ``search`` extra; CPU), a compiled loop (:mod:`amasskit.prior._kernels`) over 16 poses at a time
+* with numba (the ``search`` extra; CPU), a compiled loop (:mod:`amasskit.prior.poses._kernels`) over 16 poses at a time
   that adds the most varied joints first and stops once every pose of the 16 is past the limit, the joints not yet
   added bounded from the first stage's value (``U >= U_low``) and the tile's ball around each of them (``lo_j <= u_j
   <= hi_j``): with ``left = (U_low - sum u_j)^+``, they are worth ``max(r left, Lg + s (left - Lu)^+)`` by the
-  concavity of the terms (:func:`amasskit.prior._kernels.joint_stage`). About 6.5 joints a block of 16 decide on the
+  concavity of the terms (:func:`amasskit.prior.poses._kernels.joint_stage`). About 6.5 joints a block of 16 decide on the
   benchmark's NRDF search, not 21 (8.5 with ``rho left`` alone);
 * otherwise, in torch on whole blocks, for the rows where many pass.
 
@@ -59,9 +59,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import InvalidArgumentError
+from ...errors import InvalidArgumentError
 from . import _kernels
-from ._metrics import check_metric, pose_distance, score_threshold
+from ._metric import check_metric, pose_distance, score_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class PoseIndex:
         with a proven bound on what the parts leave out: about 2.6-2.8x faster than float32 on a CPU with VNNI),
         ``float32``, or ``auto`` (``int8`` on the CPU where torch has integer products, else ``float32``). The
         results are the same either way. ``joint_stage``: how the second stage bounds each joint's term: ``numba`` (a
-        compiled loop that stops at the first joints that decide, :mod:`amasskit.prior._kernels`; CPU, tiles a
+        compiled loop that stops at the first joints that decide, :mod:`amasskit.prior.poses._kernels`; CPU, tiles a
         multiple of 16 poses, the ``search`` extra), ``torch``, or ``auto`` (``numba`` where it can run). The results
         are again the same.
 
@@ -653,7 +653,7 @@ def _joint_floor(products: torch.Tensor, metric: str, shrink: float, joint_error
     ``1 - c'`` (posendf) and, for the geodesic, with ``v = 2 - 2 c'``, ``sqrt(v) (1 + v/24 + 3v^2/640 + 5v^3/7168)``:
     the series ``acos(1 - u) = sqrt(2u) (1 + u/12 + 3u^2/160 + ...)`` has no negative term, so cut it is a lower
     bound (0.3% under ``t`` at pi / 2; the chord ``sqrt(v) = 2 sin(t / 2)`` alone is 11% under, which let a query far
-    from every pose pass thousands; :data:`amasskit.prior._kernels.SERIES`, rounded down). Computed as one affine map
+    from every pose pass thousands; :data:`amasskit.prior.poses._kernels.SERIES`, rounded down). Computed as one affine map
     and a clamp at 0 (fewer passes over the block than the steps one by one); the float32 rounding of its constants
     and of the map is at most ``8u (|a| + |scale c|) <= 2e-6`` of the argument and is taken off before the square
     root (which would magnify it near 0 to 5e-4); the series and the sum round by at most ``(5 + J) u`` of the total,
@@ -671,7 +671,7 @@ def _joint_floor(products: torch.Tensor, metric: str, shrink: float, joint_error
 def _kernel_terms(
     metric: str, shrink: float, joint_error: float, eps: float
 ) -> tuple[float, float, float, float]:
-    """``(offset, scale, uoff, uscale)`` for the compiled stage (:func:`amasskit.prior._kernels.joint_stage`): the
+    """``(offset, scale, uoff, uscale)`` for the compiled stage (:func:`amasskit.prior.poses._kernels.joint_stage`): the
     terms of :func:`_joint_floor`, and ``uoff - uscale |p_j| >= u_j = 1 - c_j``: ``c_j >= (|p_j| - joint_error) /
     (1 + eps)^2`` (each norm within ``eps`` of 1), with ``uoff`` rounded up by more than the float32 evaluation's
     rounding (three roundings of numbers at most 2: 4e-7) and ``uscale`` rounded down."""

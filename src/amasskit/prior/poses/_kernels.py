@@ -1,6 +1,6 @@
 """Compiled kernels for the exact search's per-joint stage (numba; optional: without it the stage runs in torch).
 
-The per-joint bound of a pair of poses (:func:`amasskit.prior._knn._joint_floor`) is 21 products of four numbers, an
+The per-joint bound of a pair of poses (:func:`amasskit.prior.poses._search._joint_floor`) is 21 products of four numbers, an
 affine map, a clamp, a square root and a short series per joint, summed. In torch each step is a pass over a ``(J, m,
 n)`` block in memory; here one loop does all of them for 16 poses at a time (one AVX-512 register; 8 or 4 lanes
 elsewhere), takes its candidates straight from the first stage's values, adds the joints that vary most in the clean

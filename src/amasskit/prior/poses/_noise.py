@@ -28,8 +28,8 @@ from typing import Final
 
 import numpy as np
 
-from ..errors import InvalidArgumentError
-from ..rotations import quat_canonical, quat_product
+from ...errors import InvalidArgumentError
+from ...rotations import quat_canonical, quat_product
 
 __all__ = ["NOISE_SCHEMES", "NoiseConfig", "perturb", "words_per_sample"]
 

@@ -1,0 +1,53 @@
+"""The distance field: the network, the released checkpoints, training, loading, and projection onto its zero set.
+
+* :func:`load_prior` - any field from a file: a model trained by amasskit or a released Pose-NDF/NRDF checkpoint.
+* :class:`DistanceField`, :class:`DistanceFieldConfig` - Pose-NDF's and NRDF's network, its bones batched by depth.
+* :func:`train`, :class:`TrainConfig`, :func:`load_model`, :func:`evaluate_field` - training on a training set
+  (seeded, resumable; ``amasskit prior train``).
+* :func:`load_official`, :func:`read_official_config` - the released checkpoints with their ``config.yaml``.
+* :func:`project`, :class:`Projection`, :func:`random_poses` - poses moved onto the field's zero set.
+* :class:`ExactField`, :class:`ManifoldField` - reference fields of exact distances (tests, benchmarks).
+* :func:`spearman`, :func:`auroc` - how well a field ranks distances and tells clean from noisy poses.
+"""
+
+from ._load import load_prior
+from ._network import (
+    ACTIVATIONS,
+    PARENT_MAPS,
+    DistanceField,
+    DistanceFieldConfig,
+    canonical_quat,
+    field_value,
+    parent_map,
+)
+from ._official import load_official, read_official_config
+from ._projection import PROJECTION_METHODS, Projection, project, random_poses
+from ._reference import ExactField, ManifoldField
+from ._scores import auroc, spearman
+from ._train import TRAIN_PRESETS, TrainConfig, evaluate_field, load_model, train
+
+__all__ = [
+    "ACTIVATIONS",
+    "PARENT_MAPS",
+    "PROJECTION_METHODS",
+    "TRAIN_PRESETS",
+    "DistanceField",
+    "DistanceFieldConfig",
+    "ExactField",
+    "ManifoldField",
+    "Projection",
+    "TrainConfig",
+    "auroc",
+    "canonical_quat",
+    "evaluate_field",
+    "field_value",
+    "load_model",
+    "load_official",
+    "load_prior",
+    "parent_map",
+    "project",
+    "random_poses",
+    "read_official_config",
+    "spearman",
+    "train",
+]

@@ -1,0 +1,48 @@
+"""Pose data for distance fields: pose sets, the metric, noise, the exact nearest-pose search, training sets.
+
+* :class:`PoseSet`, :func:`build_pose_sets`, :func:`pose_set_from_store`, :func:`write_pose_set` - clean poses (XYZW,
+  ``w >= 0``) with their provenance, sampled from a catalog (``amasskit prior poses``).
+* :func:`pose_distance`, :data:`METRICS` - the pose metrics over per-joint quaternions of either sign.
+* :func:`perturb`, :class:`NoiseConfig` - seeded noisy copies of clean poses.
+* :class:`PoseIndex`, :func:`knn`, :func:`knn_brute_force` - the exact ``k`` nearest clean poses of each query.
+* :class:`TrainingData`, :func:`build_training_data` - noisy samples with their exact nearest clean poses
+  (``amasskit prior data``).
+"""
+
+from ._metric import METRICS, Metric, check_metric, pose_distance, score_threshold
+from ._noise import NOISE_SCHEMES, NoiseConfig, perturb
+from ._search import PoseIndex, knn, knn_brute_force
+from ._sets import (
+    JOINT_SETS,
+    PRESETS,
+    PoseSet,
+    PoseSetConfig,
+    build_pose_sets,
+    pose_set_from_store,
+    write_pose_set,
+)
+from ._training import TrainingData, TrainingDataConfig, build_training_data
+
+__all__ = [
+    "JOINT_SETS",
+    "METRICS",
+    "NOISE_SCHEMES",
+    "PRESETS",
+    "Metric",
+    "NoiseConfig",
+    "PoseIndex",
+    "PoseSet",
+    "PoseSetConfig",
+    "TrainingData",
+    "TrainingDataConfig",
+    "build_pose_sets",
+    "build_training_data",
+    "check_metric",
+    "knn",
+    "knn_brute_force",
+    "perturb",
+    "pose_distance",
+    "pose_set_from_store",
+    "score_threshold",
+    "write_pose_set",
+]

@@ -3,7 +3,7 @@
 On a synthetic clean set (``amasskit.synth.synth_pose_set``: VPoser's sampling of synthetic motion, 21 body joints)
 and noisy queries made from its poses as the training-data job makes them (hints: each query's source pose):
 
-* amasskit: :func:`amasskit.prior.knn` (exact: equal to brute force, skipping only on proven bounds), per metric;
+* amasskit: :meth:`amasskit.prior.PoseIndex.search` (exact: equal to brute force, skipping only on proven bounds), per metric;
   also with float32 first-stage products, and with the per-joint stage in torch instead of numba;
 * Pose-NDF's procedure: faiss-cpu ``IndexFlatL2`` on the 84-d sign-flipped quaternions, 500 candidates, re-ranked
   exactly by the metric, the 5 nearest kept (not exact: its recall@k is measured against brute force);
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from amasskit.prior import NoiseConfig, PoseIndex, knn, knn_brute_force, perturb, pose_distance
+from amasskit.prior import NoiseConfig, PoseIndex, knn_brute_force, perturb, pose_distance
 from amasskit.synth import synth_pose_set
 
 POSENDF_CLEAN = 4_000_000
@@ -124,16 +124,17 @@ def main() -> None:
           f"({args.samples} per source pose), k = {args.k}")  # fmt: skip
     start = time.perf_counter()
     index = PoseIndex.build(clean, device=args.device)
-    print(f"index built in {time.perf_counter() - start:.2f} s (products: "
-          f"{'int8' if index.int8 is not None else 'float32'})")  # fmt: skip
+    print(f"index built in {time.perf_counter() - start:.2f} s (products: {index.products})")
     float_index = (
-        PoseIndex.build(clean, device=args.device, products="float32") if index.int8 is not None else None
+        PoseIndex.build(clean, device=args.device, products="float32") if index.products == "int8" else None
     )
     # the per-joint stage in torch, where the compiled one (numba) ran above
     torch_index = (
-        PoseIndex.build(clean, device=args.device, joint_stage="torch") if index.blocks is not None else None
+        PoseIndex.build(clean, device=args.device, joint_stage="torch")
+        if index.joint_stage == "numba"
+        else None
     )
-    print(f"per-joint stage: {'compiled (numba)' if index.blocks is not None else 'torch'}")
+    print(f"per-joint stage: {'compiled (numba)' if index.joint_stage == 'numba' else 'torch'}")
     zeros = np.zeros((len(sources) * args.samples, 21, 4), np.float32)
     roof, roof_int8 = roofline(clean, zeros), int8_roofline(clean, zeros)
     print(f"{'case':44s} {'method':34s} {'queries/s':>10s} {'recall@k':>9s} {'vs faiss':>9s}")
@@ -151,17 +152,17 @@ def main() -> None:
         faiss_note = ""
         for _ in range(args.repeats):
             start = time.perf_counter()
-            dist, ids = knn(index, queries, args.k, metric=metric, hints=hints)
+            dist, ids = index.with_metric(metric).search(queries, args.k, hints=hints)
             ours = min(ours, time.perf_counter() - start)
             assert np.array_equal(ids[sub], truth) and np.array_equal(dist[sub], truth_d), "not exact"
             if float_index is not None:
                 start = time.perf_counter()
-                dist, ids = knn(float_index, queries, args.k, metric=metric, hints=hints)
+                dist, ids = float_index.with_metric(metric).search(queries, args.k, hints=hints)
                 ours_float = min(ours_float, time.perf_counter() - start)
                 assert np.array_equal(ids[sub], truth) and np.array_equal(dist[sub], truth_d), "not exact"
             if torch_index is not None:
                 start = time.perf_counter()
-                dist, ids = knn(torch_index, queries, args.k, metric=metric, hints=hints)
+                dist, ids = torch_index.with_metric(metric).search(queries, args.k, hints=hints)
                 ours_torch = min(ours_torch, time.perf_counter() - start)
                 assert np.array_equal(ids[sub], truth) and np.array_equal(dist[sub], truth_d), "not exact"
             faiss_result = faiss_procedure(clean, queries, args.k, metric)

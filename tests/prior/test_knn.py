@@ -1,4 +1,6 @@
-"""The exact search against brute force, and the metrics against a plain scalar reimplementation."""
+"""The exact search against brute force, and the metrics against a plain scalar reimplementation; each of the
+search's bounds (its documented internal parts: ``_tiles``, ``_products``, ``_bounds``, ``_kernels``) on every pair
+against float64 truth."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ import pytest
 import torch
 
 from amasskit.errors import InvalidArgumentError
-from amasskit.prior import NoiseConfig, PoseIndex, knn, knn_brute_force, perturb, pose_distance
-from amasskit.prior.poses import _kernels
+from amasskit.prior import NoiseConfig, PoseIndex, knn_brute_force, perturb, pose_distance
+from amasskit.prior.poses import _bounds, _kernels, _scan
+from amasskit.prior.poses._products import CentredProducts, Int8Products
+from amasskit.prior.poses._tiles import Tiles
 from amasskit.synth import synth_pose_set
 
 
@@ -22,6 +26,13 @@ def _plain_distance(a: np.ndarray, b: np.ndarray, metric: str) -> float:
         c = min(1.0, abs(dot) / math.sqrt(sum(x * x for x in qa) * sum(y * y for y in qb)))
         total += (1.0 - c) if metric == "posendf" else math.acos(c)
     return total
+
+
+def knn(
+    index: PoseIndex, queries: np.ndarray, k: int, *, metric: str, **options: object
+) -> tuple[np.ndarray, ...]:
+    """The search under ``metric`` (the index's prepared poses shared)."""
+    return index.with_metric(metric).search(queries, k, **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -126,10 +137,18 @@ def test_bad_arguments_are_named(clean: np.ndarray) -> None:
     index = PoseIndex.build(clean[:100])
     with pytest.raises(InvalidArgumentError, match="queries must be"):
         knn(index, clean[:3, :20], 2, metric="posendf")
-    with pytest.raises(InvalidArgumentError, match="k must be in"):
-        knn(index, clean[:3], 101, metric="posendf")
+    with pytest.raises(InvalidArgumentError, match="k must be"):
+        knn(index, clean[:3], 0, metric="posendf")
     with pytest.raises(InvalidArgumentError, match="metric must be"):
         knn(index, clean[:3], 2, metric="l2")
+    with pytest.raises(InvalidArgumentError, match="metric must be"):
+        PoseIndex(clean[:100], metric="l2")
+    with pytest.raises(InvalidArgumentError, match="exclude must be"):
+        index.search(clean[:3], 2, exclude=np.array([0, 1]))
+    with pytest.raises(InvalidArgumentError, match="hints holds ids outside"):
+        index.search(clean[:3], 2, hints=np.array([0, 1, 100]))
+    with pytest.raises(InvalidArgumentError, match="radius must be"):
+        index.range_search(clean[:3], -1.0)
     bad = clean[:3].copy()
     bad[0, 0, 0] = np.nan
     with pytest.raises(InvalidArgumentError, match="non-finite"):
@@ -147,12 +166,10 @@ def test_cuda_gives_the_same_result(clean: np.ndarray) -> None:
 
 
 def test_queries_in_blocks_give_the_same_result(clean: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
-    from amasskit.prior.poses import _search as _knn
-
     queries, hints = _queries(clean, "posendf", seed=13)
     index = PoseIndex.build(clean, tile=256)
     whole = knn(index, queries, 3, metric="geodesic", hints=hints, exclude=hints)
-    monkeypatch.setattr(_knn, "_QUERIES_AT_ONCE", 7)
+    monkeypatch.setattr(_scan, "QUERIES_AT_ONCE", 7)
     blocked = knn(index, queries, 3, metric="geodesic", hints=hints, exclude=hints)
     assert np.array_equal(whole[0], blocked[0]) and np.array_equal(whole[1], blocked[1])
     assert not np.any(whole[1] == hints[:, None])
@@ -180,24 +197,25 @@ def _bound_queries(clean: np.ndarray, scheme: str) -> np.ndarray:
     return np.where(queries[..., 3:] < 0, -queries, queries)
 
 
-def _tile_of(index: PoseIndex) -> np.ndarray:
-    return np.arange(index.size) // index.tile
+def _tile_of(tiles: Tiles) -> np.ndarray:
+    return np.arange(tiles.size) // tiles.tile
 
 
 @pytest.mark.parametrize("scheme", ["posendf", "nrdf", "haar"])
 def test_the_integer_products_bound_every_inner_product(clean: np.ndarray, scheme: str) -> None:
     queries = _bound_queries(clean, scheme)
-    index = PoseIndex.build(clean, tile=256, products="int8")
-    assert index.int8 is not None
-    in_order = index.poses[index.order].reshape(index.size, -1)  # the index keeps its tiles in its own order
+    tiles = Tiles.build(clean, tile=256, products="int8")
+    stage = tiles.first_stage
+    assert isinstance(stage, Int8Products)
+    in_order = tiles.poses[tiles.order].reshape(tiles.size, -1)  # the tiles hold the poses in their own order
     truth = queries.reshape(len(queries), -1).astype(np.float64) @ in_order.T.astype(np.float64)
-    qi = index.int8.queries(queries)
+    qi = stage.for_queries(queries)
     # the integer parts multiplied in int64 numpy (a reference independent of torch's integer kernels)
-    D = index.int8.centre.shape[0]
-    parts = index.int8.parts.numpy().astype(np.int64)
+    D = stage.centre.shape[0]
+    parts = stage.parts.numpy().astype(np.int64)
     h = 254 * (qi.hi.numpy().astype(np.int64) @ parts[:, :D].T) + qi.lo_hi.numpy().astype(np.int64) @ parts.T
     approx = qi.at_centre[:, None] + qi.to_score[:, None] * h
-    error = index.int8.error(qi)[:, _tile_of(index)]
+    error = qi.eta[:, _tile_of(tiles)]
     assert np.all(np.abs(truth - approx) <= error)
     # a bound that prunes, not a vacuous one: the low parts' product it leaves out reaches about 5e-4 of <q, x> on
     # these poses, and the bound stays within 10x of the largest error it covers (measured: 2.2e-3 at most)
@@ -207,31 +225,28 @@ def test_the_integer_products_bound_every_inner_product(clean: np.ndarray, schem
     rng = np.random.default_rng(4)
     floor_h = np.quantile(h[:, :256], rng.uniform(0.9, 1.0, len(h)), axis=1).diagonal().astype(np.int64)
     floor_h[::5] = np.iinfo(np.int32).max  # rows without any candidate
-    hit_rows, passed = index.int8.candidates(
-        qi, slice(0, len(queries)), 0, 256, torch.from_numpy(floor_h).int()
-    )
+    hit_rows, passed = qi.candidates(slice(0, len(queries)), 0, 256, torch.from_numpy(floor_h).int())
     want = h[:, :256] >= floor_h[:, None]
     assert np.array_equal(hit_rows.numpy(), np.flatnonzero(want.any(1)))
     assert np.array_equal(passed.numpy(), want[want.any(1)])
     # the floors in integers: a pose is kept when its product can reach the floor once the error is allowed
     floor = truth[:, 3] - 1e-4
-    ints = qi.floors(np.arange(len(queries)), floor, error[:, 3]).numpy()
+    ints = qi.floors(np.arange(len(queries)), floor, 0).numpy()  # pose 3 is in tile 0
     assert np.all(h[:, 3] >= ints)
 
 
 @pytest.mark.parametrize("scheme", ["posendf", "nrdf", "haar"])
 def test_the_centred_float32_products_bound_every_inner_product(clean: np.ndarray, scheme: str) -> None:
-    from amasskit.prior.poses import _search as _knn
-
     queries = _bound_queries(clean, scheme)
-    index = PoseIndex.build(clean, tile=256, products="float32")
-    assert index.int8 is None
-    in_order = index.poses[index.order].reshape(index.size, -1)  # the index keeps its tiles in its own order
+    tiles = Tiles.build(clean, tile=256, products="float32")
+    stage = tiles.first_stage
+    assert isinstance(stage, CentredProducts)
+    in_order = tiles.poses[tiles.order].reshape(tiles.size, -1)  # the tiles hold the poses in their own order
     truth = queries.reshape(len(queries), -1).astype(np.float64) @ in_order.T.astype(np.float64)
-    Q, eta, at_centre = _knn._centred_queries(index, queries, _knn._U32)
-    assert index.centred is not None
-    approx = at_centre[:, None] + (Q @ index.centred.rows.T).numpy().astype(np.float64)
-    bound = eta[:, _tile_of(index)]
+    centred = stage.for_queries(queries, _bounds.U32)
+    Q, eta, at_centre = centred.rows, centred.eta, centred.at_centre
+    approx = at_centre[:, None] + (Q @ stage.rows.T).numpy().astype(np.float64)
+    bound = eta[:, _tile_of(tiles)]
     assert np.all(np.abs(truth - approx) <= bound)
     # about the mean, the bound is far below the uncentred one (gamma_4J |q| |x|, about 1e-4 for 21 joints)
     assert np.median(eta) < 2e-5
@@ -239,8 +254,6 @@ def test_the_centred_float32_products_bound_every_inner_product(clean: np.ndarra
 
 @pytest.mark.parametrize("metric", ["posendf", "geodesic"])
 def test_the_joint_floor_never_exceeds_the_distance(clean: np.ndarray, metric: str) -> None:
-    from amasskit.prior.poses import _search as _knn
-
     queries = _bound_queries(clean, "nrdf")
     poses = np.where(clean[..., 3:] < 0, -clean, clean).astype(np.float32)
     eps = max(
@@ -248,28 +261,26 @@ def test_the_joint_floor_never_exceeds_the_distance(clean: np.ndarray, metric: s
         float(np.abs(np.linalg.norm(queries.astype(np.float64), axis=-1) - 1).max()),
     )
     shrink = (1 - eps) ** 2 * (1 - 1e-15)
-    u = _knn._U32
+    u = _bounds.U32
     joint_error = 4 * u / (1 - 4 * u) * (1 + eps) ** 2 + 1e-30
     qj = torch.from_numpy(np.ascontiguousarray(queries.transpose(1, 0, 2)))
     xj = torch.from_numpy(np.ascontiguousarray(poses.transpose(1, 2, 0)))
-    floor = _knn._joint_floor(torch.bmm(qj, xj), metric, shrink, joint_error).numpy()
+    floor = _bounds.joint_floor(torch.bmm(qj, xj), metric, shrink, joint_error).numpy()
     exact = np.stack([pose_distance(q[None], poses, metric=metric) for q in queries])
     assert np.all(floor <= exact)
     # and it is tight enough to decide: within 10% of the distance (acos against 2 sin(t / 2), t <= pi / 2), less
     # what the margins take from each joint (rounding, the product's error, the norms; the square root of it for
     # the geodesic: the price of a proven floor)
-    lost = _knn._TERM_ROUNDING + 2 * (joint_error + 2 * eps)
+    lost = _bounds.TERM_ROUNDING + 2 * (joint_error + 2 * eps)
     per_joint = np.sqrt(lost) if metric == "geodesic" else lost
     slack = exact - floor / (0.997 if metric == "geodesic" else 1.0)
     assert np.all(slack <= 21 * per_joint + 1e-5 * (1 + exact))  # and the sum's rounding, relative
 
 
-def _search_setup(index: PoseIndex, queries: np.ndarray) -> tuple[float, float, float]:
+def _search_setup(tiles: Tiles, queries: np.ndarray) -> tuple[float, float, float]:
     """``(eps, shrink, joint_error)`` as the scan makes them (its own function, not a copy of its formulas)."""
-    from amasskit.prior.poses import _search as _knn
-
     query_error = float(np.abs(np.linalg.norm(queries.astype(np.float64), axis=-1) - 1).max())
-    return _knn._scan_tolerances(index.norm_error, query_error, _knn._U32)
+    return _bounds.scan_tolerances(tiles.norm_error, query_error, _bounds.U32)
 
 
 @pytest.mark.skipif(not _kernels.available(), reason="numba is not installed (the 'search' extra)")
@@ -283,16 +294,14 @@ def test_the_compiled_stage_keeps_every_pose_within_its_limit(
     with the tightest inputs the search may give it: ``U`` itself, and balls of radius 0 around the candidate's own
     joints, so that the bounds on the rest are all but exact). With the limit 1% under the distance (0.3% for the
     series, plus the margins), it must drop it."""
-    from amasskit.prior.poses import _search as _knn
-
     queries = _bound_queries(clean, scheme)
-    index = PoseIndex.build(clean, tile=1024)
-    assert index.blocks is not None
+    tiles = Tiles.build(clean, tile=1024)
+    assert tiles.blocks is not None
     rng = np.random.default_rng(7)
     n = 64
     cols = rng.integers(0, n, len(queries))
-    start = 16 * rng.integers(0, (index.size - n) // 16, len(queries))  # any block-aligned window of poses
-    poses = index.poses[index.order]
+    start = 16 * rng.integers(0, (tiles.size - n) // 16, len(queries))  # any block-aligned window of poses
+    poses = tiles.poses[tiles.order]
     x = poses[start + cols]
     exact = pose_distance(queries, x, metric=metric)
     q64 = queries.astype(np.float64)
@@ -301,15 +310,15 @@ def test_the_compiled_stage_keeps_every_pose_within_its_limit(
     )
     U = (1 - np.minimum(c, 1)).sum(1)
     q_unit = q64 / np.linalg.norm(q64, axis=-1, keepdims=True)
-    slack = index.norm_error + 1e-7
-    eps, shrink, joint_error = _search_setup(index, queries)
-    terms = _knn._kernel_terms(metric, shrink, joint_error, eps)
+    slack = tiles.norm_error + 1e-7
+    eps, shrink, joint_error = _search_setup(tiles, queries)
+    terms = _bounds.kernel_terms(metric, shrink, joint_error, eps)
     first = np.zeros((len(queries), n), np.float32)
     first[np.arange(len(queries)), cols] = 1.0
     hmax = first.reshape(len(first), -1, 16).max(2)
     u_low = np.nextafter(U.astype(np.float32), -np.inf)
     # what the margins take from each joint (as in the torch stage's test: the square root of it for the geodesic)
-    lost = _knn._TERM_ROUNDING + 2 * (joint_error + 2 * eps)
+    lost = _bounds.TERM_ROUNDING + 2 * (joint_error + 2 * eps)
     per_joint = np.sqrt(lost) if metric == "geodesic" else lost
     dropped = tight = 0
     for i, s in enumerate(start):  # one window per row: a call each
@@ -322,16 +331,16 @@ def test_the_compiled_stage_keeps_every_pose_within_its_limit(
             dropped += not keep
             _, found = _kernels.joint_stage(
                 first[i : i + 1], hmax[i : i + 1], np.ones(1, np.float32),
-                queries[i : i + 1], index.blocks[s // 16 : (s + n) // 16], _knn._kernel_limits(np.array([limit])),
+                queries[i : i + 1], tiles.blocks[s // 16 : (s + n) // 16], _bounds.kernel_limits(np.array([limit])),
                 (u_low[i : i + 1], np.zeros(1, np.float32)), ball, terms=terms, root=metric == "geodesic",
-                order=index.joint_order, threads=1,
+                order=tiles.joint_order, threads=1,
             )  # fmt: skip
             assert list(found) == ([cols[i]] if keep else []), (i, limit, exact[i])
         # the ball of radius 0 bounds the joints after the first check all but exactly (so the kernel decided
         # there): within the series' 0.3% and the slack
         rest = np.empty((1, 22, 4), np.float32)
-        _kernels._rest_bounds(0, q_unit[i : i + 1], *ball[1:], index.joint_order, metric == "geodesic", rest)
-        after = index.joint_order[_kernels._CHECK_EVERY :]
+        _kernels._rest_bounds(0, q_unit[i : i + 1], *ball[1:], tiles.joint_order, metric == "geodesic", rest)
+        after = tiles.joint_order[_kernels._CHECK_EVERY :]
         truth = (np.arccos(c[i, after]) if metric == "geodesic" else 1 - np.minimum(c[i, after], 1)).sum()
         assert rest[0, _kernels._CHECK_EVERY, 2] <= truth * (1 + 1e-7) + 1e-12
         tight += bool(rest[0, _kernels._CHECK_EVERY, 2] >= 0.99 * truth - 21 * per_joint)
@@ -339,25 +348,25 @@ def test_the_compiled_stage_keeps_every_pose_within_its_limit(
     assert tight > 0.9 * len(queries)
 
 
-def _rest_bounds_over_tiles(index: PoseIndex, queries: np.ndarray, metric: str) -> tuple[np.ndarray, ...]:
+def _rest_bounds_over_tiles(tiles: Tiles, queries: np.ndarray, metric: str) -> tuple[np.ndarray, ...]:
     """The kernel's bounds on the joints left (:func:`amasskit.prior.poses._kernels._rest_bounds`) of every query over
     every tile, ``(M, T, J + 1, 4)``, and per pair the true ``u_j`` and terms in the kernel's joint order, ``(M, N,
     J)``."""
     q64 = queries.astype(np.float64)
     q_unit = q64 / np.linalg.norm(q64, axis=-1, keepdims=True)
-    poses = index.poses[index.order].astype(np.float64)
+    poses = tiles.poses[tiles.order].astype(np.float64)
     dot = np.abs(np.einsum("mjc,njc->mnj", q64, poses))
     c = np.minimum(dot / (np.linalg.norm(q64, axis=-1)[:, None] * np.linalg.norm(poses, axis=-1)[None]), 1.0)
-    u = (1 - c)[:, :, index.joint_order]
-    terms = np.arccos(c)[:, :, index.joint_order] if metric == "geodesic" else u
-    M, T, J = len(queries), len(index.centres), index.joints
+    u = (1 - c)[:, :, tiles.joint_order]
+    terms = np.arccos(c)[:, :, tiles.joint_order] if metric == "geodesic" else u
+    M, T, J = len(queries), len(tiles.centres), tiles.joints
     rest = np.empty((M, T, J + 1, 4), np.float32)
     one = np.empty((M, J + 1, 4), np.float32)
     compute = getattr(_kernels, "_rest_bounds_inline", _kernels._rest_bounds)  # compiled where numba is
     for t in range(T):
         of = np.full(M, t, np.int64)
         for i in range(M):
-            compute(i, q_unit, index.centres, index.radii, of, index.norm_error + 1e-7, index.joint_order,
+            compute(i, q_unit, tiles.centres, tiles.radii, of, tiles.norm_error + 1e-7, tiles.joint_order,
                     metric == "geodesic", one)  # fmt: skip
         rest[:, t] = one
     return rest, u, terms
@@ -374,9 +383,9 @@ def test_the_compiled_stage_bounds_the_joints_left_over_every_tile(clean: np.nda
     queries = np.concatenate([_bound_queries(clean, "nrdf"), _bound_queries(clean, "haar")[::4]])
     J = 21
     for tile in (256, 16):
-        index = PoseIndex.build(clean, tile=tile)
-        rest, u, terms = _rest_bounds_over_tiles(index, queries if tile == 256 else queries[:24], metric)
-        of = _tile_of(index)
+        tiles = Tiles.build(clean, tile=tile)
+        rest, u, terms = _rest_bounds_over_tiles(tiles, queries if tile == 256 else queries[:24], metric)
+        of = _tile_of(tiles)
         for a in range(_kernels._CHECK_EVERY, J + 1, _kernels._CHECK_EVERY):
             r, s, lg, lu = (rest[:, of, a, k].astype(np.float64) for k in range(4))  # (M, N)
             left = u[..., a:].sum(2)
@@ -391,13 +400,11 @@ def test_the_compiled_stage_bounds_the_joints_left_over_every_tile(clean: np.nda
 def test_the_concave_bound_holds_over_every_tile(clean: np.ndarray) -> None:
     """``geodesic >= rho (J - S)`` for every pose of every tile, ``rho`` from the tile's cap on each joint's term;
     and it is tighter than the bound from ``U`` alone where the distance is spread over the joints."""
-    from amasskit.prior.poses import _search as _knn
-
     for scheme in ("nrdf", "haar"):
         queries = _bound_queries(clean, scheme)
-        index = PoseIndex.build(clean, tile=256)
-        rho = _knn._spread_factors(index, queries)  # (M, T)
-        poses = index.poses[index.order].astype(np.float64)
+        tiles = Tiles.build(clean, tile=256)
+        rho = _bounds.spread_factors(tiles, queries)  # (M, T)
+        poses = tiles.poses[tiles.order].astype(np.float64)
         q = queries.astype(np.float64)
         dot = np.abs(np.einsum("mjc,njc->mnj", q, poses))
         c = np.minimum(
@@ -405,7 +412,7 @@ def test_the_concave_bound_holds_over_every_tile(clean: np.ndarray) -> None:
         )
         U = (1 - c).sum(2)
         exact = np.arccos(c).sum(2)
-        bound = rho[:, _tile_of(index)] * U
+        bound = rho[:, _tile_of(tiles)] * U
         assert np.all(bound <= exact * (1 + 1e-12) + 1e-12)
         if scheme == "nrdf":  # it prunes: fewer poses pass it and the chord bound than the chord bound alone
             tau = np.sort(exact, 1)[:, 4:5]
@@ -417,44 +424,45 @@ def test_the_concave_bound_holds_over_every_tile(clean: np.ndarray) -> None:
 def test_the_compiled_stage_lower_bound_on_u_holds(clean: np.ndarray, products: str) -> None:
     """``ulow0 - uslope h``, evaluated in float32 as the kernel does, never exceeds ``U = J - sum_j c_j`` of a pose
     whose first-stage value is ``h``."""
-    from amasskit.prior.poses import _search as _knn
-
     queries = _bound_queries(clean, "nrdf")
-    index = PoseIndex.build(clean, tile=256, products=products, joint_stage="torch")
-    _, shrink, _ = _search_setup(index, queries)
+    tiles = Tiles.build(clean, tile=256, products=products, joint_stage="torch")
+    _, shrink, _ = _search_setup(tiles, queries)
     M, J = len(queries), 21
-    poses = index.poses[index.order]
+    poses = tiles.poses[tiles.order]
     q64, x64 = queries.astype(np.float64), poses.astype(np.float64)
     dot = np.abs(np.einsum("mjc,njc->mnj", q64, x64))
     c = np.minimum(dot / (np.linalg.norm(q64, axis=-1)[:, None] * np.linalg.norm(x64, axis=-1)[None]), 1.0)
     U = J - c.sum(2)
     if products == "int8":
-        assert index.int8 is not None
-        qi = index.int8.queries(queries)
-        eta = index.int8.error(qi)
-        D = index.int8.centre.shape[0]
-        parts = index.int8.parts.numpy().astype(np.int64)
+        stage = tiles.first_stage
+        assert isinstance(stage, Int8Products)
+        qi = stage.for_queries(queries)
+        eta = qi.eta
+        D = stage.centre.shape[0]
+        parts = stage.parts.numpy().astype(np.int64)
         h = (
             254 * (qi.hi.numpy().astype(np.int64) @ parts[:, :D].T)
             + qi.lo_hi.numpy().astype(np.int64) @ parts.T
         )
         at_centre, to_score, h32 = qi.at_centre, qi.to_score, h.astype(np.float32)
     else:
-        Q, eta, at_centre = _knn._centred_queries(index, queries, _knn._U32)
-        assert index.centred is not None
-        h32 = (Q @ index.centred.rows.T).numpy()
+        centred = tiles.first_stage
+        assert isinstance(centred, CentredProducts)
+        cq = centred.for_queries(queries, _bounds.U32)
+        eta, at_centre = cq.eta, cq.at_centre
+        h32 = (cq.rows @ centred.rows.T).numpy()
         to_score = np.ones(M)
     q_norm = np.sqrt((queries.reshape(M, -1).astype(np.float64) ** 2).sum(1))
     # the scan's correction bounds S - L over each tile (the double cover: poses with w near 0); here its exact
     # largest value, so that only the arithmetic of U_low is under test
     p = np.einsum("mjc,njc->mnj", q64, x64)
     gap = (np.abs(p) - p).sum(2)
-    T = len(index.centres)
+    T = len(tiles.centres)
     correction = np.stack([gap[:, t * 256 : (t + 1) * 256].max(1) for t in range(T)], 1) * (1 + 1e-12) + 1e-12
     assert correction.max() > 0.1  # the w-near-0 poses are in the set
-    for t in range(len(index.centres)):
+    for t in range(len(tiles.centres)):
         cols = slice(t * 256, (t + 1) * 256)
-        u0, slope = _knn._kernel_ulow(index, np.arange(M), t, at_centre, to_score, q_norm, eta, correction,
+        u0, slope = _bounds.kernel_ulow(tiles, np.arange(M), t, at_centre, to_score, q_norm, eta, correction,
                                       shrink, J)  # fmt: skip
         low = u0[:, None] - slope[:, None] * h32[:, cols]  # float32, as in the kernel
         assert low.dtype == np.float32
@@ -471,19 +479,18 @@ def test_the_per_joint_stage_choice(clean: np.ndarray, monkeypatch: pytest.Monke
     # a last tile whose width is not a multiple of 16 (the compiled stage pads it), and the torch stage
     for stage in ("auto", "torch"):
         index = PoseIndex.build(clean[:5997], joint_stage=stage)
-        assert (index.blocks is not None) == (stage == "auto" and _kernels.available())
-        assert (index.joint_major is None) == (index.blocks is not None)
+        assert (index.joint_stage == "numba") == (stage == "auto" and _kernels.available())
         got = knn(index, queries, 3, metric="geodesic", hints=hints)
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
     with pytest.raises(InvalidArgumentError, match="joint_stage must be"):
         PoseIndex.build(clean[:10], joint_stage="cuda")
     with pytest.raises(InvalidArgumentError, match="multiple of 16"):
         PoseIndex.build(clean[:100], tile=40, joint_stage="numba")
-    assert PoseIndex.build(clean[:100], tile=40).blocks is None  # auto falls back to torch
+    assert PoseIndex.build(clean[:100], tile=40).joint_stage == "torch"  # auto falls back to torch
     monkeypatch.setattr(_kernels, "available", lambda: False)
     with pytest.raises(InvalidArgumentError, match="needs numba"):
         PoseIndex.build(clean[:100], joint_stage="numba")
-    assert PoseIndex.build(clean[:100]).blocks is None
+    assert PoseIndex.build(clean[:100]).joint_stage == "torch"
 
 
 def test_integer_and_float_products_give_the_same_neighbours(clean: np.ndarray) -> None:
@@ -497,16 +504,17 @@ def test_integer_and_float_products_give_the_same_neighbours(clean: np.ndarray) 
 
 def test_tiles_hold_poses_that_are_alike_and_ids_stay_the_callers(clean: np.ndarray) -> None:
     index = PoseIndex.build(clean, tile=256)
-    assert np.array_equal(np.sort(index.order), np.arange(len(clean)))  # a permutation
-    x = index.poses[index.order].astype(np.float64).reshape(len(clean), -1)
-    centres = index.centres.reshape(len(index.centres), -1)
+    tiles = index._tiles  # the search's own prepared tiles
+    assert np.array_equal(np.sort(tiles.order), np.arange(len(clean)))  # a permutation
+    x = tiles.poses[tiles.order].astype(np.float64).reshape(len(clean), -1)
+    centres = tiles.centres.reshape(len(tiles.centres), -1)
     for t in range(len(centres)):  # every tile's ball holds its poses
         block = x[t * 256 : (t + 1) * 256]
-        assert np.sqrt(((block - centres[t]) ** 2).sum(1)).max() <= index.ball_radii[t]
+        assert np.sqrt(((block - centres[t]) ** 2).sum(1)).max() <= tiles.ball_radii[t]
     # the tree's tiles are tighter than runs of the set's own order
     runs = clean[: 256 * 23].astype(np.float64).reshape(23, 256, -1)
     plain = np.sqrt(((runs - runs.mean(1, keepdims=True)) ** 2).sum(2)).max(1)
-    assert np.median(index.ball_radii) < 0.7 * np.median(plain)
+    assert np.median(tiles.ball_radii) < 0.7 * np.median(plain)
     # a query that is a clean pose finds it under its own id
     d, i = knn(index, clean[[5, 4000]], 1, metric="posendf")
     assert list(i[:, 0]) == [5, 4000] and np.all(d < 1e-6)
@@ -557,5 +565,59 @@ def test_a_search_that_starts_without_k_neighbours_is_exact(clean: np.ndarray, m
             patch.setattr(_kernels, "joint_stage", spy)
             got = knn(index, queries, 60, metric=metric, hints=hints, window=8)
         assert np.array_equal(got[1], want[1]) and np.array_equal(got[0], want[0])
-    if index.blocks is not None:
+    if index.joint_stage == "numba":
         assert max(seen) >= 1e20  # the scan did start without a k-th distance
+
+
+def test_the_index_is_shaped_as_faiss_users_expect(clean: np.ndarray) -> None:
+    """``PoseIndex(clean, metric=...)`` owns its metric: ``.search(queries, k) -> (distances, ids)`` over any leading
+    shape, -1 at inf where fewer than ``k`` exist; ``.range_search(queries, radius) -> (lims, distances, ids)`` holds
+    exactly the brute-force neighbours within the radius, nearest first; ``with_metric`` shares the prepared poses."""
+    subset = clean[:800]
+    queries, hints = _queries(subset, "nrdf", seed=61)
+    queries, hints = queries[:40], np.minimum(hints[:40], 799)
+    index = PoseIndex(subset, metric="geodesic", tile=128)
+    assert index.ntotal == 800 and index.metric == "geodesic" and "800 poses" in repr(index)
+    want_d, want_i = knn_brute_force(subset, queries, 6, metric="geodesic")
+    got_d, got_i = index.search(queries.reshape(4, 10, 21, 4), 6, hints=hints.reshape(4, 10))
+    assert got_d.shape == got_i.shape == (4, 10, 6)
+    assert np.array_equal(got_i.reshape(40, 6), want_i) and np.array_equal(got_d.reshape(40, 6), want_d)
+    other = index.with_metric("posendf")
+    assert other._tiles is index._tiles and other.metric == "posendf" and index.metric == "geodesic"
+    want_p = knn_brute_force(subset, queries, 3, metric="posendf")
+    assert all(np.array_equal(g, w) for g, w in zip(other.search(queries, 3), want_p, strict=True))
+    small = PoseIndex(subset[:5], metric="geodesic")  # k past the set's size: the rest is -1 at inf
+    d, i = small.search(queries[:2], 8)
+    assert np.array_equal(i[:, :5], knn_brute_force(subset[:5], queries[:2], 5, metric="geodesic")[1])
+    assert np.all(i[:, 5:] == -1) and np.all(np.isinf(d[:, 5:]))
+    d, i = small.search(queries[:2], 8, exclude=np.array([0, -1]))
+    assert np.all(i[0, 4:] == -1) and 0 not in i[0] and i[1, 4] >= 0
+    # every pose within the radius, however many (some rows hold more than the first try's 16, some none)
+    all_d, all_i = knn_brute_force(subset, queries, 800, metric="geodesic")
+    radius = float(np.quantile(all_d[:, 20], 0.5))
+    lims, dist, ids = index.range_search(queries, radius)
+    assert lims.shape == (41,) and lims[0] == 0 and lims[-1] == len(ids) == len(dist)
+    counts = np.diff(lims)
+    assert counts.max() > 16 and counts.min() < 16
+    for row in range(40):
+        inside = all_d[row] <= radius
+        assert np.array_equal(ids[lims[row] : lims[row + 1]], all_i[row][inside])
+        assert np.array_equal(dist[lims[row] : lims[row + 1]], all_d[row][inside])
+    lims0, dist0, ids0 = index.range_search(queries[:3], 0.0)  # noisy queries: none at distance 0
+    assert np.array_equal(lims0, [0, 0, 0, 0]) and len(ids0) == len(dist0) == 0
+
+
+def test_the_knn_function_of_before_still_answers_and_says_it_is_deprecated(clean: np.ndarray) -> None:
+    from amasskit.prior import knn as old_knn
+
+    index = PoseIndex.build(clean[:300], tile=64)
+    queries = clean[[3, 7, 250]]
+    with pytest.warns(DeprecationWarning, match="PoseIndex"):
+        d, i = old_knn(index, queries, 4, metric="posendf")
+    want = knn_brute_force(clean[:300], queries, 4, metric="posendf")
+    assert np.array_equal(i, want[1]) and np.array_equal(d, want[0])
+    with (
+        pytest.warns(DeprecationWarning, match="deprecated"),
+        pytest.raises(InvalidArgumentError, match="k must be in"),
+    ):
+        old_knn(index, queries, 301, metric="posendf")

@@ -21,7 +21,6 @@ from amasskit.prior import (
     TrainingDataConfig,
     auroc,
     build_training_data,
-    knn,
     load_model,
     pose_distance,
     project,
@@ -61,7 +60,7 @@ def fine_index(manifold: PoseManifold) -> PoseIndex:
 
 
 def true_distance(index: PoseIndex, quat: torch.Tensor) -> np.ndarray:
-    return knn(index, quat.detach().float().numpy(), 1, metric="geodesic")[0][:, 0]
+    return index.with_metric("geodesic").search(quat.detach().float().numpy(), 1)[0][:, 0]
 
 
 def test_scores_match_their_definitions() -> None:

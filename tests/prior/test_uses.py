@@ -238,3 +238,26 @@ def test_a_config_that_does_not_fit_its_weights_is_refused_before_allocating(
     with pytest.raises(CheckpointError, match="they do not fit"):
         load_prior(tmp_path / "huge.pt")
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 1_000_000  # KiB: under 1 GB more
+
+
+def test_the_package_docstring_shows_the_way_in(tiny_model: Path) -> None:
+    """The three lines ``amasskit.prior`` opens with run as written, and every public name of the package is named in
+    its docstring or in the docstring of the part it lives in (poses, field, tasks; io for the files)."""
+    import re
+
+    import amasskit.io
+    import amasskit.prior as prior
+    from amasskit.prior import PoseIndex, load_prior, sample_poses
+
+    lines = [line.strip() for line in (prior.__doc__ or "").split("::", 1)[1].splitlines() if line.strip()]
+    assert lines[0].startswith("field = load_prior(") and lines[1].startswith("result = sample_poses(")
+    field = load_prior(tiny_model)
+    result = sample_poses(field, 16, max_steps=5)
+    assert result.quat.shape == (16, 21, 4)
+    clean, queries = result.quat[:10], result.quat[10:]
+    distances, ids = PoseIndex(clean, metric="geodesic").search(queries, 5)
+    assert distances.shape == ids.shape == (6, 5) and (ids >= 0).all()
+    docs = " ".join(m.__doc__ or "" for m in (prior, prior.poses, prior.field, prior.tasks, amasskit.io))
+    named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", docs))
+    missing = [name for name in prior.__all__ if name not in named]
+    assert not missing, f"public names no docstring leads to: {missing}"

@@ -4,8 +4,9 @@ they are used for.
 The three lines most users need::
 
     field = load_prior("run/model.pt")                    # an amasskit model or a released checkpoint
-    poses, info = sample_poses(field, 16)                 # a task: sample, interpolate, denoise, fit, evaluate
-    distances, ids = PoseIndex.build(clean).search(queries, k=5)   # the exact nearest clean poses
+    result = sample_poses(field, 16)                      # a task (result.quat: (16, 21, 4)); also interpolate,
+                                                          # denoise, fit to joints or keypoints, evaluate
+    distances, ids = PoseIndex(clean, metric="geodesic").search(queries, 5)   # exact nearest clean poses
 
 Three parts, by what a user does:
 

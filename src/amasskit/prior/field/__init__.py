@@ -1,11 +1,14 @@
 """The distance field: the network, the released checkpoints, training, loading, and projection onto its zero set.
 
 * :func:`load_prior` - any field from a file: a model trained by amasskit or a released Pose-NDF/NRDF checkpoint.
-* :class:`DistanceField`, :class:`DistanceFieldConfig` - Pose-NDF's and NRDF's network, its bones batched by depth.
-* :func:`train`, :class:`TrainConfig`, :func:`load_model`, :func:`evaluate_field` - training on a training set
-  (seeded, resumable; ``amasskit prior train``).
+* :class:`DistanceField`, :class:`DistanceFieldConfig` - Pose-NDF's and NRDF's network, its bones batched by depth
+  (:data:`ACTIVATIONS`; :data:`PARENT_MAPS`, the kinematic tree or the released code's map); :func:`canonical_quat`
+  the inputs it takes (unit, ``w >= 0``).
+* :func:`train`, :class:`TrainConfig` (:data:`TRAIN_PRESETS`), :func:`load_model`, :func:`evaluate_field` -
+  training on a training set (seeded, resumable; ``amasskit prior train``).
 * :func:`load_official`, :func:`read_official_config` - the released checkpoints with their ``config.yaml``.
-* :func:`project`, :class:`Projection`, :func:`random_poses` - poses moved onto the field's zero set.
+* :func:`project`, :class:`Projection`, :func:`random_poses` - poses moved onto the field's zero set (methods:
+  :data:`PROJECTION_METHODS`).
 * :class:`ExactField`, :class:`ManifoldField` - reference fields of exact distances (tests, benchmarks).
 * :func:`spearman`, :func:`auroc` - how well a field ranks distances and tells clean from noisy poses.
 """

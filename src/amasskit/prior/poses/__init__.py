@@ -1,11 +1,14 @@
 """Pose data for distance fields: pose sets, the metric, noise, the exact nearest-pose search, training sets.
 
-* :class:`PoseSet`, :func:`build_pose_sets`, :func:`pose_set_from_store`, :func:`write_pose_set` - clean poses (XYZW,
-  ``w >= 0``) with their provenance, sampled from a catalog (``amasskit prior poses``).
-* :func:`pose_distance`, :data:`METRICS` - the pose metrics over per-joint quaternions of either sign.
-* :func:`perturb`, :class:`NoiseConfig` - seeded noisy copies of clean poses.
-* :class:`PoseIndex`, :func:`knn`, :func:`knn_brute_force` - the exact ``k`` nearest clean poses of each query.
-* :class:`TrainingData`, :func:`build_training_data` - noisy samples with their exact nearest clean poses
+* :class:`PoseSet`, :func:`build_pose_sets` (:class:`PoseSetConfig`; sampling :data:`PRESETS`, :data:`JOINT_SETS`),
+  :func:`pose_set_from_store`, :func:`write_pose_set` - clean poses (XYZW, ``w >= 0``) with their provenance, sampled
+  from a catalog (``amasskit prior poses``).
+* :func:`pose_distance`, :data:`METRICS` (the type :data:`Metric`) - the pose metrics over per-joint quaternions of
+  either sign.
+* :func:`perturb`, :class:`NoiseConfig`, :data:`NOISE_SCHEMES` - seeded noisy copies of clean poses.
+* :class:`PoseIndex` - the exact ``k`` nearest clean poses of each query (``.search``), or all within a radius
+  (``.range_search``), as faiss's indexes; :func:`knn_brute_force` the plain reference (:func:`knn`: deprecated).
+* :class:`TrainingData`, :func:`build_training_data` (:class:`TrainingDataConfig`) - noisy samples with their exact nearest clean poses
   (``amasskit prior data``).
 """
 

@@ -136,18 +136,20 @@ def _sequence_quats(store: Store, i: int, parts: tuple[str, ...], rotation: str)
 
 def _duplicates(quat: np.ndarray, threshold: float) -> np.ndarray:
     """Pose ids to drop: each pose with an earlier pose (smaller id) at geodesic distance under ``threshold``, found
-    exactly (:func:`~amasskit.prior.knn`, leave-one-out, more neighbours where the last found is still that close)."""
-    from ._search import PoseIndex, knn
+    exactly (:meth:`~amasskit.prior.PoseIndex.search`, leave-one-out, more neighbours where the last found is still
+    that close)."""
+    from ._search import PoseIndex
 
-    index = PoseIndex.build(quat)
+    index = PoseIndex(quat, metric="geodesic")
     ids = np.arange(len(quat))
     drop = np.zeros(len(quat), dtype=bool)
     todo, k = ids, 4
     while len(todo) and len(quat) > 1:
         k = min(k, len(quat) - 1)
         # a radius search: only poses nearer than the threshold come back, and the bounds start from it
-        dist, near = knn(index, quat[todo], k, metric="geodesic", exclude=todo, hints=todo,
-                         max_distance=np.nextafter(threshold, 0.0))  # fmt: skip
+        dist, near = index.search(
+            quat[todo], k, exclude=todo, hints=todo, max_distance=np.nextafter(threshold, 0.0)
+        )
         close = (near >= 0) & (dist < threshold)
         drop[todo] |= (close & (near < todo[:, None])).any(1)
         more = (

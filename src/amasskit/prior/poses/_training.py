@@ -41,7 +41,7 @@ from ..._util.paths import resolve_fields, user_path
 from ...errors import ConfigError, InvalidArgumentError, OutputExistsError, StoreError
 from ._metric import METRICS
 from ._noise import NOISE_SCHEMES, NoiseConfig, perturb
-from ._search import PoseIndex, knn
+from ._search import PoseIndex
 from ._sets import PoseSet, find_pose_set
 
 logger = logging.getLogger(__name__)
@@ -210,13 +210,14 @@ def _pose_set_identity(poses: str) -> tuple[Any, ...]:
 
 def _index(poses: str, device: str) -> tuple[PoseSet, PoseIndex]:
     """The pose set and its search index, built once per process (a Dask worker keeps them between tasks) and built
-    again when the pose set at that path is another one."""
+    again when the pose set at that path is another one; searched under each job's metric
+    (:meth:`PoseIndex.with_metric`)."""
     key = (*_pose_set_identity(poses), device)
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE.clear()
             pose_set = PoseSet(poses)
-            _CACHE[key] = (pose_set, PoseIndex.build(pose_set.quat, device=device))
+            _CACHE[key] = (pose_set, PoseIndex(pose_set.quat, device=device))
         return _CACHE[key]
 
 
@@ -242,7 +243,8 @@ def run_chunk(
     noisy, scheme, sigma = perturb(clean, samples=S, noise=config, seed=int(settings["seed"]), pose_ids=ids)
     J = clean.shape[1]
     source = np.repeat(ids, S)
-    distance, neighbour = knn(index, noisy.reshape(-1, J, 4), k, metric=str(settings["metric"]), hints=source)
+    search = index.with_metric(str(settings["metric"]))
+    distance, neighbour = search.search(noisy.reshape(-1, J, 4), k, hints=source)
     rows = slice(start * S, stop * S)
     folder = Path(staging)
     values = {"noisy": noisy.reshape(-1, J, 4), "source": source, "scheme": scheme.reshape(-1),

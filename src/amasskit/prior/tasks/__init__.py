@@ -2,10 +2,15 @@
 body to 3D joints or to 2D keypoints, and the published evaluation protocol.
 
 * :func:`sample_poses`, :func:`interpolate_poses` - ``amasskit prior sample | interpolate``.
-* :func:`denoise_motion`, :class:`DenoiseSchedule` - ``amasskit prior denoise``.
+* :func:`denoise_motion`, :class:`DenoiseSchedule` (:data:`DENOISE_PRESETS`) - ``amasskit prior denoise``.
 * :func:`fit_joints` - inverse kinematics with missing joints and several hypotheses (``amasskit prior fit``).
-* :func:`fit_keypoints` - SMPLify-style fitting to OpenPose keypoints (``amasskit prior fit --intrinsics``).
-* :func:`evaluate_prior` and its metrics - the published protocol for any prior or none (``amasskit prior evaluate``).
+* :func:`fit_keypoints` - SMPLify-style fitting to OpenPose keypoints (``amasskit prior fit --intrinsics``): OpenPose's
+  :data:`BODY25_TO_SMPL`, the camera :func:`intrinsics_matrix` and :func:`project_points`, the stages
+  (:data:`KEYPOINT_STEPS`, :func:`keypoint_stages`), :func:`keypoints_from_joints` to make inputs.
+* :func:`evaluate_prior` (:class:`EvaluationConfig`, :func:`report_table`) - the published protocol for any prior or
+  none (``amasskit prior evaluate``) on :func:`held_out_motion`, with its metrics: :func:`apd`,
+  :func:`nearest_pose_distance`, :func:`frechet_distance` and :func:`precision_recall` of :func:`pose_features`; the
+  completion task hides :data:`COMPLETION_HIDDEN`.
 * :class:`Kinematics`, :class:`BodyFit`, :func:`prior_distance` - the body every fit moves, and what a fit returns.
 """
 

@@ -5,7 +5,7 @@ Metrics (each a pure function, checked on cases with known answers in the tests)
 * :func:`apd` - average pairwise distance of a set of poses: the mean over pairs of the mean per-joint Euclidean
   distance between their joint positions (centimetres; diversity).
 * :func:`nearest_pose_distance` (dNN) - for each pose, ``sum_j 2 acos |<q_j, x_j>|`` (radians, full angles summed
-  over the joints) to its nearest pose of a reference set, exactly (:func:`amasskit.prior.knn`).
+  over the joints) to its nearest pose of a reference set, exactly (:class:`amasskit.prior.PoseIndex`).
 * :func:`frechet_distance` (FID) - between Gaussians fitted to two feature sets: ``|mu_a - mu_b|^2 + tr(S_a + S_b -
   2 (S_a S_b)^(1/2))``; features are forward-kinematics joint positions (root at rest, metres).
 * :func:`precision_recall` - Naeem et al.'s k-NN manifolds: the fraction of generated samples inside some real
@@ -33,7 +33,7 @@ import torch
 
 from ...errors import InvalidArgumentError
 from ...rotations import quat_canonical, quat_to_rotvec
-from ..poses import PoseIndex, knn
+from ..poses import PoseIndex
 from ._body import Kinematics
 from ._denoise import DenoiseSchedule, denoise_motion
 from ._joints import fit_joints
@@ -80,10 +80,11 @@ def apd(joints: np.ndarray) -> float:
 def nearest_pose_distance(quat: np.ndarray, reference: np.ndarray | PoseIndex) -> np.ndarray:
     """dNN: ``(N,)`` for each pose ``quat (N, J, 4)``, ``sum_j 2 acos |<q_j, x_j>|`` (radians) to its nearest pose
     of ``reference (M, J, 4)`` (or a built :class:`PoseIndex`), exactly."""
-    index = (
-        reference if isinstance(reference, PoseIndex) else PoseIndex.build(np.asarray(reference, np.float32))
-    )
-    distance, _ = knn(index, np.asarray(quat, dtype=np.float32), 1, metric="geodesic")
+    if isinstance(reference, PoseIndex):
+        index = reference.with_metric("geodesic")
+    else:
+        index = PoseIndex(np.asarray(reference, np.float32), metric="geodesic")
+    distance, _ = index.search(np.asarray(quat, dtype=np.float32), 1)
     return 2.0 * distance[:, 0]
 
 

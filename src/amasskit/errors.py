@@ -24,6 +24,7 @@ code written against plain Python keeps working::
     │   ├── TransferFileError                  (ValueError) a deformation-transfer or mask file that cannot be used
     │   ├── StoreError                         (ValueError) a store folder that is incomplete or of unknown format
     │   ├── CheckpointError                    (ValueError) a model checkpoint or config that cannot be loaded
+    │   │   └── NotAmasskitModelError          a readable checkpoint of another kind (a released one, ...)
     │   └── KeypointFileError                  (ValueError) a 2D keypoint file (OpenPose JSON) that cannot be used
     ├── BodyModelNotFoundError                 (FileNotFoundError) no body-model file where amasskit looked
     ├── OutputExistsError                      (FileExistsError) an output amasskit may not replace as asked
@@ -68,6 +69,7 @@ __all__ = [
     "MissingKeyError",
     "MotionFileNotFoundError",
     "NonFiniteError",
+    "NotAmasskitModelError",
     "NotMotionFileError",
     "OutputExistsError",
     "PickledDataError",
@@ -258,6 +260,11 @@ class TransferFileError(AmassFileError, ValueError):
 class CheckpointError(AmassFileError, ValueError):
     """A model checkpoint or its config that cannot be used: not a checkpoint, one that would run code to load
     (anything but tensors and plain data), missing or unexpected weights, shapes or a config that do not fit."""
+
+
+class NotAmasskitModelError(CheckpointError):
+    """A readable checkpoint that is not a model amasskit trained (a released Pose-NDF/NRDF checkpoint, or anything
+    else): :func:`~amasskit.prior.load_prior` then tries the released kind."""
 
 
 class KeypointFileError(AmassFileError, ValueError):

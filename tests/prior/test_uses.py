@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from amasskit.errors import CheckpointError, InvalidArgumentError
+from amasskit.errors import CheckpointError, InvalidArgumentError, NotAmasskitModelError
 from amasskit.io import read
 from amasskit.prior import (
     ExactField,
@@ -186,9 +186,20 @@ def test_a_damaged_checkpoint_is_refused(tiny_model: Path, tmp_path: Path) -> No
         start = info.header_offset + 30 + name_len + extra_len
     data[start + info.file_size // 2] ^= 0x40
     (tmp_path / "damaged.pt").write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="fails its checksum"):
+    with pytest.raises(CheckpointError, match="fails its checksum") as refused:
         load_prior(tmp_path / "damaged.pt")
+    assert not isinstance(refused.value, NotAmasskitModelError)  # ours, damaged: no other reader is tried
     assert load_prior(tiny_model) is not None
+    # a readable torch file of another kind is told apart by its type, and the released reader is tried after it
+    import torch
+
+    from amasskit.prior import load_model
+
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(NotAmasskitModelError):
+        load_model(tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="neither an amasskit model nor a released checkpoint"):
+        load_prior(tmp_path / "other.pt")
 
 
 def test_non_finite_results_are_refused_never_written(tiny_model: Path, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from .._util.sampling import even_indices
 from ._app import (
     SEED_MAX,
     AmassTyper,
@@ -758,10 +759,7 @@ def evaluate(
                 everything = cat.paths(split=split, scheme=scheme)
             if not everything:
                 raise InvalidArgumentError(f"split {split!r} of scheme {scheme!r} holds no file in {catalog}")
-            paths = [
-                everything[i]
-                for i in np.unique(np.linspace(0, len(everything) - 1, files).round().astype(int))
-            ]
+            paths = [everything[i] for i in even_indices(len(everything), files)]
         else:
             raise InvalidArgumentError(
                 "held-out motion is needed: --catalog CAT --split test, or --motion FILE"
@@ -776,10 +774,10 @@ def evaluate(
         fidelity = None
         if data is not None:
             held = TrainingData(data)
-            rows = np.unique(np.linspace(0, len(held) - 1, min(len(held), 5000)).round().astype(np.int64))
+            rows = even_indices(len(held), 5000)
             clean = held.pose_set().quat
             fidelity = (np.asarray(held.arrays["noisy"][rows]), np.asarray(held.arrays["distance"][rows, 0], np.float64),
-                        np.asarray(clean[np.unique(np.linspace(0, len(clean) - 1, 5000).round().astype(np.int64))]))  # fmt: skip
+                        np.asarray(clean[even_indices(len(clean), 5000)]))  # fmt: skip
         kin = _kinematics(model_dir, "neutral", device)
         reports = {}
         # each model's finished report is kept beside the output under a key of everything it depends on, so an

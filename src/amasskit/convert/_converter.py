@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .._util.paths import user_path
+from .._util.sampling import even_indices
 from ..body import BodyModel
 from ..conventions import ModelType
 from ..errors import InvalidArgumentError
@@ -409,7 +410,7 @@ class Converter:
         rel_all = torch.cat([s.rel for s in states])
         trans_all = torch.cat([s.trans for s in states])
         N = len(goal_all)
-        pick = torch.as_tensor(np.unique(np.linspace(0, N - 1, self.shape_frames).round().astype(np.int64)),
+        pick = torch.as_tensor(even_indices(N, self.shape_frames),
                                device=goal_all.device)  # fmt: skip
         sub_goals, sub_states = [], []
         for start in range(0, len(pick), self.chunk):

@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from ...errors import CheckpointError
+from ...errors import CheckpointError, NotAmasskitModelError
 from ._network import DistanceField
 from ._official import load_official
 from ._train import load_model
@@ -19,13 +19,12 @@ def load_prior(path: str | os.PathLike[str], *, map_location: str | torch.device
     ``config.yaml`` beside it or one folder up).
 
     Raises:
-        CheckpointError: neither (the message says what each reader found).
+        CheckpointError: neither (the message says what each reader found), or an amasskit model that cannot be
+            used (damaged, another format version, weights that do not fit).
     """
     try:
         return load_model(path, map_location=map_location)
-    except CheckpointError as ours:
-        if "not an amasskit prior model" not in str(ours):
-            raise
+    except NotAmasskitModelError:  # a readable file of another kind: perhaps a released checkpoint
         try:
             return load_official(path, map_location=map_location)
         except CheckpointError as theirs:

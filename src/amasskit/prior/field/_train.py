@@ -62,8 +62,15 @@ from ..._util.hardware import check_memory, cpu_has_fast_bf16, torch_device
 from ..._util.integrity import damaged_member
 from ..._util.locking import exclusive_lock
 from ..._util.paths import resolve_fields, user_path
+from ..._util.sampling import even_indices
 from ...data import IndexBatch, Loader
-from ...errors import CheckpointError, ConfigError, InvalidArgumentError, OutputExistsError
+from ...errors import (
+    CheckpointError,
+    ConfigError,
+    InvalidArgumentError,
+    NotAmasskitModelError,
+    OutputExistsError,
+)
 from ..poses import PoseSet, TrainingData
 from ._network import ACTIVATIONS, DistanceField, DistanceFieldConfig
 from ._scores import auroc, spearman
@@ -342,10 +349,6 @@ def evaluate_field(
             "auroc": auroc(on_manifold, pred), "clean_mean": float(on_manifold.mean())}  # fmt: skip
 
 
-def _even_rows(count: int, take: int) -> np.ndarray:
-    return np.unique(np.linspace(0, count - 1, min(count, take)).round().astype(np.int64))
-
-
 #: a model whose recorded validation AUROC (telling near poses from far ones; chance is 0.5) is below this is
 #: reported as near chance when loaded
 NEAR_CHANCE_AUROC: Final[float] = 0.7
@@ -400,7 +403,7 @@ def _read_payload(path: Path) -> dict[str, Any]:
             path, f"not a readable amasskit model ({type(exc).__name__}: {first})"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise CheckpointError(
+        raise NotAmasskitModelError(
             path, "not an amasskit prior model (for the original checkpoints: load_official)"
         )
     if payload.get("version") != MODEL_VERSION:
@@ -606,7 +609,7 @@ def _train(
         last = model.mlp[-1]
         assert isinstance(last, torch.nn.Linear)
         last.bias.fill_(
-            float(np.median(np.asarray(data.arrays["distance"][_even_rows(len(data), 100_000), 0])))
+            float(np.median(np.asarray(data.arrays["distance"][even_indices(len(data), 100_000), 0])))
         )
     model.to(device)
     lr = learning_rate(config, 0)
@@ -826,10 +829,10 @@ def _validation_set(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.nda
     """(noisy, target, clean) of the held-out set: ``val_samples`` rows spread evenly, as many clean poses."""
     assert config.val_data is not None
     val = TrainingData(config.val_data)
-    rows = _even_rows(len(val), config.val_samples)
+    rows = even_indices(len(val), config.val_samples)
     noisy = np.asarray(val.arrays["noisy"][rows])
     d = np.asarray(val.arrays["distance"][rows], dtype=np.float64)
     target = d[:, 0] if config.target == "nearest" else d.mean(1)
     poses = val.pose_set()
-    clean = np.asarray(poses.quat[_even_rows(len(poses), config.val_samples)])
+    clean = np.asarray(poses.quat[even_indices(len(poses), config.val_samples)])
     return noisy, target, clean

@@ -38,6 +38,7 @@ from ..._util.atomic import atomic_open, replace_dir
 from ..._util.configfile import check_choice
 from ..._util.locking import exclusive_lock
 from ..._util.paths import resolve_fields, user_path
+from ..._util.sampling import even_indices
 from ...errors import ConfigError, InvalidArgumentError, OutputExistsError, StoreError
 from ._metric import METRICS
 from ._noise import NOISE_SCHEMES, NoiseConfig, perturb
@@ -223,9 +224,7 @@ def _index(poses: str, device: str) -> tuple[PoseSet, PoseIndex]:
 
 def sources(count: int, max_poses: int | None) -> np.ndarray:
     """The clean poses the job perturbs: all, or ``max_poses`` spread evenly over the set."""
-    if max_poses is None or max_poses >= count:
-        return np.arange(count, dtype=np.int64)
-    return np.unique(np.linspace(0, count - 1, max_poses).round().astype(np.int64))
+    return np.arange(count, dtype=np.int64) if max_poses is None else even_indices(count, max_poses)
 
 
 def run_chunk(

@@ -31,6 +31,7 @@ from typing import Any, Final
 import numpy as np
 import torch
 
+from ..._util.sampling import even_indices
 from ...errors import InvalidArgumentError
 from ...rotations import quat_canonical, quat_to_rotvec
 from ..poses import PoseIndex
@@ -450,6 +451,6 @@ def held_out_motion(
         logger.warning("%d of the %d held-out files are shorter than %d frames at %g fps: no denoising clip from "
                        "them", short, len(poses), clip_frames, fps)  # fmt: skip
     every = np.concatenate(poses)
-    rows = np.unique(np.linspace(0, len(every) - 1, min(reference, len(every))).round().astype(np.int64))
+    rows = even_indices(len(every), reference)
     quat = np.asarray(quat_canonical(rotvec_to_quat(every[rows])), dtype=np.float32)
     return clips, quat

@@ -57,6 +57,15 @@ def test_metric_matches_a_plain_scalar_reimplementation(clean: np.ndarray, metri
     want = np.array([_plain_distance(x, y, metric) for x, y in zip(a, b, strict=True)])
     assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
     assert np.all(pose_distance(a, a, metric=metric) <= 1e-6)  # float32 storage is no distance
+    # the differentiable terms (the reference fields') are the same metric
+    from amasskit.prior.poses import joint_terms
+
+    ua, ub = (torch.nn.functional.normalize(torch.from_numpy(x).double(), dim=-1) for x in (a, b))
+    cos = (ua * ub).sum(-1).abs().requires_grad_(True)
+    terms = joint_terms(cos, metric).sum(-1)
+    assert np.allclose(terms.detach().numpy(), want, rtol=1e-9, atol=1e-9)
+    terms.sum().backward()
+    assert cos.grad is not None and torch.isfinite(cos.grad).all()
 
 
 def _queries(clean: np.ndarray, scheme: str, seed: int) -> tuple[np.ndarray, np.ndarray]:

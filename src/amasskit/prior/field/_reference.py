@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional
 
 from ...errors import InvalidArgumentError
-from ..poses import METRICS
+from ..poses import METRICS, joint_terms
 from ._network import DistanceFieldConfig
 
 __all__ = ["ExactField", "ManifoldField"]
@@ -42,10 +42,6 @@ class ExactField(nn.Module):
         self.metric, self.block = metric, block
         self.config = DistanceFieldConfig(joints=poses.shape[1], metric=metric, reduction="sum")
 
-    def _term(self, c: torch.Tensor) -> torch.Tensor:
-        """The metric's per-joint term of ``c = |<q, x>|``."""
-        return torch.acos(c.clamp(max=1 - 1e-12)) if self.metric == "geodesic" else 1 - c
-
     def forward(self, quat: torch.Tensor) -> torch.Tensor:
         lead, J = quat.shape[:-2], quat.shape[-2]
         q = functional.normalize(quat.reshape(-1, J, 4).to(torch.float64), dim=-1)
@@ -57,11 +53,11 @@ class ExactField(nn.Module):
             index = torch.zeros(len(q), dtype=torch.long, device=q.device)
             for start in range(0, len(self.poses), self.block):
                 c = torch.einsum("bjc,pjc->bpj", q, self.poses[start : start + self.block]).abs()
-                d, at = self._term(c).sum(-1).min(1)
+                d, at = joint_terms(c, self.metric).sum(-1).min(1)
                 better = d < best
                 best, index = torch.where(better, d, best), torch.where(better, at + start, index)
         nearest = self.poses[index]  # (B, J, 4)
-        return self._term((q * nearest).sum(-1).abs()).sum(-1).reshape(lead)
+        return joint_terms((q * nearest).sum(-1).abs(), self.metric).sum(-1).reshape(lead)
 
 
 class ManifoldField(nn.Module):
@@ -100,9 +96,7 @@ class ManifoldField(nn.Module):
         return rotvec_to_quat((s.unsqueeze(-1) * self.axes).sum(-3))
 
     def _distance(self, q: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        c = (q * x).sum(-1).abs()
-        term = torch.acos(c.clamp(max=1 - 1e-12)) if self.metric == "geodesic" else 1 - c
-        return term.sum(-1)
+        return joint_terms((q * x).sum(-1).abs(), self.metric).sum(-1)
 
     def forward(self, quat: torch.Tensor) -> torch.Tensor:
         lead, J = quat.shape[:-2], quat.shape[-2]

@@ -4,7 +4,7 @@
   :func:`pose_set_from_store`, :func:`write_pose_set` - clean poses (XYZW, ``w >= 0``) with their provenance, sampled
   from a catalog (``amasskit prior poses``).
 * :func:`pose_distance`, :data:`METRICS` (the type :data:`Metric`) - the pose metrics over per-joint quaternions of
-  either sign.
+  either sign (:func:`joint_terms`: the same terms in torch, differentiable).
 * :func:`perturb`, :class:`NoiseConfig`, :data:`NOISE_SCHEMES` - seeded noisy copies of clean poses.
 * :class:`PoseIndex` - the exact ``k`` nearest clean poses of each query (``.search``), or all within a radius
   (``.range_search``), as faiss's indexes; :func:`knn_brute_force` the plain reference (:func:`knn`: deprecated).
@@ -12,7 +12,15 @@
   (``amasskit prior data``).
 """
 
-from ._metric import METRICS, Metric, check_metric, pose_distance, score_threshold
+from ._metric import (
+    METRIC_DEFINITIONS,
+    METRICS,
+    Metric,
+    check_metric,
+    joint_terms,
+    pose_distance,
+    score_threshold,
+)
 from ._noise import NOISE_SCHEMES, NoiseConfig, perturb
 from ._search import PoseIndex, knn, knn_brute_force
 from ._sets import (
@@ -29,6 +37,7 @@ from ._training import TrainingData, TrainingDataConfig, build_training_data
 __all__ = [
     "JOINT_SETS",
     "METRICS",
+    "METRIC_DEFINITIONS",
     "NOISE_SCHEMES",
     "PRESETS",
     "Metric",
@@ -41,6 +50,7 @@ __all__ = [
     "build_pose_sets",
     "build_training_data",
     "check_metric",
+    "joint_terms",
     "knn",
     "knn_brute_force",
     "perturb",

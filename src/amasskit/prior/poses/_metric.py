@@ -14,6 +14,8 @@ distances ``2 - 2 c_j`` between the nearer signs).
 
 :func:`pose_distance` is the one definition every exact search in amasskit evaluates: float64, the four products of
 each joint added left to right, the joints added in order, so the same pair gives the same bits on every route.
+:func:`joint_terms` is the same per-joint term in torch, differentiable (the reference fields use it), and
+:data:`METRIC_DEFINITIONS` the words a training set records for each.
 """
 
 from __future__ import annotations
@@ -25,10 +27,15 @@ import torch
 
 from ...errors import InvalidArgumentError
 
-__all__ = ["METRICS", "Metric", "pose_distance", "score_threshold"]
+__all__ = ["METRICS", "METRIC_DEFINITIONS", "Metric", "joint_terms", "pose_distance", "score_threshold"]
 
 Metric = Literal["posendf", "geodesic"]
 METRICS: Final[tuple[Metric, ...]] = get_args(Metric)
+#: what each metric sums, as a training set's manifest records it
+METRIC_DEFINITIONS: Final[dict[str, str]] = {
+    "posendf": "sum_j 1 - |<q_j, x_j>|",
+    "geodesic": "sum_j acos |<q_j, x_j>| (half-angles, radians)",
+}
 
 
 def check_metric(metric: str) -> Metric:
@@ -69,6 +76,12 @@ def pose_distance(a: np.ndarray, b: np.ndarray, *, metric: str) -> np.ndarray:
     for j in range(1, len(terms)):
         total += terms[j]
     return np.asarray(total, dtype=np.float64)
+
+
+def joint_terms(cos: torch.Tensor, metric: str) -> torch.Tensor:
+    """The metric's per-joint terms of ``cos = |<q_j, x_j>|`` (unit quaternions), any shape, differentiable:
+    ``1 - cos`` (posendf) or ``acos(cos)`` (geodesic; clamped just below 1 so that its gradient stays finite)."""
+    return torch.acos(cos.clamp(max=1 - 1e-12)) if metric == "geodesic" else 1 - cos
 
 
 def _squared(x: torch.Tensor) -> torch.Tensor:

@@ -40,7 +40,7 @@ from ..._util.locking import exclusive_lock
 from ..._util.paths import resolve_fields, user_path
 from ..._util.sampling import even_indices
 from ...errors import ConfigError, InvalidArgumentError, OutputExistsError, StoreError
-from ._metric import METRICS
+from ._metric import METRIC_DEFINITIONS, METRICS
 from ._noise import NOISE_SCHEMES, NoiseConfig, perturb
 from ._search import PoseIndex
 from ._sets import PoseSet, find_pose_set
@@ -338,8 +338,7 @@ def build_training_data(
                     "samples": P * S,
                     "arrays": {n: _layout(n, P * S, J, config.k) for n in _ARRAYS},
                     "metric": {"name": config.metric, "sum_over_joints": J,
-                               "definition": "sum_j 1 - |<q_j, x_j>|" if config.metric == "posendf"
-                               else "sum_j acos |<q_j, x_j>| (half-angles, radians)"}}  # fmt: skip
+                               "definition": METRIC_DEFINITIONS[config.metric]}}  # fmt: skip
         shutil.rmtree(staging / "done")
         (staging / "job.json").unlink()
         with atomic_open(staging / "manifest.json") as fp:

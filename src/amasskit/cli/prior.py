@@ -106,11 +106,26 @@ def poses(
     from ..prepare import load_config_file
     from ..prior import PoseSet, PoseSetConfig, build_pose_sets
 
-    flags = {"catalog": catalog, "out": out, "scheme": scheme, "splits": split, "datasets": dataset, "model": model,
-             "gender": gender, "min_duration": min_duration,
-             "preset": None if preset is None else preset.value, "frame_fraction": fraction, "trim_keep": trim_keep,
-             "fps": fps, "joints": None if joints is None else joints.value, "dedup": dedup, "seed": seed,
-             "workers": jobs, "strict": strict, "dask": dask}  # fmt: skip
+    flags = {
+        "catalog": catalog,
+        "out": out,
+        "scheme": scheme,
+        "splits": split,
+        "datasets": dataset,
+        "model": model,
+        "gender": gender,
+        "min_duration": min_duration,
+        "preset": None if preset is None else preset.value,
+        "frame_fraction": fraction,
+        "trim_keep": trim_keep,
+        "fps": fps,
+        "joints": None if joints is None else joints.value,
+        "dedup": dedup,
+        "seed": seed,
+        "workers": jobs,
+        "strict": strict,
+        "dask": dask,
+    }
     with handle_errors():
         data: dict[str, Any] = {} if config_file is None else load_config_file(config_file)
         data.update(
@@ -171,9 +186,20 @@ def data(
 
     with handle_errors():
         sigmas = {} if not sigma or noise is NoiseChoice.mixture else {noise.value: tuple(sigma)}
-        config = TrainingDataConfig(poses=str(poses_path), out=str(out), samples_per_pose=samples_per_pose,
-                                    noise=noise.value, sigmas=sigmas, metric=distance.value, k=k, seed=seed,
-                                    max_poses=max_poses, chunk=chunk, device=device, dask=dask)  # fmt: skip
+        config = TrainingDataConfig(
+            poses=str(poses_path),
+            out=str(out),
+            samples_per_pose=samples_per_pose,
+            noise=noise.value,
+            sigmas=sigmas,
+            metric=distance.value,
+            k=k,
+            seed=seed,
+            max_poses=max_poses,
+            chunk=chunk,
+            device=device,
+            dask=dask,
+        )
     with handle_errors(), progress_bar() as bar:
         task = bar.add_task("noisy poses and their neighbours", total=None)
 
@@ -182,8 +208,10 @@ def data(
 
         path = build_training_data(config, overwrite=overwrite, wait=wait, progress=on_progress)
     result = TrainingData(path)
-    console.print(f"{path}: {len(result):,} samples of {result.manifest['sources']:,} clean poses, "
-                  f"{k} nearest by {distance.value} distance ({result.manifest['experiment_id']})")  # fmt: skip
+    console.print(
+        f"{path}: {len(result):,} samples of {result.manifest['sources']:,} clean poses, "
+        f"{k} nearest by {distance.value} distance ({result.manifest['experiment_id']})"
+    )
 
 
 #: the figures `prior train` reports from its last validation (the rest are the training losses of the last step)
@@ -285,14 +313,37 @@ def train(
     from ..prior import TrainConfig
     from ..prior import train as run_training
 
-    flags = {"data": data, "out": out, "val_data": val_data, "clean": clean,
-             "preset": None if preset is None else preset.value, "activation": activation, "beta": beta,
-             "dims": dims, "parents": parents, "steps": steps, "batch_size": batch_size,
-             "manifold_batch": manifold_batch, "lr": lr, "lr_schedule": lr_schedule, "warmup": warmup,
-             "weight_decay": weight_decay, "w_dist": w_dist, "w_manifold": w_manifold, "w_eikonal": w_eikonal,
-             "w_gradient": w_gradient, "target": target, "val_every": val_every, "val_samples": val_samples,
-             "checkpoint_every": checkpoint_every, "log_every": log_every, "seed": seed, "device": device,
-             "precision": None if precision is None else precision.value, "workers": workers}  # fmt: skip
+    flags = {
+        "data": data,
+        "out": out,
+        "val_data": val_data,
+        "clean": clean,
+        "preset": None if preset is None else preset.value,
+        "activation": activation,
+        "beta": beta,
+        "dims": dims,
+        "parents": parents,
+        "steps": steps,
+        "batch_size": batch_size,
+        "manifold_batch": manifold_batch,
+        "lr": lr,
+        "lr_schedule": lr_schedule,
+        "warmup": warmup,
+        "weight_decay": weight_decay,
+        "w_dist": w_dist,
+        "w_manifold": w_manifold,
+        "w_eikonal": w_eikonal,
+        "w_gradient": w_gradient,
+        "target": target,
+        "val_every": val_every,
+        "val_samples": val_samples,
+        "checkpoint_every": checkpoint_every,
+        "log_every": log_every,
+        "seed": seed,
+        "device": device,
+        "precision": None if precision is None else precision.value,
+        "workers": workers,
+    }
     with handle_errors():
         values: dict[str, Any] = {} if config_file is None else load_config_file(config_file)
         values.update({k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None})
@@ -360,16 +411,38 @@ def sample(
                     f"--start {start}: not haar, noisy-identity or a readable .npy ({exc})"
                 ) from None
         with step_progress("projecting poses (stopped)") as on_progress:
-            result = sample_poses(model, count, start=begin, seed=seed, tol=tol, max_steps=max_steps,
-                                  keep_steps=keep_steps, progress=on_progress)  # fmt: skip
-        extra = {} if result.history is None else {"history_quat": result.history.cpu().numpy(),
-                                                   "history_distance": result.history_distance.cpu().numpy()}  # type: ignore[union-attr]  # fmt: skip
-        save_poses(out, result.quat.detach().cpu().numpy(), prior_distance=result.distance.cpu().numpy(),
-                   converged=result.converged.cpu().numpy(), steps=result.steps.cpu().numpy(),
-                   evaluations=result.evaluations.cpu().numpy(), made_from=f"{model_path} and --start {start}",
-                   **extra)  # fmt: skip
-    console.print(f"{out}: {len(result.quat):,} poses, {float(result.converged.float().mean()):.1%} under tol, "
-                  f"{float(result.evaluations.float().mean()):.1f} evaluations a pose")  # fmt: skip
+            result = sample_poses(
+                model,
+                count,
+                start=begin,
+                seed=seed,
+                tol=tol,
+                max_steps=max_steps,
+                keep_steps=keep_steps,
+                progress=on_progress,
+            )
+        extra = (
+            {}
+            if result.history is None
+            else {
+                "history_quat": result.history.cpu().numpy(),
+                "history_distance": result.history_distance.cpu().numpy(),  # type: ignore[union-attr]
+            }
+        )
+        save_poses(
+            out,
+            result.quat.detach().cpu().numpy(),
+            prior_distance=result.distance.cpu().numpy(),
+            converged=result.converged.cpu().numpy(),
+            steps=result.steps.cpu().numpy(),
+            evaluations=result.evaluations.cpu().numpy(),
+            made_from=f"{model_path} and --start {start}",
+            **extra,
+        )
+    console.print(
+        f"{out}: {len(result.quat):,} poses, {float(result.converged.float().mean()):.1%} under tol, "
+        f"{float(result.evaluations.float().mean()):.1f} evaluations a pose"
+    )
 
 
 @prior_app.command("interpolate")
@@ -403,8 +476,14 @@ def interpolate(
         model = load_prior(model_path, map_location=device)
         joints = int(model.config.joints)
         with step_progress("interpolating (steps)") as on_progress:
-            path, distance = interpolate_poses(model, read_pose(a, joints=joints), read_pose(b, joints=joints),
-                                               step_size=step_size, max_steps=steps, progress=on_progress)  # fmt: skip
+            path, distance = interpolate_poses(
+                model,
+                read_pose(a, joints=joints),
+                read_pose(b, joints=joints),
+                step_size=step_size,
+                max_steps=steps,
+                progress=on_progress,
+            )
         save_poses(out, path, prior_distance=distance, made_from=f"{model_path}, {a} and {b}")
     console.print(
         f"{out}: {len(path)} poses from A to B, largest distance on the way {float(distance.max()):.4g}"
@@ -427,8 +506,9 @@ def _parts_folder(out: Path) -> Path:
 
     parts = out.with_name(f".{out.name}.parts")
     if parts.exists() and not (parts / PARTS_MARKER).is_file():
-        raise OutputExistsError(f"{parts} exists and amasskit did not make it: not used or removed; move it, or "
-                                "choose another -o")  # fmt: skip
+        raise OutputExistsError(
+            f"{parts} exists and amasskit did not make it: not used or removed; move it, or choose another -o"
+        )
     return parts
 
 
@@ -542,19 +622,44 @@ def denoise(
         import torch
 
         with torch.no_grad():
-            observed = kin(*(torch.as_tensor(data[k], dtype=kin.dtype, device=kin.device) for k in ("root_orient", "pose_body", "trans")),
-                           torch.as_tensor(data["betas"][: kin.num_betas], dtype=kin.dtype, device=kin.device) if kin.num_betas else None).cpu()  # fmt: skip
+            observed = kin(
+                *(
+                    torch.as_tensor(data[k], dtype=kin.dtype, device=kin.device)
+                    for k in ("root_orient", "pose_body", "trans")
+                ),
+                torch.as_tensor(data["betas"][: kin.num_betas], dtype=kin.dtype, device=kin.device)
+                if kin.num_betas
+                else None,
+            ).cpu()
         schedule = DenoiseSchedule.posendf(rounds, steps, lr).scaled(prior=prior_weight)
         with step_progress("denoising (steps)") as on_progress:
-            fit = denoise_motion(field, observed.numpy(), kinematics=kin, init=data, schedule=schedule,
-                                 warmup=warmup, progress=on_progress)  # fmt: skip
+            fit = denoise_motion(
+                field,
+                observed.numpy(),
+                kinematics=kin,
+                init=data,
+                schedule=schedule,
+                warmup=warmup,
+                progress=on_progress,
+            )
         moved = np.linalg.norm(fit.joints - observed.numpy(), axis=-1).mean(-1)
-        save_motion(out, pose_body=fit.pose_body, root_orient=fit.root_orient, trans=fit.trans,
-                    betas=fit.betas[0] if fit.betas.shape[-1] else None, fps=data["fps"], gender=data["gender"],
-                    joint_change=moved, made_from=str(motion), **_distance(fit.distance))  # fmt: skip
+        save_motion(
+            out,
+            pose_body=fit.pose_body,
+            root_orient=fit.root_orient,
+            trans=fit.trans,
+            betas=fit.betas[0] if fit.betas.shape[-1] else None,
+            fps=data["fps"],
+            gender=data["gender"],
+            joint_change=moved,
+            made_from=str(motion),
+            **_distance(fit.distance),
+        )
     where = f"; prior distance {fit.distance.mean():.4g} on average" if field is not None else " (no prior)"
-    console.print(f"{out}: {len(fit.pose_body)} frames denoised; joints moved {moved.mean() * 1000:.1f} mm on "
-                  f"average{where}")  # fmt: skip
+    console.print(
+        f"{out}: {len(fit.pose_body)} frames denoised; joints moved {moved.mean() * 1000:.1f} mm on "
+        f"average{where}"
+    )
 
 
 @prior_app.command("fit")
@@ -640,9 +745,17 @@ def fit(
             extra["source"] = np.array(sources)
             with step_progress("fitting keypoints (steps)") as on_progress:
                 stages: dict[str, Any] = {} if steps is None else {"steps": keypoint_stages(steps)}
-                result = fit_keypoints(field, keypoints, intrinsics=camera, kinematics=kin, hypotheses=hypotheses,
-                                       seed=seed, prior_weights=tuple(w * prior_weight for w in (10.0, 3.0, 1.0)),
-                                       progress=on_progress, **stages)  # fmt: skip
+                result = fit_keypoints(
+                    field,
+                    keypoints,
+                    intrinsics=camera,
+                    kinematics=kin,
+                    hypotheses=hypotheses,
+                    seed=seed,
+                    prior_weights=tuple(w * prior_weight for w in (10.0, 3.0, 1.0)),
+                    progress=on_progress,
+                    **stages,
+                )
             extra["camera_intrinsics"] = np.asarray(camera)
             summary = f"reprojection {result.terms['reprojection_px']:.2f} px"
         elif len(observations) == 1 and observations[0].suffix == ".npy":
@@ -662,22 +775,38 @@ def fit(
                 joints[:, hidden] = np.nan
             with step_progress("fitting joints (steps)") as on_progress:
                 schedule: dict[str, Any] = {} if steps is None else {"steps": steps}
-                result = fit_joints(field, joints, kinematics=kin, hypotheses=hypotheses, seed=seed,
-                                    w_prior=prior_weight, progress=on_progress, **schedule)  # fmt: skip
+                result = fit_joints(
+                    field,
+                    joints,
+                    kinematics=kin,
+                    hypotheses=hypotheses,
+                    seed=seed,
+                    w_prior=prior_weight,
+                    progress=on_progress,
+                    **schedule,
+                )
             seen = np.isfinite(joints).all(-1)
             err = np.linalg.norm(result.joints[:, 0] - np.nan_to_num(joints), axis=-1)
             summary = f"observed joints within {float((err * seen).sum() / seen.sum()) * 1000:.1f} mm"
         else:
             raise InvalidArgumentError("OBS: one .npy of 3D joints, or OpenPose .json files")
         N, K = result.loss.shape
-        flat = {k: getattr(result, k).reshape(N * K, *getattr(result, k).shape[2:]) for k in
-                ("pose_body", "root_orient", "trans")}  # fmt: skip
-        save_motion(out, **flat, betas=result.betas[0, 0] if result.betas.shape[-1] else None,
-                        observation=np.repeat(np.arange(N), K), hypothesis=np.tile(np.arange(K), N),
-                        fit_loss=result.loss.reshape(-1), **_distance(result.distance.reshape(-1)),
-                        joints=result.joints.reshape(N * K, 22, 3),
-                        made_from=", ".join(map(str, observations[:3])) + (" ..." if len(observations) > 3 else ""),
-                        **extra)  # fmt: skip
+        flat = {
+            k: getattr(result, k).reshape(N * K, *getattr(result, k).shape[2:])
+            for k in ("pose_body", "root_orient", "trans")
+        }
+        save_motion(
+            out,
+            **flat,
+            betas=result.betas[0, 0] if result.betas.shape[-1] else None,
+            observation=np.repeat(np.arange(N), K),
+            hypothesis=np.tile(np.arange(K), N),
+            fit_loss=result.loss.reshape(-1),
+            **_distance(result.distance.reshape(-1)),
+            joints=result.joints.reshape(N * K, 22, 3),
+            made_from=", ".join(map(str, observations[:3])) + (" ..." if len(observations) > 3 else ""),
+            **extra,
+        )
     console.print(f"{out}: {N} observation(s) x {K} hypothes{'is' if K == 1 else 'es'}; {summary}")
 
 
@@ -765,10 +894,19 @@ def evaluate(
                 "held-out motion is needed: --catalog CAT --split test, or --motion FILE"
             )
         levels = tuple(_numbers(noise, "--noise"))
-        config = EvaluationConfig(samples=samples, completion=completion, noise_mm=levels, seed=seed,
-                                  pose_noise_rad=tuple(_numbers(pose_noise, "--pose-noise")), hypotheses=hypotheses,
-                                  fit_steps=fit_steps, denoise_rounds=denoise_rounds, denoise_steps=denoise_steps,
-                                  warmup=warmup, max_steps=max_steps)  # fmt: skip
+        config = EvaluationConfig(
+            samples=samples,
+            completion=completion,
+            noise_mm=levels,
+            seed=seed,
+            pose_noise_rad=tuple(_numbers(pose_noise, "--pose-noise")),
+            hypotheses=hypotheses,
+            fit_steps=fit_steps,
+            denoise_rounds=denoise_rounds,
+            denoise_steps=denoise_steps,
+            warmup=warmup,
+            max_steps=max_steps,
+        )
         clips, reference = held_out_motion(paths, clip_frames=config.clip_frames, seed=seed)
         training = None if train_poses is None else np.asarray(PoseSet(train_poses).quat)
         fidelity = None
@@ -776,8 +914,11 @@ def evaluate(
             held = TrainingData(data)
             rows = even_indices(len(held), 5000)
             clean = held.pose_set().quat
-            fidelity = (np.asarray(held.arrays["noisy"][rows]), np.asarray(held.arrays["distance"][rows, 0], np.float64),
-                        np.asarray(clean[even_indices(len(clean), 5000)]))  # fmt: skip
+            fidelity = (
+                np.asarray(held.arrays["noisy"][rows]),
+                np.asarray(held.arrays["distance"][rows, 0], np.float64),
+                np.asarray(clean[even_indices(len(clean), 5000)]),
+            )
         kin = _kinematics(model_dir, "neutral", device)
         reports = {}
         # each model's finished report is kept beside the output under a key of everything it depends on, so an
@@ -787,9 +928,18 @@ def evaluate(
                 f"-o {out}: a folder; the report is a JSON file (e.g. {out / 'report.json'})"
             )
         parts = _parts_folder(out)
-        inputs = json.dumps({"config": config.__dict__, "files": [str(p) for p in paths], "device": device,
-                             "train_poses": str(train_poses), "data": str(data), "model_dir": str(model_dir)},
-                            sort_keys=True, default=str)  # fmt: skip
+        inputs = json.dumps(
+            {
+                "config": config.__dict__,
+                "files": [str(p) for p in paths],
+                "device": device,
+                "train_poses": str(train_poses),
+                "data": str(data),
+                "model_dir": str(model_dir),
+            },
+            sort_keys=True,
+            default=str,
+        )
         with progress_bar() as bar:
             task = bar.add_task("evaluating", total=len(models))
             for name in models:
@@ -810,16 +960,31 @@ def evaluate(
                 def say(stage: str, name: str = name) -> None:
                     bar.update(task, description=f"{Path(name).name}: {stage}")
 
-                reports[name] = evaluate_prior(field, reference=reference, clips=clips, training=training,
-                                               fidelity=fidelity, kinematics=kin, config=config, progress=say)  # fmt: skip
+                reports[name] = evaluate_prior(
+                    field,
+                    reference=reference,
+                    clips=clips,
+                    training=training,
+                    fidelity=fidelity,
+                    kinematics=kin,
+                    config=config,
+                    progress=say,
+                )
                 parts.mkdir(parents=True, exist_ok=True)
                 (parts / PARTS_MARKER).touch()
                 with atomic_open(cached) as fp:
                     fp.write(json.dumps(reports[name], default=float).encode())
                 bar.advance(task)
-        record = {"config": config.__dict__, "inputs": {"files": [str(p) for p in paths], "clips": len(clips),
-                  "reference_poses": len(reference), "body": "skeleton" if model_dir is None else str(model_dir)},
-                  "reports": reports}  # fmt: skip
+        record = {
+            "config": config.__dict__,
+            "inputs": {
+                "files": [str(p) for p in paths],
+                "clips": len(clips),
+                "reference_poses": len(reference),
+                "body": "skeleton" if model_dir is None else str(model_dir),
+            },
+            "reports": reports,
+        }
         with atomic_open(out) as fp:
             fp.write(json.dumps(record, indent=2, default=float).encode())
         _remove_parts(parts)  # the whole report is written: the parts are no longer needed
@@ -832,8 +997,9 @@ def evaluate(
     table.add_column("metric")
     names = _short_names([row[0] for row in cells if row[0] not in ("none", "noisy input")])
     for row in cells:  # one column per prior: reads at any terminal width
-        table.add_column({"none": "no prior", "noisy input": "noisy input"}.get(row[0]) or names[row[0]],
-                         justify="right")  # fmt: skip
+        table.add_column(
+            {"none": "no prior", "noisy input": "noisy input"}.get(row[0]) or names[row[0]], justify="right"
+        )
     for i, metric in enumerate(header[1:], start=1):
         table.add_row(metric, *(row[i] for row in cells))
     console.print(table)

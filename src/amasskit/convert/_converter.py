@@ -125,10 +125,14 @@ class ConversionResult:
 
     def summary(self) -> dict[str, float]:
         """Means over the frames (millimetres)."""
-        out = {"vertex_error_mean_mm": float(self.vertex_error_mean.mean() * 1000),
-               "vertex_error_max_mm": float(self.vertex_error_max.max() * 1000),
-               "joint_error_mean_mm": float(self.joint_error_mean.mean() * 1000) if len(self.joint_error_mean) else 0.0,
-               "iterations_mean": float(self.iterations.mean()) if len(self.iterations) else 0.0}  # fmt: skip
+        out = {
+            "vertex_error_mean_mm": float(self.vertex_error_mean.mean() * 1000),
+            "vertex_error_max_mm": float(self.vertex_error_max.max() * 1000),
+            "joint_error_mean_mm": float(self.joint_error_mean.mean() * 1000)
+            if len(self.joint_error_mean)
+            else 0.0,
+            "iterations_mean": float(self.iterations.mean()) if len(self.iterations) else 0.0,
+        }
         out.update({f"{k}_error_mean_mm": float(v.mean() * 1000) for k, v in self.part_error_mean.items()})
         return out
 
@@ -229,9 +233,13 @@ class Converter:
             src, source_gender or Gender.NEUTRAL, model_dir=model_dir, device=device, dtype=dtype
         )
         dst_model = BodyModel.load(
-            dst, target_gender or source_gender or Gender.NEUTRAL, model_dir=model_dir, device=device, dtype=dtype,
+            dst,
+            target_gender or source_gender or Gender.NEUTRAL,
+            model_dir=model_dir,
+            device=device,
+            dtype=dtype,
             dmpl=False,
-        )  # fmt: skip
+        )
         if mesh_of(src) == mesh_of(dst):
             transfer = TransferMatrix.identity(src_model.num_vertices)
         else:
@@ -244,9 +252,13 @@ class Converter:
         converter = cls(src_model, dst_model, transfer, **({"mask": mask} | options))
         if source_gender is None or target_gender is None:  # each sequence's own gender
             converter._by_gender = {
-                "build": dict(source=src, target=dst, model_dir=model_dir, device=device, dtype=dtype, **options),
-                "source_gender": source_gender, "target_gender": target_gender, "converters": {},
-            }  # fmt: skip
+                "build": dict(
+                    source=src, target=dst, model_dir=model_dir, device=device, dtype=dtype, **options
+                ),
+                "source_gender": source_gender,
+                "target_gender": target_gender,
+                "converters": {},
+            }
         return converter
 
     _by_gender: dict[str, Any] | None = None
@@ -268,8 +280,11 @@ class Converter:
         made = self._by_gender["converters"]
         if key not in made:
             logger.info("converter: loading the %s -> %s models", *genders)
-            made[key] = Converter.from_folder(**(self._by_gender["build"] | {"num_betas": self.num_betas}),
-                                              source_gender=genders[0], target_gender=genders[1])  # fmt: skip
+            made[key] = Converter.from_folder(
+                **(self._by_gender["build"] | {"num_betas": self.num_betas}),
+                source_gender=genders[0],
+                target_gender=genders[1],
+            )
         # with this converter's run-time settings now (a copy may have changed them), not those it was made with
         return made[key].with_options(**{name: getattr(self, name) for name in RUN_OPTIONS})
 
@@ -300,8 +315,11 @@ class Converter:
     def _part_rows(self) -> dict[str, torch.Tensor]:
         from ..topology import SMPL_JOINT_NAMES, SMPLH_JOINT_NAMES, SMPLX_JOINT_NAMES
 
-        names = {ModelType.SMPL: SMPL_JOINT_NAMES, ModelType.SMPLH: SMPLH_JOINT_NAMES,
-                 ModelType.SMPLX: SMPLX_JOINT_NAMES}[self.target.kind]  # fmt: skip
+        names = {
+            ModelType.SMPL: SMPL_JOINT_NAMES,
+            ModelType.SMPLH: SMPLH_JOINT_NAMES,
+            ModelType.SMPLX: SMPLX_JOINT_NAMES,
+        }[self.target.kind]
         dominant = self.fit_model.skin_joint[:, 0].cpu().numpy()
         out = {}
         for part, keys in _PARTS.items():
@@ -334,8 +352,11 @@ class Converter:
         A, b = self._shape_map
         if source_betas is None:
             return b.clone()
-        x = torch.as_tensor(np.asarray(source_betas) if not isinstance(source_betas, torch.Tensor) else source_betas,
-                            device=A.device, dtype=A.dtype)[: A.shape[1]]  # fmt: skip
+        x = torch.as_tensor(
+            np.asarray(source_betas) if not isinstance(source_betas, torch.Tensor) else source_betas,
+            device=A.device,
+            dtype=A.dtype,
+        )[: A.shape[1]]
         return A[:, : len(x)] @ x + b
 
     # ------------------------------------------------------------------------------------------------ converting
@@ -372,8 +393,11 @@ class Converter:
                 bad = np.argwhere(~np.isfinite(np.asarray(value, dtype=np.float64)))[0].tolist()
                 raise InvalidArgumentError(f"{name} is not finite (first at index {bad}): nothing converted")
         src_betas = None if betas is None else torch.as_tensor(np.asarray(betas), device=dev, dtype=dt)
-        src_trans = torch.zeros(N, 3, device=dev, dtype=dt) if trans is None else torch.as_tensor(
-            np.asarray(trans), device=dev, dtype=dt)  # fmt: skip
+        src_trans = (
+            torch.zeros(N, 3, device=dev, dtype=dt)
+            if trans is None
+            else torch.as_tensor(np.asarray(trans), device=dev, dtype=dt)
+        )
         src_dmpls = None
         if dmpls is not None and src.num_dmpls:
             src_dmpls = torch.as_tensor(np.asarray(dmpls), device=dev, dtype=dt)
@@ -397,8 +421,16 @@ class Converter:
             if self.fit_betas and self.shape_frames < N:
                 fitted = self._fit_long(beta, goals, states)
             else:
-                fitted = fit(fm, beta, goals, states, fit_shape=self.fit_betas,
-                             max_iterations=self.max_iterations, tolerance=self.tolerance, scratch=self._scratch())  # fmt: skip
+                fitted = fit(
+                    fm,
+                    beta,
+                    goals,
+                    states,
+                    fit_shape=self.fit_betas,
+                    max_iterations=self.max_iterations,
+                    tolerance=self.tolerance,
+                    scratch=self._scratch(),
+                )
             return self._result(fitted, states, torch.cat(src_joints))
 
     def _fit_long(self, beta: torch.Tensor, goals: list[torch.Tensor], states: list[FitState]) -> FitResult:
@@ -410,19 +442,38 @@ class Converter:
         rel_all = torch.cat([s.rel for s in states])
         trans_all = torch.cat([s.trans for s in states])
         N = len(goal_all)
-        pick = torch.as_tensor(even_indices(N, self.shape_frames),
-                               device=goal_all.device)  # fmt: skip
+        pick = torch.as_tensor(even_indices(N, self.shape_frames), device=goal_all.device)
         sub_goals, sub_states = [], []
         for start in range(0, len(pick), self.chunk):
             rows = pick[start : start + self.chunk]
             sub_goals.append(goal_all[rows])
             sub_states.append(FitState(rel_all[rows].clone(), trans_all[rows].clone()))
-        shared = fit(fm, beta, sub_goals, sub_states, fit_shape=True, max_iterations=self.max_iterations,
-                     tolerance=self.tolerance, scratch=self._scratch())  # fmt: skip
-        initial = torch.cat([evaluate(fm, beta, s, frames_last(g)).error().mean(1) for g, s in
-                             zip(goals, states, strict=True)])  # fmt: skip
-        poses = fit(fm, shared.betas, goals, states, fit_shape=False, max_iterations=_LONG_POSE_PHASE * self.max_iterations,
-                    tolerance=self.tolerance, scratch=self._scratch())  # fmt: skip
+        shared = fit(
+            fm,
+            beta,
+            sub_goals,
+            sub_states,
+            fit_shape=True,
+            max_iterations=self.max_iterations,
+            tolerance=self.tolerance,
+            scratch=self._scratch(),
+        )
+        initial = torch.cat(
+            [
+                evaluate(fm, beta, s, frames_last(g)).error().mean(1)
+                for g, s in zip(goals, states, strict=True)
+            ]
+        )
+        poses = fit(
+            fm,
+            shared.betas,
+            goals,
+            states,
+            fit_shape=False,
+            max_iterations=_LONG_POSE_PHASE * self.max_iterations,
+            tolerance=self.tolerance,
+            scratch=self._scratch(),
+        )
         return dataclasses.replace(
             poses, initial_error=initial, iterations=poses.iterations + shared.iterations[0]
         )
@@ -468,8 +519,9 @@ class Converter:
             InvalidArgumentError: the sequence is not of the source model, or the target is not a sequence model.
         """
         if seq.model is not self.source.kind:
-            raise InvalidArgumentError(f"a {seq.model.value} sequence, but the converter's source is "
-                                       f"{self.source.kind.value}")  # fmt: skip
+            raise InvalidArgumentError(
+                f"a {seq.model.value} sequence, but the converter's source is {self.source.kind.value}"
+            )
         gendered = self._for_gender(seq.gender)
         if gendered is not self:
             return gendered.convert_sequence(seq)
@@ -489,13 +541,19 @@ class Converter:
                 f"the sequence has {pose.shape[1]} joints; the source model {src.num_joints}"
             )
         betas = seq.betas[: src.num_betas].astype(np.float64)
-        result = self.convert_poses(pose, betas=betas, trans=seq.trans.astype(np.float64),
-                                    dmpls=seq.dmpls if src.num_dmpls else None)  # fmt: skip
+        result = self.convert_poses(
+            pose, betas=betas, trans=seq.trans.astype(np.float64), dmpls=seq.dmpls if src.num_dmpls else None
+        )
         rv = result.rel_rotvec.astype(seq.dtype)
         fields: dict[str, Any]
         if self.target.kind is ModelType.SMPLX:
-            fields = dict(root_orient=rv[:, 0], pose_body=rv[:, 1:22], pose_jaw=rv[:, 22], pose_eye=rv[:, 23:25],
-                          pose_hand=rv[:, 25:55])  # fmt: skip
+            fields = dict(
+                root_orient=rv[:, 0],
+                pose_body=rv[:, 1:22],
+                pose_jaw=rv[:, 22],
+                pose_eye=rv[:, 23:25],
+                pose_hand=rv[:, 25:55],
+            )
         else:
             fields = dict(root_orient=rv[:, 0], pose_body=rv[:, 1:22], pose_hand=rv[:, 22:52])
         out = Sequence(

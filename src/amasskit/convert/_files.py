@@ -79,9 +79,16 @@ def _converter(
 
         device = built.pop("device", "cpu")
         model_dir = built.pop("model_dir", None)
-        _CONVERTERS[key] = Converter.from_folder(source, target, model_dir=model_dir, source_gender=source_gender,
-                                                 target_gender=target_gender, device=device, dtype=torch.float32,
-                                                 **built)  # fmt: skip
+        _CONVERTERS[key] = Converter.from_folder(
+            source,
+            target,
+            model_dir=model_dir,
+            source_gender=source_gender,
+            target_gender=target_gender,
+            device=device,
+            dtype=torch.float32,
+            **built,
+        )
     return _CONVERTERS[key].with_options(**{k: v for k, v in options.items() if k in RUN_OPTIONS})
 
 
@@ -95,10 +102,12 @@ def _inputs(paths: Sequence[str | os.PathLike[str]], *, output: Path) -> list[tu
     for p in map(user_path, paths):
         if p.is_dir():
             out += [
-                (f, f.relative_to(p)) for f in sorted(p.rglob("*.npz"))
-                if classify_path(f) is FileKind.MOTION and not f.is_relative_to(output)
+                (f, f.relative_to(p))
+                for f in sorted(p.rglob("*.npz"))
+                if classify_path(f) is FileKind.MOTION
+                and not f.is_relative_to(output)
                 and not any(part.startswith(".") for part in f.relative_to(p).parts)
-            ]  # fmt: skip
+            ]
         else:
             out.append((p, Path(p.name)))
     return out
@@ -138,11 +147,24 @@ def _convert_one_file(
     conv = _converter(seq.model.value, target, seq.gender.value, target_gender, options)
     out, result = conv.convert_sequence(seq)
     summary = {"frames": float(out.num_frames), **result.summary()}
-    arrays = sequence_arrays(out, meta={"conversion": {"summary": summary, "input": identity, "settings": settings,
-        "source": os.fspath(path), "source_model": seq.model.value, "target_model": target,
-        "source_gender": seq.gender.value, "target_gender": target_gender,
-        "transfer": conv.transfer.path or "identity (one mesh)", "fitted_vertices": len(conv.fit_model.mask),
-        "units": "metres"}})  # fmt: skip
+    arrays = sequence_arrays(
+        out,
+        meta={
+            "conversion": {
+                "summary": summary,
+                "input": identity,
+                "settings": settings,
+                "source": os.fspath(path),
+                "source_model": seq.model.value,
+                "target_model": target,
+                "source_gender": seq.gender.value,
+                "target_gender": target_gender,
+                "transfer": conv.transfer.path or "identity (one mesh)",
+                "fitted_vertices": len(conv.fit_model.mask),
+                "units": "metres",
+            }
+        },
+    )
     arrays.update(
         conversion_vertex_error_mean=result.vertex_error_mean,
         conversion_vertex_error_max=result.vertex_error_max,
@@ -223,15 +245,30 @@ def convert_files(
     if gender not in ("same", "neutral"):
         raise InvalidArgumentError(f"gender is 'same' or 'neutral', not {gender!r}")
     root = user_path(out)
-    options = {"model_dir": None if model_dir is None else str(user_path(model_dir)), "device": device,
-               "fit_betas": fit_betas, **SCHEDULES[schedule]}  # fmt: skip
+    options = {
+        "model_dir": None if model_dir is None else str(user_path(model_dir)),
+        "device": device,
+        "fit_betas": fit_betas,
+        **SCHEDULES[schedule],
+    }
     root.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(root / LOCK_NAME, what=f"convert into {root}", wait=wait):
         for leftover in root.rglob(".*.tmp.npz"):  # a killed run's staging files (atomic_open's names)
             leftover.unlink(missing_ok=True)
-        return _convert_into(root, inputs, target=target, gender=gender, fit_betas=fit_betas, schedule=schedule,
-                             options=options, workers=workers, dask=dask, strict=strict, progress=progress,
-                             start=start)  # fmt: skip
+        return _convert_into(
+            root,
+            inputs,
+            target=target,
+            gender=gender,
+            fit_betas=fit_betas,
+            schedule=schedule,
+            options=options,
+            workers=workers,
+            dask=dask,
+            strict=strict,
+            progress=progress,
+            start=start,
+        )
 
 
 #: the lock file of a conversion's output folder (one run into a folder at a time)
@@ -255,8 +292,16 @@ def _convert_into(
 ) -> ConvertReport:
     """:func:`convert_files` under the output folder's lock."""
     # what an output depends on besides its input file: a rerun with other settings converts again
-    settings = json.dumps({"target": target.value, "gender": gender, "fit_betas": fit_betas, "schedule": schedule,
-                           "model_dir": options["model_dir"]}, sort_keys=True)  # fmt: skip
+    settings = json.dumps(
+        {
+            "target": target.value,
+            "gender": gender,
+            "fit_betas": fit_betas,
+            "schedule": schedule,
+            "model_dir": options["model_dir"],
+        },
+        sort_keys=True,
+    )
     earlier = _earlier_report(root / "convert_report.json")
     report = ConvertReport()
     todo = []
@@ -264,18 +309,31 @@ def _convert_into(
     for path, rel in _inputs(inputs, output=root):
         dest = root / rel.parent / (sequence_name(rel.name) + _SUFFIX[target])
         if dest in claimed:  # two inputs of one relative name (two folders on one command line)
-            report.problems.append((str(path), f"OutputClash: {dest} is {claimed[dest]}'s output already; convert "
-                                    "the folders into separate outputs (-o)"))  # fmt: skip
+            report.problems.append(
+                (
+                    str(path),
+                    f"OutputClash: {dest} is {claimed[dest]}'s output already; convert "
+                    "the folders into separate outputs (-o)",
+                )
+            )
             continue
         claimed[dest] = path
         if dest.exists() or dest.is_symlink():
             recorded = _recorded(dest) if dest.is_file() and not dest.is_symlink() else None
             if recorded is None:
-                report.problems.append((str(path), f"OutputExistsError: {dest} exists and is not a conversion "
-                                        "amasskit wrote: not replaced"))  # fmt: skip
+                report.problems.append(
+                    (
+                        str(path),
+                        f"OutputExistsError: {dest} exists and is not a conversion "
+                        "amasskit wrote: not replaced",
+                    )
+                )
                 continue
-            same = (recorded.get("source") == str(path) and recorded.get("input") == _identity(path)
-                    and recorded.get("settings") == settings)  # fmt: skip
+            same = (
+                recorded.get("source") == str(path)
+                and recorded.get("input") == _identity(path)
+                and recorded.get("settings") == settings
+            )
             if same:
                 report.skipped.append(dest)
                 known = earlier["files"].get(str(dest)) or _recorded_summary(
@@ -335,8 +393,9 @@ def _convert_into(
                 finished(path, dest, None, _problem(path, exc))
             else:
                 finished(path, dest, summary, None)
-    report = ConvertReport(report.written, report.skipped, report.problems, report.files,
-                           time.perf_counter() - start)  # fmt: skip
+    report = ConvertReport(
+        report.written, report.skipped, report.problems, report.files, time.perf_counter() - start
+    )
     written = [d for d in report.written if not d.is_relative_to(root)]
     if written:  # a worker on a cluster resolving a path its own way: never reported as done
         raise AmassKitError(f"results written outside {root}: {', '.join(map(str, written[:3]))}")
@@ -344,13 +403,22 @@ def _convert_into(
     # conversion) keeps what earlier runs recorded; an input that failed before and converts now loses its problem
     done_inputs = {str(p) for p, _ in todo} - {p for p, _ in report.problems}
     problems = [{"path": p, "error": e} for p, e in report.problems] + [
-        q for q in earlier["problems"]
+        q
+        for q in earlier["problems"]
         if isinstance(q, dict) and q.get("path") not in done_inputs | {p for p, _ in report.problems}
-    ]  # fmt: skip
+    ]
     files = {k: v for k, v in earlier["files"].items() if Path(k).is_file()} | report.files
-    record = {"target": target.value, "gender": gender, "fit_betas": fit_betas, "schedule": schedule,
-              "written": len(report.written), "skipped": len(report.skipped), "problems": problems,
-              "files": dict(sorted(files.items())), "seconds": report.seconds}  # fmt: skip
+    record = {
+        "target": target.value,
+        "gender": gender,
+        "fit_betas": fit_betas,
+        "schedule": schedule,
+        "written": len(report.written),
+        "skipped": len(report.skipped),
+        "problems": problems,
+        "files": dict(sorted(files.items())),
+        "seconds": report.seconds,
+    }
     with atomic_open(root / "convert_report.json") as fp:
         fp.write((json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
     return report
@@ -443,9 +511,18 @@ def convert_pose_list(
         raise NonFiniteError(source, f"pose {bad} (id {ids[bad]}) is not finite: nothing converted")
     if chunk < 1:
         raise InvalidArgumentError(f"chunk must be at least 1, got {chunk}")
-    conv = _converter("smplh", ModelType.parse(to).value, "neutral", "neutral",
-                      {"model_dir": None if model_dir is None else os.fspath(model_dir), "device": device,
-                       "fit_betas": False, "chunk": chunk})  # fmt: skip
+    conv = _converter(
+        "smplh",
+        ModelType.parse(to).value,
+        "neutral",
+        "neutral",
+        {
+            "model_dir": None if model_dir is None else os.fspath(model_dir),
+            "device": device,
+            "fit_betas": False,
+            "chunk": chunk,
+        },
+    )
     block = chunk * POSE_LIST_BLOCK_CHUNKS
     parts = []
     if progress is not None:
@@ -458,9 +535,19 @@ def convert_pose_list(
 
     result = ConversionResult.concatenate(parts)
     with atomic_open(user_path(out)) as fp:
-        arrays: dict[str, Any] = {"poses": result.rel_rotvec, "ids": ids, "trans": result.trans, "betas": result.betas,
-                  "vertex_error_mean": result.vertex_error_mean, "vertex_error_max": result.vertex_error_max,
-                  "iterations": result.iterations, META_KEY: np.array(json.dumps({"conversion": "pose list",
-                  "target_model": ModelType.parse(to).value, "units": "metres"}))}  # fmt: skip
+        arrays: dict[str, Any] = {
+            "poses": result.rel_rotvec,
+            "ids": ids,
+            "trans": result.trans,
+            "betas": result.betas,
+            "vertex_error_mean": result.vertex_error_mean,
+            "vertex_error_max": result.vertex_error_max,
+            "iterations": result.iterations,
+            META_KEY: np.array(
+                json.dumps(
+                    {"conversion": "pose list", "target_model": ModelType.parse(to).value, "units": "metres"}
+                )
+            ),
+        }
         np.savez(fp, **arrays)
     return {"poses": float(len(poses)), **result.summary()}

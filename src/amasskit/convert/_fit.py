@@ -192,8 +192,12 @@ class TargetModel:
         slots = inverse.reshape(key.shape)
         pair_index = np.stack([slots.reshape(-1), np.repeat(np.arange(Vm), K * K)])
         pair_value = (skin_weight[:, :, None] * skin_weight[:, None, :]).reshape(-1)
-        by_pair = torch.sparse_coo_tensor(torch.as_tensor(pair_index), torch.as_tensor(pair_value, dtype=torch.float64),
-                                          (P_, Vm), check_invariants=True).coalesce()  # fmt: skip
+        by_pair = torch.sparse_coo_tensor(
+            torch.as_tensor(pair_index),
+            torch.as_tensor(pair_value, dtype=torch.float64),
+            (P_, Vm),
+            check_invariants=True,
+        ).coalesce()
 
         def pair_sum(values: np.ndarray) -> np.ndarray:
             return (by_pair @ torch.as_tensor(values.reshape(Vm, -1))).numpy()
@@ -378,9 +382,16 @@ class Evaluation:
 
     def take(self, idx: torch.Tensor) -> Evaluation:
         """The frames ``idx`` (indices or a mask), copied out of any scratch."""
-        return Evaluation(self.vertices_vm[..., idx], self.residual_vm[..., idx], self.rest_vm[..., idx],
-                          self.blended_vm[..., idx], self.squared_vm[..., idx], self.glob[idx], self.joints[idx],
-                          self.cost[idx])  # fmt: skip
+        return Evaluation(
+            self.vertices_vm[..., idx],
+            self.residual_vm[..., idx],
+            self.rest_vm[..., idx],
+            self.blended_vm[..., idx],
+            self.squared_vm[..., idx],
+            self.glob[idx],
+            self.joints[idx],
+            self.cost[idx],
+        )
 
 
 def frames_last(goal: torch.Tensor) -> torch.Tensor:
@@ -405,8 +416,9 @@ def evaluate(
     Vm = rest.shape[0]
     eye = torch.eye(3, device=rest.device, dtype=rest.dtype)
     feature = (state.rel[:, 1:] - eye).reshape(B, -1)
-    v_rest = torch.addmm(rest.reshape(-1, 1), target.pose_basis.T, feature.T,
-                         out=scratch("rest", (Vm * 3, B), rest)).view(Vm, 3, B)  # fmt: skip
+    v_rest = torch.addmm(
+        rest.reshape(-1, 1), target.pose_basis.T, feature.T, out=scratch("rest", (Vm * 3, B), rest)
+    ).view(Vm, 3, B)
     glob, posed = forward_kinematics(state.rel, joints_rest, m.levels)
     posed = posed + state.trans[:, None, :]
     tau = posed - (glob @ joints_rest[..., None]).squeeze(-1)
@@ -417,8 +429,9 @@ def evaluate(
     for start, end, joints, w in target.skin_blocks:
         torch.mm(w, A_vm[joints], out=blended[start:end])
     blended = blended.view(Vm, 3, 4, B)
-    vertices = torch.addcmul(blended[:, :, 3], blended[:, :, 0], v_rest[:, None, 0],
-                             out=scratch("vertices", (Vm, 3, B), rest))  # fmt: skip
+    vertices = torch.addcmul(
+        blended[:, :, 3], blended[:, :, 0], v_rest[:, None, 0], out=scratch("vertices", (Vm, 3, B), rest)
+    )
     vertices.addcmul_(blended[:, :, 1], v_rest[:, None, 1]).addcmul_(blended[:, :, 2], v_rest[:, None, 2])
     residual = vertices
     if goal_vm is not None:
@@ -656,8 +669,9 @@ def _linearize(
     Z = (kron @ T[:, :, :, :3].reshape(P, S, 12).transpose(1, 2)).reshape(P, B, 3, 3, S)
     AT = (Am.reshape(P, B * 3, 4) @ T[:, :, :, 3].transpose(1, 2)).reshape(P, B, 3, S)  # A_m T[..., 3]
     Z = Z + AT[:, :, :, None, :] * dn[:, :, None, :, :]  # (P, B, 3 [x], 3 [y], S)
-    axial = torch.stack([Z[:, :, 1, 2] - Z[:, :, 2, 1], Z[:, :, 2, 0] - Z[:, :, 0, 2],
-                         Z[:, :, 0, 1] - Z[:, :, 1, 0]], 2)  # fmt: skip
+    axial = torch.stack(
+        [Z[:, :, 1, 2] - Z[:, :, 2, 1], Z[:, :, 2, 0] - Z[:, :, 0, 2], Z[:, :, 0, 1] - Z[:, :, 1, 0]], 2
+    )
     t3 = T[:, :, 3]  # (P, S, 4): sum_i w w' [S_is; 1]
     Wv = (Gn.reshape(P, B * 3, 3) @ t3[:, :, :3].transpose(1, 2)).reshape(P, B, 3, S) + dn * t3[
         :, None, None, :, 3
@@ -846,8 +860,16 @@ def _fit_independent(problem: _Problem) -> FitResult:
                         if not rows_of.any():
                             continue
                         rows = torch.nonzero(rows_of).squeeze(1)
-                        part = _linearize(target, moments, betas, sub.take(rows), kept.take(rows), shape=False,
-                                          matrix=with_matrix, scratch=scratch)  # fmt: skip
+                        part = _linearize(
+                            target,
+                            moments,
+                            betas,
+                            sub.take(rows),
+                            kept.take(rows),
+                            shape=False,
+                            matrix=with_matrix,
+                            scratch=scratch,
+                        )
                         if with_matrix:
                             lin.put(take[rows], part)
                             built[take[rows]] += 1
@@ -867,8 +889,9 @@ def _fit_independent(problem: _Problem) -> FitResult:
         its.append(iterations)
         errors.append(err)
         joints.append(posed)
-    return FitResult(betas, torch.cat(costs), torch.cat(its), torch.cat(initial), torch.cat(errors),
-                     torch.cat(joints))  # fmt: skip
+    return FitResult(
+        betas, torch.cat(costs), torch.cat(its), torch.cat(initial), torch.cat(errors), torch.cat(joints)
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -908,8 +931,9 @@ def _fit_shared(problem: _Problem) -> FitResult:
             ev = evaluate(target, beta, state, goal, scratch=scratch)
             lin = None
             if linearize:  # after the last step only the cost and the errors are needed
-                lin = _linearize(target, moments, beta, state, ev, shape=True, matrix=earlier is None,
-                                 scratch=scratch)  # fmt: skip
+                lin = _linearize(
+                    target, moments, beta, state, ev, shape=True, matrix=earlier is None, scratch=scratch
+                )
                 if earlier is not None:
                     old = earlier[k].lin
                     assert old is not None
@@ -962,8 +986,14 @@ def _fit_shared(problem: _Problem) -> FitResult:
             beta_c, candidates, linearize=it < max_iterations - 1, earlier=None if fresh else passes
         )
         total_c = sum(float(p.cost.sum()) for p in passes_c)
-        logger.debug("iteration %d: cost %.6g -> %.6g (lambda %.3g, |dbeta| %.3g)", it, total, total_c, lam,
-                     float(dbeta.norm()))  # fmt: skip
+        logger.debug(
+            "iteration %d: cost %.6g -> %.6g (lambda %.3g, |dbeta| %.3g)",
+            it,
+            total,
+            total_c,
+            lam,
+            float(dbeta.norm()),
+        )
         if total_c < total:
             gain = (total - total_c) / max(total, 1e-300)
             betas, states[:], passes, total = beta_c, candidates, passes_c, total_c
@@ -980,5 +1010,11 @@ def _fit_shared(problem: _Problem) -> FitResult:
             if lam > 1e6 or it == max_iterations - 1:
                 break  # no step lowers the cost (a minimum, to rounding), or no step left
     cost = torch.cat([p.cost for p in passes]) / goals[0].shape[1]
-    return FitResult(betas, cost, torch.full_like(cost, iterations, dtype=torch.long), initial,
-                     torch.cat([p.error for p in passes]), torch.cat([p.joints for p in passes]))  # fmt: skip
+    return FitResult(
+        betas,
+        cost,
+        torch.full_like(cost, iterations, dtype=torch.long),
+        initial,
+        torch.cat([p.error for p in passes]),
+        torch.cat([p.joints for p in passes]),
+    )

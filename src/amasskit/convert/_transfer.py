@@ -101,9 +101,10 @@ class TransferMatrix:
         where = path or "<transfer matrix>"
         if shape[1] not in (source_vertices, 2 * source_vertices):
             raise TransferFileError(
-                where, f"has {shape[1]} columns; a transfer from a {source_vertices}-vertex mesh has "
-                f"{source_vertices} or {2 * source_vertices} (positions, then normals)"
-            )  # fmt: skip
+                where,
+                f"has {shape[1]} columns; a transfer from a {source_vertices}-vertex mesh has "
+                f"{source_vertices} or {2 * source_vertices} (positions, then normals)",
+            )
         if shape[0] < 1:
             raise TransferFileError(where, f"has {shape[0]} rows (target vertices)")
         if shape[0] > len(
@@ -112,8 +113,11 @@ class TransferMatrix:
             present = np.unique(rows)
             gaps = np.flatnonzero(present != np.arange(len(present)))
             first = int(gaps[0]) if len(gaps) else len(present)
-            raise TransferFileError(where, f"target vertex {first} has no source vertex ({shape[0]} target "
-                                    f"vertices, {len(rows)} weights)")  # fmt: skip
+            raise TransferFileError(
+                where,
+                f"target vertex {first} has no source vertex ({shape[0]} target "
+                f"vertices, {len(rows)} weights)",
+            )
         keep = (cols < source_vertices) & (values != 0)
         rows, cols, values = rows[keep], cols[keep], np.asarray(values[keep], dtype=np.float64)
         if not np.all(np.isfinite(values)):

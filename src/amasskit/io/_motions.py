@@ -108,10 +108,15 @@ def save_motion(
     T = len(body)
     root = np.broadcast_to(UPRIGHT if root_orient is None else np.asarray(root_orient, np.float64), (T, 3))
     shape = np.zeros(16) if betas is None else np.asarray(betas, dtype=np.float64).reshape(-1)
-    seq = Sequence(root_orient=np.ascontiguousarray(root, dtype=np.float32), pose_body=body.astype(np.float32),
-                   pose_hand=np.zeros((T, 30, 3), np.float32),
-                   trans=np.zeros((T, 3), np.float32) if trans is None else np.asarray(trans, np.float32).reshape(T, 3),
-                   betas=shape.astype(np.float32), gender=Gender.parse(gender), fps=fps)  # fmt: skip
+    seq = Sequence(
+        root_orient=np.ascontiguousarray(root, dtype=np.float32),
+        pose_body=body.astype(np.float32),
+        pose_hand=np.zeros((T, 30, 3), np.float32),
+        trans=np.zeros((T, 3), np.float32) if trans is None else np.asarray(trans, np.float32).reshape(T, 3),
+        betas=shape.astype(np.float32),
+        gender=Gender.parse(gender),
+        fps=fps,
+    )
     payload: dict[str, Any] = sequence_arrays(seq)
     payload.update({k: np.asarray(v) for k, v in arrays.items()})
     return write_npz(path, payload, made_from=made_from)
@@ -133,8 +138,10 @@ def write_npz(path: str | os.PathLike[str], payload: dict[str, Any], *, made_fro
         array = np.asarray(value)
         if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
             where = f"made from {made_from}" if made_from else "from inputs"
-            raise InvalidArgumentError(f"{target}: not written: the result's {key} holds values that are not finite "
-                                       f"(NaN or inf), {where} or settings out of range")  # fmt: skip
+            raise InvalidArgumentError(
+                f"{target}: not written: the result's {key} holds values that are not finite "
+                f"(NaN or inf), {where} or settings out of range"
+            )
     path = target
     buffer = io.BytesIO()
     np.savez(buffer, **payload)
@@ -204,17 +211,31 @@ def read_motion(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise EmptySequenceError(path, "holds no frames") from None
         body = arrays["pose_body"]
         if arrays["root_orient"].shape != (T, 3) or body.size != T * 63:
-            raise ArrayShapeError(path, f"root_orient {arrays['root_orient'].shape} and pose_body {body.shape}: "
-                                        "need (T, 3) and (T, 63) (21 body joints)") from None  # fmt: skip
+            raise ArrayShapeError(
+                path,
+                f"root_orient {arrays['root_orient'].shape} and pose_body {body.shape}: "
+                "need (T, 3) and (T, 63) (21 body joints)",
+            ) from None
         trans = arrays.get("trans", np.zeros((T, 3)))
         if trans.shape != (T, 3):
             raise ArrayShapeError(path, f"trans {trans.shape}, need ({T}, 3)") from None
-        out: dict[str, Any] = {"root_orient": arrays["root_orient"], "pose_body": body.reshape(T, 21, 3), "trans": trans,
-               "betas": arrays.get("betas", np.zeros(16)).reshape(-1)[:16], "fps": fps, "gender": gender}  # fmt: skip
+        out: dict[str, Any] = {
+            "root_orient": arrays["root_orient"],
+            "pose_body": body.reshape(T, 21, 3),
+            "trans": trans,
+            "betas": arrays.get("betas", np.zeros(16)).reshape(-1)[:16],
+            "fps": fps,
+            "gender": gender,
+        }
         for key in ("root_orient", "pose_body", "trans", "betas"):
             if not np.isfinite(out[key]).all():
                 raise NonFiniteError(path, f"{key} holds values that are not finite") from None
         return out
-    return {"root_orient": seq.root_orient.astype(np.float64), "pose_body": seq.pose_body.astype(np.float64),
-            "trans": seq.trans.astype(np.float64), "betas": seq.betas.astype(np.float64), "fps": seq.fps,
-            "gender": seq.gender.value}  # fmt: skip
+    return {
+        "root_orient": seq.root_orient.astype(np.float64),
+        "pose_body": seq.pose_body.astype(np.float64),
+        "trans": seq.trans.astype(np.float64),
+        "betas": seq.betas.astype(np.float64),
+        "fps": seq.fps,
+        "gender": seq.gender.value,
+    }

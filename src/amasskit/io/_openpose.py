@@ -45,8 +45,11 @@ def read_openpose(path: str | os.PathLike[str], *, person: int | None = None) ->
         except (TypeError, ValueError):
             raise KeypointFileError(path, f"person {i}: pose_keypoints_2d is not a list of numbers") from None
         if kp.shape != (75,):
-            raise KeypointFileError(path, f"person {i}: pose_keypoints_2d is of shape {kp.shape}; BODY_25's is a flat "
-                                          "list of 75 numbers (25 x, y, confidence triples)")  # fmt: skip
+            raise KeypointFileError(
+                path,
+                f"person {i}: pose_keypoints_2d is of shape {kp.shape}; BODY_25's is a flat "
+                "list of 75 numbers (25 x, y, confidence triples)",
+            )
         if not np.isfinite(kp).all():
             raise KeypointFileError(path, f"person {i}: keypoints that are not finite")
         found.append(kp.reshape(25, 3))
@@ -60,9 +63,16 @@ def read_openpose(path: str | os.PathLike[str], *, person: int | None = None) ->
 def write_openpose(path: str | os.PathLike[str], keypoints: np.ndarray) -> Path:
     """One OpenPose JSON file (version 1.3 layout) with one person per ``(25, 3)`` row of ``keypoints``."""
     kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, 25, 3)
-    people = [{"person_id": [-1], "pose_keypoints_2d": [float(v) for v in p.reshape(-1)],
-               "face_keypoints_2d": [], "hand_left_keypoints_2d": [], "hand_right_keypoints_2d": []}
-              for p in kp]  # fmt: skip
+    people = [
+        {
+            "person_id": [-1],
+            "pose_keypoints_2d": [float(v) for v in p.reshape(-1)],
+            "face_keypoints_2d": [],
+            "hand_left_keypoints_2d": [],
+            "hand_right_keypoints_2d": [],
+        }
+        for p in kp
+    ]
     with atomic_open(path) as fp:
         fp.write(json.dumps({"version": 1.3, "people": people}).encode())
     return Path(path)

@@ -118,8 +118,12 @@ class DistanceFieldConfig:
     reduction: str = "sum"
 
     def __post_init__(self) -> None:
-        for key, value, allowed in (("activation", self.activation, ACTIVATIONS), ("order", self.order, ORDERS),
-                                    ("metric", self.metric, METRICS), ("reduction", self.reduction, REDUCTIONS)):  # fmt: skip
+        for key, value, allowed in (
+            ("activation", self.activation, ACTIVATIONS),
+            ("order", self.order, ORDERS),
+            ("metric", self.metric, METRICS),
+            ("reduction", self.reduction, REDUCTIONS),
+        ):
             if value not in allowed:
                 raise InvalidArgumentError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
         if not isinstance(self.parents, str):
@@ -234,8 +238,13 @@ class DistanceField(nn.Module):
         """Bone ``j``'s parameters (views): ``quat (H, 4)`` and ``parent (H, C)`` (its first layer's weight split
         into the quaternion's and the parent feature's columns), ``bias (H,)``, ``out (C, H)``, ``out_bias (C,)``."""
         s = self._slot[j]
-        return {"quat": self.enc_quat[s], "parent": self.enc_parent[s], "bias": self.enc_bias[s],
-                "out": self.enc_out[s], "out_bias": self.enc_out_bias[s]}  # fmt: skip
+        return {
+            "quat": self.enc_quat[s],
+            "parent": self.enc_parent[s],
+            "bias": self.enc_bias[s],
+            "out": self.enc_out[s],
+            "out_bias": self.enc_out_bias[s],
+        }
 
     def reset_parameters(self, *, generator: torch.Generator | None = None) -> None:
         """PyTorch's default ``nn.Linear`` initialisation for every layer, bone by bone, from ``generator``."""
@@ -265,8 +274,9 @@ class DistanceField(nn.Module):
             return functional.relu(x)
         return functional.leaky_relu(x, 0.01)
 
-    def features(self, quat: torch.Tensor, *, keep: list[tuple[slice, bool, torch.Tensor, torch.Tensor]] | None = None
-                 ) -> torch.Tensor:  # fmt: skip
+    def features(
+        self, quat: torch.Tensor, *, keep: list[tuple[slice, bool, torch.Tensor, torch.Tensor]] | None = None
+    ) -> torch.Tensor:
         """``quat (B, J, 4)`` as the network sees it -> the encoder's ``(B, 6 J)`` features (bone-major, as the
         originals concatenate them). ``keep``: a list that receives each tree level's ``(rows, has parent, first
         layer's and second layer's pre-activations)``, for :meth:`value_and_grad`'s backward."""

@@ -103,8 +103,11 @@ def _load_tensors(path: Path, map_location: str | torch.device) -> dict[str, tor
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(path, "holds more than tensors and plain data (loading it would run code; amasskit "
-                              f"only loads with weights_only): {str(exc).splitlines()[0]}") from None  # fmt: skip
+        raise CheckpointError(
+            path,
+            "holds more than tensors and plain data (loading it would run code; amasskit "
+            f"only loads with weights_only): {str(exc).splitlines()[0]}",
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(path, f"not a readable torch checkpoint: {exc}") from None
     state = data.get("model_state_dict", data) if isinstance(data, dict) else None
@@ -159,28 +162,46 @@ def load_official(
     if metric is None:
         metric = "posendf" if settings["parents"] is None else "geodesic"
     try:
-        cfg = DistanceFieldConfig(joints=J, parents=parents, activation=settings["act"], beta=settings["beta"],
-                                  dims=tuple(settings["dims"]), order="wxyz", canonical=True, metric=metric,
-                                  reduction="mean")  # fmt: skip
+        cfg = DistanceFieldConfig(
+            joints=J,
+            parents=parents,
+            activation=settings["act"],
+            beta=settings["beta"],
+            dims=tuple(settings["dims"]),
+            order="wxyz",
+            canonical=True,
+            metric=metric,
+            reduction="mean",
+        )
     except InvalidArgumentError as exc:
         raise CheckpointError(config_path, str(exc)) from None
     stored = sum(t.numel() for t in state.values())
     if cfg.mlp_weights() > stored:  # checked before the network is allocated
-        raise CheckpointError(config_path, f"its widths {cfg.dims} need {cfg.mlp_weights():,} weights at least; the "
-                              f"checkpoint {path} holds {stored:,}: they do not fit")  # fmt: skip
+        raise CheckpointError(
+            config_path,
+            f"its widths {cfg.dims} need {cfg.mlp_weights():,} weights at least; the "
+            f"checkpoint {path} holds {stored:,}: they do not fit",
+        )
     model = DistanceField(cfg)
     C, H = cfg.feature, cfg.hidden
     with torch.no_grad():
         for j in range(J):
             bone = enc[j]
-            need = {"0.weight": (H, 4 + (C if model.parents[j] >= 0 else 0)), "0.bias": (H,),
-                    "2.weight": (C, H), "2.bias": (C,)}  # fmt: skip
+            need = {
+                "0.weight": (H, 4 + (C if model.parents[j] >= 0 else 0)),
+                "0.bias": (H,),
+                "2.weight": (C, H),
+                "2.bias": (C,),
+            }
             for name, shape in need.items():
                 if name not in bone:
                     raise CheckpointError(path, f"enc.net.{j}.net.{name} is missing")
                 if tuple(bone[name].shape) != shape:
-                    raise CheckpointError(path, f"enc.net.{j}.net.{name} is {tuple(bone[name].shape)}, the config "
-                                          f"and parent map need {shape}")  # fmt: skip
+                    raise CheckpointError(
+                        path,
+                        f"enc.net.{j}.net.{name} is {tuple(bone[name].shape)}, the config "
+                        f"and parent map need {shape}",
+                    )
             w = bone["0.weight"]
             model.bone(j)["quat"].copy_(w[:, :4])
             model.bone(j)["parent"].zero_()
@@ -198,9 +219,18 @@ def load_official(
             for name, target in (("weight", lin.weight), ("bias", lin.bias)):
                 got = mlp[i].get(name)
                 if got is None or got.shape != target.shape:
-                    raise CheckpointError(path, f"dfnet.lin{i}.{name} is "
-                                          f"{None if got is None else tuple(got.shape)}, need {tuple(target.shape)}")  # fmt: skip
+                    raise CheckpointError(
+                        path,
+                        f"dfnet.lin{i}.{name} is "
+                        f"{None if got is None else tuple(got.shape)}, need {tuple(target.shape)}",
+                    )
                 target.copy_(got)
-    logger.info("loaded %s: %d bones, %s parents, %s, %s distance", path, J, "explicit" if settings["parents"]
-                else "official", settings["act"], metric)  # fmt: skip
+    logger.info(
+        "loaded %s: %d bones, %s parents, %s, %s distance",
+        path,
+        J,
+        "explicit" if settings["parents"] else "official",
+        settings["act"],
+        metric,
+    )
     return model.to(map_location).eval()

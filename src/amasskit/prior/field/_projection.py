@@ -182,8 +182,11 @@ def project(
     finally:
         model.train(was_training)
     return Projection(
-        quat=q.reshape(*lead, J, 4), distance=d.reshape(lead), converged=(d < tol).reshape(lead),
-        steps=steps.reshape(lead), evaluations=evaluations.reshape(lead),
+        quat=q.reshape(*lead, J, 4),
+        distance=d.reshape(lead),
+        converged=(d < tol).reshape(lead),
+        steps=steps.reshape(lead),
+        evaluations=evaluations.reshape(lead),
         history=torch.stack(history).reshape(-1, *lead, J, 4) if keep_steps else None,
         history_distance=torch.stack(history_d).reshape(-1, *lead) if keep_steps else None,
-    )  # fmt: skip
+    )

@@ -92,8 +92,9 @@ TARGETS: Final[tuple[str, ...]] = ("nearest", "mean")
 PRECISIONS: Final[tuple[str, ...]] = ("auto", "fp32", "bf16")
 SCHEDULES: Final[tuple[str, ...]] = ("constant", "cosine")
 # settings that change only where or how often a run writes: a run may resume with other values of these
-_NOT_IDENTITY: Final[frozenset[str]] = frozenset({"out", "steps", "val_every", "checkpoint_every", "log_every",
-                                                  "workers", "device"})  # fmt: skip
+_NOT_IDENTITY: Final[frozenset[str]] = frozenset(
+    {"out", "steps", "val_every", "checkpoint_every", "log_every", "workers", "device"}
+)
 
 
 def _widths(value: Any) -> tuple[int, ...]:
@@ -176,8 +177,15 @@ class TrainConfig:
             raise ConfigError(f"warmup must be an integer >= 0, got {self.warmup!r}", key="warmup")
         if self.activation is not None:
             check_choice("activation", self.activation, ACTIVATIONS)
-        for key in ("batch_size", "steps", "val_every", "val_samples", "checkpoint_every", "log_every",
-                    "manifold_batch"):  # fmt: skip
+        for key in (
+            "batch_size",
+            "steps",
+            "val_every",
+            "val_samples",
+            "checkpoint_every",
+            "log_every",
+            "manifold_batch",
+        ):
             value = getattr(self, key)
             if key == "manifold_batch" and value is None:
                 continue
@@ -209,8 +217,9 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ConfigError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}",
-                              key=unknown[0])  # fmt: skip
+            raise ConfigError(
+                f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}", key=unknown[0]
+            )
         values = dict(data)
         try:
             return cls(**values)
@@ -223,8 +232,14 @@ class TrainConfig:
         return TRAIN_PRESETS[self.preset].get(key) if value is None else value
 
     def model_config(self, *, metric: str) -> DistanceFieldConfig:
-        return DistanceFieldConfig(parents=self.parents, activation=self.setting("activation"), beta=self.beta,
-                                   dims=self.dims, metric=metric, reduction="sum")  # fmt: skip
+        return DistanceFieldConfig(
+            parents=self.parents,
+            activation=self.setting("activation"),
+            beta=self.beta,
+            dims=self.dims,
+            metric=metric,
+            reduction="sum",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -345,8 +360,12 @@ def evaluate_field(
     finally:
         model.train(was_training)
     target = np.asarray(target, dtype=np.float64)
-    return {"mae": float(np.abs(pred - target).mean()), "spearman": spearman(pred, target),
-            "auroc": auroc(on_manifold, pred), "clean_mean": float(on_manifold.mean())}  # fmt: skip
+    return {
+        "mae": float(np.abs(pred - target).mean()),
+        "spearman": spearman(pred, target),
+        "auroc": auroc(on_manifold, pred),
+        "clean_mean": float(on_manifold.mean()),
+    }
 
 
 #: a model whose recorded validation AUROC (telling near poses from far ones; chance is 0.5) is below this is
@@ -366,19 +385,33 @@ def _warn_if_poor(path: str | os.PathLike[str], metrics: Any, *, joints: int) ->
         return
     auroc, clean = metrics.get("auroc"), metrics.get("clean_mean")
     if isinstance(auroc, (int, float)) and auroc < NEAR_CHANCE_AUROC:
-        logger.warning("%s: its validation AUROC is %.2f (chance: 0.50): it barely tells clean poses from noisy ones, "
-                       "and sampling, interpolation, denoising and fitting with it may be worse than with no prior; "
-                       "train longer or on more data (README: 'A usable prior')", path, auroc)  # fmt: skip
+        logger.warning(
+            "%s: its validation AUROC is %.2f (chance: 0.50): it barely tells clean poses from noisy ones, "
+            "and sampling, interpolation, denoising and fitting with it may be worse than with no prior; "
+            "train longer or on more data (README: 'A usable prior')",
+            path,
+            auroc,
+        )
     elif isinstance(clean, (int, float)) and clean > OFF_MANIFOLD_PER_JOINT * joints:
-        logger.warning("%s: its mean distance on clean held-out poses is %.3g (%.2g a joint; a prior's is near 0): "
-                       "denoise and fit at their default prior weight pull poses toward distance 0 and so off the "
-                       "poses it learnt; lower --prior-weight (1e-4 for a model trained for minutes on a CPU), or "
-                       "train longer (README: 'A usable prior')", path, clean, clean / joints)  # fmt: skip
+        logger.warning(
+            "%s: its mean distance on clean held-out poses is %.3g (%.2g a joint; a prior's is near 0): "
+            "denoise and fit at their default prior weight pull poses toward distance 0 and so off the "
+            "poses it learnt; lower --prior-weight (1e-4 for a model trained for minutes on a CPU), or "
+            "train longer (README: 'A usable prior')",
+            path,
+            clean,
+            clean / joints,
+        )
 
 
 def _write_model(path: Path, model: DistanceField, extra: Mapping[str, Any]) -> None:
-    payload = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "model_config": model.config.to_dict(),
-               "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}  # fmt: skip
+    payload = {
+        "format": MODEL_FORMAT,
+        "version": MODEL_VERSION,
+        "model_config": model.config.to_dict(),
+        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extra,
+    }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     with atomic_open(path) as fp:
@@ -390,13 +423,17 @@ def _read_payload(path: Path) -> dict[str, Any]:
         raise CheckpointError(path, "no such file")
     damaged = damaged_member(path)
     if damaged is not None:
-        raise CheckpointError(path, f"damaged: {damaged} fails its checksum (a changed or truncated file); nothing "
-                              "was loaded")  # fmt: skip
+        raise CheckpointError(
+            path, f"damaged: {damaged} fails its checksum (a changed or truncated file); nothing was loaded"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        raise CheckpointError(path, "refused: it holds more than tensors and plain data, and loading it would run "
-                              "code (amasskit loads checkpoints with weights_only only)") from None  # fmt: skip
+        raise CheckpointError(
+            path,
+            "refused: it holds more than tensors and plain data, and loading it would run "
+            "code (amasskit loads checkpoints with weights_only only)",
+        ) from None
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise CheckpointError(
@@ -407,8 +444,9 @@ def _read_payload(path: Path) -> dict[str, Any]:
             path, "not an amasskit prior model (for the original checkpoints: load_official)"
         )
     if payload.get("version") != MODEL_VERSION:
-        raise CheckpointError(path, f"model format version {payload.get('version')}, this amasskit reads "
-                              f"{MODEL_VERSION}")  # fmt: skip
+        raise CheckpointError(
+            path, f"model format version {payload.get('version')}, this amasskit reads {MODEL_VERSION}"
+        )
     return payload
 
 
@@ -425,8 +463,11 @@ def load_model(path: str | os.PathLike[str], *, map_location: str | torch.device
         if (
             config.mlp_weights() > stored
         ):  # checked before the network is allocated (widths of 200,000: 160 GB)
-            raise CheckpointError(path, f"its config ({config.dims} widths) needs {config.mlp_weights():,} weights at "
-                                  f"least, the file holds {stored:,}: they do not fit")  # fmt: skip
+            raise CheckpointError(
+                path,
+                f"its config ({config.dims} widths) needs {config.mlp_weights():,} weights at "
+                f"least, the file holds {stored:,}: they do not fit",
+            )
         model = DistanceField(config)
         model.load_state_dict(payload["model_state"])
     except (KeyError, TypeError, AttributeError, RuntimeError, InvalidArgumentError) as exc:
@@ -528,11 +569,22 @@ def train(
     """
     world, rank, local_rank = _world()
     out = Path(config.out)
-    lock = exclusive_lock(out.with_name(f".{out.name}.lock"), what=f"prior train into {out}", wait=wait) if rank == 0 \
-        else contextlib.nullcontext()  # fmt: skip
+    lock = (
+        exclusive_lock(out.with_name(f".{out.name}.lock"), what=f"prior train into {out}", wait=wait)
+        if rank == 0
+        else contextlib.nullcontext()
+    )
     with lock:
-        return _train(config, out, world, rank, local_rank, overwrite=overwrite, progress=progress,
-                      stop_after=stop_after)  # fmt: skip
+        return _train(
+            config,
+            out,
+            world,
+            rank,
+            local_rank,
+            overwrite=overwrite,
+            progress=progress,
+            stop_after=stop_after,
+        )
 
 
 def _train(
@@ -566,17 +618,21 @@ def _train(
     checkpoint = out / "checkpoint.pt"
     # what the run depends on: its settings, and the training sets' own ids (a set made again at the same path is
     # other data: the run does not resume onto it)
-    identity = config.identity() | {"data_id": data.manifest.get("experiment_id"), "clean_id": poses.experiment_id,
-                                    "val_id": TrainingData(config.val_data).manifest.get("experiment_id")
-                                    if config.val_data else None}  # fmt: skip
+    identity = config.identity() | {
+        "data_id": data.manifest.get("experiment_id"),
+        "clean_id": poses.experiment_id,
+        "val_id": TrainingData(config.val_data).manifest.get("experiment_id") if config.val_data else None,
+    }
     _check_output_folder(out, identity, overwrite=overwrite)
     state: dict[str, Any] | None = None
     if checkpoint.exists():
         state = _read_payload(checkpoint)
         if state.get("identity") != identity:
             if not overwrite:
-                raise OutputExistsError(f"{out} holds a run of {_what_differs(state.get('identity'), identity)}; "
-                                        "pass overwrite (--overwrite) to replace it, or choose another out")  # fmt: skip
+                raise OutputExistsError(
+                    f"{out} holds a run of {_what_differs(state.get('identity'), identity)}; "
+                    "pass overwrite (--overwrite) to replace it, or choose another out"
+                )
             state = None
         else:
             _check_extension(out, config, state)
@@ -623,11 +679,19 @@ def _train(
         files |= {"neighbour": data.path / "neighbour.npy", "clean": Path(poses.path) / "fields" / "quat.npy"}
     noisy_rows = _Rows(files, len(data), config.target)
     clean_rows = _Rows({"pose": Path(poses.path) / "fields" / "quat.npy"}, len(poses))
-    options: dict[str, Any] = {"num_workers": config.workers, "num_replicas": world, "rank": rank,
-                               "drop_last": True, "even": True}  # fmt: skip
+    options: dict[str, Any] = {
+        "num_workers": config.workers,
+        "num_replicas": world,
+        "rank": rank,
+        "drop_last": True,
+        "even": True,
+    }
     if len(data) < config.batch_size or len(poses) < (config.manifold_batch or config.batch_size):
-        raise ConfigError(f"batch sizes {config.batch_size}/{config.manifold_batch or config.batch_size} exceed the "
-                          f"{len(data)} samples or {len(poses)} clean poses", key="batch_size")  # fmt: skip
+        raise ConfigError(
+            f"batch sizes {config.batch_size}/{config.manifold_batch or config.batch_size} exceed the "
+            f"{len(data)} samples or {len(poses)} clean poses",
+            key="batch_size",
+        )
     loader = Loader(noisy_rows, per_rank, seed=config.seed, **options)
     clean_loader = Loader(clean_rows, clean_per_rank, seed=config.seed + 1, **options)
     step, best = 0, math.inf
@@ -648,9 +712,13 @@ def _train(
     needs_grad = weights["w_eikonal"] > 0 or weights["w_gradient"] > 0
     logs = _Logs(out, step, enabled=rank == 0)
     val = _validation_set(config) if config.val_data and rank == 0 else None
-    data_record = {"path": str(data.path), "experiment_id": data.manifest.get("experiment_id"),
-                   "metric": data.manifest["metric"], "target": config.target,
-                   "manifest": json.loads(json.dumps(data.manifest))}  # fmt: skip
+    data_record = {
+        "path": str(data.path),
+        "experiment_id": data.manifest.get("experiment_id"),
+        "metric": data.manifest["metric"],
+        "target": config.target,
+        "manifest": json.loads(json.dumps(data.manifest)),
+    }
     last_val: dict[str, float] = dict(state.get("metrics") or {}) if state else {}
     val_step = int(state.get("metrics_step", state["step"]) if state else 0)  # the step last_val is from
     batches, clean_batches = _cycle(loader), _cycle(clean_loader)
@@ -700,8 +768,16 @@ def _train(
             if step % config.log_every == 0 or step == config.steps:
                 elapsed = time.perf_counter() - started
                 means = {k: v / counted for k, v in sums.items()}
-                logs.row("train.csv", {"step": step, "epoch": loader.sampler.epoch, **means, "lr": lr,
-                                       "poses_per_s": counted * config.batch_size / max(elapsed, 1e-9)})  # fmt: skip
+                logs.row(
+                    "train.csv",
+                    {
+                        "step": step,
+                        "epoch": loader.sampler.epoch,
+                        **means,
+                        "lr": lr,
+                        "poses_per_s": counted * config.batch_size / max(elapsed, 1e-9),
+                    },
+                )
                 last_means = means | {"loss_step": step}
                 if progress:  # the validation figures are from an earlier step: said as val_step
                     progress(
@@ -719,20 +795,47 @@ def _train(
                 logger.info("step %d: validation %s", step, last_val)
                 if last_val["mae"] < best:
                     best = last_val["mae"]
-                    _write_model(out / "best.pt", model, {"data": data_record, "metrics": last_val, "step": step,
-                                                          "train_config": config.to_dict()})  # fmt: skip
+                    _write_model(
+                        out / "best.pt",
+                        model,
+                        {
+                            "data": data_record,
+                            "metrics": last_val,
+                            "step": step,
+                            "train_config": config.to_dict(),
+                        },
+                    )
             done = step == config.steps or (stop_after is not None and step >= stop_after)
             if rank == 0 and (step % config.checkpoint_every == 0 or done):
-                _write_model(checkpoint, model, {
-                    "identity": identity, "step": step, "best": best, "metrics": last_val, "metrics_step": val_step,
-                    "optimizer": optimizer.state_dict(),
-                    "loaders": {"noisy": loader.state_dict(), "clean": clean_loader.state_dict()},
-                    "data": data_record, "train_config": config.to_dict()})  # fmt: skip
+                _write_model(
+                    checkpoint,
+                    model,
+                    {
+                        "identity": identity,
+                        "step": step,
+                        "best": best,
+                        "metrics": last_val,
+                        "metrics_step": val_step,
+                        "optimizer": optimizer.state_dict(),
+                        "loaders": {"noisy": loader.state_dict(), "clean": clean_loader.state_dict()},
+                        "data": data_record,
+                        "train_config": config.to_dict(),
+                    },
+                )
             if stop_after is not None and step >= stop_after and step < config.steps:
                 return checkpoint
         if rank == 0:
-            _write_model(out / "model.pt", model, {"data": data_record, "metrics": last_val, "step": step,
-                                                   "metrics_step": val_step, "train_config": config.to_dict()})  # fmt: skip
+            _write_model(
+                out / "model.pt",
+                model,
+                {
+                    "data": data_record,
+                    "metrics": last_val,
+                    "step": step,
+                    "metrics_step": val_step,
+                    "train_config": config.to_dict(),
+                },
+            )
     finally:
         logs.close()
         if world > 1:
@@ -757,8 +860,11 @@ _RUN_FILES: Final[tuple[str, ...]] = (
 def _what_differs(before: Any, now: Mapping[str, Any]) -> str:
     """ "another config", or which training set changed, for the message refusing to resume."""
     if isinstance(before, dict):
-        for key, what in (("data_id", "the training set"), ("clean_id", "the clean pose set"),
-                          ("val_id", "the validation set")):  # fmt: skip
+        for key, what in (
+            ("data_id", "the training set"),
+            ("clean_id", "the clean pose set"),
+            ("val_id", "the validation set"),
+        ):
             if before.get(key) != now.get(key) and {k: v for k, v in before.items() if k != key} == {
                 k: v for k, v in now.items() if k != key
             }:
@@ -778,8 +884,11 @@ def _check_output_folder(out: Path, identity: Mapping[str, Any], *, overwrite: b
     own = {Path(name) for name in (RUN_MARKER, *_RUN_FILES, "config.json")}
     present = list(out.iterdir()) if out.is_dir() else []
     # another rank (torchrun) may be writing the marker now: its staging file (.NAME.XXXX.tmp.EXT) is amasskit's own
-    present = [p for p in present if not any(p.name.startswith(f".{o.stem}.") and p.name.endswith(f".tmp{o.suffix}")
-                                              for o in own)]  # fmt: skip
+    present = [
+        p
+        for p in present
+        if not any(p.name.startswith(f".{o.stem}.") and p.name.endswith(f".tmp{o.suffix}") for o in own)
+    ]
     if not present:
         return
     marker = out / RUN_MARKER
@@ -791,8 +900,10 @@ def _check_output_folder(out: Path, identity: Mapping[str, Any], *, overwrite: b
     except CheckpointError:
         pass
     theirs = sorted(p.name for p in present)[:5]
-    raise OutputExistsError(f"{out} holds files amasskit did not write ({', '.join(theirs)}): not replaced, with or "
-                            "without overwrite; choose another out")  # fmt: skip
+    raise OutputExistsError(
+        f"{out} holds files amasskit did not write ({', '.join(theirs)}): not replaced, with or "
+        "without overwrite; choose another out"
+    )
 
 
 def _check_extension(out: Path, config: TrainConfig, state: Mapping[str, Any]) -> None:
@@ -808,12 +919,20 @@ def _check_extension(out: Path, config: TrainConfig, state: Mapping[str, Any]) -
     if before == config.steps:
         return
     if config.lr_schedule == "cosine":
-        raise ConfigError(f"{out} holds a run with a cosine schedule over {before} steps ({done} done), which decays "
-                          f"the learning rate to 0 at step {before}: resuming it with steps {config.steps} would "
-                          f"change the rate of every step from {done} on. Finish it with --steps {before}, or start "
-                          "a new run (another --out, or --overwrite)", key="steps")  # fmt: skip
-    logger.info("%s: the run of %d steps (%d done) goes on to %d steps at the same constant learning rate", out,
-                before, done, config.steps)  # fmt: skip
+        raise ConfigError(
+            f"{out} holds a run with a cosine schedule over {before} steps ({done} done), which decays "
+            f"the learning rate to 0 at step {before}: resuming it with steps {config.steps} would "
+            f"change the rate of every step from {done} on. Finish it with --steps {before}, or start "
+            "a new run (another --out, or --overwrite)",
+            key="steps",
+        )
+    logger.info(
+        "%s: the run of %d steps (%d done) goes on to %d steps at the same constant learning rate",
+        out,
+        before,
+        done,
+        config.steps,
+    )
 
 
 def _adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:

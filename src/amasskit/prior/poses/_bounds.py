@@ -157,9 +157,17 @@ def kernel_terms(
 
 
 def kernel_ulow(
-    tiles: Tiles, need: np.ndarray, t: int, at_centre: np.ndarray, to_score: np.ndarray, q_norm: np.ndarray,
-    eta: np.ndarray, correction: np.ndarray, shrink: float, J: int,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    tiles: Tiles,
+    need: np.ndarray,
+    t: int,
+    at_centre: np.ndarray,
+    to_score: np.ndarray,
+    q_norm: np.ndarray,
+    eta: np.ndarray,
+    correction: np.ndarray,
+    shrink: float,
+    J: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(ulow0, uslope)`` float32 for queries ``need`` and tile ``t``: ``U_low = ulow0 - uslope h`` bounds ``U = J -
     sum_j c_j`` from below for a first-stage value ``h`` (``S <= (<q, c> + eta + correction + to_score h) /
     shrink``).

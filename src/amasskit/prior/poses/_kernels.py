@@ -88,8 +88,9 @@ def _acos_low(t: Any) -> Any:
     return np.sqrt(t) * (_A0 + t * (_A1 + t * (_A2 + t * _A3)))
 
 
-def _rest_bounds(i: int, q64: Any, ball_c: Any, ball_r: Any, ball_of: Any, slack: float, order: Any,
-                 root: bool, rest: Any) -> None:  # fmt: skip
+def _rest_bounds(
+    i: int, q64: Any, ball_c: Any, ball_r: Any, ball_of: Any, slack: float, order: Any, root: bool, rest: Any
+) -> None:
     """Kernel row ``i``'s bounds on the joints not yet added, after each check (see :func:`joint_stage`): ``rest[i,
     a]`` holds ``(r, s, Lg, Lu)`` for the joints ``order[a:]``, in float32 rounded the safe way."""
     J = q64.shape[1]
@@ -98,8 +99,12 @@ def _rest_bounds(i: int, q64: Any, ball_c: Any, ball_r: Any, ball_of: Any, slack
     hi = np.empty(J)
     for jj in range(J):
         j = order[jj]
-        p = abs(q64[i, j, 0] * ball_c[b, j, 0] + q64[i, j, 1] * ball_c[b, j, 1] + q64[i, j, 2] * ball_c[b, j, 2]
-                + q64[i, j, 3] * ball_c[b, j, 3])  # fmt: skip
+        p = abs(
+            q64[i, j, 0] * ball_c[b, j, 0]
+            + q64[i, j, 1] * ball_c[b, j, 1]
+            + q64[i, j, 2] * ball_c[b, j, 2]
+            + q64[i, j, 3] * ball_c[b, j, 3]
+        )
         msq = ball_c[b, j, 0] ** 2 + ball_c[b, j, 1] ** 2 + ball_c[b, j, 2] ** 2 + ball_c[b, j, 3] ** 2
         chord = np.sqrt(max(1.0 + msq - 2.0 * p, 0.0))  # min over the sign of |q_j - s m_j| (|q_j| = 1)
         near = max(chord - ball_r[b, j] - slack, 0.0)
@@ -131,9 +136,26 @@ def _rest_bounds(i: int, q64: Any, ball_c: Any, ball_r: Any, ball_of: Any, slack
         rest[i, a, 3] = np.float32(sum_lo * (1.0 + 1e-6) + 1e-12)
 
 
-def _row(i: int, h: Any, hmax: Any, hfloor: Any, q: Any, blocks: Any, limit: Any, ulow0: Any, uslope: Any,
-         rest: Any, cols: Any, counts: Any, offset: Any, scale: Any, uoff: Any, uscale: Any, order: Any,
-         root: bool) -> None:  # fmt: skip
+def _row(
+    i: int,
+    h: Any,
+    hmax: Any,
+    hfloor: Any,
+    q: Any,
+    blocks: Any,
+    limit: Any,
+    ulow0: Any,
+    uslope: Any,
+    rest: Any,
+    cols: Any,
+    counts: Any,
+    offset: Any,
+    scale: Any,
+    uoff: Any,
+    uscale: Any,
+    order: Any,
+    root: bool,
+) -> None:
     """Kernel row ``i``: see :func:`joint_stage`."""
     J = q.shape[1]
     n = h.shape[1]
@@ -188,9 +210,29 @@ def _row(i: int, h: Any, hmax: Any, hfloor: Any, q: Any, blocks: Any, limit: Any
     counts[i] = found
 
 
-def _stage_loop(h: Any, hmax: Any, hfloor: Any, q: Any, blocks: Any, limit: Any, ulow0: Any, uslope: Any,
-                q64: Any, ball_c: Any, ball_r: Any, ball_of: Any, slack: Any, cols: Any, counts: Any, offset: Any,
-                scale: Any, uoff: Any, uscale: Any, order: Any, root: Any) -> None:  # fmt: skip
+def _stage_loop(
+    h: Any,
+    hmax: Any,
+    hfloor: Any,
+    q: Any,
+    blocks: Any,
+    limit: Any,
+    ulow0: Any,
+    uslope: Any,
+    q64: Any,
+    ball_c: Any,
+    ball_r: Any,
+    ball_of: Any,
+    slack: Any,
+    cols: Any,
+    counts: Any,
+    offset: Any,
+    scale: Any,
+    uoff: Any,
+    uscale: Any,
+    order: Any,
+    root: Any,
+) -> None:
     """Every kernel row in parallel. One kernel for both metrics: ``root`` is a run-time flag (the compiler takes
     its test out of the loops; measured no slower than a kernel per metric). The bounds on the joints left are
     computed first, in a pass of their own (written in the rows' loop, they cost it 15%: the compiler no longer
@@ -199,8 +241,26 @@ def _stage_loop(h: Any, hmax: Any, hfloor: Any, q: Any, blocks: Any, limit: Any,
     for i in _prange(q.shape[0]):
         _rest_bounds_inline(i, q64, ball_c, ball_r, ball_of, slack, order, root, rest)
     for i in _prange(q.shape[0]):
-        _row_inline(i, h, hmax, hfloor, q, blocks, limit, ulow0, uslope, rest, cols, counts, offset, scale, uoff,
-                    uscale, order, root)  # fmt: skip
+        _row_inline(
+            i,
+            h,
+            hmax,
+            hfloor,
+            q,
+            blocks,
+            limit,
+            ulow0,
+            uslope,
+            rest,
+            cols,
+            counts,
+            offset,
+            scale,
+            uoff,
+            uscale,
+            order,
+            root,
+        )
 
 
 def _gather_loop(cols: Any, counts: Any) -> tuple[Any, Any]:
@@ -294,7 +354,27 @@ def joint_stage(
     counts = np.empty(len(q), np.int64)
     _NUMBA.set_num_threads(max(1, min(threads, _NUMBA.config.NUMBA_NUM_THREADS)))
     offset, scale, uoff, uscale = (np.float32(x) for x in terms)
-    _stage(first, hmax, floor, q, blocks, limit, *ulow, q64, centres, radii, of, float(slack), cols, counts, offset,
-           scale, uoff, uscale, order, root)  # fmt: skip
+    _stage(
+        first,
+        hmax,
+        floor,
+        q,
+        blocks,
+        limit,
+        *ulow,
+        q64,
+        centres,
+        radii,
+        of,
+        float(slack),
+        cols,
+        counts,
+        offset,
+        scale,
+        uoff,
+        uscale,
+        order,
+        root,
+    )
     found: tuple[np.ndarray, np.ndarray] = _gather(cols, counts)
     return found

@@ -148,8 +148,15 @@ def _haar(q: np.ndarray, u: np.ndarray) -> np.ndarray:
     J = q.shape[-2]
     u1, u2, u3 = u[:, :J], u[:, J : 2 * J], u[:, 2 * J : 3 * J]
     a, b = np.sqrt(1.0 - u1), np.sqrt(u1)
-    return np.stack([a * np.sin(2 * np.pi * u2), a * np.cos(2 * np.pi * u2),
-                     b * np.sin(2 * np.pi * u3), b * np.cos(2 * np.pi * u3)], -1)  # fmt: skip
+    return np.stack(
+        [
+            a * np.sin(2 * np.pi * u2),
+            a * np.cos(2 * np.pi * u2),
+            b * np.sin(2 * np.pi * u3),
+            b * np.cos(2 * np.pi * u3),
+        ],
+        -1,
+    )
 
 
 def perturb(
@@ -205,5 +212,8 @@ def perturb(
             out[rows] = _haar(q[rows], u[rows])
     out /= np.linalg.norm(out, axis=-1, keepdims=True)
     out = quat_canonical(out)
-    return (out.astype(np.float32).reshape(P, samples, J, 4), scheme.reshape(P, samples),
-            sigma.astype(np.float32).reshape(P, samples))  # fmt: skip
+    return (
+        out.astype(np.float32).reshape(P, samples, J, 4),
+        scheme.reshape(P, samples),
+        sigma.astype(np.float32).reshape(P, samples),
+    )

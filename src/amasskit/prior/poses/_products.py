@@ -211,10 +211,17 @@ class Int8Products(FirstStage):
             + 1e-9 * np.outer(norm_b, self.norm_a)
         )
         return Int8Queries(
-            stage=self, hi=torch.from_numpy(hi), lo_hi=torch.from_numpy(np.concatenate([lo, hi], 1)),
-            to_score=to_score, at_centre=q @ self.centre, norm_b=norm_b, norm_lo=norm_lo, norm_e=norm_e,
-            norm_whole=norm_whole, eta=r * (to_score * LOW)[:, None],
-        )  # fmt: skip
+            stage=self,
+            hi=torch.from_numpy(hi),
+            lo_hi=torch.from_numpy(np.concatenate([lo, hi], 1)),
+            to_score=to_score,
+            at_centre=q @ self.centre,
+            norm_b=norm_b,
+            norm_lo=norm_lo,
+            norm_e=norm_e,
+            norm_whole=norm_whole,
+            eta=r * (to_score * LOW)[:, None],
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -288,5 +295,10 @@ class CentredProducts(FirstStage):
             + np.outer(q_error, self.norms + self.error)
             + np.outer(q_norm, self.error)
         )
-        return CentredQueries(stage=self, rows=Q.to(self.rows.device), eta=eta * (1 + 1e-9) + 1e-30,
-                              at_centre=q_flat @ self.centre, to_score=np.ones(M))  # fmt: skip
+        return CentredQueries(
+            stage=self,
+            rows=Q.to(self.rows.device),
+            eta=eta * (1 + 1e-9) + 1e-30,
+            at_centre=q_flat @ self.centre,
+            to_score=np.ones(M),
+        )

@@ -227,8 +227,12 @@ class _Scan:
             self._tile(int(t))
         pairs.flush()
         M = len(self.queries)
-        logger.debug("exact search: %d queries, %.1f%% of the pairs scanned, %.2f exact evaluations per query", M,
-                     100 * self.scanned / (M * self.tiles.size), pairs.evaluated / M)  # fmt: skip
+        logger.debug(
+            "exact search: %d queries, %.1f%% of the pairs scanned, %.2f exact evaluations per query",
+            M,
+            100 * self.scanned / (M * self.tiles.size),
+            pairs.evaluated / M,
+        )
 
     def _tile(self, t: int) -> None:
         """The queries whose bound over tile ``t`` reaches their threshold, in product blocks."""
@@ -280,16 +284,39 @@ class _Scan:
         hmax = value.view(len(value), -1, lanes).amax(2)  # torch: numpy's reduction over 16 is slow
         queries = rows[hit]  # the queries with a candidate
         stage = self.stage
-        ulow = kernel_ulow(tiles, queries, t, stage.at_centre, stage.to_score, self.q_norm, stage.eta,
-                           self.correction, self.shrink, tiles.joints)  # fmt: skip
-        ball = (self.q_unit[queries], tiles.centres[t : t + 1], tiles.radii[t : t + 1],
-                np.zeros(len(queries), np.int64), self.ball_slack)  # fmt: skip
+        ulow = kernel_ulow(
+            tiles,
+            queries,
+            t,
+            stage.at_centre,
+            stage.to_score,
+            self.q_norm,
+            stage.eta,
+            self.correction,
+            self.shrink,
+            tiles.joints,
+        )
+        ball = (
+            self.q_unit[queries],
+            tiles.centres[t : t + 1],
+            tiles.radii[t : t + 1],
+            np.zeros(len(queries), np.int64),
+            self.ball_slack,
+        )
         kr, kc = _kernels.joint_stage(
-            value.numpy(), hmax.numpy(), floor_np[hit], np.ascontiguousarray(self.queries[queries], np.float32),
-            tiles.blocks[start // lanes : (start + width + pad) // lanes], kernel_limits(kth[queries] + SLACK), ulow,
-            ball, terms=self.kernel_terms, root=self.metric != "posendf", order=tiles.joint_order,
+            value.numpy(),
+            hmax.numpy(),
+            floor_np[hit],
+            np.ascontiguousarray(self.queries[queries], np.float32),
+            tiles.blocks[start // lanes : (start + width + pad) // lanes],
+            kernel_limits(kth[queries] + SLACK),
+            ulow,
+            ball,
+            terms=self.kernel_terms,
+            root=self.metric != "posendf",
+            order=tiles.joint_order,
             threads=torch.get_num_threads(),
-        )  # fmt: skip
+        )
         kr, kc = kr[kc < width], kc[kc < width]  # the padding's columns
         if len(kr):
             self.pairs.add(rows[hit[kr]], tiles.order[kc + start])

@@ -144,8 +144,10 @@ class PoseIndex:
         return "numba" if self._tiles.blocks is not None else "torch"
 
     def __repr__(self) -> str:
-        return (f"PoseIndex({self.ntotal} poses of {self.joints} joints, metric={self.metric!r}, "
-                f"products={self.products!r}, joint_stage={self.joint_stage!r})")  # fmt: skip
+        return (
+            f"PoseIndex({self.ntotal} poses of {self.joints} joints, metric={self.metric!r}, "
+            f"products={self.products!r}, joint_stage={self.joint_stage!r})"
+        )
 
     def _queries(self, queries: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
         """``(M, J, 4)`` float32 with ``w >= 0`` (the same distances) and the leading shape."""
@@ -167,8 +169,9 @@ class PoseIndex:
             return None
         array = np.asarray(values)
         if array.shape != lead or not np.issubdtype(array.dtype, np.integer):
-            raise InvalidArgumentError(f"{name} must be integer ids of shape {lead} (one per query), got "
-                                       f"{array.dtype} {array.shape}")  # fmt: skip
+            raise InvalidArgumentError(
+                f"{name} must be integer ids of shape {lead} (one per query), got {array.dtype} {array.shape}"
+            )
         if array.size and (array.min() < -1 or array.max() >= self.ntotal):
             raise InvalidArgumentError(f"{name} holds ids outside [-1, {self.ntotal - 1}]")
         return array.reshape(-1).astype(np.int64)
@@ -213,9 +216,15 @@ class PoseIndex:
         ids = np.full((len(q), int(k)), -1, dtype=np.int64)
         if found > 0 and len(q):
             dist[:, :found], ids[:, :found] = search(
-                self._tiles, q, found, metric=self.metric, hints=hints_flat, exclude=exclude_flat, window=window,
+                self._tiles,
+                q,
+                found,
+                metric=self.metric,
+                hints=hints_flat,
+                exclude=exclude_flat,
+                window=window,
                 max_distance=max_distance,
-            )  # fmt: skip
+            )
         return dist.reshape(*lead, int(k)), ids.reshape(*lead, int(k))
 
     def range_search(
@@ -241,8 +250,14 @@ class PoseIndex:
         todo, k = np.arange(len(q)), min(16, limit)
         while len(todo) and k > 0:
             # a k-nearest search capped at the radius: rows it fills may hold more, and go again with a larger k
-            dist, ids = search(self._tiles, q[todo], k, metric=self.metric, max_distance=float(radius),
-                               exclude=None if exclude_flat is None else exclude_flat[todo])  # fmt: skip
+            dist, ids = search(
+                self._tiles,
+                q[todo],
+                k,
+                metric=self.metric,
+                max_distance=float(radius),
+                exclude=None if exclude_flat is None else exclude_flat[todo],
+            )
             full = (ids[:, -1] >= 0) & (k < limit)
             for row, d, i in zip(todo[~full], dist[~full], ids[~full], strict=True):
                 kept = i >= 0
@@ -268,21 +283,32 @@ def knn(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``index.with_metric(metric).search(queries, k, ...)``: the function before :meth:`PoseIndex.search` (kept
     for one release; deprecated). ``k`` must be at most the set's size (less one with ``exclude``), as before."""
-    warnings.warn("knn(index, queries, k, metric=...) is deprecated: use PoseIndex(clean, metric=...).search("
-                  "queries, k)", DeprecationWarning, stacklevel=2)  # fmt: skip
+    warnings.warn(
+        "knn(index, queries, k, metric=...) is deprecated: use PoseIndex(clean, metric=...).search("
+        "queries, k)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     limit = index.ntotal - (1 if exclude is not None else 0)
     if not 1 <= k <= limit:
         raise InvalidArgumentError(
             f"k must be in [1, {limit}] for a clean set of {index.ntotal} poses, got {k}"
         )
-    return index.with_metric(metric).search(queries, k, hints=hints, exclude=exclude, window=window,
-                                            max_distance=max_distance)  # fmt: skip
+    return index.with_metric(metric).search(
+        queries, k, hints=hints, exclude=exclude, window=window, max_distance=max_distance
+    )
 
 
 def knn_brute_force(
-    clean: np.ndarray, queries: np.ndarray, k: int, *, metric: str, exclude: np.ndarray | None = None,
-    block: int = 64, clean_block: int = 16384,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    clean: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    *,
+    metric: str,
+    exclude: np.ndarray | None = None,
+    block: int = 64,
+    clean_block: int = 16384,
+) -> tuple[np.ndarray, np.ndarray]:
     """The reference: every distance evaluated (:func:`pose_distance`), sorted by (distance, id). Slow.
 
     ``exclude``: ``(M,)`` a clean pose id each query may not return, or -1 for none (as :func:`knn`)."""
@@ -292,8 +318,13 @@ def knn_brute_force(
     ids = np.empty((len(queries), k), dtype=np.int64)
     for s in range(0, len(queries), block):
         q = queries[s : s + block]
-        d = np.concatenate([pose_distance(q[:, None], clean[None, c : c + clean_block], metric=metric)
-                            for c in range(0, len(clean), clean_block)], axis=1)  # fmt: skip
+        d = np.concatenate(
+            [
+                pose_distance(q[:, None], clean[None, c : c + clean_block], metric=metric)
+                for c in range(0, len(clean), clean_block)
+            ],
+            axis=1,
+        )
         if exclude is not None:  # -1: nothing excluded for that query (as knn)
             ex = np.asarray(exclude)[s : s + block]
             rows = np.flatnonzero(ex >= 0)

@@ -91,8 +91,11 @@ class PoseSet:
         self.store = Store(path)
         manifest = self.store.manifest
         if manifest.get("kind") != KIND:
-            raise StoreError(self.store.path, f"a store of kind {manifest.get('kind', 'motion')!r}, not a pose set "
-                                              "(make one with `amasskit prior poses`)")  # fmt: skip
+            raise StoreError(
+                self.store.path,
+                f"a store of kind {manifest.get('kind', 'motion')!r}, not a pose set "
+                "(make one with `amasskit prior poses`)",
+            )
         quat = self.store.fields.get("quat")
         if quat is None or quat.ndim != 3 or quat.shape[-1] != 4 or quat.dtype != np.float32:
             raise StoreError(self.store.path, "a pose set needs a float32 field quat (F, J, 4)")
@@ -203,10 +206,18 @@ def pose_set_from_store(
         dropped = _duplicates(np.concatenate(quats), float(dedup))
         keep[dropped] = False
         removed = len(dropped)
-    record = {"kind": KIND, "pose_set": {"joints": joints, "joint_count": int(quats[0].shape[1]) if quats else 0,
-              "quat": "xyzw, w >= 0, float32", "source_store": str(Path(store_path).resolve()),
-              "dedup": None if dedup is None else {"metric": "geodesic", "threshold": float(dedup),
-                                                   "removed": removed}}}  # fmt: skip
+    record = {
+        "kind": KIND,
+        "pose_set": {
+            "joints": joints,
+            "joint_count": int(quats[0].shape[1]) if quats else 0,
+            "quat": "xyzw, w >= 0, float32",
+            "source_store": str(Path(store_path).resolve()),
+            "dedup": None
+            if dedup is None
+            else {"metric": "geodesic", "threshold": float(dedup), "removed": removed},
+        },
+    }
     record |= {
         k: v for k, v in store.manifest.items() if k in ("experiment_id", "config", "split", "versions")
     }
@@ -219,17 +230,19 @@ def pose_set_from_store(
             start += len(q)
             if not rows.any():
                 continue
-            writer.add({"quat": q[rows], "frame": f[rows]}, fps=float(store.fps[i]), betas=store.betas[i],
-                       gender=_GENDERS[int(store.gender[i])], meta=store.sequences[i])  # fmt: skip
+            writer.add(
+                {"quat": q[rows], "frame": f[rows]},
+                fps=float(store.fps[i]),
+                betas=store.betas[i],
+                gender=store.gender_of(i),
+                meta=store.sequences[i],
+            )
         writer.close(record)
     except BaseException:
         writer.abort()
         raise
     logger.info("pose set %s: %d poses (%d removed as duplicates)", out, int(keep.sum()), removed)
     return Path(out)
-
-
-_GENDERS: Final[tuple[str, ...]] = ("male", "female", "neutral")
 
 
 def write_pose_set(
@@ -267,16 +280,29 @@ def write_pose_set(
         raise InvalidArgumentError("groups must be (F,) non-decreasing sequence numbers")
     unit = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
     unit = np.asarray(quat_canonical(unit), dtype=np.float32)
-    record = {"kind": KIND, "pose_set": {"joints": joints, "joint_count": int(quat.shape[1]),
-              "quat": "xyzw, w >= 0, float32", "source_store": None, "dedup": None}}  # fmt: skip
+    record = {
+        "kind": KIND,
+        "pose_set": {
+            "joints": joints,
+            "joint_count": int(quat.shape[1]),
+            "quat": "xyzw, w >= 0, float32",
+            "source_store": None,
+            "dedup": None,
+        },
+    }
     record |= {"experiment_id": hashlib.sha256(unit.tobytes() + groups.tobytes()).hexdigest()[:16]}
     record |= dict(manifest or {})
     writer = StoreWriter(Path(out), overwrite=overwrite)
     try:
         for g in np.unique(groups):
             rows = np.flatnonzero(groups == g)
-            writer.add({"quat": unit[rows], "frame": np.arange(len(rows), dtype=np.int32)}, fps=1.0,
-                       betas=np.zeros(16, dtype=np.float32), gender="neutral", meta={"source": f"group {int(g)}"})  # fmt: skip
+            writer.add(
+                {"quat": unit[rows], "frame": np.arange(len(rows), dtype=np.int32)},
+                fps=1.0,
+                betas=np.zeros(16, dtype=np.float32),
+                gender="neutral",
+                meta={"source": f"group {int(g)}"},
+            )
         writer.close(record)
     except BaseException:
         writer.abort()
@@ -284,13 +310,31 @@ def write_pose_set(
     return Path(out)
 
 
+#: the keys a pose set's selection shares with :class:`~amasskit.prepare.PrepareConfig`, passed on to it as they are
+SELECTION_KEYS: Final[tuple[str, ...]] = (
+    "catalog",
+    "scheme",
+    "splits",
+    "datasets",
+    "gender",
+    "model",
+    "min_duration",
+    "fps",
+    "seed",
+    "workers",
+    "strict",
+    "dask",
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class PoseSetConfig:
     """What ``amasskit prior poses`` does (every key is also a flag).
 
     Attributes:
-        catalog, out, scheme, splits, datasets, gender, model, min_duration, fps, seed, workers, strict, dask: as
-            :class:`~amasskit.prepare.PrepareConfig`.
+        catalog, scheme, splits, datasets, gender, model, min_duration, fps, seed, workers, strict, dask: the
+            selection, as :class:`~amasskit.prepare.PrepareConfig` (:data:`SELECTION_KEYS`, passed on to it).
+        out: the folder of the pose sets (one per split).
         preset: ``posendf`` or ``vposer`` (both: 30% of the frames of the middle 80%); ``frame_fraction`` and
             ``trim_keep`` override it.
         joints: ``body`` or ``body+hands``.
@@ -332,8 +376,9 @@ class PoseSetConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ConfigError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}",
-                              key=str(sorted(unknown)[0]))  # fmt: skip
+            raise ConfigError(
+                f"unknown config keys {sorted(unknown)}; known: {sorted(known)}", key=str(sorted(unknown)[0])
+            )
         for key in ("catalog", "out"):
             if data.get(key) is None:
                 raise ConfigError(f"the config needs {key} (or --{key})", key=key)
@@ -346,15 +391,22 @@ class PoseSetConfig:
         preset = PRESETS[self.preset]
         fraction = preset["frame_fraction"] if self.frame_fraction is None else self.frame_fraction
         keep = preset["trim_keep"] if self.trim_keep is None else self.trim_keep
-        return PrepareConfig(catalog=self.catalog, out=str(Path(self.out) / ".prepared"), scheme=self.scheme,
-                             splits=self.splits, datasets=self.datasets, gender=self.gender, model=self.model,
-                             min_duration=self.min_duration, fps=self.fps, rotation="quat", dtype="float32",
-                             seed=self.seed, workers=self.workers, strict=self.strict, dask=self.dask,
-                             frame_fraction=fraction, trim_keep=keep)  # fmt: skip
+        shared = {key: getattr(self, key) for key in SELECTION_KEYS}
+        return PrepareConfig(
+            out=str(Path(self.out) / ".prepared"),
+            rotation="quat",
+            dtype="float32",
+            frame_fraction=fraction,
+            trim_keep=keep,
+            **shared,
+        )
 
     def describe(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
-                if k not in ("workers", "dask", "out")}  # fmt: skip
+        return {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(self).items()
+            if k not in ("workers", "dask", "out")
+        }
 
 
 def _same_pose_set(path: Path, experiment: str) -> bool:
@@ -394,18 +446,30 @@ def build_pose_sets(
             raise OutputExistsError(f"{target} holds something amasskit did not write: not replaced")
         if state == "store" and not overwrite:
             other = (read_manifest(target) or {}).get("experiment_id")
-            raise OutputExistsError(f"{target} holds a pose set of another experiment ({other!r}, this one is "
-                                    f"{experiment!r}); pass overwrite (--overwrite) to replace it, or choose another "
-                                    "out")  # fmt: skip
+            raise OutputExistsError(
+                f"{target} holds a pose set of another experiment ({other!r}, this one is "
+                f"{experiment!r}); pass overwrite (--overwrite) to replace it, or choose another "
+                "out"
+            )
         todo.append(split)
     if not todo:
         return out
     report = prepare(prepare_config, overwrite=True, progress=progress)
     for split in todo:
         store = report.stores[split]
-        out[split] = pose_set_from_store(store, Path(config.out) / split, joints=config.joints, dedup=config.dedup,
-                                         overwrite=overwrite, manifest={"experiment_id": experiment, "split": split,
-                                         "config": config.describe(), "prepared": report.experiment_id})  # fmt: skip
+        out[split] = pose_set_from_store(
+            store,
+            Path(config.out) / split,
+            joints=config.joints,
+            dedup=config.dedup,
+            overwrite=overwrite,
+            manifest={
+                "experiment_id": experiment,
+                "split": split,
+                "config": config.describe(),
+                "prepared": report.experiment_id,
+            },
+        )
     out = dict(sorted(out.items()))
     if report.problems:
         logger.warning(

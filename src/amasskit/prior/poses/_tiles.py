@@ -146,11 +146,24 @@ class Tiles:
             first_stage = CentredProducts.build(in_order, tile, centre, device)
         del poses_in_order, in_order
         return cls(
-            poses=poses, tile=tile, centres=centres, radii=radii * grow + 1e-12, norms=norms * grow,
-            ball_radii=ball * grow + 1e-12, half_angles=half * grow + 1e-12, joint_norms=jnorm * grow,
-            norm_error=norm_error, order=order, flat=flat, centre=centre, extent=extent * grow + 1e-12,
-            joint_order=joint_order, first_stage=first_stage, blocks=blocks, joint_major=joint_major,
-        )  # fmt: skip
+            poses=poses,
+            tile=tile,
+            centres=centres,
+            radii=radii * grow + 1e-12,
+            norms=norms * grow,
+            ball_radii=ball * grow + 1e-12,
+            half_angles=half * grow + 1e-12,
+            joint_norms=jnorm * grow,
+            norm_error=norm_error,
+            order=order,
+            flat=flat,
+            centre=centre,
+            extent=extent * grow + 1e-12,
+            joint_order=joint_order,
+            first_stage=first_stage,
+            blocks=blocks,
+            joint_major=joint_major,
+        )
 
 
 def tile_order(flat: np.ndarray, tile: int) -> np.ndarray:

@@ -111,9 +111,14 @@ class TrainingDataConfig:
 
     def settings(self) -> dict[str, Any]:
         """What the rows depend on (not where or how they are computed)."""
-        return {"samples_per_pose": int(self.samples_per_pose), "noise": self.noise_config().describe(),
-                "metric": self.metric, "k": int(self.k), "seed": int(self.seed),
-                "max_poses": None if self.max_poses is None else int(self.max_poses)}  # fmt: skip
+        return {
+            "samples_per_pose": int(self.samples_per_pose),
+            "noise": self.noise_config().describe(),
+            "metric": self.metric,
+            "k": int(self.k),
+            "seed": int(self.seed),
+            "max_poses": None if self.max_poses is None else int(self.max_poses),
+        }
 
 
 class TrainingData:
@@ -166,13 +171,19 @@ class TrainingData:
         try:
             poses = PoseSet(path)
         except StoreError:
-            raise StoreError(self.path, f"was made from the pose set {path}, which is not there any more: move or "
-                             "make it again, or make the training set again") from None  # fmt: skip
+            raise StoreError(
+                self.path,
+                f"was made from the pose set {path}, which is not there any more: move or "
+                "make it again, or make the training set again",
+            ) from None
         want = (recorded.get("experiment_id"), recorded.get("count"))
         if (poses.experiment_id, len(poses)) != want:
-            raise StoreError(self.path, f"was made from the pose set {path} of id {want[0]!r} ({want[1]} poses); "
-                             f"that path now holds another ({poses.experiment_id!r}, {len(poses)} poses): make the "
-                             "training set again from it, or restore that pose set")  # fmt: skip
+            raise StoreError(
+                self.path,
+                f"was made from the pose set {path} of id {want[0]!r} ({want[1]} poses); "
+                f"that path now holds another ({poses.experiment_id!r}, {len(poses)} poses): make the "
+                "training set again from it, or restore that pose set",
+            )
         return poses
 
 
@@ -185,8 +196,9 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
 
 
 def _experiment_id(config: TrainingDataConfig, poses: PoseSet) -> str:
-    text = json.dumps([FORMAT_VERSION, config.settings(), poses.experiment_id, len(poses), poses.joints],
-                      sort_keys=True)  # fmt: skip
+    text = json.dumps(
+        [FORMAT_VERSION, config.settings(), poses.experiment_id, len(poses), poses.joints], sort_keys=True
+    )
     return "prior-data-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -236,8 +248,11 @@ def run_chunk(
     ids = sources(len(pose_set), settings.get("max_poses"))[start:stop]
     S, k = int(settings["samples_per_pose"]), int(settings["k"])
     noise = settings["noise"]
-    config = NoiseConfig(noise["scheme"], sigmas={n: tuple(v) for n, v in noise["sigmas"].items()},
-                         **({"weights": noise["weights"]} if "weights" in noise else {}))  # fmt: skip
+    config = NoiseConfig(
+        noise["scheme"],
+        sigmas={n: tuple(v) for n, v in noise["sigmas"].items()},
+        **({"weights": noise["weights"]} if "weights" in noise else {}),
+    )
     clean = np.asarray(pose_set.quat[ids])
     noisy, scheme, sigma = perturb(clean, samples=S, noise=config, seed=int(settings["seed"]), pose_ids=ids)
     J = clean.shape[1]
@@ -246,8 +261,14 @@ def run_chunk(
     distance, neighbour = search.search(noisy.reshape(-1, J, 4), k, hints=source)
     rows = slice(start * S, stop * S)
     folder = Path(staging)
-    values = {"noisy": noisy.reshape(-1, J, 4), "source": source, "scheme": scheme.reshape(-1),
-              "sigma": sigma.reshape(-1), "distance": distance, "neighbour": neighbour}  # fmt: skip
+    values = {
+        "noisy": noisy.reshape(-1, J, 4),
+        "source": source,
+        "scheme": scheme.reshape(-1),
+        "sigma": sigma.reshape(-1),
+        "distance": distance,
+        "neighbour": neighbour,
+    }
     for name, value in values.items():
         array = np.load(folder / f"{name}.npy", mmap_mode="r+")
         array[rows] = value
@@ -284,8 +305,13 @@ def build_training_data(
     if config.noise in ("posendf", "nrdf"):
         levels = len(config.noise_config().levels(config.noise))
         if config.samples_per_pose % levels:  # sample s of a pose takes level s % levels
-            logger.warning("%d samples a pose over %d noise levels: the levels are not equally represented (sample "
-                           "s takes level s %% %d)", config.samples_per_pose, levels, levels)  # fmt: skip
+            logger.warning(
+                "%d samples a pose over %d noise levels: the levels are not equally represented (sample "
+                "s takes level s %% %d)",
+                config.samples_per_pose,
+                levels,
+                levels,
+            )
     with exclusive_lock(out.with_name(f".{out.name}.lock"), what=f"prior data into {out}", wait=wait):
         existing = _read_manifest(out)
         if existing is not None and existing.get("experiment_id") == experiment:
@@ -296,8 +322,10 @@ def build_training_data(
         ):
             raise OutputExistsError(f"{out} exists and is not an amasskit training set: not replaced")
         if existing is not None and not overwrite:
-            raise OutputExistsError(f"{out} holds another training set ({existing.get('experiment_id')}); pass "
-                                    "overwrite to replace it")  # fmt: skip
+            raise OutputExistsError(
+                f"{out} holds another training set ({existing.get('experiment_id')}); pass "
+                "overwrite to replace it"
+            )
         staging = out.with_name(f".{out.name}.partial")
         P, J, S = (
             len(sources(len(poses), config.max_poses)),
@@ -332,13 +360,27 @@ def build_training_data(
         else:
             for a, b in todo:
                 advance(run_chunk(poses_path, str(staging), a, b, settings, config.device), a)
-        manifest = {"format": FORMAT, "version": FORMAT_VERSION, "experiment_id": experiment,
-                    "config": settings, "poses": {"path": poses_path, "experiment_id": poses.experiment_id,
-                    "count": len(poses), "joints": poses.joints, "joint_count": J}, "sources": P,
-                    "samples": P * S,
-                    "arrays": {n: _layout(n, P * S, J, config.k) for n in _ARRAYS},
-                    "metric": {"name": config.metric, "sum_over_joints": J,
-                               "definition": METRIC_DEFINITIONS[config.metric]}}  # fmt: skip
+        manifest = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "experiment_id": experiment,
+            "config": settings,
+            "poses": {
+                "path": poses_path,
+                "experiment_id": poses.experiment_id,
+                "count": len(poses),
+                "joints": poses.joints,
+                "joint_count": J,
+            },
+            "sources": P,
+            "samples": P * S,
+            "arrays": {n: _layout(n, P * S, J, config.k) for n in _ARRAYS},
+            "metric": {
+                "name": config.metric,
+                "sum_over_joints": J,
+                "definition": METRIC_DEFINITIONS[config.metric],
+            },
+        }
         shutil.rmtree(staging / "done")
         (staging / "job.json").unlink()
         with atomic_open(staging / "manifest.json") as fp:
@@ -349,8 +391,14 @@ def build_training_data(
 
 
 def _layout(name: str, n: int, J: int, k: int) -> tuple[str, tuple[int, ...]]:
-    return {"noisy": ("float32", (n, J, 4)), "source": ("int64", (n,)), "scheme": ("int8", (n,)),
-            "sigma": ("float32", (n,)), "distance": ("float64", (n, k)), "neighbour": ("int64", (n, k))}[name]  # fmt: skip
+    return {
+        "noisy": ("float32", (n, J, 4)),
+        "source": ("int64", (n,)),
+        "scheme": ("int8", (n,)),
+        "sigma": ("float32", (n,)),
+        "distance": ("float64", (n, k)),
+        "neighbour": ("int64", (n, k)),
+    }[name]
 
 
 def _check_room(staging: Path, n: int, J: int, k: int) -> None:
@@ -367,9 +415,12 @@ def _check_room(staging: Path, n: int, J: int, k: int) -> None:
     made = sum(f.stat().st_blocks * 512 for f in staging.glob("*.npy")) if staging.is_dir() else 0
     free = shutil.disk_usage(staging.parent).free
     if need - made > free:
-        raise ConfigError(f"the training set needs {need / 1e9:.3g} GB ({n:,} samples of {J} joints, k = {k}); "
-                          f"{free / 1e9:.3g} GB are free at {staging.parent}: fewer --samples-per-pose or "
-                          "--max-poses, or another -o", key="samples_per_pose")  # fmt: skip
+        raise ConfigError(
+            f"the training set needs {need / 1e9:.3g} GB ({n:,} samples of {J} joints, k = {k}); "
+            f"{free / 1e9:.3g} GB are free at {staging.parent}: fewer --samples-per-pose or "
+            "--max-poses, or another -o",
+            key="samples_per_pose",
+        )
 
 
 def _prepare_staging(staging: Path, job: dict[str, Any], n: int, J: int, k: int) -> None:

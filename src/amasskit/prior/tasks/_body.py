@@ -334,8 +334,13 @@ def rigid_start(
     # the root rotates about the rest pelvis p0: joints = R (x - p0) + p0 + trans, so trans = R p0 + t - p0
     p0 = rest[:, 0].double()
     trans = (rot @ p0.unsqueeze(-1)).squeeze(-1) + t - p0
-    trans = torch.where(enough[:, None], trans, (obs.double() * weight.double().unsqueeze(-1)).sum(-2)
-                        / weight.double().sum(-1, keepdim=True).clamp_min(1) - p0)  # fmt: skip
+    trans = torch.where(
+        enough[:, None],
+        trans,
+        (obs.double() * weight.double().unsqueeze(-1)).sum(-2)
+        / weight.double().sum(-1, keepdim=True).clamp_min(1)
+        - p0,
+    )
     return root_orient.to(obs.dtype), trans.to(obs.dtype)
 
 
@@ -347,6 +352,13 @@ def best_first(fit: BodyFit) -> BodyFit:
         index = order.reshape(order.shape + (1,) * (a.ndim - 2))
         return np.take_along_axis(a, index, axis=1)
 
-    return replace(fit, root_orient=take(fit.root_orient), pose_body=take(fit.pose_body), trans=take(fit.trans),
-                   betas=take(fit.betas), joints=take(fit.joints), distance=take(fit.distance),
-                   loss=take(fit.loss))  # fmt: skip
+    return replace(
+        fit,
+        root_orient=take(fit.root_orient),
+        pose_body=take(fit.pose_body),
+        trans=take(fit.trans),
+        betas=take(fit.betas),
+        joints=take(fit.joints),
+        distance=take(fit.distance),
+        loss=take(fit.loss),
+    )

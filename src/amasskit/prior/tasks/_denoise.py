@@ -55,9 +55,14 @@ class DenoiseSchedule:
     @classmethod
     def posendf(cls, rounds: int = 5, steps: int = 50, lr: float = 0.03) -> DenoiseSchedule:
         its = range(rounds)
-        return cls(lr=lr, steps=steps, data=tuple(100 / (1 + i * i) for i in its),
-                   temporal=tuple(10.0 * (1 + i) for i in its), betas=(10.0,) * rounds,
-                   prior=tuple(1e5 * (1 + i) for i in its))  # fmt: skip
+        return cls(
+            lr=lr,
+            steps=steps,
+            data=tuple(100 / (1 + i * i) for i in its),
+            temporal=tuple(10.0 * (1 + i) for i in its),
+            betas=(10.0,) * rounds,
+            prior=tuple(1e5 * (1 + i) for i in its),
+        )
 
     def scaled(self, *, prior: float = 1.0) -> DenoiseSchedule:
         """This schedule with the prior's weights times ``prior`` (0: the no-prior baseline)."""
@@ -70,8 +75,11 @@ class DenoiseSchedule:
         if unknown:
             raise InvalidArgumentError(f"unknown schedule keys: {', '.join(sorted(unknown))}")
         base = DENOISE_PRESETS[data.get("preset", "posendf")](int(data.get("rounds", 5)))
-        values: dict[str, Any] = {k: tuple(float(x) for x in v) if isinstance(v, list | tuple) else v
-                  for k, v in data.items() if k in known}  # fmt: skip
+        values: dict[str, Any] = {
+            k: tuple(float(x) for x in v) if isinstance(v, list | tuple) else v
+            for k, v in data.items()
+            if k in known
+        }
         return replace(base, **values)
 
 
@@ -139,8 +147,12 @@ def denoise_motion(
             if use_prior and prior:
                 assert field is not None
                 terms["prior"] = (prior_distance(field, pose) ** 2).mean()
-            weights = {"data": schedule.data[r], "temporal": schedule.temporal[r], "betas": schedule.betas[r],
-                       "prior": schedule.prior[r]}  # fmt: skip
+            weights = {
+                "data": schedule.data[r],
+                "temporal": schedule.temporal[r],
+                "betas": schedule.betas[r],
+                "prior": schedule.prior[r],
+            }
             return sum(
                 (weights[k] * v for k, v in terms.items()), torch.zeros((), dtype=dtype, device=dev)
             ), terms

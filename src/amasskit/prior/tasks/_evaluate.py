@@ -259,8 +259,10 @@ def evaluate_prior(
             "%d clip(s) shorter than %d frames left out", len(clips) - len(usable), config.clip_frames
         )
     if not usable and (config.noise_mm or config.pose_noise_rad):
-        report["skipped"] = {"denoising": f"no held-out clip of {config.clip_frames} frames (every held-out file "
-                             "is shorter, or none was given): the denoising task was not run"}  # fmt: skip
+        report["skipped"] = {
+            "denoising": f"no held-out clip of {config.clip_frames} frames (every held-out file "
+            "is shorter, or none was given): the denoising task was not run"
+        }
         logger.warning("%s", report["skipped"]["denoising"])
     if usable:
         schedule = DenoiseSchedule.posendf(config.denoise_rounds, config.denoise_steps)
@@ -271,10 +273,24 @@ def evaluate_prior(
         levels += [(f"{v:g}rad", None, v) for v in config.pose_noise_rad]
         for name, joint_noise, pose_noise in levels:
             say(f"denoising at {name}")
-            results = [_denoise_clip(field, kinematics, clip, config, schedule, rng, joint_noise=joint_noise,
-                                     pose_noise=pose_noise) for clip in usable]  # fmt: skip
-            entry = {"mpjpe_mm": 1000 * float(np.mean([r[0] for r in results])),
-                     "noisy_mpjpe_mm": 1000 * float(np.mean([r[1] for r in results])), "clips": len(usable)}  # fmt: skip
+            results = [
+                _denoise_clip(
+                    field,
+                    kinematics,
+                    clip,
+                    config,
+                    schedule,
+                    rng,
+                    joint_noise=joint_noise,
+                    pose_noise=pose_noise,
+                )
+                for clip in usable
+            ]
+            entry = {
+                "mpjpe_mm": 1000 * float(np.mean([r[0] for r in results])),
+                "noisy_mpjpe_mm": 1000 * float(np.mean([r[1] for r in results])),
+                "clips": len(usable),
+            }
             if kinematics.model is not None:
                 entry["v2v_mm"] = 1000 * float(np.mean([r[2] for r in results]))
             report["denoising"][name] = entry
@@ -293,14 +309,25 @@ def evaluate_prior(
             truth = kinematics(*tensors, None).double().cpu().numpy()
         hidden = truth.copy()
         hidden[:, list(COMPLETION_HIDDEN)] = np.nan
-        fit = fit_joints(field, hidden, kinematics=kinematics, hypotheses=config.hypotheses, seed=config.seed,
-                         steps=config.fit_steps, w_prior=config.fit_prior_weight)  # fmt: skip
+        fit = fit_joints(
+            field,
+            hidden,
+            kinematics=kinematics,
+            hypotheses=config.hypotheses,
+            seed=config.seed,
+            steps=config.fit_steps,
+            w_prior=config.fit_prior_weight,
+        )
         err = np.linalg.norm(fit.joints - truth[:, None], axis=-1)  # (N, K, 22)
         leg = err[:, :, list(COMPLETION_HIDDEN)].mean(-1)
         seen = [j for j in range(22) if j not in COMPLETION_HIDDEN]
-        report["completion"] = {"min_mm": 1000 * float(leg.min(1).mean()), "mean_mm": 1000 * float(leg.mean()),
-                                "visible_mm": 1000 * float(err[:, 0, seen].mean()), "poses": count,
-                                "hypotheses": config.hypotheses}  # fmt: skip
+        report["completion"] = {
+            "min_mm": 1000 * float(leg.min(1).mean()),
+            "mean_mm": 1000 * float(leg.mean()),
+            "visible_mm": 1000 * float(err[:, 0, seen].mean()),
+            "poses": count,
+            "hypotheses": config.hypotheses,
+        }
     return report
 
 
@@ -392,8 +419,10 @@ def report_table(rows: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list
         return lambda r: ((r["denoising"] or {}).get(level) or {}).get("mpjpe_mm")
 
     columns += [(f"MPJPE@{level}", mpjpe_at(level)) for level in levels]
-    columns += [("compl. min mm", lambda r: (r["completion"] or {}).get("min_mm")),
-                ("compl. mean mm", lambda r: (r["completion"] or {}).get("mean_mm"))]  # fmt: skip
+    columns += [
+        ("compl. min mm", lambda r: (r["completion"] or {}).get("min_mm")),
+        ("compl. mean mm", lambda r: (r["completion"] or {}).get("mean_mm")),
+    ]
     header = ["prior", *(name for name, _ in columns)]
     table = []
     for name, report in rows.items():
@@ -404,11 +433,17 @@ def report_table(rows: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list
         table.append(cells)
     if levels:  # the noisy input's own error at each level (the same noise for every prior): what denoising starts from
         noisy = next(r["denoising"] for r in rows.values() if r["denoising"])
-        table.append(["noisy input", *(
-            f"{noisy[name.removeprefix('MPJPE@')]['noisy_mpjpe_mm']:.4g}"
-            if name.startswith("MPJPE@") and name.removeprefix("MPJPE@") in noisy else "-"
-            for name, _ in columns
-        )])  # fmt: skip
+        table.append(
+            [
+                "noisy input",
+                *(
+                    f"{noisy[name.removeprefix('MPJPE@')]['noisy_mpjpe_mm']:.4g}"
+                    if name.startswith("MPJPE@") and name.removeprefix("MPJPE@") in noisy
+                    else "-"
+                    for name, _ in columns
+                ),
+            ]
+        )
     return header, table
 
 
@@ -442,14 +477,24 @@ def held_out_motion(
             short += 1
         else:
             s = int(rng.integers(0, seq.num_frames - clip_frames + 1))
-            clips.append({"root_orient": seq.root_orient[s : s + clip_frames].astype(np.float64),
-                          "pose_body": body[s : s + clip_frames], "trans": seq.trans[s : s + clip_frames].astype(np.float64),
-                          "betas": seq.betas.astype(np.float64)})  # fmt: skip
+            clips.append(
+                {
+                    "root_orient": seq.root_orient[s : s + clip_frames].astype(np.float64),
+                    "pose_body": body[s : s + clip_frames],
+                    "trans": seq.trans[s : s + clip_frames].astype(np.float64),
+                    "betas": seq.betas.astype(np.float64),
+                }
+            )
     if not poses:
         raise InvalidArgumentError("no held-out motion file could be read")
     if short:
-        logger.warning("%d of the %d held-out files are shorter than %d frames at %g fps: no denoising clip from "
-                       "them", short, len(poses), clip_frames, fps)  # fmt: skip
+        logger.warning(
+            "%d of the %d held-out files are shorter than %d frames at %g fps: no denoising clip from them",
+            short,
+            len(poses),
+            clip_frames,
+            fps,
+        )
     every = np.concatenate(poses)
     rows = even_indices(len(every), reference)
     quat = np.asarray(quat_canonical(rotvec_to_quat(every[rows])), dtype=np.float32)

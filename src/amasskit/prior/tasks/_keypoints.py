@@ -43,10 +43,24 @@ __all__ = [
 #: approximations, and OpenPose's hips sit wider than SMPL's hip joints, so they count half. Eyes, ears, small toes
 #: and heels have no body joint and are not used.
 BODY25_TO_SMPL: Final[dict[int, tuple[int, float]]] = {
-    0: (15, 0.5), 1: (12, 1.0), 2: (17, 1.0), 3: (19, 1.0), 4: (21, 1.0), 5: (16, 1.0), 6: (18, 1.0),
-    7: (20, 1.0), 8: (0, 0.5), 9: (2, 0.5), 10: (5, 1.0), 11: (8, 1.0), 12: (1, 0.5), 13: (4, 1.0),
-    14: (7, 1.0), 19: (10, 0.5), 22: (11, 0.5),
-}  # fmt: skip
+    0: (15, 0.5),
+    1: (12, 1.0),
+    2: (17, 1.0),
+    3: (19, 1.0),
+    4: (21, 1.0),
+    5: (16, 1.0),
+    6: (18, 1.0),
+    7: (20, 1.0),
+    8: (0, 0.5),
+    9: (2, 0.5),
+    10: (5, 1.0),
+    11: (8, 1.0),
+    12: (1, 0.5),
+    13: (4, 1.0),
+    14: (7, 1.0),
+    19: (10, 0.5),
+    22: (11, 0.5),
+}
 
 
 _TORSO_BODY25: Final[tuple[int, ...]] = (2, 5, 9, 12)  # shoulders and hips: the camera stage's keypoints
@@ -174,8 +188,14 @@ def fit_keypoints(
     length_px = np.linalg.norm(px[:, m_sh].mean(1) - px[:, m_hip].mean(1), axis=-1)
     depth = focal * length_3d / np.maximum(length_px, 1.0)
     centre_px = px[:, m_sh | m_hip].mean(1)
-    centre_cam = np.stack([(centre_px[:, 0] - K_cam[0, 2]) / K_cam[0, 0] * depth,
-                           (centre_px[:, 1] - K_cam[1, 2]) / K_cam[1, 1] * depth, depth], -1)  # fmt: skip
+    centre_cam = np.stack(
+        [
+            (centre_px[:, 0] - K_cam[0, 2]) / K_cam[0, 0] * depth,
+            (centre_px[:, 1] - K_cam[1, 2]) / K_cam[1, 1] * depth,
+            depth,
+        ],
+        -1,
+    )
     flip = np.diag([1.0, -1.0, -1.0])
     torso_rest = np.concatenate([rest[[16, 17]], rest[[1, 2]]]).mean(0)
     trans_np = centre_cam - flip @ (torso_rest - rest[0]) - rest[0]

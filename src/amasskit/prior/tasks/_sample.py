@@ -73,8 +73,15 @@ def sample_poses(
         if not torch.isfinite(quat).all():
             raise InvalidArgumentError("start poses hold values that are not finite")
     weight = next(model.parameters(), None)  # a field without parameters (ExactField) stays where it is
-    return project(model, quat if weight is None else quat.to(weight.device), method=method, max_steps=max_steps, tol=_default_tol(model, tol),
-                   keep_steps=keep_steps, progress=progress)  # fmt: skip
+    return project(
+        model,
+        quat if weight is None else quat.to(weight.device),
+        method=method,
+        max_steps=max_steps,
+        tol=_default_tol(model, tol),
+        keep_steps=keep_steps,
+        progress=progress,
+    )
 
 
 def _config(model: torch.nn.Module) -> DistanceFieldConfig:
@@ -147,12 +154,21 @@ def interpolate_poses(
     if progress is not None:
         progress(max_steps, max_steps)
     if stopped:
-        why = (f"the {max_steps} steps (max_steps) ran out" if stopped == "max_steps" else
-               "a projected step no longer brought the path nearer B (B lies off the prior's zero set, or the prior "
-               "is poor)")  # fmt: skip
-        logger.warning("interpolation: %s; the path jumps straight to B from pose %d, %.0f%% of the way short "
-                       "(%.3g of %.3g rad left)", why, len(path) - 1, 100 * remaining / max(total, 1e-12),
-                       remaining, total)  # fmt: skip
+        why = (
+            f"the {max_steps} steps (max_steps) ran out"
+            if stopped == "max_steps"
+            else "a projected step no longer brought the path nearer B (B lies off the prior's zero set, or the prior "
+            "is poor)"
+        )
+        logger.warning(
+            "interpolation: %s; the path jumps straight to B from pose %d, %.0f%% of the way short "
+            "(%.3g of %.3g rad left)",
+            why,
+            len(path) - 1,
+            100 * remaining / max(total, 1e-12),
+            remaining,
+            total,
+        )
     path.append(b)
     quats = np.stack(path).astype(np.float32)
     with torch.no_grad():

@@ -25,7 +25,9 @@ from amasskit.prior import (
     ManifoldField,
     denoise_motion,
     fit_joints,
+    fit_keypoint_files,
     fit_keypoints,
+    fittable_keypoints,
     keypoint_stages,
     keypoints_from_joints,
     read_motion,
@@ -310,6 +312,22 @@ def test_the_denoise_and_fit_commands(manifold: PoseManifold, tmp_path: Path, mo
     assert "skipped" in run.stdout and str(tmp_path / "bad.json") in run.stdout  # whole, however long
     with np.load(tmp_path / "b.npz") as b:
         assert b["source"].tolist() == ["kp.json"]
+        by_command = {k: b[k] for k in b.files}
+    # the command is one library call: the same call gives the same file, and says what it skipped and why; a
+    # person with fewer than 6 confident body keypoints is skipped as well
+    faint = keypoints_from_joints(body, camera)
+    faint[..., 2] = 0.05
+    write_openpose(tmp_path / "faint.json", faint)
+    done = fit_keypoint_files(None, [tmp_path / "kp.json", tmp_path / "bad.json", tmp_path / "faint.json"],
+                              tmp_path / "lib.npz", intrinsics=camera, kinematics=Kinematics(), steps=8)  # fmt: skip
+    assert done.sources == ["kp.json"] and [Path(f).name for f, _ in done.skipped] == [
+        "bad.json",
+        "faint.json",
+    ]
+    assert "fewer than 6 confident" in done.skipped[1][1] and not fittable_keypoints(faint).any()
+    with np.load(tmp_path / "lib.npz") as lib:
+        assert set(lib.files) == set(by_command)
+        assert all(np.array_equal(lib[k], by_command[k]) for k in by_command)
     bad = _run("fit", "none", str(tmp_path / "kp.json"), str(tmp_path / "bad.json"), "--intrinsics", "1000,500,500",
                "--strict", "-o", str(tmp_path / "x.npz"))  # fmt: skip
     assert bad.returncode != 0 and "KeypointFileError" in bad.stderr and "bad.json" in bad.stderr

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .._util.sampling import even_indices
 from ._app import (
     SEED_MAX,
     AmassTyper,
@@ -491,40 +490,8 @@ def interpolate(
 
 
 #: marks the folder of an interrupted `prior evaluate`'s finished parts (``.OUT.parts`` beside the report)
-PARTS_MARKER = ".amasskit-evaluate-parts"
 #: the help panel of `prior evaluate`'s schedule options (defaults: the published protocol, as EvaluationConfig)
 SCHEDULE = "Schedule (defaults: the published protocol)"
-
-
-def _parts_folder(out: Path) -> Path:
-    """Where `prior evaluate -o OUT` keeps each finished model's report until the whole is written.
-
-    Raises:
-        OutputExistsError: a folder of that name that amasskit did not make (its files are never touched).
-    """
-    from ..errors import OutputExistsError
-
-    parts = out.with_name(f".{out.name}.parts")
-    if parts.exists() and not (parts / PARTS_MARKER).is_file():
-        raise OutputExistsError(
-            f"{parts} exists and amasskit did not make it: not used or removed; move it, or choose another -o"
-        )
-    return parts
-
-
-def _remove_parts(parts: Path) -> None:
-    """The parts folder's own files (a model's report is ``<16 hex>.json``), then the folder if nothing else is in
-    it."""
-    import re
-
-    if not (parts / PARTS_MARKER).is_file():
-        return
-    for file in parts.iterdir():
-        if re.fullmatch(r"[0-9a-f]{16}\.json", file.name) and file.is_file():
-            file.unlink()
-    (parts / PARTS_MARKER).unlink()
-    if not any(parts.iterdir()):
-        parts.rmdir()
 
 
 def _short_names(paths: list[str]) -> dict[str, str]:
@@ -541,24 +508,6 @@ def _short_names(paths: list[str]) -> dict[str, str]:
     return out
 
 
-def _kinematics(model_dir: Path | None, gender: str, device: str = "cpu") -> Any:
-    """The body a fit moves: the body model in ``model_dir`` (SMPL+H of ``gender``), else the built-in skeleton; on
-    ``device``."""
-    from ..errors import InvalidArgumentError
-    from ..prior import Kinematics
-    from ..sequence import Gender
-
-    try:
-        Gender.parse(gender)
-    except ValueError:
-        raise InvalidArgumentError(f"gender {gender!r}: need neutral, male or female") from None
-    if model_dir is None:
-        return Kinematics().to(device)
-    from ..body import BodyModel
-
-    return Kinematics(BodyModel.load("smplh", gender, model_dir=model_dir, device=device))
-
-
 def _numbers(text: str, option: str, kind: type = float) -> list[Any]:
     """Comma-separated numbers of an option. Raises: InvalidArgumentError: one that is not a number (naming it)."""
     from ..errors import InvalidArgumentError
@@ -567,19 +516,6 @@ def _numbers(text: str, option: str, kind: type = float) -> list[Any]:
         return [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise InvalidArgumentError(f"{option} {text!r}: need comma-separated numbers") from None
-
-
-def _distance(distance: Any) -> dict[str, Any]:
-    """``prior_distance`` for the output file, where there was a prior (a fit without one has none to show)."""
-    import numpy as np
-
-    return {"prior_distance": distance} if np.isfinite(distance).all() else {}
-
-
-def _field_or_none(model_path: str, device: str) -> Any:
-    from ..prior import load_prior
-
-    return None if model_path == "none" else load_prior(model_path, map_location=device)
 
 
 @prior_app.command("denoise")
@@ -604,60 +540,28 @@ def denoise(
 ) -> None:
     """Denoise a motion (Pose-NDF's HuMoR-style schedule): its joints, by the body model or the built-in skeleton,
     are the observations; temporal, data, shape and prior terms; writes a motion file (per-frame prior distance)."""
-    import numpy as np
-
-    from ..errors import InvalidArgumentError
-    from ..prior import DenoiseSchedule, denoise_motion, read_motion, save_motion
+    from ..prior import DenoiseSchedule, body_kinematics, denoise_file, frame_window, load_field, read_motion
 
     with handle_errors():
-        field = _field_or_none(model_path, device)
-        data = read_motion(motion)
-        if frames is not None:
-            start, _, stop = frames.partition(":")
-            if not (start or "0").isdigit() or not (stop or "0").isdigit():
-                raise InvalidArgumentError(f"--frames {frames}: need START:STOP")
-            window = slice(int(start or 0), int(stop) if stop else None)
-            data.update({k: data[k][window] for k in ("root_orient", "pose_body", "trans")})
-        kin = _kinematics(model_dir, data["gender"], device)
-        import torch
-
-        with torch.no_grad():
-            observed = kin(
-                *(
-                    torch.as_tensor(data[k], dtype=kin.dtype, device=kin.device)
-                    for k in ("root_orient", "pose_body", "trans")
-                ),
-                torch.as_tensor(data["betas"][: kin.num_betas], dtype=kin.dtype, device=kin.device)
-                if kin.num_betas
-                else None,
-            ).cpu()
+        window = frame_window(frames)
+        field = load_field(model_path, device)
+        kinematics = body_kinematics(model_dir, read_motion(motion)["gender"], device)
         schedule = DenoiseSchedule.posendf(rounds, steps, lr).scaled(prior=prior_weight)
         with step_progress("denoising (steps)") as on_progress:
-            fit = denoise_motion(
+            done = denoise_file(
                 field,
-                observed.numpy(),
-                kinematics=kin,
-                init=data,
+                motion,
+                out,
+                kinematics=kinematics,
+                frames=window,
                 schedule=schedule,
                 warmup=warmup,
                 progress=on_progress,
             )
-        moved = np.linalg.norm(fit.joints - observed.numpy(), axis=-1).mean(-1)
-        save_motion(
-            out,
-            pose_body=fit.pose_body,
-            root_orient=fit.root_orient,
-            trans=fit.trans,
-            betas=fit.betas[0] if fit.betas.shape[-1] else None,
-            fps=data["fps"],
-            gender=data["gender"],
-            joint_change=moved,
-            made_from=str(motion),
-            **_distance(fit.distance),
-        )
+    fit = done.fit
     where = f"; prior distance {fit.distance.mean():.4g} on average" if field is not None else " (no prior)"
     console.print(
-        f"{out}: {len(fit.pose_body)} frames denoised; joints moved {moved.mean() * 1000:.1f} mm on "
+        f"{out}: {len(fit.pose_body)} frames denoised; joints moved {done.joint_change.mean() * 1000:.1f} mm on "
         f"average{where}"
     )
 
@@ -707,15 +611,19 @@ def fit(
     BODY_25 keypoints with camera intrinsics (SMPLify-style). Writes a motion file: one frame per observation and
     hypothesis (observation-major), with `observation`, `hypothesis`, `fit_loss` and `prior_distance` (and
     `source`, the keypoint files fitted: an unusable one is reported and skipped, or stops the run with --strict)."""
-    import numpy as np
-
-    from ..errors import InvalidArgumentError, KeypointFileError
-    from ..prior import BODY25_TO_SMPL, fit_joints, fit_keypoints, keypoint_stages, read_openpose, save_motion
+    from ..errors import InvalidArgumentError
+    from ..prior import body_kinematics, fit_joints_file, fit_keypoint_files, load_field
 
     with handle_errors():
-        field = _field_or_none(model_path, device)
-        kin = _kinematics(model_dir, gender, device)
-        extra: dict[str, Any] = {}
+        field = load_field(model_path, device)
+        kinematics = body_kinematics(model_dir, gender, device)
+        common: dict[str, Any] = {
+            "kinematics": kinematics,
+            "hypotheses": hypotheses,
+            "seed": seed,
+            "prior_weight": prior_weight,
+            "steps": steps,
+        }
         if all(p.suffix == ".json" for p in observations):
             if intrinsics is None:
                 raise InvalidArgumentError("OpenPose input needs --intrinsics fx,fy,cx,cy")
@@ -724,89 +632,32 @@ def fit(
                     "--hide is for 3D joints; OpenPose marks missing keypoints by confidence 0"
                 )
             camera = _numbers(intrinsics, "--intrinsics")
-            usable, sources = [], []
-            for (
-                path
-            ) in observations:  # a batch of frames: an unusable file is reported and left out (or stops)
-                try:
-                    kp = read_openpose(path, person=person)
-                    if (kp[list(BODY25_TO_SMPL), 2] >= 0.1).sum() < 6:
-                        raise KeypointFileError(path, "fewer than 6 confident body keypoints: nothing to fit")
-                except KeypointFileError as exc:
-                    if strict:
-                        raise
-                    console.print(f"[yellow]skipped[/yellow] {exc}")
-                    continue
-                usable.append(kp)
-                sources.append(path.name)
-            if not usable:
-                raise InvalidArgumentError(f"none of the {len(observations)} keypoint files could be fitted")
-            keypoints = np.stack(usable)
-            extra["source"] = np.array(sources)
             with step_progress("fitting keypoints (steps)") as on_progress:
-                stages: dict[str, Any] = {} if steps is None else {"steps": keypoint_stages(steps)}
-                result = fit_keypoints(
+                done = fit_keypoint_files(
                     field,
-                    keypoints,
+                    observations,
+                    out,
                     intrinsics=camera,
-                    kinematics=kin,
-                    hypotheses=hypotheses,
-                    seed=seed,
-                    prior_weights=tuple(w * prior_weight for w in (10.0, 3.0, 1.0)),
+                    person=person,
+                    strict=strict,
                     progress=on_progress,
-                    **stages,
+                    **common,
                 )
-            extra["camera_intrinsics"] = np.asarray(camera)
-            summary = f"reprojection {result.terms['reprojection_px']:.2f} px"
+            for _, why in done.skipped:
+                console.print(f"[yellow]skipped[/yellow] {why}")
+            summary = f"reprojection {done.fit.terms['reprojection_px']:.2f} px"
         elif len(observations) == 1 and observations[0].suffix == ".npy":
-            try:
-                joints = np.load(observations[0], allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise InvalidArgumentError(f"{observations[0]}: not a readable .npy ({exc})") from None
-            if joints.ndim < 2 or joints.shape[-2:] != (22, 3) or not np.issubdtype(joints.dtype, np.number):
-                raise InvalidArgumentError(
-                    f"{observations[0]}: joints {joints.dtype} {joints.shape}, need (N, 22, 3)"
-                )
-            joints = np.array(joints, dtype=np.float64).reshape(-1, 22, 3)
-            if hide:
-                hidden = _numbers(hide, "--hide", int)
-                if not all(0 <= j < 22 for j in hidden):
-                    raise InvalidArgumentError(f"--hide {hide}: joints are 0-21")
-                joints[:, hidden] = np.nan
+            hidden = _numbers(hide, "--hide", int) if hide else []
+            if not all(0 <= j < 22 for j in hidden):
+                raise InvalidArgumentError(f"--hide {hide}: joints are 0-21")
             with step_progress("fitting joints (steps)") as on_progress:
-                schedule: dict[str, Any] = {} if steps is None else {"steps": steps}
-                result = fit_joints(
-                    field,
-                    joints,
-                    kinematics=kin,
-                    hypotheses=hypotheses,
-                    seed=seed,
-                    w_prior=prior_weight,
-                    progress=on_progress,
-                    **schedule,
+                done = fit_joints_file(
+                    field, observations[0], out, hide=hidden, progress=on_progress, **common
                 )
-            seen = np.isfinite(joints).all(-1)
-            err = np.linalg.norm(result.joints[:, 0] - np.nan_to_num(joints), axis=-1)
-            summary = f"observed joints within {float((err * seen).sum() / seen.sum()) * 1000:.1f} mm"
+            summary = f"observed joints within {(done.joint_error or 0.0) * 1000:.1f} mm"
         else:
             raise InvalidArgumentError("OBS: one .npy of 3D joints, or OpenPose .json files")
-        N, K = result.loss.shape
-        flat = {
-            k: getattr(result, k).reshape(N * K, *getattr(result, k).shape[2:])
-            for k in ("pose_body", "root_orient", "trans")
-        }
-        save_motion(
-            out,
-            **flat,
-            betas=result.betas[0, 0] if result.betas.shape[-1] else None,
-            observation=np.repeat(np.arange(N), K),
-            hypothesis=np.tile(np.arange(K), N),
-            fit_loss=result.loss.reshape(-1),
-            **_distance(result.distance.reshape(-1)),
-            joints=result.joints.reshape(N * K, 22, 3),
-            made_from=", ".join(map(str, observations[:3])) + (" ..." if len(observations) > 3 else ""),
-            **extra,
-        )
+    N, K = done.fit.loss.shape
     console.print(f"{out}: {N} observation(s) x {K} hypothes{'is' if K == 1 else 'es'}; {summary}")
 
 
@@ -866,38 +717,22 @@ def evaluate(
     noise level on 60-frame clips, completion of a hidden leg over 10 hypotheses) for each MODEL and the no-prior
     baseline (`none`), printed as one table and written as JSON. Deterministic for a seed; run it again after an
     interruption and the models already evaluated are not evaluated again."""
-    import hashlib
-    import json
-
-    import numpy as np
-
-    from .._util.atomic import atomic_open
     from ..errors import InvalidArgumentError
-    from ..prior import EvaluationConfig, PoseSet, TrainingData, evaluate_prior, held_out_motion, report_table
+    from ..prior import EvaluationConfig, evaluate_priors, held_out_files, report_table
 
     with handle_errors():
-        from .._util.paths import user_path
-
-        models = [name if name == "none" else str(user_path(name)) for name in models]
         if motion:
             paths = list(motion)
         elif catalog is not None:
-            from ..catalog import Catalog
-
-            with Catalog.open(catalog) as cat:
-                everything = cat.paths(split=split, scheme=scheme)
-            if not everything:
-                raise InvalidArgumentError(f"split {split!r} of scheme {scheme!r} holds no file in {catalog}")
-            paths = [everything[i] for i in even_indices(len(everything), files)]
+            paths = held_out_files(catalog, split=split, scheme=scheme, files=files)
         else:
             raise InvalidArgumentError(
                 "held-out motion is needed: --catalog CAT --split test, or --motion FILE"
             )
-        levels = tuple(_numbers(noise, "--noise"))
         config = EvaluationConfig(
             samples=samples,
             completion=completion,
-            noise_mm=levels,
+            noise_mm=tuple(_numbers(noise, "--noise")),
             seed=seed,
             pose_noise_rad=tuple(_numbers(pose_noise, "--pose-noise")),
             hypotheses=hypotheses,
@@ -907,93 +742,31 @@ def evaluate(
             warmup=warmup,
             max_steps=max_steps,
         )
-        clips, reference = held_out_motion(paths, clip_frames=config.clip_frames, seed=seed)
-        training = None if train_poses is None else np.asarray(PoseSet(train_poses).quat)
-        fidelity = None
-        if data is not None:
-            held = TrainingData(data)
-            rows = even_indices(len(held), 5000)
-            clean = held.pose_set().quat
-            fidelity = (
-                np.asarray(held.arrays["noisy"][rows]),
-                np.asarray(held.arrays["distance"][rows, 0], np.float64),
-                np.asarray(clean[even_indices(len(clean), 5000)]),
-            )
-        kin = _kinematics(model_dir, "neutral", device)
-        reports = {}
-        # each model's finished report is kept beside the output under a key of everything it depends on, so an
-        # interrupted evaluation of several models resumes with the next one
-        if out.is_dir():
-            raise InvalidArgumentError(
-                f"-o {out}: a folder; the report is a JSON file (e.g. {out / 'report.json'})"
-            )
-        parts = _parts_folder(out)
-        inputs = json.dumps(
-            {
-                "config": config.__dict__,
-                "files": [str(p) for p in paths],
-                "device": device,
-                "train_poses": str(train_poses),
-                "data": str(data),
-                "model_dir": str(model_dir),
-            },
-            sort_keys=True,
-            default=str,
-        )
         with progress_bar() as bar:
             task = bar.add_task("evaluating", total=len(models))
-            for name in models:
-                file = Path(name)
-                stat = (
-                    f"{file.resolve()}:{file.stat().st_size}:{file.stat().st_mtime_ns}"
-                    if file.is_file()
-                    else name
-                )
-                key = hashlib.sha256(f"{inputs}|{stat}".encode()).hexdigest()[:16]
-                cached = parts / f"{key}.json"
-                if cached.is_file():
-                    reports[name] = json.loads(cached.read_text())
-                    bar.advance(task)
-                    continue
-                field = _field_or_none(name, device)
 
-                def say(stage: str, name: str = name) -> None:
-                    bar.update(task, description=f"{Path(name).name}: {stage}")
+            def on_progress(description: str, done: int, total: int) -> None:
+                bar.update(task, description=description, completed=done, total=total)
 
-                reports[name] = evaluate_prior(
-                    field,
-                    reference=reference,
-                    clips=clips,
-                    training=training,
-                    fidelity=fidelity,
-                    kinematics=kin,
-                    config=config,
-                    progress=say,
-                )
-                parts.mkdir(parents=True, exist_ok=True)
-                (parts / PARTS_MARKER).touch()
-                with atomic_open(cached) as fp:
-                    fp.write(json.dumps(reports[name], default=float).encode())
-                bar.advance(task)
-        record = {
-            "config": config.__dict__,
-            "inputs": {
-                "files": [str(p) for p in paths],
-                "clips": len(clips),
-                "reference_poses": len(reference),
-                "body": "skeleton" if model_dir is None else str(model_dir),
-            },
-            "reports": reports,
-        }
-        with atomic_open(out) as fp:
-            fp.write(json.dumps(record, indent=2, default=float).encode())
-        _remove_parts(parts)  # the whole report is written: the parts are no longer needed
+            record = evaluate_priors(
+                models,
+                paths,
+                out,
+                config=config,
+                model_dir=model_dir,
+                train_poses=train_poses,
+                data=data,
+                device=device,
+                progress=on_progress,
+            )
+        reports = record["reports"]
         if plot is not None:
             from ..viz import plot_prior_report
 
             plot_prior_report(reports, plot)
+    clips, reference = record["inputs"]["clips"], record["inputs"]["reference_poses"]
     header, cells = report_table(reports)
-    table = Table(title=f"{out}: {len(clips)} clips, {len(reference)} held-out poses")
+    table = Table(title=f"{out}: {clips} clips, {reference} held-out poses")
     table.add_column("metric")
     names = _short_names([row[0] for row in cells if row[0] not in ("none", "noisy input")])
     for row in cells:  # one column per prior: reads at any terminal width

@@ -30,8 +30,11 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "BODY25_TO_SMPL",
     "FOCAL_RANGE",
+    "KEYPOINT_PRIOR_WEIGHTS",
     "KEYPOINT_STEPS",
+    "MIN_KEYPOINTS",
     "fit_keypoints",
+    "fittable_keypoints",
     "intrinsics_matrix",
     "keypoint_stages",
     "keypoints_from_joints",
@@ -110,6 +113,19 @@ def keypoint_stages(total: int, stages: tuple[int, ...] = KEYPOINT_STEPS) -> tup
     return (*spread, total - sum(spread))
 
 
+#: the prior's weights of the body stages (relative to the data term), falling
+KEYPOINT_PRIOR_WEIGHTS: Final[tuple[float, ...]] = (10.0, 3.0, 1.0)
+#: confident body keypoints a person needs to be fitted
+MIN_KEYPOINTS: Final[int] = 6
+
+
+def fittable_keypoints(keypoints: np.ndarray, *, min_confidence: float = 0.1) -> np.ndarray:
+    """``(...)`` bool: whether each person's BODY_25 keypoints ``(..., 25, 3)`` hold at least :data:`MIN_KEYPOINTS`
+    body keypoints (those :data:`BODY25_TO_SMPL` maps) of confidence ``min_confidence`` or more."""
+    kp = np.asarray(keypoints, dtype=np.float64)
+    return (kp[..., list(BODY25_TO_SMPL), 2] >= min_confidence).sum(-1) >= MIN_KEYPOINTS
+
+
 def fit_keypoints(
     field: torch.nn.Module | None,
     keypoints: np.ndarray,
@@ -119,7 +135,7 @@ def fit_keypoints(
     hypotheses: int = 4,
     seed: int = 0,
     steps: tuple[int, ...] = KEYPOINT_STEPS,
-    prior_weights: tuple[float, ...] = (10.0, 3.0, 1.0),
+    prior_weights: tuple[float, ...] = KEYPOINT_PRIOR_WEIGHTS,
     w_betas: float = 1e-2,
     sigma: float = 100.0,
     lr: float = 0.03,
@@ -161,9 +177,9 @@ def fit_keypoints(
     smpl = torch.as_tensor([BODY25_TO_SMPL[i][0] for i in ops], device=dev)
     conf = kp[:, ops, 2] * np.array([BODY25_TO_SMPL[i][1] for i in ops])
     conf[kp[:, ops, 2] < min_confidence] = 0
-    if ((conf > 0).sum(-1) < 6).any():
+    if not fittable_keypoints(kp, min_confidence=min_confidence).all():
         raise InvalidArgumentError(
-            "each person needs at least 6 confident keypoints of the body to be fitted"
+            f"each person needs at least {MIN_KEYPOINTS} confident keypoints of the body to be fitted"
         )
     focal = float(np.sqrt(K_cam[0, 0] * K_cam[1, 1]))
     target = torch.as_tensor(kp[:, None, ops, :2], dtype=dtype, device=dev)  # (N, 1, M, 2)

@@ -11,8 +11,8 @@ The package is laid out by what each part does:
 ``amasskit.store``        the packed, memory-mappable store a trainer reads
 ``amasskit.data``         PyTorch datasets and samplers over the store
 ``amasskit.body``         SMPL, SMPL+H (with DMPL) and SMPL-X forward passes
-``amasskit.convert``      SMPL+H to SMPL-X conversion
-``amasskit.priors``       pose-prior (Pose-NDF) training data and models
+``amasskit.convert``      conversion between SMPL, SMPL+H and SMPL-X, either way
+``amasskit.prior``        pose priors (Pose-NDF, NRDF): pose data, the field, and its tasks
 ``amasskit.viz``          rendered previews, the browser viewer, plots
 ``amasskit.cli``          the ``amasskit`` command, a thin layer over the above
 ========================  ==========================================================================

@@ -371,11 +371,6 @@ def train(
     console.print(table)
 
 
-class StartChoice(str, Enum):
-    haar = "haar"
-    noisy_identity = "noisy-identity"
-
-
 @prior_app.command("sample")
 def sample(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="model.pt, or a released checkpoint.")],

@@ -175,12 +175,6 @@ class TransferMatrix:
             )
         return cache[key]
 
-    def dense(self) -> np.ndarray:
-        """``(V_target, V_source)`` as a dense array (small meshes and tests only)."""
-        out = np.zeros((self.target_vertices, self.source_vertices))
-        np.add.at(out, (np.arange(self.target_vertices)[:, None], self.index), self.weight)
-        return out
-
 
 def transfer_file_name(source: ModelType | str, target: ModelType | str) -> str:
     """``smplh2smplx_deftrafo_setup.pkl`` and the like (the names the SMPL-X release uses)."""

@@ -392,10 +392,6 @@ class DistanceField(nn.Module):
                 grad = (grad - (grad * unit).sum(-1, keepdim=True) * unit) / norm
         return value.reshape(lead), grad.reshape(quat.shape)
 
-    def describe(self) -> dict[str, Any]:
-        """The config as plain data (what a checkpoint records)."""
-        return self.config.to_dict()
-
 
 class _ValueAndGrad(torch.autograd.Function):
     """``f(quat)`` whose backward is the hand-written :meth:`DistanceField.value_and_grad` (first derivatives in

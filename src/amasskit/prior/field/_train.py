@@ -654,7 +654,6 @@ def _train(
         with atomic_open(out / "config.json") as fp:
             fp.write((json.dumps(config.to_dict(), indent=1) + "\n").encode())
 
-    torch.manual_seed(config.seed)
     # weights, gradients and AdamW's two moments, float32: refused before any is allocated
     check_memory(16 * model_config.mlp_weights(), f"training a distance field of widths {model_config.dims}")
     model = DistanceField(model_config)

@@ -1,14 +1,14 @@
 """Compiled kernels for the exact search's per-joint stage (numba; optional: without it the stage runs in torch).
 
-The per-joint bound of a pair of poses (:func:`amasskit.prior.poses._search._joint_floor`) is 21 products of four numbers, an
-affine map, a clamp, a square root and a short series per joint, summed. In torch each step is a pass over a ``(J, m,
+The per-joint bound of a pair of poses (:func:`amasskit.prior.poses._bounds.joint_floor`) is, for each of the ``J``
+joints, a product of four numbers, an affine map, a clamp, a square root and a short series, summed. In torch each step is a pass over a ``(J, m,
 n)`` block in memory; here one loop does all of them for 16 poses at a time (one AVX-512 register; 8 or 4 lanes
 elsewhere), takes its candidates straight from the first stage's values, adds the joints that vary most in the clean
 set first, and stops as soon as every pose of the 16 is past its query's limit: the terms are >= 0, and the joints not
 yet added have a proven lower bound (from ``U_low``, the first stage's bound on the sum of their ``u_j``, and from the
 tile's ball around each joint, by the concavity of the terms; :func:`joint_stage`), so a partial bound past the limit
-is a proof. The search runs 5x faster than with the torch stage on the benchmark's geodesic searches
-(benchmarks/RESULTS.md). numba rather than
+is a proof. The search runs 5x faster than with the torch stage on the geodesic searches of
+``benchmarks/prior_data.py`` (benchmarks/RESULTS.md). numba rather than
 torch.compile: the early exit has no torch form, and a compiled extension would need a compiler at install time.
 
 The arithmetic is the torch stage's, in float32, so its error analysis holds as it stands: the products may be
@@ -352,29 +352,33 @@ def joint_stage(
         raise ValueError("the balls must be (nt, J, 4) centres and (nt, J) radii for (m, J, 4) queries")
     cols = np.empty((len(q), first.shape[1]), np.int32)
     counts = np.empty(len(q), np.int64)
+    before = _NUMBA.get_num_threads()  # the caller's setting, restored below: nothing process-wide changes
     _NUMBA.set_num_threads(max(1, min(threads, _NUMBA.config.NUMBA_NUM_THREADS)))
-    offset, scale, uoff, uscale = (np.float32(x) for x in terms)
-    _stage(
-        first,
-        hmax,
-        floor,
-        q,
-        blocks,
-        limit,
-        *ulow,
-        q64,
-        centres,
-        radii,
-        of,
-        float(slack),
-        cols,
-        counts,
-        offset,
-        scale,
-        uoff,
-        uscale,
-        order,
-        root,
-    )
+    try:
+        offset, scale, uoff, uscale = (np.float32(x) for x in terms)
+        _stage(
+            first,
+            hmax,
+            floor,
+            q,
+            blocks,
+            limit,
+            *ulow,
+            q64,
+            centres,
+            radii,
+            of,
+            float(slack),
+            cols,
+            counts,
+            offset,
+            scale,
+            uoff,
+            uscale,
+            order,
+            root,
+        )
+    finally:
+        _NUMBA.set_num_threads(before)
     found: tuple[np.ndarray, np.ndarray] = _gather(cols, counts)
     return found

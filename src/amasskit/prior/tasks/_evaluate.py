@@ -168,7 +168,8 @@ class EvaluationConfig:
         completion: poses in the completion task; hypotheses: fits per pose.
         denoise_rounds, denoise_steps, warmup: the denoising schedule (Pose-NDF's preset) and its prior-free warm-up
             from the rest pose.
-        fit_steps: Adam steps of a completion fit. seed: everything random.
+        fit_steps: Adam steps of a completion fit; fit_prior_weight: the prior's weight in it (relative to the data
+            term; :func:`fit_joints`'s ``w_prior``). seed: everything random.
     """
 
     samples: int = 500

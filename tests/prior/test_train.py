@@ -383,8 +383,12 @@ def test_two_ranks_train_like_one_process(data: dict[str, Path], tmp_path: Path)
 def test_bad_configs_and_files_are_named(data: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="preset must be one of"):
         _config(data, tmp_path / "x", preset="vposer")
-    with pytest.raises(ConfigError, match="unknown key"):
-        TrainConfig.from_mapping({"data": "d", "out": "o", "learning_rate": 1})
+    with pytest.raises(ConfigError, match=r"unknown config keys \['learning_rate'\]; known: \[.*'lr'"):
+        TrainConfig.from_mapping(
+            {"data": "d", "out": "o", "learning_rate": 1}
+        )  # the same words as every config's
+    with pytest.raises(ConfigError, match=r"the training config needs out \(or --out\)"):
+        TrainConfig.from_mapping({"data": "d"})
     with pytest.raises(ConfigError, match="steps"):
         _config(data, tmp_path / "x", steps=0)
     bad = tmp_path / "bad.pt"

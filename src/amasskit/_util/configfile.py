@@ -3,12 +3,13 @@ setting against its choices."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_choice", "load_yaml_or_json"]
+__all__ = ["check_choice", "config_values", "load_yaml_or_json"]
 
 
 def load_yaml_or_json(path: Path, error: Callable[[str], Exception]) -> Any:
@@ -48,3 +49,28 @@ def check_choice(key: str, value: object, allowed: Iterable[str]) -> None:
     names = list(allowed)
     if value not in names:
         raise ConfigError(f"{key} must be one of {', '.join(names)}, got {value!r}", key=key)
+
+
+def config_values(
+    cls: type, data: object, *, required: Iterable[str] = (), what: str = "config"
+) -> dict[str, Any]:
+    """The keyword arguments of the dataclass ``cls`` in a parsed config ``data`` (lists become tuples), checked the
+    same way for every config amasskit reads: a mapping, no key ``cls`` does not have, every ``required`` key set.
+
+    Raises:
+        ConfigError: not a mapping; unknown keys (the known ones named); a required key missing (its flag named).
+    """
+    from ..errors import ConfigError
+
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"a {what} is a mapping of keys to values, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown config keys {unknown}; known: {sorted(known)}", key=str(unknown[0]))
+    missing = [k for k in required if data.get(k) is None]
+    if missing:
+        raise ConfigError(
+            f"the {what} needs {' and '.join(missing)} (or --{' and --'.join(missing)})", key=missing[0]
+        )
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}

@@ -173,6 +173,21 @@ def device_value(value: str | None) -> str | None:
     return value
 
 
+def config_mapping(config_file: Path | None, flags: dict[str, Any]) -> dict[str, Any]:
+    """A command's config as one mapping: the file's keys (its paths taken from its own folder), then the flags that
+    were given on top (a path as typed; every config resolves its paths once). ``prepare``, ``prior poses`` and
+    ``prior train`` read their configs this way.
+
+    Raises:
+        ConfigError: an unreadable or malformed config file.
+    """
+    from ..prepare import load_config_file
+
+    data: dict[str, Any] = {} if config_file is None else load_config_file(config_file)
+    data.update({k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v not in (None, [])})
+    return data
+
+
 @contextmanager
 def handle_errors() -> Iterator[None]:
     """Print amasskit's own errors as ``ErrorType: message`` and exit 1; anything else is a bug and keeps its

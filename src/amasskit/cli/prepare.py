@@ -18,6 +18,7 @@ from ._app import (
     ModelOption,
     SplitsOption,
     app,
+    config_mapping,
     console,
     err_console,
     handle_errors,
@@ -90,7 +91,7 @@ def prepare(
 ) -> None:
     """Select from the catalog, resample, trim, canonicalise, augment and pack into one memory-mappable store per
     split. Deterministic for a config and its inputs; a killed run resumes where it stopped."""
-    from ..prepare import PrepareConfig, load_config_file, plan_prepare
+    from ..prepare import PrepareConfig, plan_prepare
     from ..prepare import prepare as run_prepare
 
     flags: dict[str, Any] = {"catalog": catalog, "out": out, "scheme": scheme, "splits": split, "datasets": dataset,
@@ -109,11 +110,7 @@ def prepare(
                 raise ConfigError(
                     f"--trim-seconds {trim_seconds!r}: need START,END seconds", key="trim_seconds"
                 ) from None
-        data: dict[str, Any] = {} if config_file is None else load_config_file(config_file)
-        data.update(
-            {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v not in (None, [])}
-        )
-        config = PrepareConfig.from_mapping(data)
+        config = PrepareConfig.from_mapping(config_mapping(config_file, flags))
         if dry_run:
             _print_plan(plan_prepare(config, overwrite=overwrite))
             return

@@ -20,6 +20,7 @@ from ._app import (
     ModelOption,
     SplitsOption,
     app,
+    config_mapping,
     console,
     device_value,
     handle_errors,
@@ -102,7 +103,6 @@ def poses(
 ) -> None:
     """Clean pose sets from a catalog, one per split, as VPoser and Pose-NDF sample AMASS; every pose keeps its
     source file and frame. Resumable, parallel, on a Dask cluster with --dask (through `prepare`)."""
-    from ..prepare import load_config_file
     from ..prior import PoseSet, PoseSetConfig, build_pose_sets
 
     flags = {
@@ -126,11 +126,7 @@ def poses(
         "dask": dask,
     }
     with handle_errors():
-        data: dict[str, Any] = {} if config_file is None else load_config_file(config_file)
-        data.update(
-            {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v not in (None, [])}
-        )
-        config = PoseSetConfig.from_mapping(data)
+        config = PoseSetConfig.from_mapping(config_mapping(config_file, flags))
     with handle_errors(), progress_bar() as bar:
         tasks: dict[str, Any] = {}
 
@@ -307,8 +303,6 @@ def train(
     eikonal losses, AdamW, validation (MAE, Spearman, AUROC), atomic checkpoints; run it again to resume. Every
     config key is a flag of the same name (flags override the file). Several GPUs: `torchrun --nproc-per-node N -m
     amasskit prior train CONFIG`."""
-    from ..errors import ConfigError
-    from ..prepare import load_config_file
     from ..prior import TrainConfig
     from ..prior import train as run_training
 
@@ -344,12 +338,7 @@ def train(
         "workers": workers,
     }
     with handle_errors():
-        values: dict[str, Any] = {} if config_file is None else load_config_file(config_file)
-        values.update({k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None})
-        for key in ("data", "out"):
-            if key not in values:
-                raise ConfigError(f"--{key} (or {key}: in the config) is required", key=key)
-        config = TrainConfig.from_mapping(values)
+        config = TrainConfig.from_mapping(config_mapping(config_file, flags))
     with handle_errors(), progress_bar() as bar:
         task = bar.add_task("training", total=config.steps)
         latest: dict[str, tuple[float, int]] = {}  # metric -> (value, the step it is from)

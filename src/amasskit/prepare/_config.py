@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._util.configfile import load_yaml_or_json
+from .._util.configfile import config_values, load_yaml_or_json
 from .._util.paths import PATH_KEYS, config_path, user_path
 from ..errors import (
     ConfigError,
@@ -215,18 +215,7 @@ class PrepareConfig:
         Raises:
             ConfigError: an unknown or missing key, or a value of the wrong type or outside its range.
         """
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"a prepare config is a mapping of keys to values, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}",
-                              key=str(sorted(unknown)[0]))  # fmt: skip
-        missing = [k for k in ("catalog", "out") if data.get(k) is None]
-        if missing:
-            raise ConfigError(f"the config needs {' and '.join(missing)} (or --{' and --'.join(missing)})",
-                              key=missing[0])  # fmt: skip
-        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        values = config_values(cls, data, required=("catalog", "out"), what="prepare config")
         return cls(**values)
 
     @classmethod

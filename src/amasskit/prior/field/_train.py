@@ -57,7 +57,7 @@ import numpy as np
 import torch
 
 from ..._util.atomic import atomic_open
-from ..._util.configfile import check_choice
+from ..._util.configfile import check_choice, config_values
 from ..._util.hardware import check_memory, cpu_has_fast_bf16, torch_device
 from ..._util.integrity import damaged_member
 from ..._util.locking import exclusive_lock
@@ -213,14 +213,12 @@ class TrainConfig:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> TrainConfig:
-        """From a config file's mapping (unknown keys are an error)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(
-                f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}", key=unknown[0]
-            )
-        values = dict(data)
+        """From a config file's mapping, flags applied (unknown keys are an error; ``data`` and ``out`` are needed).
+
+        Raises:
+            ConfigError: an unknown or missing key, or a bad value (named).
+        """
+        values = config_values(cls, data, required=("data", "out"), what="training config")
         try:
             return cls(**values)
         except TypeError as exc:
@@ -946,11 +944,4 @@ def _adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.opti
 def _validation_set(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(noisy, target, clean) of the held-out set: ``val_samples`` rows spread evenly, as many clean poses."""
     assert config.val_data is not None
-    val = TrainingData(config.val_data)
-    rows = even_indices(len(val), config.val_samples)
-    noisy = np.asarray(val.arrays["noisy"][rows])
-    d = np.asarray(val.arrays["distance"][rows], dtype=np.float64)
-    target = d[:, 0] if config.target == "nearest" else d.mean(1)
-    poses = val.pose_set()
-    clean = np.asarray(poses.quat[even_indices(len(poses), config.val_samples)])
-    return noisy, target, clean
+    return TrainingData(config.val_data).held_out(config.val_samples, target=config.target)

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from ..._util.configfile import check_choice
+from ..._util.configfile import check_choice, config_values
 from ..._util.paths import resolve_fields, user_path
 from ...errors import ConfigError, InvalidArgumentError, OutputExistsError, StoreError
 from ...rotations import convert, quat_canonical
@@ -373,16 +373,7 @@ class PoseSetConfig:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> PoseSetConfig:
         """Raises: ConfigError: an unknown or missing key, or a bad value (named)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(
-                f"unknown config keys {sorted(unknown)}; known: {sorted(known)}", key=str(sorted(unknown)[0])
-            )
-        for key in ("catalog", "out"):
-            if data.get(key) is None:
-                raise ConfigError(f"the config needs {key} (or --{key})", key=key)
-        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        values = config_values(cls, data, required=("catalog", "out"), what="pose-set config")
         return cls(**values)
 
     def prepare_config(self) -> Any:

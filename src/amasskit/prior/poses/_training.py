@@ -157,6 +157,18 @@ class TrainingData:
     def __len__(self) -> int:
         return int(self.manifest["samples"])
 
+    def held_out(self, samples: int, *, target: str = "nearest") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A validation set from this (held-out) training set: ``noisy (n, J, 4)`` for ``samples`` rows spread evenly,
+        their ``target (n,)`` distances (float64; ``nearest``: the nearest clean pose's, ``mean``: the mean of the
+        ``k`` stored), and as many clean poses of its pose set ``(m, J, 4)``, spread evenly (training's validation
+        and the evaluation's field fidelity)."""
+        rows = even_indices(len(self), samples)
+        noisy = np.asarray(self.arrays["noisy"][rows])
+        distance = np.asarray(self.arrays["distance"][rows], dtype=np.float64)
+        poses = self.pose_set()
+        clean = np.asarray(poses.quat[even_indices(len(poses), samples)])
+        return noisy, distance[:, 0] if target == "nearest" else distance.mean(1), clean
+
     def pose_set(self) -> PoseSet:
         """The clean pose set this training set was made from, as its manifest records it (resolved path and id).
 

@@ -359,21 +359,6 @@ def _remove_parts(parts: Path) -> None:
         parts.rmdir()
 
 
-def _fidelity_set(data: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """5,000 noisy samples of a held-out training set with their distances, and 5,000 of its clean poses, spread
-    evenly (the field-fidelity part of the protocol)."""
-    from ..poses import TrainingData
-
-    held = TrainingData(Path(data))
-    rows = even_indices(len(held), 5000)
-    clean = held.pose_set().quat
-    return (
-        np.asarray(held.arrays["noisy"][rows]),
-        np.asarray(held.arrays["distance"][rows, 0], np.float64),
-        np.asarray(clean[even_indices(len(clean), 5000)]),
-    )
-
-
 def evaluate_priors(
     models: Sequence[str],
     paths: Sequence[str | os.PathLike[str]],
@@ -405,7 +390,7 @@ def evaluate_priors(
         InvalidArgumentError: ``out`` a folder; OutputExistsError: a ``.<out>.parts`` folder amasskit did not make;
         CheckpointError, AmassFileError: a model or a motion that cannot be read (named).
     """
-    from ..poses import PoseSet
+    from ..poses import PoseSet, TrainingData
 
     target = user_path(out)
     if target.is_dir():
@@ -415,7 +400,7 @@ def evaluate_priors(
     names = [name if name == "none" else str(user_path(name)) for name in models]
     clips, reference = held_out_motion(list(paths), clip_frames=config.clip_frames, seed=config.seed)
     training = None if train_poses is None else np.asarray(PoseSet(Path(train_poses)).quat)
-    fidelity = None if data is None else _fidelity_set(data)
+    fidelity = None if data is None else TrainingData(Path(data)).held_out(5000)
     kinematics = body_kinematics(model_dir, "neutral", device)
     parts = _parts_folder(target)
     inputs = json.dumps(

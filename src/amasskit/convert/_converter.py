@@ -530,12 +530,8 @@ class Converter:
                 "sequences are SMPL+H or SMPL-X; convert SMPL targets with convert_poses"
             )
         src = self.source
-        parts = [seq.root_orient[:, None], seq.pose_body]
-        if seq.model is ModelType.SMPLX:
-            assert seq.pose_jaw is not None and seq.pose_eye is not None
-            parts += [seq.pose_jaw[:, None], seq.pose_eye]
-        parts.append(seq.pose_hand)
-        pose = np.concatenate(parts, axis=1).astype(np.float64)
+        # the release's flat layout is the model's joint order (root, body, [jaw, eyes,] hands)
+        pose = seq.to_flat().reshape(seq.num_frames, -1, 3).astype(np.float64)
         if pose.shape[1] != src.num_joints:
             raise InvalidArgumentError(
                 f"the sequence has {pose.shape[1]} joints; the source model {src.num_joints}"
@@ -545,24 +541,14 @@ class Converter:
             pose, betas=betas, trans=seq.trans.astype(np.float64), dmpls=seq.dmpls if src.num_dmpls else None
         )
         rv = result.rel_rotvec.astype(seq.dtype)
-        fields: dict[str, Any]
-        if self.target.kind is ModelType.SMPLX:
-            fields = dict(
-                root_orient=rv[:, 0],
-                pose_body=rv[:, 1:22],
-                pose_jaw=rv[:, 22],
-                pose_eye=rv[:, 23:25],
-                pose_hand=rv[:, 25:55],
-            )
-        else:
-            fields = dict(root_orient=rv[:, 0], pose_body=rv[:, 1:22], pose_hand=rv[:, 22:52])
-        out = Sequence(
-            **fields,
-            trans=result.trans.astype(seq.dtype),
-            betas=result.betas.astype(seq.dtype),
+        out = Sequence.from_flat(
+            rv.reshape(len(rv), -1),
+            trans=result.trans,
+            betas=result.betas,
             gender=self.target.gender,
             fps=seq.fps,
             model=self.target.kind,
             provenance=seq.provenance,
+            dtype=seq.dtype,
         )
         return out, result

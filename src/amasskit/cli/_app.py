@@ -173,6 +173,14 @@ def device_value(value: str | None) -> str | None:
     return value
 
 
+#: the device of a command that computes with torch (checked before any work: an unknown name, CUDA missing, ...)
+DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.", callback=device_value)]
+#: the processes of a command that runs per file (prepare and what runs through it)
+JobsOption = Annotated[
+    int | None, typer.Option("--jobs", "--workers", "-j", min=1, help="Processes (default: all cores).")
+]
+
+
 def config_mapping(config_file: Path | None, flags: dict[str, Any]) -> dict[str, Any]:
     """A command's config as one mapping: the file's keys (its paths taken from its own folder), then the flags that
     were given on top (a path as typed; every config resolves its paths once). ``prepare``, ``prior poses`` and

@@ -14,6 +14,7 @@ from ._app import (
     DaskAddress,
     DatasetsOption,
     GenderOption,
+    JobsOption,
     MinDurationOption,
     ModelOption,
     SplitsOption,
@@ -64,9 +65,7 @@ def prepare(
     rotation: Annotated[str | None, typer.Option(help="rotvec, quat (XYZW), rotmat or 6d.")] = None,
     dtype: Annotated[str | None, typer.Option(help="float32 or float64.")] = None,
     seed: Annotated[int | None, typer.Option(min=0, max=SEED_MAX, help="Seed.")] = None,
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", "--workers", "-j", min=1, help="Processes (default: all cores).")
-    ] = None,
+    jobs: JobsOption = None,
     strict: Annotated[bool | None, typer.Option(help="Stop at the first unreadable file.")] = None,
     name: Annotated[
         str | None, typer.Option(help="Experiment name (default: a hash of config and inputs).")

@@ -15,7 +15,9 @@ from ._app import (
     CatalogOption,
     DaskAddress,
     DatasetsOption,
+    DeviceOption,
     GenderOption,
+    JobsOption,
     MinDurationOption,
     ModelOption,
     SplitsOption,
@@ -94,9 +96,7 @@ def poses(
         float | None, typer.Option(help="Drop poses within this geodesic distance (rad) of an earlier one.")
     ] = None,
     seed: Annotated[int | None, typer.Option(min=0, max=SEED_MAX, help="Seed of the sampling.")] = None,
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", "--workers", "-j", min=1, help="Processes (default: all cores).")
-    ] = None,
+    jobs: JobsOption = None,
     strict: Annotated[bool | None, typer.Option(help="Stop at the first unreadable file.")] = None,
     dask: DaskAddress = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing pose sets of another config.")] = False,
@@ -372,7 +372,7 @@ def sample(
     max_steps: Annotated[int, typer.Option(min=1, help="Network evaluations a pose at most.")] = 100,
     keep_steps: Annotated[bool, typer.Option(help="Also write every projection step.")] = False,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the starts.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu or cuda.", callback=device_value)] = "cpu",
+    device: DeviceOption = "cpu",
 ) -> None:
     """Plausible poses: random starts projected onto the prior's manifold, written as a motion file of one frame a
     pose (poses, trans, ... as AMASS's SMPL+H files) with quat (N, 21, 4), prior_distance, converged, steps and
@@ -450,7 +450,7 @@ def interpolate(
     out: Annotated[Path, typer.Option("--out", "-o", help="The npz to write.")] = Path("path.npz"),
     steps: Annotated[int, typer.Option(min=1, help="Steps at most.")] = 200,
     step_size: Annotated[float, typer.Option(help="Fraction of the way to B a step.")] = 0.1,
-    device: Annotated[str, typer.Option(help="cpu or cuda.", callback=device_value)] = "cpu",
+    device: DeviceOption = "cpu",
 ) -> None:
     """A path from pose A to pose B on the prior's manifold (projected after every step; ends at B)."""
     from ..prior import interpolate_poses, load_prior, read_pose, save_poses
@@ -520,7 +520,7 @@ def denoise(
     prior_weight: Annotated[float, typer.Option(min=0.0, help="Times the preset's prior weights.")] = 1.0,
     warmup: Annotated[int, typer.Option(min=0, help="Steps without the prior first.")] = 0,
     frames: Annotated[str | None, typer.Option(help="START:STOP frames only (default all).")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.", callback=device_value)] = "cpu",
+    device: DeviceOption = "cpu",
 ) -> None:
     """Denoise a motion (Pose-NDF's HuMoR-style schedule): its joints, by the body model or the built-in skeleton,
     are the observations; temporal, data, shape and prior terms; writes a motion file (per-frame prior distance)."""
@@ -589,7 +589,7 @@ def fit(
     strict: Annotated[
         bool, typer.Option(help="Stop at the first unusable keypoint file (else skip it).")
     ] = False,
-    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.", callback=device_value)] = "cpu",
+    device: DeviceOption = "cpu",
 ) -> None:
     """Fit a body to 3D joints (inverse kinematics; missing joints completed, several hypotheses) or to OpenPose
     BODY_25 keypoints with camera intrinsics (SMPLify-style). Writes a motion file: one frame per observation and
@@ -695,7 +695,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of everything random.")] = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="The JSON report.")] = Path("prior_report.json"),
     plot: Annotated[Path | None, typer.Option(help="Also a PNG of the report (needs matplotlib).")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.", callback=device_value)] = "cpu",
+    device: DeviceOption = "cpu",
 ) -> None:
     """The published protocol (generation dNN/FID/APD/precision/recall, field fidelity, denoising MPJPE at each
     noise level on 60-frame clips, completion of a hidden leg over 10 hypotheses) for each MODEL and the no-prior

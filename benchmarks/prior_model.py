@@ -42,7 +42,7 @@ from amasskit.prior import (
     TrainingDataConfig,
     build_training_data,
     load_model,
-    project,
+    project_to_manifold,
     random_poses,
     train,
     write_pose_set,
@@ -240,7 +240,7 @@ def projection_table(
     print("|---|---:|---:|---:|" + ("---:|" if truth is not None else ""))
     for label, options in PROJECTIONS:
         t0 = time.perf_counter()
-        out = project(field, start, **({"tol": tol} | options))  # type: ignore[arg-type]
+        out = project_to_manifold(field, start, **({"tol": tol} | options))  # type: ignore[arg-type]
         seconds = time.perf_counter() - t0
         reached = float((out.distance < tol).float().mean())
         true = "" if truth is None else f"{np.median(truth(out.quat[:200].cpu()).numpy()):.2f} | "

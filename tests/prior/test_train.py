@@ -23,7 +23,7 @@ from amasskit.prior import (
     build_training_data,
     load_model,
     pose_distance,
-    project,
+    project_to_manifold,
     random_poses,
     spearman,
     train,
@@ -120,7 +120,7 @@ def test_projection_reaches_the_manifold_without_raising_the_distance(
     start = random_poses(32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     assert float(field(start).median()) > 15  # the grid's distance: within its spacing of the true one
     tol = 0.02
-    ours = project(field, start, method="rdfgrad", tol=tol, max_steps=100, keep_steps=True)
+    ours = project_to_manifold(field, start, method="rdfgrad", tol=tol, max_steps=100, keep_steps=True)
     assert ours.history is not None and ours.history_distance is not None
     assert (ours.history_distance.diff(dim=0) <= 0).all()  # never up
     assert ours.converged.float().mean() >= 0.9
@@ -131,25 +131,25 @@ def test_projection_reaches_the_manifold_without_raising_the_distance(
     torch.testing.assert_close(ours.history[-1], ours.quat)
     torch.testing.assert_close(field(ours.quat), ours.distance)
     # Pose-NDF's loop: 100 fixed steps, no step control, no tolerance
-    theirs = project(field, start, method="posendf", tol=0.0, max_steps=100, step_control=False)
+    theirs = project_to_manifold(field, start, method="posendf", tol=0.0, max_steps=100, step_control=False)
     assert int(theirs.evaluations.max()) == 100
     assert (theirs.distance < tol).float().mean() < ours.converged.float().mean()
     # the Pose-NDF direction with step control also converges
-    controlled = project(field, start, method="posendf", tol=tol, max_steps=100)
+    controlled = project_to_manifold(field, start, method="posendf", tol=tol, max_steps=100)
     assert controlled.converged.float().mean() >= 0.85
 
 
 def test_projection_keeps_shapes_and_checks_arguments(manifold: PoseManifold) -> None:
     field = ExactField(torch.from_numpy(manifold.poses(manifold.grid(16))))
     q = random_poses(6, generator=torch.Generator().manual_seed(1), dtype=torch.float64).reshape(2, 3, 21, 4)
-    out = project(field, q, max_steps=5, keep_steps=True)
+    out = project_to_manifold(field, q, max_steps=5, keep_steps=True)
     assert out.quat.shape == (2, 3, 21, 4) and out.distance.shape == (2, 3) and out.steps.shape == (2, 3)
     assert out.history is not None and out.history.shape[1:] == (2, 3, 21, 4)
     assert (out.evaluations <= 5).all()
     with pytest.raises(ValueError, match="method"):
-        project(field, q, method="newton")
+        project_to_manifold(field, q, method="newton")
     with pytest.raises(ValueError, match="max_steps"):
-        project(field, q, max_steps=0)
+        project_to_manifold(field, q, max_steps=0)
 
 
 def _config(data: dict[str, Path], out: Path, **changes: object) -> TrainConfig:
@@ -178,7 +178,7 @@ def test_a_short_training_run_learns_the_distance_to_a_known_manifold(
     target = np.load(data["val"] / "distance.npy")[:, 0]
     best_constant = np.abs(target - np.median(target)).mean()
     start = random_poses(50, generator=torch.Generator().manual_seed(3))
-    result = project(model, start, tol=0.05, max_steps=50, keep_steps=True)
+    result = project_to_manifold(model, start, tol=0.05, max_steps=50, keep_steps=True)
     before, after = true_distance(fine_index, start), true_distance(fine_index, result.quat)
     assert final["mae"] < best_constant / 2.5
     assert final["spearman"] > 0.85 and final["auroc"] > 0.75
@@ -207,7 +207,7 @@ def test_training_learns_the_distance_to_a_known_manifold(
     assert model.info["metrics"]["mae"] == pytest.approx(final["mae"], rel=1e-5)  # type: ignore[attr-defined]
     assert model.config.metric == "geodesic" and model.config.reduction == "sum"
     start = random_poses(100, generator=torch.Generator().manual_seed(3))
-    result = project(model, start, tol=0.05, max_steps=100, keep_steps=True)
+    result = project_to_manifold(model, start, tol=0.05, max_steps=100, keep_steps=True)
     assert result.history_distance is not None and (result.history_distance.diff(dim=0) <= 0).all()
     before, after = true_distance(fine_index, start), true_distance(fine_index, result.quat)
     assert np.median(after) < np.median(before) / 2.5

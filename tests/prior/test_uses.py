@@ -18,7 +18,7 @@ from amasskit.prior import (
     read_pose,
     sample_poses,
 )
-from amasskit.rotations import quat_canonical, quat_geodesic, quat_to_rotvec, rotvec_to_quat
+from amasskit.rotations import quat_angle, quat_canonical, quat_to_rotvec, rotvec_to_quat
 from amasskit.synth import PoseManifold
 from tests.cli import run_cli
 
@@ -60,8 +60,8 @@ def test_interpolation_stays_on_the_manifold_and_ends_at_b(manifold: PoseManifol
     np.testing.assert_allclose(path[0], a, atol=1e-6)
     np.testing.assert_allclose(path[-1], b, atol=1e-6)
     assert 5 < len(path) < 100 and (distance < 0.03 + 1e-6).all()
-    span = float(np.max(quat_geodesic(a, b)))
-    steps = np.max(quat_geodesic(path[:-1].astype(np.float64), path[1:].astype(np.float64)), axis=-1)
+    span = float(np.max(quat_angle(a, b)))
+    steps = np.max(quat_angle(path[:-1].astype(np.float64), path[1:].astype(np.float64)), axis=-1)
     assert steps.max() < 0.5 * span
 
 
@@ -272,3 +272,10 @@ def test_the_package_docstring_shows_the_way_in(tiny_model: Path) -> None:
     named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", docs))
     missing = [name for name in prior.__all__ if name not in named]
     assert not missing, f"public names no docstring leads to: {missing}"
+
+
+def test_the_old_names_of_the_projection_still_answer() -> None:
+    """``project`` and ``Projection`` (before 0.2) are the manifold projection's new names' objects."""
+    import amasskit.prior as prior
+
+    assert prior.project is prior.project_to_manifold and prior.Projection is prior.ManifoldProjection

@@ -84,25 +84,25 @@ def test_slerp_matches_roma_and_ends_at_both_quaternions() -> None:
         torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(t), shortest_arc=True
     )
     ref = torch.diagonal(ref, dim1=0, dim2=1).T.numpy() if ref.ndim == 3 else ref.numpy()
-    assert np.allclose(rot.quat_geodesic(ours, ref), 0.0, atol=1e-7)
-    assert np.allclose(rot.quat_geodesic(rot.quat_slerp(a, b, 0.0), a), 0.0, atol=1e-7)
-    assert np.allclose(rot.quat_geodesic(rot.quat_slerp(a, b, 1.0), b), 0.0, atol=1e-7)
+    assert np.allclose(rot.quat_angle(ours, ref), 0.0, atol=1e-7)
+    assert np.allclose(rot.quat_angle(rot.quat_slerp(a, b, 0.0), a), 0.0, atol=1e-7)
+    assert np.allclose(rot.quat_angle(rot.quat_slerp(a, b, 1.0), b), 0.0, atol=1e-7)
     # constant speed: the angle travelled is t times the whole angle
-    assert np.allclose(rot.quat_geodesic(a, ours), t * rot.quat_geodesic(a, b), atol=1e-9)
+    assert np.allclose(rot.quat_angle(a, ours), t * rot.quat_angle(a, b), atol=1e-9)
 
 
 def test_geodesic_against_the_definition() -> None:
     rng = np.random.default_rng(5)
     a, b = rot.random_quat(300, rng=rng), rot.random_quat(300, rng=rng, canonical=False)
     plain = 2 * np.arccos(np.clip(np.abs(np.einsum("ij,ij->i", a, b)), 0, 1))
-    assert np.allclose(rot.quat_geodesic(a, b), plain, atol=1e-7)
+    assert np.allclose(rot.quat_angle(a, b), plain, atol=1e-7)
     Ma, Mb = rot.quat_to_rotmat(a), rot.quat_to_rotmat(b)
     trace = np.einsum("nij,nij->n", Ma, Mb)  # trace(Ma^T Mb)
-    assert np.allclose(rot.rotmat_geodesic(Ma, Mb), np.arccos(np.clip((trace - 1) / 2, -1, 1)), atol=1e-6)
-    assert np.allclose(rot.quat_geodesic(a, -a), 0.0)  # the sign does not matter
+    assert np.allclose(rot.rotmat_angle(Ma, Mb), np.arccos(np.clip((trace - 1) / 2, -1, 1)), atol=1e-6)
+    assert np.allclose(rot.quat_angle(a, -a), 0.0)  # the sign does not matter
     # near zero, where acos loses half the digits, the atan2 form keeps them
     tiny = rot.rotvec_to_quat(np.array([1e-9, 0.0, 0.0]))
-    assert math.isclose(float(rot.quat_geodesic(np.array([0.0, 0, 0, 1]), tiny)), 1e-9, rel_tol=1e-6)
+    assert math.isclose(float(rot.quat_angle(np.array([0.0, 0, 0, 1]), tiny)), 1e-9, rel_tol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------ properties
@@ -123,7 +123,7 @@ def test_round_trips(r: np.ndarray, dtype: type) -> None:
         back = rot.convert(there, source=rep, target="rotvec")
         assert np.allclose(rot.rotvec_to_rotmat(back), M, atol=tol * 10), rep
     q = rot.rotvec_to_quat(r)
-    assert np.allclose(rot.quat_geodesic(rot.rotmat_to_quat(M), q), 0.0, atol=math.sqrt(tol) * 10)
+    assert np.allclose(rot.quat_angle(rot.rotmat_to_quat(M), q), 0.0, atol=math.sqrt(tol) * 10)
     assert np.allclose(rot.quat_exp(rot.quat_log(q)), q, atol=tol * 10)
     assert np.allclose(
         rot.quat_exp(np.asarray(r, np.float64) / 2), rot.rotvec_to_quat(np.asarray(r, np.float64))
@@ -148,12 +148,10 @@ def test_torch_matches_numpy(r: np.ndarray, dtype: torch.dtype) -> None:
                            atol=tol * 10), rep  # fmt: skip
     assert np.allclose(rot.quat_log(q_t).double().numpy(), rot.quat_log(q_np), atol=tol)
     half = rot.quat_slerp(q_t, q_t.flip(0), 0.25).double().numpy()
-    assert np.allclose(
-        rot.quat_geodesic(half, rot.quat_slerp(q_np, q_np[::-1], 0.25)), 0.0, atol=math.sqrt(tol)
-    )
+    assert np.allclose(rot.quat_angle(half, rot.quat_slerp(q_np, q_np[::-1], 0.25)), 0.0, atol=math.sqrt(tol))
     six = rot.rotmat_to_rot6d(M_t)
     assert np.allclose(rot.rot6d_to_rotmat(six).double().numpy(), rot.rotvec_to_rotmat(r), atol=tol * 10)
-    assert np.allclose(rot.quat_geodesic(q_t, q_t.flip(0)).double().numpy(), rot.quat_geodesic(q_np, q_np[::-1]),
+    assert np.allclose(rot.quat_angle(q_t, q_t.flip(0)).double().numpy(), rot.quat_angle(q_np, q_np[::-1]),
                        atol=math.sqrt(tol))  # fmt: skip
 
 
@@ -190,7 +188,7 @@ def test_any_leading_dims_and_broadcasting() -> None:
     assert q.shape == (2, 3, 4, 4)
     assert rot.quat_to_rotmat(q).shape == (2, 3, 4, 3, 3)
     assert rot.quat_product(q, q[:1, :1]).shape == (2, 3, 4, 4)
-    assert rot.quat_geodesic(q, q[0]).shape == (2, 3, 4)
+    assert rot.quat_angle(q, q[0]).shape == (2, 3, 4)
     assert rot.rotvec_to_quat(np.zeros(3)).shape == (4,)
 
 
@@ -206,7 +204,7 @@ def test_haar_sampling_is_uniform() -> None:
     rotated x axis is uniform on the sphere (mean 0)."""
     q = rot.random_quat(200_000, rng=np.random.default_rng(8))
     assert np.all(q[:, 3] >= 0)
-    angle = rot.quat_geodesic(q, np.array([0.0, 0, 0, 1]))
+    angle = rot.quat_angle(q, np.array([0.0, 0, 0, 1]))
     assert abs(angle.mean() - (np.pi / 2 + 2 / np.pi)) < 0.01
     assert np.allclose(rot.quat_to_rotmat(q)[:, :, 0].mean(axis=0), 0.0, atol=0.01)
     g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
@@ -249,3 +247,9 @@ def test_old_import_paths() -> None:
     assert viz_store_stats is store_stats and VizStoreStats is StoreStats
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         amasskit.store.nothing  # noqa: B018
+
+
+def test_the_old_names_of_the_angles_are_the_same_functions() -> None:
+    """``*_geodesic`` (before 0.2) are the angle functions themselves, kept for one release."""
+    assert rot.quat_geodesic is rot.quat_angle and rot.rotmat_geodesic is rot.rotmat_angle
+    assert rot.rotvec_geodesic is rot.rotvec_angle

@@ -690,7 +690,10 @@ def evaluate(
         typer.Option(min=0, help="Prior-free warm-up steps of a denoising clip.", rich_help_panel=SCHEDULE),
     ] = 150,
     max_steps: Annotated[
-        int, typer.Option(min=1, help="Projection evaluations a generated pose.", rich_help_panel=SCHEDULE)
+        int,
+        typer.Option(
+            min=1, help="ManifoldProjection evaluations a generated pose.", rich_help_panel=SCHEDULE
+        ),
     ] = 100,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of everything random.")] = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="The JSON report.")] = Path("prior_report.json"),

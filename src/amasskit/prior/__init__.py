@@ -15,11 +15,13 @@ Three parts, by what a user does:
   (:func:`build_training_data`, :class:`TrainingData`).
 * :mod:`amasskit.prior.field` - the field: the network (:class:`DistanceField`), released checkpoints
   (:func:`load_official`), training (:func:`train`), loading any of them (:func:`load_prior`), projection onto the
-  zero set (:func:`project`), reference fields (:class:`ExactField`, :class:`ManifoldField`).
+  zero set (:func:`project_to_manifold`), reference fields (:class:`ExactField`, :class:`ManifoldField`).
 * :mod:`amasskit.prior.tasks` - the uses, one module each: :func:`sample_poses` and :func:`interpolate_poses`,
   :func:`denoise_motion`, :func:`fit_joints`, :func:`fit_keypoints`, :func:`evaluate_prior`.
 
-Every name is also importable from ``amasskit.prior`` itself. The motion and OpenPose files the tasks read and write
+Every name is also importable from ``amasskit.prior`` itself. Old names kept for one release: ``project`` and
+``Projection`` (now :func:`project_to_manifold`, :class:`ManifoldProjection`: not the camera's projection,
+:func:`camera_to_pixels`), ``knn`` (now :meth:`PoseIndex.search`; deprecated). The motion and OpenPose files the tasks read and write
 live in :mod:`amasskit.io` (:func:`~amasskit.io.read_pose`, :func:`~amasskit.io.save_motion`, ...), and are
 re-exported here for existing imports.
 """
@@ -34,7 +36,7 @@ from .field import (
     DistanceFieldConfig,
     ExactField,
     ManifoldField,
-    Projection,
+    ManifoldProjection,
     TrainConfig,
     auroc,
     canonical_quat,
@@ -42,7 +44,7 @@ from .field import (
     load_model,
     load_official,
     load_prior,
-    project,
+    project_to_manifold,
     random_poses,
     read_official_config,
     spearman,
@@ -110,6 +112,10 @@ from .tasks import (
     sample_poses,
 )
 
+#: the names before 0.2 (kept for one release)
+project = project_to_manifold
+Projection = ManifoldProjection
+
 __all__ = [
     "ACTIVATIONS",
     "BODY25_TO_SMPL",
@@ -135,6 +141,7 @@ __all__ = [
     "FittedFile",
     "Kinematics",
     "ManifoldField",
+    "ManifoldProjection",
     "Metric",
     "NoiseConfig",
     "PoseIndex",
@@ -182,6 +189,7 @@ __all__ = [
     "precision_recall",
     "prior_distance",
     "project",
+    "project_to_manifold",
     "random_poses",
     "read_motion",
     "read_official_config",

@@ -10,6 +10,10 @@ the same kind, with any leading batch dimensions ``...``. Representations (see :
 * ``6d`` ``(..., 6)``: the first two columns of the matrix, ``[c0x, c0y, c0z, c1x, c1y, c1z]`` (named ``rot6d`` in
   function names).
 
+The distances between rotations are angles: :func:`quat_angle`, :func:`rotmat_angle`, :func:`rotvec_angle` (the
+rotation between, in ``[0, pi]``; named ``*_geodesic`` before 0.2, names kept for one release). The pose priors'
+``geodesic`` metric is another quantity (half-angles summed over joints, :func:`amasskit.prior.pose_distance`).
+
 Names read ``<source>_to_<target>``; :func:`convert`, :func:`to_rotmat` and :func:`from_rotmat` take the
 representation by name. Quaternions that amasskit produces from a matrix or from a quaternion operation that picks a
 sign have ``w >= 0`` (:func:`quat_canonical`); ``rotvec_to_quat`` gives ``w = cos(angle / 2)``, so ``w >= 0`` for angles
@@ -37,6 +41,7 @@ from . import _formulas as formulas
 __all__ = [
     "convert",
     "from_rotmat",
+    "quat_angle",
     "quat_canonical",
     "quat_exp",
     "quat_geodesic",
@@ -54,10 +59,12 @@ __all__ = [
     "rot6d_to_quat",
     "rot6d_to_rotmat",
     "rot6d_to_rotvec",
+    "rotmat_angle",
     "rotmat_geodesic",
     "rotmat_to_quat",
     "rotmat_to_rot6d",
     "rotmat_to_rotvec",
+    "rotvec_angle",
     "rotvec_geodesic",
     "rotvec_to_quat",
     "rotvec_to_rot6d",
@@ -311,25 +318,25 @@ def quat_slerp(a: A, b: A, t: Any) -> A:
 # ------------------------------------------------------------------------------------------------ distances
 
 
-def quat_geodesic(a: A, b: A) -> A:
+def quat_angle(a: A, b: A) -> A:
     """``(...)`` the angle in ``[0, pi]`` of the rotation between ``a`` and ``b`` (XYZW, broadcasting), independent
     of their signs: ``2 acos |<a, b>|``, computed as ``2 atan2(|vec(a* b)|, |w(a* b)|)`` (accurate near 0)."""
-    xp, qa, qb, out_dtype = _binary(a, b, "quat_geodesic")
-    return _finish(formulas.quat_geodesic(xp, qa, qb), out_dtype)
+    xp, qa, qb, out_dtype = _binary(a, b, "quat_angle")
+    return _finish(formulas.quat_angle(xp, qa, qb), out_dtype)
 
 
-def rotmat_geodesic(a: A, b: A) -> A:
+def rotmat_angle(a: A, b: A) -> A:
     """``(...)`` the angle in ``[0, pi]`` of the rotation between rotation matrices ``a`` and ``b``."""
-    xp, ra, rb, out_dtype = _binary(a, b, "rotmat_geodesic", "rotmat")
+    xp, ra, rb, out_dtype = _binary(a, b, "rotmat_angle", "rotmat")
     qa, qb = formulas.rotmat_to_quat(xp, ra), formulas.rotmat_to_quat(xp, rb)
-    return _finish(formulas.quat_geodesic(xp, qa, qb), out_dtype)
+    return _finish(formulas.quat_angle(xp, qa, qb), out_dtype)
 
 
-def rotvec_geodesic(a: A, b: A) -> A:
+def rotvec_angle(a: A, b: A) -> A:
     """``(...)`` the angle in ``[0, pi]`` of the rotation between axis-angle rotations ``a`` and ``b``."""
-    xp, ra, rb, out_dtype = _binary(a, b, "rotvec_geodesic", "rotvec")
+    xp, ra, rb, out_dtype = _binary(a, b, "rotvec_angle", "rotvec")
     qa, qb = formulas.rotvec_to_quat(xp, ra), formulas.rotvec_to_quat(xp, rb)
-    return _finish(formulas.quat_geodesic(xp, qa, qb), out_dtype)
+    return _finish(formulas.quat_angle(xp, qa, qb), out_dtype)
 
 
 # ------------------------------------------------------------------------------------------------ sampling
@@ -364,3 +371,9 @@ def random_quat(
         quat = quat / torch.linalg.vector_norm(quat, dim=-1, keepdim=True)
         return formulas.quat_canonical(torch, quat) if canonical else quat
     raise TypeError(f"rng must be a numpy.random.Generator or a torch.Generator, got {type(rng).__name__}")
+
+
+# the names before 0.2 (kept for one release): "geodesic" is the pose prior's half-angle metric
+quat_geodesic = quat_angle
+rotmat_geodesic = rotmat_angle
+rotvec_geodesic = rotvec_angle

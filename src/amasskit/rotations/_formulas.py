@@ -176,7 +176,7 @@ def rotmat_to_rot6d(xp: Any, rotmat: Array) -> Array:
     return xp.stack([rotmat[..., :, 0], rotmat[..., :, 1]], -2).reshape(*rotmat.shape[:-2], 6)
 
 
-def quat_geodesic(xp: Any, a: Array, b: Array) -> Array:
+def quat_angle(xp: Any, a: Array, b: Array) -> Array:
     """The angle in ``[0, pi]`` of the rotation from ``a`` to ``b``: ``2 atan2(|vec(a* b)|, |w(a* b)|)``, which is
     ``2 acos |<a, b>|`` for unit quaternions but accurate near 0 (where ``acos`` loses half the digits)."""
     rel = quat_product(xp, quat_conjugate(xp, a), b)

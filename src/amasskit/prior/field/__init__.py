@@ -7,7 +7,7 @@
 * :func:`train`, :class:`TrainConfig` (:data:`TRAIN_PRESETS`), :func:`load_model`, :func:`evaluate_field` -
   training on a training set (seeded, resumable; ``amasskit prior train``).
 * :func:`load_official`, :func:`read_official_config` - the released checkpoints with their ``config.yaml``.
-* :func:`project`, :class:`Projection`, :func:`random_poses` - poses moved onto the field's zero set (methods:
+* :func:`project_to_manifold`, :class:`ManifoldProjection`, :func:`random_poses` - poses moved onto the field's zero set (methods:
   :data:`PROJECTION_METHODS`).
 * :class:`ExactField`, :class:`ManifoldField` - reference fields of exact distances (tests, benchmarks).
 * :func:`spearman`, :func:`auroc` - how well a field ranks distances and tells clean from noisy poses.
@@ -24,7 +24,7 @@ from ._network import (
     parent_map,
 )
 from ._official import load_official, read_official_config
-from ._projection import PROJECTION_METHODS, Projection, project, random_poses
+from ._projection import PROJECTION_METHODS, ManifoldProjection, project_to_manifold, random_poses
 from ._reference import ExactField, ManifoldField
 from ._scores import auroc, spearman
 from ._train import TRAIN_PRESETS, TrainConfig, evaluate_field, load_model, train
@@ -38,7 +38,7 @@ __all__ = [
     "DistanceFieldConfig",
     "ExactField",
     "ManifoldField",
-    "Projection",
+    "ManifoldProjection",
     "TrainConfig",
     "auroc",
     "canonical_quat",
@@ -48,7 +48,7 @@ __all__ = [
     "load_official",
     "load_prior",
     "parent_map",
-    "project",
+    "project_to_manifold",
     "random_poses",
     "read_official_config",
     "spearman",

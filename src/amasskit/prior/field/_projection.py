@@ -32,14 +32,14 @@ from torch.nn import functional
 from ...errors import InvalidArgumentError
 from ._network import DistanceField, canonical_quat
 
-__all__ = ["PROJECTION_METHODS", "Projection", "project", "random_poses"]
+__all__ = ["PROJECTION_METHODS", "ManifoldProjection", "project_to_manifold", "random_poses"]
 
 PROJECTION_METHODS: Final[tuple[str, ...]] = ("rdfgrad", "posendf")
 _MIN_ALPHA_FRACTION: Final[float] = 1e-4  # a pose whose step shrank to this fraction of its start has stalled
 
 
 @dataclass
-class Projection:
+class ManifoldProjection:
     """What :func:`project` returns (leading shape ``(...)`` of the input).
 
     Attributes:
@@ -105,7 +105,7 @@ def _step(
     return canonical_quat(q - (alpha * d)[:, None, None] * unit)
 
 
-def project(
+def project_to_manifold(
     model: DistanceField | torch.nn.Module,
     quat: torch.Tensor,
     *,
@@ -116,7 +116,7 @@ def project(
     step_control: bool = True,
     keep_steps: bool = False,
     progress: Callable[[int, int], None] | None = None,
-) -> Projection:
+) -> ManifoldProjection:
     """Project poses ``quat (..., J, 4)`` (XYZW, any sign) onto the field's zero set (see the module doc).
 
     Args:
@@ -181,7 +181,7 @@ def project(
                 history_d.append(d.clone())
     finally:
         model.train(was_training)
-    return Projection(
+    return ManifoldProjection(
         quat=q.reshape(*lead, J, 4),
         distance=d.reshape(lead),
         converged=(d < tol).reshape(lead),

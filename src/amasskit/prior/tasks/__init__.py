@@ -5,7 +5,7 @@ body to 3D joints or to 2D keypoints, and the published evaluation protocol.
 * :func:`denoise_motion`, :class:`DenoiseSchedule` (:data:`DENOISE_PRESETS`) - ``amasskit prior denoise``.
 * :func:`fit_joints` - inverse kinematics with missing joints and several hypotheses (``amasskit prior fit``).
 * :func:`fit_keypoints` - SMPLify-style fitting to OpenPose keypoints (``amasskit prior fit --intrinsics``): OpenPose's
-  :data:`BODY25_TO_SMPL`, the camera :func:`intrinsics_matrix` and :func:`project_points`, the stages
+  :data:`BODY25_TO_SMPL`, the camera :func:`intrinsics_matrix` and :func:`camera_to_pixels`, the stages
   (:data:`KEYPOINT_STEPS`, :func:`keypoint_stages`, :data:`KEYPOINT_PRIOR_WEIGHTS`), who can be fitted
   (:func:`fittable_keypoints`: :data:`MIN_KEYPOINTS` confident body keypoints), :func:`keypoints_from_joints` to make
   inputs.
@@ -51,12 +51,12 @@ from ._keypoints import (
     KEYPOINT_PRIOR_WEIGHTS,
     KEYPOINT_STEPS,
     MIN_KEYPOINTS,
+    camera_to_pixels,
     fit_keypoints,
     fittable_keypoints,
     intrinsics_matrix,
     keypoint_stages,
     keypoints_from_joints,
-    project_points,
 )
 from ._sample import STARTS, interpolate_poses, sample_poses
 
@@ -76,6 +76,7 @@ __all__ = [
     "Kinematics",
     "apd",
     "body_kinematics",
+    "camera_to_pixels",
     "denoise_file",
     "denoise_motion",
     "evaluate_prior",
@@ -98,7 +99,6 @@ __all__ = [
     "pose_features",
     "precision_recall",
     "prior_distance",
-    "project_points",
     "report_table",
     "sample_poses",
 ]

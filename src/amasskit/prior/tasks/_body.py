@@ -31,7 +31,7 @@ from ...body import forward_kinematics, tree_levels
 from ...errors import InvalidArgumentError
 from ...rotations import quat_to_rotvec, rotmat_to_rotvec, rotvec_to_quat, rotvec_to_rotmat
 from ...topology import BODY_PARENTS
-from ..field import field_value, project
+from ..field import field_value, project_to_manifold
 
 logger = logging.getLogger(__name__)
 
@@ -311,7 +311,7 @@ def start_poses(
         with FrozenField(field):
             quat = rotvec_to_quat(rotvec[:, 1:]).to(device=device, dtype=field_dtype(field))
             tol = 1e-3 * (21 if getattr(field.config, "reduction", "sum") == "sum" else 1)
-            projected = project(field, quat.reshape(-1, 21, 4), tol=tol, max_steps=30).quat
+            projected = project_to_manifold(field, quat.reshape(-1, 21, 4), tol=tol, max_steps=30).quat
             rotvec[:, 1:] = quat_to_rotvec(projected.detach().double().cpu()).reshape(
                 count, hypotheses - 1, 21, 3
             )

@@ -33,12 +33,12 @@ __all__ = [
     "KEYPOINT_PRIOR_WEIGHTS",
     "KEYPOINT_STEPS",
     "MIN_KEYPOINTS",
+    "camera_to_pixels",
     "fit_keypoints",
     "fittable_keypoints",
     "intrinsics_matrix",
     "keypoint_stages",
     "keypoints_from_joints",
-    "project_points",
 ]
 
 
@@ -273,7 +273,7 @@ def fit_keypoints(
     return fit
 
 
-def project_points(joints: np.ndarray, intrinsics: Any) -> np.ndarray:
+def camera_to_pixels(joints: np.ndarray, intrinsics: Any) -> np.ndarray:
     """``(..., J, 2)`` pixel coordinates of camera-frame points ``joints (..., J, 3)``."""
     cam = np.asarray(joints, dtype=np.float64) @ intrinsics_matrix(intrinsics).T
     return cam[..., :2] / cam[..., 2:]
@@ -282,7 +282,7 @@ def project_points(joints: np.ndarray, intrinsics: Any) -> np.ndarray:
 def keypoints_from_joints(joints: np.ndarray, intrinsics: Any, *, confidence: float = 0.9) -> np.ndarray:
     """``(..., 25, 3)`` BODY_25 keypoints of camera-frame body joints ``(..., 22, 3)`` through the mapping of
     :data:`BODY25_TO_SMPL` (keypoints without a body joint get confidence 0): for tests and for making inputs."""
-    px = project_points(joints, intrinsics)
+    px = camera_to_pixels(joints, intrinsics)
     out = np.zeros((*px.shape[:-2], 25, 3))
     for op, (j, _) in BODY25_TO_SMPL.items():
         out[..., op, :2] = px[..., j, :]

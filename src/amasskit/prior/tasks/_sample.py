@@ -13,8 +13,8 @@ import torch
 
 from ..._util.hardware import check_memory
 from ...errors import InvalidArgumentError
-from ...rotations import quat_canonical, quat_geodesic, quat_slerp, rotvec_to_quat
-from ..field import DistanceFieldConfig, Projection, project, random_poses
+from ...rotations import quat_angle, quat_canonical, quat_slerp, rotvec_to_quat
+from ..field import DistanceFieldConfig, ManifoldProjection, project_to_manifold, random_poses
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +35,14 @@ def sample_poses(
     method: str = "rdfgrad",
     keep_steps: bool = False,
     progress: Callable[[int, int], None] | None = None,
-) -> Projection:
+) -> ManifoldProjection:
     """``count`` poses projected onto the field's zero set from seeded starts.
 
     Args:
         start: ``haar`` (uniformly random rotations), ``noisy-identity`` (each joint the identity turned by a
             Gaussian rotation vector of ``noise`` radians a component) or ``(N, J, 4)`` poses (the first ``count``).
         tol: stop a pose under this distance (default: 1e-3 a joint, in the model's units).
-        max_steps, method, keep_steps, progress: as :func:`~amasskit.prior.project`.
+        max_steps, method, keep_steps, progress: as :func:`~amasskit.prior.project_to_manifold`.
 
     Raises:
         InvalidArgumentError: an unknown start or a start array of the wrong shape.
@@ -73,7 +73,7 @@ def sample_poses(
         if not torch.isfinite(quat).all():
             raise InvalidArgumentError("start poses hold values that are not finite")
     weight = next(model.parameters(), None)  # a field without parameters (ExactField) stays where it is
-    return project(
+    return project_to_manifold(
         model,
         quat if weight is None else quat.to(weight.device),
         method=method,
@@ -134,16 +134,23 @@ def interpolate_poses(
     tol = _default_tol(model, tol)
     path = [a]
     close = np.deg2rad(1.0)  # every joint within a degree of b: the next step is b itself
-    total = remaining = float(np.sum(quat_geodesic(a, b)))
+    total = remaining = float(np.sum(quat_angle(a, b)))
     stopped = "max_steps"
     for _ in range(max_steps):
         x = path[-1]
-        if np.max(quat_geodesic(x, b)) < close:
+        if np.max(quat_angle(x, b)) < close:
             stopped = ""
             break
         moved = torch.as_tensor(np.asarray(quat_slerp(x, b, step_size))[None], dtype=torch.float32)
-        nxt = project(model, moved, tol=tol, max_steps=project_steps).quat[0].detach().cpu().double().numpy()
-        left = float(np.sum(quat_geodesic(nxt, b)))
+        nxt = (
+            project_to_manifold(model, moved, tol=tol, max_steps=project_steps)
+            .quat[0]
+            .detach()
+            .cpu()
+            .double()
+            .numpy()
+        )
+        left = float(np.sum(quat_angle(nxt, b)))
         if left >= remaining:
             stopped = "pulled back"  # the projection undoes the step: b is off the field's zero set; go to b
             break

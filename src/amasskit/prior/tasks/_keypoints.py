@@ -188,44 +188,9 @@ def fit_keypoints(
     kmat = torch.as_tensor(K_cam, dtype=dtype, device=dev)
     s2 = (sigma / focal) ** 2
 
-    # the start: facing the camera (a half turn about x from the model's Y-up, Z-forward frame), at the depth where
-    # the rest torso (shoulders to hips) is as long as its keypoints
-    zero3 = torch.zeros(N, 3, dtype=dtype, device=dev)
-    with torch.no_grad():
-        rest = (
-            kinematics(zero3, torch.zeros(N, 21, 3, dtype=dtype, device=dev), zero3, None)[0]
-            .double()
-            .cpu()
-            .numpy()
-        )
-    length_3d = np.linalg.norm(rest[[16, 17]].mean(0) - rest[[1, 2]].mean(0))
-    px = kp[:, ops, :2]
-    m_sh, m_hip = np.isin(ops, (2, 5)), np.isin(ops, (9, 12))
-    length_px = np.linalg.norm(px[:, m_sh].mean(1) - px[:, m_hip].mean(1), axis=-1)
-    depth = focal * length_3d / np.maximum(length_px, 1.0)
-    centre_px = px[:, m_sh | m_hip].mean(1)
-    centre_cam = np.stack(
-        [
-            (centre_px[:, 0] - K_cam[0, 2]) / K_cam[0, 0] * depth,
-            (centre_px[:, 1] - K_cam[1, 2]) / K_cam[1, 1] * depth,
-            depth,
-        ],
-        -1,
-    )
-    flip = np.diag([1.0, -1.0, -1.0])
-    torso_rest = np.concatenate([rest[[16, 17]], rest[[1, 2]]]).mean(0)
-    trans_np = centre_cam - flip @ (torso_rest - rest[0]) - rest[0]
-    root = (
-        torch.tensor([math.pi, 0.0, 0.0], dtype=dtype, device=dev)
-        .expand(N, H, 3)
-        .clone()
-        .requires_grad_(True)
-    )
-    trans = (
-        torch.as_tensor(trans_np, dtype=dtype, device=dev)[:, None]
-        .expand(N, H, 3)
-        .clone()
-        .requires_grad_(True)
+    root, trans = (
+        x.expand(N, H, 3).clone().requires_grad_(True)
+        for x in _facing_start(kinematics, kp[:, ops, :2], ops, K_cam, focal)
     )
     pose = start_poses(field, N, H, seed=seed, noise=0.4, dtype=dtype, device=dev).requires_grad_(True)
     betas = torch.zeros(N, H, kinematics.num_betas, dtype=dtype, device=dev, requires_grad=True)
@@ -271,6 +236,42 @@ def fit_keypoints(
     used = conf > 0
     fit.terms["reprojection_px"] = float((err_best * used).sum() / used.sum())
     return fit
+
+
+def _facing_start(
+    kinematics: Kinematics, px: np.ndarray, ops: np.ndarray, K_cam: np.ndarray, focal: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``root_orient (N, 1, 3)`` and ``trans (N, 1, 3)`` where every fit starts: facing the camera (a half turn about
+    x from the model's Y-up, Z-forward frame), at the depth where the rest torso (shoulders to hips) is as long as
+    its keypoints ``px (N, M, 2)`` (the mapped keypoints ``ops``), centred on them."""
+    dtype, dev = kinematics.dtype, kinematics.device
+    N = len(px)
+    zero3 = torch.zeros(N, 3, dtype=dtype, device=dev)
+    with torch.no_grad():
+        rest = (
+            kinematics(zero3, torch.zeros(N, 21, 3, dtype=dtype, device=dev), zero3, None)[0]
+            .double()
+            .cpu()
+            .numpy()
+        )
+    length_3d = np.linalg.norm(rest[[16, 17]].mean(0) - rest[[1, 2]].mean(0))
+    m_sh, m_hip = np.isin(ops, (2, 5)), np.isin(ops, (9, 12))
+    length_px = np.linalg.norm(px[:, m_sh].mean(1) - px[:, m_hip].mean(1), axis=-1)
+    depth = focal * length_3d / np.maximum(length_px, 1.0)
+    centre_px = px[:, m_sh | m_hip].mean(1)
+    centre_cam = np.stack(
+        [
+            (centre_px[:, 0] - K_cam[0, 2]) / K_cam[0, 0] * depth,
+            (centre_px[:, 1] - K_cam[1, 2]) / K_cam[1, 1] * depth,
+            depth,
+        ],
+        -1,
+    )
+    flip = np.diag([1.0, -1.0, -1.0])
+    torso_rest = np.concatenate([rest[[16, 17]], rest[[1, 2]]]).mean(0)
+    trans = centre_cam - flip @ (torso_rest - rest[0]) - rest[0]
+    root = torch.tensor([math.pi, 0.0, 0.0], dtype=dtype, device=dev).expand(N, 1, 3)
+    return root, torch.as_tensor(trans, dtype=dtype, device=dev)[:, None]
 
 
 def camera_to_pixels(joints: np.ndarray, intrinsics: Any) -> np.ndarray:

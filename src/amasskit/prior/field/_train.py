@@ -585,6 +585,156 @@ def train(
         )
 
 
+def _device(config: TrainConfig, world: int, local_rank: int) -> torch.device:
+    """The run's device (each rank its own GPU under torchrun).
+
+    Raises:
+        ConfigError: CUDA asked for where torch sees none.
+    """
+    device = torch.device(config.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device cuda asked for, but torch sees no CUDA device", key="device")
+        device = torch.device("cuda", local_rank if world > 1 else (device.index or 0))
+        torch.cuda.set_device(device)
+    return device
+
+
+def _resume_state(
+    out: Path, config: TrainConfig, identity: Mapping[str, Any], *, overwrite: bool
+) -> dict[str, Any] | None:
+    """The checkpoint of this run to resume from, or None to start afresh (none, or another run's replaced with
+    ``overwrite``).
+
+    Raises:
+        OutputExistsError: ``out`` holds a folder amasskit did not make, or another run's, without ``overwrite``.
+    """
+    _check_output_folder(out, identity, overwrite=overwrite)
+    checkpoint = out / "checkpoint.pt"
+    if not checkpoint.exists():
+        return None
+    state = _read_payload(checkpoint)
+    if state.get("identity") != identity:
+        if not overwrite:
+            raise OutputExistsError(
+                f"{out} holds a run of {_what_differs(state.get('identity'), identity)}; "
+                "pass overwrite (--overwrite) to replace it, or choose another out"
+            )
+        return None
+    _check_extension(out, config, state)
+    return state
+
+
+def _start_output(out: Path, config: TrainConfig, identity: Mapping[str, Any], *, fresh: bool) -> None:
+    """The run's folder with its marker and config (rank 0); a fresh run first removes an earlier run's files."""
+    out.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        for name in _RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "tensorboard", ignore_errors=True)
+    with atomic_open(out / RUN_MARKER) as fp:
+        fp.write(
+            (
+                json.dumps({"format": "amasskit.prior-run", "identity": identity}, sort_keys=True) + "\n"
+            ).encode()
+        )
+    with atomic_open(out / "config.json") as fp:
+        fp.write((json.dumps(config.to_dict(), indent=1) + "\n").encode())
+
+
+def _new_model(model_config: DistanceFieldConfig, data: TrainingData, seed: int) -> DistanceField:
+    """A network of seeded weights whose output layer starts at the data's median target distance: the output
+    activation (ReLU, Softplus) starts in its linear part, where a start near or below 0 leaves it dead (no gradient:
+    every output 0, for good).
+
+    Raises:
+        MemoryError: (:func:`check_memory`) weights, gradients and AdamW's two moments that do not fit, before any is
+            allocated.
+    """
+    check_memory(16 * model_config.mlp_weights(), f"training a distance field of widths {model_config.dims}")
+    model = DistanceField(model_config)
+    model.reset_parameters(generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        last = model.mlp[-1]
+        assert isinstance(last, torch.nn.Linear)
+        last.bias.fill_(
+            float(np.median(np.asarray(data.arrays["distance"][even_indices(len(data), 100_000), 0])))
+        )
+    return model
+
+
+def _loaders(
+    config: TrainConfig, data: TrainingData, poses: PoseSet, world: int, rank: int
+) -> tuple[Loader, Loader]:
+    """This rank's loaders of noisy samples (with their targets, and nearest poses where the gradient loss needs
+    them) and of clean poses, seeded.
+
+    Raises:
+        ConfigError: batches larger than the sets.
+    """
+    clean_batch = config.manifold_batch or config.batch_size
+    files = {"pose": data.path / "noisy.npy", "distance": data.path / "distance.npy"}
+    if config.w_gradient > 0:  # the gradient's target needs each sample's nearest pose
+        files |= {"neighbour": data.path / "neighbour.npy", "clean": Path(poses.path) / "fields" / "quat.npy"}
+    noisy_rows = _Rows(files, len(data), config.target)
+    clean_rows = _Rows({"pose": Path(poses.path) / "fields" / "quat.npy"}, len(poses))
+    options: dict[str, Any] = {
+        "num_workers": config.workers,
+        "num_replicas": world,
+        "rank": rank,
+        "drop_last": True,
+        "even": True,
+    }
+    if len(data) < config.batch_size or len(poses) < clean_batch:
+        raise ConfigError(
+            f"batch sizes {config.batch_size}/{clean_batch} exceed the {len(data)} samples or {len(poses)} clean poses",
+            key="batch_size",
+        )
+    return (
+        Loader(noisy_rows, config.batch_size // world, seed=config.seed, **options),
+        Loader(clean_rows, clean_batch // world, seed=config.seed + 1, **options),
+    )
+
+
+def _losses(
+    net: torch.nn.Module,
+    model: DistanceField,
+    batch: Mapping[str, torch.Tensor],
+    clean: Mapping[str, torch.Tensor],
+    weights: Mapping[str, float],
+    *,
+    metric: str,
+    device: torch.device,
+    bf16: bool,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One step's weighted loss and its parts (``dist``, ``manifold``, ``eikonal``, ``gradient``): the distance of
+    the noisy poses to their targets, the clean poses' distance to 0, the gradient's norm to 1 and its direction to
+    the true gradient's (the last two where weighted)."""
+    needs_grad = weights["w_eikonal"] > 0 or weights["w_gradient"] > 0
+    q = batch["pose"].to(device, non_blocking=True).requires_grad_(needs_grad)
+    target = batch["dist"].to(device, non_blocking=True)
+    c = clean["pose"].to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        pred = net(q).float()
+        # the module itself: one call of the DDP wrapper a step (its gradients are averaged once)
+        on_manifold = model(c).float()
+    loss_dist = (pred - target).abs().mean()
+    loss_man = on_manifold.abs().mean()
+    loss = weights["w_dist"] * loss_dist + weights["w_manifold"] * loss_man
+    loss_eik = loss_grad = torch.zeros((), device=device)
+    if needs_grad:
+        (grad,) = torch.autograd.grad(pred.sum(), q, create_graph=True)
+        grad = grad.float()
+        if weights["w_eikonal"] > 0:
+            loss_eik = (grad.norm(dim=-1) - 1).pow(2).mean()
+            loss = loss + weights["w_eikonal"] * loss_eik
+        if weights["w_gradient"] > 0:
+            want, valid = true_gradient(q.detach(), batch["near"].to(device), metric=metric)
+            loss_grad = ((grad - want).pow(2).sum(-1) * valid).sum() / valid.sum().clamp_min(1)
+            loss = loss + weights["w_gradient"] * loss_grad
+    return loss, {"dist": loss_dist, "manifold": loss_man, "eikonal": loss_eik, "gradient": loss_grad}
+
+
 def _train(
     config: TrainConfig,
     out: Path,
@@ -596,12 +746,7 @@ def _train(
     progress: Callable[[int, int, Mapping[str, float]], None] | None,
     stop_after: int | None,
 ) -> Path:
-    device = torch.device(config.device)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device cuda asked for, but torch sees no CUDA device", key="device")
-        device = torch.device("cuda", local_rank if world > 1 else (device.index or 0))
-        torch.cuda.set_device(device)
+    device = _device(config, world, local_rank)
     if config.batch_size % world or (config.manifold_batch or config.batch_size) % world:
         raise ConfigError(f"batch sizes must be divisible by the {world} ranks", key="batch_size")
     data = TrainingData(config.data)
@@ -621,76 +766,17 @@ def _train(
         "clean_id": poses.experiment_id,
         "val_id": TrainingData(config.val_data).manifest.get("experiment_id") if config.val_data else None,
     }
-    _check_output_folder(out, identity, overwrite=overwrite)
-    state: dict[str, Any] | None = None
-    if checkpoint.exists():
-        state = _read_payload(checkpoint)
-        if state.get("identity") != identity:
-            if not overwrite:
-                raise OutputExistsError(
-                    f"{out} holds a run of {_what_differs(state.get('identity'), identity)}; "
-                    "pass overwrite (--overwrite) to replace it, or choose another out"
-                )
-            state = None
-        else:
-            _check_extension(out, config, state)
-            if int(state["step"]) >= config.steps and (out / "model.pt").exists():
-                logger.info("%s: trained already (%d steps)", out, state["step"])
-                return out / "model.pt"
+    state = _resume_state(out, config, identity, overwrite=overwrite)
+    if state is not None and int(state["step"]) >= config.steps and (out / "model.pt").exists():
+        logger.info("%s: trained already (%d steps)", out, state["step"])
+        return out / "model.pt"
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        if state is None:
-            for name in _RUN_FILES:
-                (out / name).unlink(missing_ok=True)
-            shutil.rmtree(out / "tensorboard", ignore_errors=True)
-        with atomic_open(out / RUN_MARKER) as fp:
-            fp.write(
-                (
-                    json.dumps({"format": "amasskit.prior-run", "identity": identity}, sort_keys=True) + "\n"
-                ).encode()
-            )
-        with atomic_open(out / "config.json") as fp:
-            fp.write((json.dumps(config.to_dict(), indent=1) + "\n").encode())
+        _start_output(out, config, identity, fresh=state is None)
 
-    # weights, gradients and AdamW's two moments, float32: refused before any is allocated
-    check_memory(16 * model_config.mlp_weights(), f"training a distance field of widths {model_config.dims}")
-    model = DistanceField(model_config)
-    model.reset_parameters(generator=torch.Generator().manual_seed(config.seed))
-    with torch.no_grad():
-        # the output layer starts at the median target distance: the output activation (ReLU, Softplus) starts in
-        # its linear part, where a start near or below 0 leaves it dead (no gradient: every output 0, for good)
-        last = model.mlp[-1]
-        assert isinstance(last, torch.nn.Linear)
-        last.bias.fill_(
-            float(np.median(np.asarray(data.arrays["distance"][even_indices(len(data), 100_000), 0])))
-        )
-    model.to(device)
+    model = _new_model(model_config, data, config.seed).to(device)
     lr = learning_rate(config, 0)
     optimizer = _adamw(model, lr, config.weight_decay)
-    per_rank, clean_per_rank = (
-        config.batch_size // world,
-        (config.manifold_batch or config.batch_size) // world,
-    )
-    files = {"pose": data.path / "noisy.npy", "distance": data.path / "distance.npy"}
-    if config.w_gradient > 0:  # the gradient's target needs each sample's nearest pose
-        files |= {"neighbour": data.path / "neighbour.npy", "clean": Path(poses.path) / "fields" / "quat.npy"}
-    noisy_rows = _Rows(files, len(data), config.target)
-    clean_rows = _Rows({"pose": Path(poses.path) / "fields" / "quat.npy"}, len(poses))
-    options: dict[str, Any] = {
-        "num_workers": config.workers,
-        "num_replicas": world,
-        "rank": rank,
-        "drop_last": True,
-        "even": True,
-    }
-    if len(data) < config.batch_size or len(poses) < (config.manifold_batch or config.batch_size):
-        raise ConfigError(
-            f"batch sizes {config.batch_size}/{config.manifold_batch or config.batch_size} exceed the "
-            f"{len(data)} samples or {len(poses)} clean poses",
-            key="batch_size",
-        )
-    loader = Loader(noisy_rows, per_rank, seed=config.seed, **options)
-    clean_loader = Loader(clean_rows, clean_per_rank, seed=config.seed + 1, **options)
+    loader, clean_loader = _loaders(config, data, poses, world, rank)
     step, best = 0, math.inf
     if state is not None:
         model.load_state_dict(state["model_state"])
@@ -706,7 +792,6 @@ def _train(
         )
     bf16 = use_bf16(config.precision, device)
     weights = {k: float(config.setting(k)) for k in ("w_dist", "w_manifold", "w_eikonal", "w_gradient")}
-    needs_grad = weights["w_eikonal"] > 0 or weights["w_gradient"] > 0
     logs = _Logs(out, step, enabled=rank == 0)
     val = _validation_set(config) if config.val_data and rank == 0 else None
     data_record = {
@@ -728,38 +813,12 @@ def _train(
             lr = learning_rate(config, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            q = batch["pose"].to(device, non_blocking=True).requires_grad_(needs_grad)
-            target = batch["dist"].to(device, non_blocking=True)
-            c = clean["pose"].to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                pred = net(q).float()
-                # the module itself: one call of the DDP wrapper a step (its gradients are averaged once)
-                on_manifold = model(c).float()
-            loss_dist = (pred - target).abs().mean()
-            loss_man = on_manifold.abs().mean()
-            loss = weights["w_dist"] * loss_dist + weights["w_manifold"] * loss_man
-            loss_eik = loss_grad = torch.zeros((), device=device)
-            if needs_grad:
-                (grad,) = torch.autograd.grad(pred.sum(), q, create_graph=True)
-                grad = grad.float()
-                if weights["w_eikonal"] > 0:
-                    loss_eik = (grad.norm(dim=-1) - 1).pow(2).mean()
-                    loss = loss + weights["w_eikonal"] * loss_eik
-                if weights["w_gradient"] > 0:
-                    want, valid = true_gradient(q.detach(), batch["near"].to(device), metric=metric)
-                    loss_grad = ((grad - want).pow(2).sum(-1) * valid).sum() / valid.sum().clamp_min(1)
-                    loss = loss + weights["w_gradient"] * loss_grad
+            loss, parts = _losses(net, model, batch, clean, weights, metric=metric, device=device, bf16=bf16)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
-            for key, value in (
-                ("loss", loss),
-                ("dist", loss_dist),
-                ("manifold", loss_man),
-                ("eikonal", loss_eik),
-                ("gradient", loss_grad),
-            ):
+            for key, value in (("loss", loss), *parts.items()):
                 sums[key] += float(value.detach())
             counted += 1
             if step % config.log_every == 0 or step == config.steps:

@@ -227,33 +227,11 @@ def evaluate_prior(
     real_features = pose_features(reference, kinematics)
 
     if field is not None:
-        from ._sample import sample_poses
-
         say("generation")
-        sampled = sample_poses(
-            field, config.samples, start="haar", seed=config.seed, max_steps=config.max_steps
-        )
-        quat = sampled.quat.detach().cpu().double().cpu().numpy()
-        features = pose_features(quat, kinematics)
-        k = min(5, len(reference) - 1, len(quat) - 1)
-        precision, recall = precision_recall(real_features, features, k=k)
-        report["generation"] = {
-            "apd_cm": apd(features.reshape(len(quat), 22, 3)),
-            "apd_real_cm": apd(real_features.reshape(len(reference), 22, 3)),
-            "dnn": float(nearest_pose_distance(quat, reference if training is None else training).mean()),
-            "fid": frechet_distance(real_features, features),
-            "precision": precision,
-            "recall": recall,
-            "converged": float(sampled.converged.float().mean()),
-        }
+        report["generation"] = _generation(field, reference, real_features, training, kinematics, config)
         if fidelity is not None:
-            from ..field import evaluate_field
-
             say("field")
-            noisy, target, clean = fidelity
-            scores = evaluate_field(field, noisy, target, clean)
-            report["field"] = {k: scores[k] for k in ("mae", "spearman", "auroc")}
-
+            report["field"] = _fidelity(field, fidelity)
     usable = [c for c in clips if len(c["pose_body"]) >= config.clip_frames]
     if len(usable) < len(clips):
         logger.warning(
@@ -266,70 +244,126 @@ def evaluate_prior(
         }
         logger.warning("%s", report["skipped"]["denoising"])
     if usable:
-        schedule = DenoiseSchedule.posendf(config.denoise_rounds, config.denoise_steps)
-        report["denoising"] = {}
-        levels: list[tuple[str, float | None, float | None]] = [
-            (f"{v:g}mm", v / 1000.0, None) for v in config.noise_mm
-        ]
-        levels += [(f"{v:g}rad", None, v) for v in config.pose_noise_rad]
-        for name, joint_noise, pose_noise in levels:
-            say(f"denoising at {name}")
-            results = [
-                _denoise_clip(
-                    field,
-                    kinematics,
-                    clip,
-                    config,
-                    schedule,
-                    rng,
-                    joint_noise=joint_noise,
-                    pose_noise=pose_noise,
-                )
-                for clip in usable
-            ]
-            entry = {
-                "mpjpe_mm": 1000 * float(np.mean([r[0] for r in results])),
-                "noisy_mpjpe_mm": 1000 * float(np.mean([r[1] for r in results])),
-                "clips": len(usable),
-            }
-            if kinematics.model is not None:
-                entry["v2v_mm"] = 1000 * float(np.mean([r[2] for r in results]))
-            report["denoising"][name] = entry
-
+        report["denoising"] = _denoising(field, usable, kinematics, config, rng, say)
     count = min(config.completion, len(reference))
     if count:
         say("completion")
-        chosen = reference[np.sort(rng.permutation(len(reference))[:count])]
-        rotvec = np.asarray(quat_to_rotvec(chosen.astype(np.float64)))
-        upright = np.tile([math.pi / 2, 0.0, 0.0], (count, 1))
-        tensors = [
-            torch.as_tensor(a, dtype=kinematics.dtype, device=kinematics.device)
-            for a in (upright, rotvec, np.zeros((count, 3)))
-        ]
-        with torch.no_grad():
-            truth = kinematics(*tensors, None).double().cpu().numpy()
-        hidden = truth.copy()
-        hidden[:, list(COMPLETION_HIDDEN)] = np.nan
-        fit = fit_joints(
-            field,
-            hidden,
-            kinematics=kinematics,
-            hypotheses=config.hypotheses,
-            seed=config.seed,
-            steps=config.fit_steps,
-            w_prior=config.fit_prior_weight,
-        )
-        err = np.linalg.norm(fit.joints - truth[:, None], axis=-1)  # (N, K, 22)
-        leg = err[:, :, list(COMPLETION_HIDDEN)].mean(-1)
-        seen = [j for j in range(22) if j not in COMPLETION_HIDDEN]
-        report["completion"] = {
-            "min_mm": 1000 * float(leg.min(1).mean()),
-            "mean_mm": 1000 * float(leg.mean()),
-            "visible_mm": 1000 * float(err[:, 0, seen].mean()),
-            "poses": count,
-            "hypotheses": config.hypotheses,
-        }
+        report["completion"] = _completion(field, reference, count, kinematics, config, rng)
     return report
+
+
+def _generation(
+    field: torch.nn.Module,
+    reference: np.ndarray,
+    real_features: np.ndarray,
+    training: np.ndarray | None,
+    kinematics: Kinematics,
+    config: EvaluationConfig,
+) -> dict[str, float]:
+    """The generation task: ``config.samples`` poses from Haar starts, against the held-out ``reference``."""
+    from ._sample import sample_poses
+
+    sampled = sample_poses(field, config.samples, start="haar", seed=config.seed, max_steps=config.max_steps)
+    quat = sampled.quat.detach().cpu().double().cpu().numpy()
+    features = pose_features(quat, kinematics)
+    k = min(5, len(reference) - 1, len(quat) - 1)
+    precision, recall = precision_recall(real_features, features, k=k)
+    return {
+        "apd_cm": apd(features.reshape(len(quat), 22, 3)),
+        "apd_real_cm": apd(real_features.reshape(len(reference), 22, 3)),
+        "dnn": float(nearest_pose_distance(quat, reference if training is None else training).mean()),
+        "fid": frechet_distance(real_features, features),
+        "precision": precision,
+        "recall": recall,
+        "converged": float(sampled.converged.float().mean()),
+    }
+
+
+def _fidelity(
+    field: torch.nn.Module, fidelity: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> dict[str, float]:
+    """The field's own fit on a held-out training set: MAE, Spearman, AUROC."""
+    from ..field import evaluate_field
+
+    noisy, target, clean = fidelity
+    scores = evaluate_field(field, noisy, target, clean)
+    return {k: scores[k] for k in ("mae", "spearman", "auroc")}
+
+
+def _denoising(
+    field: torch.nn.Module | None,
+    clips: Sequence[Mapping[str, np.ndarray]],
+    kinematics: Kinematics,
+    config: EvaluationConfig,
+    rng: np.random.Generator,
+    say: Callable[[str], None],
+) -> dict[str, dict[str, float]]:
+    """The denoising task at each noise level (joint noise in mm, then pose noise in rad) over every clip."""
+    schedule = DenoiseSchedule.posendf(config.denoise_rounds, config.denoise_steps)
+    out: dict[str, dict[str, float]] = {}
+    levels: list[tuple[str, float | None, float | None]] = [
+        (f"{v:g}mm", v / 1000.0, None) for v in config.noise_mm
+    ]
+    levels += [(f"{v:g}rad", None, v) for v in config.pose_noise_rad]
+    for name, joint_noise, pose_noise in levels:
+        say(f"denoising at {name}")
+        results = [
+            _denoise_clip(
+                field, kinematics, clip, config, schedule, rng, joint_noise=joint_noise, pose_noise=pose_noise
+            )
+            for clip in clips
+        ]
+        entry = {
+            "mpjpe_mm": 1000 * float(np.mean([r[0] for r in results])),
+            "noisy_mpjpe_mm": 1000 * float(np.mean([r[1] for r in results])),
+            "clips": len(clips),
+        }
+        if kinematics.model is not None:
+            entry["v2v_mm"] = 1000 * float(np.mean([r[2] for r in results]))
+        out[name] = entry
+    return out
+
+
+def _completion(
+    field: torch.nn.Module | None,
+    reference: np.ndarray,
+    count: int,
+    kinematics: Kinematics,
+    config: EvaluationConfig,
+    rng: np.random.Generator,
+) -> dict[str, float]:
+    """The completion task: ``count`` held-out poses (a seeded choice) with the left leg hidden, fitted with
+    ``config.hypotheses`` starts; the hidden joints' error of the best and of the mean hypothesis."""
+    chosen = reference[np.sort(rng.permutation(len(reference))[:count])]
+    rotvec = np.asarray(quat_to_rotvec(chosen.astype(np.float64)))
+    upright = np.tile([math.pi / 2, 0.0, 0.0], (count, 1))
+    tensors = [
+        torch.as_tensor(a, dtype=kinematics.dtype, device=kinematics.device)
+        for a in (upright, rotvec, np.zeros((count, 3)))
+    ]
+    with torch.no_grad():
+        truth = kinematics(*tensors, None).double().cpu().numpy()
+    hidden = truth.copy()
+    hidden[:, list(COMPLETION_HIDDEN)] = np.nan
+    fit = fit_joints(
+        field,
+        hidden,
+        kinematics=kinematics,
+        hypotheses=config.hypotheses,
+        seed=config.seed,
+        steps=config.fit_steps,
+        w_prior=config.fit_prior_weight,
+    )
+    err = np.linalg.norm(fit.joints - truth[:, None], axis=-1)  # (N, K, 22)
+    leg = err[:, :, list(COMPLETION_HIDDEN)].mean(-1)
+    seen = [j for j in range(22) if j not in COMPLETION_HIDDEN]
+    return {
+        "min_mm": 1000 * float(leg.min(1).mean()),
+        "mean_mm": 1000 * float(leg.mean()),
+        "visible_mm": 1000 * float(err[:, 0, seen].mean()),
+        "poses": count,
+        "hypotheses": config.hypotheses,
+    }
 
 
 def _denoise_clip(

@@ -253,3 +253,32 @@ def test_the_old_names_of_the_angles_are_the_same_functions() -> None:
     """``*_geodesic`` (before 0.2) are the angle functions themselves, kept for one release."""
     assert rot.quat_geodesic is rot.quat_angle and rot.rotmat_geodesic is rot.rotmat_angle
     assert rot.rotvec_geodesic is rot.rotvec_angle
+
+
+def test_the_canonical_quaternion_is_one_of_the_pair_and_the_same_for_both() -> None:
+    """``quat_canonical(q) == quat_canonical(-q)`` for every quaternion, ties at ``w = 0`` (and at ``x = 0``, ...)
+    included, in numpy and torch; ``normalize`` is torch's own ``functional.normalize`` bit for bit; the sign it
+    reports is the one it applied."""
+    import torch
+
+    rng = np.random.default_rng(5)
+    q = rng.normal(size=(64, 4))
+    q[:16, 3] = 0.0  # w = 0
+    q[:8, 0] = 0.0  # and x = 0
+    q[:4, 1] = 0.0  # and y = 0
+    for arr in (q, torch.from_numpy(q)):
+        a, b = rot.quat_canonical(arr), rot.quat_canonical(-arr)
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+        assert all(
+            np.allclose(np.asarray(a)[i], q[i]) or np.allclose(np.asarray(a)[i], -q[i]) for i in range(64)
+        )
+        sign = np.asarray(rot.quat_canonical_sign(arr))
+        assert np.array_equal(np.asarray(a), q * sign[:, None])
+    t = torch.from_numpy(q.astype(np.float32) * 3.0)
+    unit = rot.quat_canonical(t, normalize=True)
+    plain = torch.nn.functional.normalize(t, dim=-1)
+    assert torch.equal(unit.abs(), plain.abs()) and torch.allclose(unit.norm(dim=-1), torch.ones(64))
+    assert np.allclose(
+        rot.quat_canonical(q * 3.0, normalize=True),
+        np.asarray(rot.quat_canonical(q)) / np.linalg.norm(q, axis=1, keepdims=True),
+    )

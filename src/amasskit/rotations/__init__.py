@@ -43,6 +43,7 @@ __all__ = [
     "from_rotmat",
     "quat_angle",
     "quat_canonical",
+    "quat_canonical_sign",
     "quat_exp",
     "quat_geodesic",
     "quat_inverse",
@@ -261,10 +262,23 @@ def quat_normalize(quat: A) -> A:
     return _finish(arr / formulas.norm(xp, arr)[..., None], out_dtype)
 
 
-def quat_canonical(quat: A) -> A:
-    """``(..., 4)`` with the sign chosen so that ``w >= 0``: ``q`` and ``-q`` are the same rotation, and this picks one
-    (learning code and distances on quaternions expect it)."""
-    return _apply(formulas.quat_canonical, quat, "quat", "quat_canonical")
+def quat_canonical(quat: A, *, normalize: bool = False) -> A:
+    """``(..., 4)``: of ``q`` and ``-q`` (the same rotation), the one with ``w > 0``, and where ``w = 0`` the one whose
+    first non-zero of ``x, y, z`` is positive, so that ``q`` and ``-q`` always give the same output (learning code and
+    distances on quaternions expect it). With ``normalize``, each is scaled to unit norm first (``q / max(|q|,
+    1e-12)``; torch: :func:`torch.nn.functional.normalize`). Differentiable in torch except where the sign flips."""
+    xp, arr, out_dtype = _prepare(quat, "quat", "quat_canonical")
+    if normalize:
+        arr = formulas.quat_unit(xp, arr)
+    return _finish(formulas.quat_canonical(xp, arr), out_dtype)
+
+
+def quat_canonical_sign(quat: A) -> A:
+    """``(...)`` ``-1.0`` where :func:`quat_canonical` negates a quaternion, else ``1.0`` (to carry a gradient through
+    the choice)."""
+    xp, arr, out_dtype = _prepare(quat, "quat", "quat_canonical_sign")
+    negated = formulas.quat_negated(xp, arr)
+    return _finish(xp.where(negated, -xp.ones_like(arr[..., 0]), xp.ones_like(arr[..., 0])), out_dtype)
 
 
 def _binary(a: Any, b: Any, fn: str, source: str = "quat") -> tuple[Any, Any, Any, Any]:

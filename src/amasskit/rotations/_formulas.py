@@ -80,9 +80,24 @@ def quat_exp(xp: Any, v: Array) -> Array:
     return xp.concatenate([v * scale[..., None], xp.cos(angle)[..., None]], -1)
 
 
+def quat_negated(xp: Any, quat: Array) -> Array:
+    """``(...)`` bool: whether :func:`quat_canonical` negates each quaternion: ``w < 0``, or ``w = 0`` and the first
+    non-zero of ``x, y, z`` negative (so that ``q`` and ``-q`` always give the same output)."""
+    x, y, z, w = (quat[..., i] for i in range(4))
+    return (w < 0) | ((w == 0) & ((x < 0) | ((x == 0) & ((y < 0) | ((y == 0) & (z < 0))))))
+
+
 def quat_canonical(xp: Any, quat: Array) -> Array:
-    """The sign of each quaternion chosen so that ``w >= 0`` (the same rotation)."""
-    return xp.where(quat[..., 3:] < 0, -quat, quat)
+    """The sign of each quaternion chosen so that ``w >= 0``, ties at ``w = 0`` broken by ``x, y, z`` (the same
+    rotation)."""
+    return xp.where(quat_negated(xp, quat)[..., None], -quat, quat)
+
+
+def quat_unit(xp: Any, quat: Array) -> Array:
+    """``quat / max(|quat|, 1e-12)`` (torch: :func:`torch.nn.functional.normalize` itself, bit for bit)."""
+    if xp.__name__ == "torch":
+        return xp.nn.functional.normalize(quat, dim=-1)
+    return quat / xp.maximum(norm(xp, quat), 1e-12)[..., None]
 
 
 def quat_to_rotvec(xp: Any, quat: Array) -> Array:

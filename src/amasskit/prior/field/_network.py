@@ -37,6 +37,7 @@ from torch.nn import functional
 
 from ..._util.hardware import check_memory
 from ...errors import InvalidArgumentError
+from ...rotations import quat_canonical, quat_canonical_sign
 from ...topology import BODY_PARENTS, SMPLH_PARENTS
 from ..poses import METRICS
 
@@ -158,17 +159,10 @@ class DistanceFieldConfig:
 
 
 def canonical_quat(quat: torch.Tensor) -> torch.Tensor:
-    """``quat (..., 4)`` XYZW normalised and flipped to ``w >= 0``; at ``w = 0`` the first non-zero of ``x, y, z``
-    decides, so ``q`` and ``-q`` always give the same output (the originals flip on ``w < 0`` only, which differs
-    from this only where ``w`` is exactly 0). The flip is a sign, so the gradient is finite everywhere but at 0."""
-    unit = functional.normalize(quat, dim=-1)
-    return torch.where(_flipped(unit).unsqueeze(-1), -unit, unit)
-
-
-def _flipped(unit: torch.Tensor) -> torch.Tensor:
-    """``(...)`` where :func:`canonical_quat` negates ``unit (..., 4)``."""
-    x, y, z, w = unit.unbind(-1)
-    return (w < 0) | ((w == 0) & ((x < 0) | ((x == 0) & ((y < 0) | ((y == 0) & (z < 0))))))
+    """``quat (..., 4)`` XYZW normalised and flipped to ``w >= 0``, ties at ``w = 0`` broken by ``x, y, z`` (the name
+    before 0.2: :func:`amasskit.rotations.quat_canonical` with ``normalize=True``, kept for one release; the
+    originals flip on ``w < 0`` only, which differs from this only where ``w`` is exactly 0)."""
+    return quat_canonical(quat, normalize=True)
 
 
 def _levels(parents: tuple[int, ...]) -> list[list[int]]:
@@ -314,7 +308,7 @@ class DistanceField(nn.Module):
         lead = quat.shape[:-2]
         x = quat.reshape(-1, J, 4)
         if self.config.canonical:
-            x = canonical_quat(x)
+            x = quat_canonical(x, normalize=True)
         if self.config.order == "wxyz":
             x = x[..., [3, 0, 1, 2]]
         h = self.features(x)
@@ -352,7 +346,7 @@ class DistanceField(nn.Module):
             if cfg.canonical:
                 norm = q.norm(dim=-1, keepdim=True).clamp_min(1e-12)  # as functional.normalize
                 unit = q / norm
-                sign = torch.where(_flipped(unit).unsqueeze(-1), -1.0, 1.0).to(q.dtype)
+                sign = quat_canonical_sign(unit).unsqueeze(-1).to(q.dtype)
                 x = unit * sign
             else:
                 x = q

@@ -30,7 +30,8 @@ import torch
 from torch.nn import functional
 
 from ...errors import InvalidArgumentError
-from ._network import DistanceField, canonical_quat
+from ...rotations import quat_canonical
+from ._network import DistanceField
 
 __all__ = ["PROJECTION_METHODS", "ManifoldProjection", "project_to_manifold", "random_poses"]
 
@@ -61,6 +62,10 @@ class ManifoldProjection:
     history_distance: torch.Tensor | None = None
 
 
+def _unit_canonical(quat: torch.Tensor) -> torch.Tensor:
+    return quat_canonical(quat, normalize=True)
+
+
 def random_poses(
     count: int,
     *,
@@ -73,7 +78,7 @@ def random_poses(
     4-vectors are uniform on the sphere of unit quaternions), XYZW with ``w >= 0``; drawn on the CPU from
     ``generator``, so the same seed gives the same poses on every device."""
     x = torch.randn(count, joints, 4, generator=generator, dtype=torch.float64)
-    return canonical_quat(x).to(dtype=dtype, device=device)
+    return _unit_canonical(x).to(dtype=dtype, device=device)
 
 
 def _value_and_grad(model: torch.nn.Module, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,10 +104,10 @@ def _step(
             tangent, dim=-1
         )  # a joint with no gradient has a zero direction: it stays
         angle = (alpha * d)[:, None, None]
-        return canonical_quat(torch.cos(angle) * q - torch.sin(angle) * direction)
+        return _unit_canonical(torch.cos(angle) * q - torch.sin(angle) * direction)
     flat = g.reshape(len(g), -1)
     unit = (flat / flat.norm(dim=-1, keepdim=True).clamp_min(1e-30)).reshape(g.shape)
-    return canonical_quat(q - (alpha * d)[:, None, None] * unit)
+    return _unit_canonical(q - (alpha * d)[:, None, None] * unit)
 
 
 def project_to_manifold(
@@ -142,7 +147,7 @@ def project_to_manifold(
         summed = config is None or getattr(config, "reduction", "sum") == "sum"
         step_size = 1.0 / J if method == "rdfgrad" and summed else 1.0
     lead = quat.shape[:-2]
-    q = canonical_quat(quat.reshape(-1, J, 4).detach())
+    q = _unit_canonical(quat.reshape(-1, J, 4).detach())
     B = len(q)
     alpha0 = torch.full((B,), float(step_size), dtype=q.dtype, device=q.device)
     alpha = alpha0.clone()

@@ -142,22 +142,8 @@ def load_official(
     if config_path is None:
         raise CheckpointError(path, "no config.yaml beside it or one folder up; pass its config")
     settings = read_official_config(config_path)
-    enc: dict[int, dict[str, torch.Tensor]] = {}
-    mlp: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in state.items():
-        if key.startswith("dec."):
-            continue
-        if m := _ENC.fullmatch(key):
-            enc.setdefault(int(m[1]), {})[f"{m[2]}.{m[3]}"] = value
-        elif m := _MLP.fullmatch(key):
-            mlp.setdefault(int(m[1]), {})[m[2]] = value
-        else:
-            raise CheckpointError(path, f"unexpected weight {key!r} (not a Pose-NDF/NRDF network)")
+    enc, mlp = _grouped_weights(path, state)
     J = len(enc)
-    if J == 0 or sorted(enc) != list(range(J)) or sorted(mlp) != list(range(len(mlp))):
-        raise CheckpointError(
-            path, f"bone MLPs {sorted(enc)} and layers {sorted(mlp)} are not numbered from 0"
-        )
     parents = settings["parents"] if settings["parents"] is not None else "official"
     if metric is None:
         metric = "posendf" if settings["parents"] is None else "geodesic"
@@ -183,48 +169,9 @@ def load_official(
             f"checkpoint {path} holds {stored:,}: they do not fit",
         )
     model = DistanceField(cfg)
-    C, H = cfg.feature, cfg.hidden
     with torch.no_grad():
-        for j in range(J):
-            bone = enc[j]
-            need = {
-                "0.weight": (H, 4 + (C if model.parents[j] >= 0 else 0)),
-                "0.bias": (H,),
-                "2.weight": (C, H),
-                "2.bias": (C,),
-            }
-            for name, shape in need.items():
-                if name not in bone:
-                    raise CheckpointError(path, f"enc.net.{j}.net.{name} is missing")
-                if tuple(bone[name].shape) != shape:
-                    raise CheckpointError(
-                        path,
-                        f"enc.net.{j}.net.{name} is {tuple(bone[name].shape)}, the config "
-                        f"and parent map need {shape}",
-                    )
-            w = bone["0.weight"]
-            model.bone(j)["quat"].copy_(w[:, :4])
-            model.bone(j)["parent"].zero_()
-            if model.parents[j] >= 0:
-                model.bone(j)["parent"].copy_(w[:, 4:])
-            model.bone(j)["bias"].copy_(bone["0.bias"])
-            model.bone(j)["out"].copy_(bone["2.weight"])
-            model.bone(j)["out_bias"].copy_(bone["2.bias"])
-        if len(mlp) != len(model.mlp):
-            raise CheckpointError(
-                path, f"{len(mlp)} distance layers, the config's dims give {len(model.mlp)}"
-            )
-        for i, lin in enumerate(model.mlp):
-            assert isinstance(lin, torch.nn.Linear)
-            for name, target in (("weight", lin.weight), ("bias", lin.bias)):
-                got = mlp[i].get(name)
-                if got is None or got.shape != target.shape:
-                    raise CheckpointError(
-                        path,
-                        f"dfnet.lin{i}.{name} is "
-                        f"{None if got is None else tuple(got.shape)}, need {tuple(target.shape)}",
-                    )
-                target.copy_(got)
+        _copy_bones(path, model, enc)
+        _copy_layers(path, model, mlp)
     logger.info(
         "loaded %s: %d bones, %s parents, %s, %s distance",
         path,
@@ -234,3 +181,85 @@ def load_official(
         metric,
     )
     return model.to(map_location).eval()
+
+
+def _grouped_weights(
+    path: Path, state: dict[str, torch.Tensor]
+) -> tuple[dict[int, dict[str, torch.Tensor]], dict[int, dict[str, torch.Tensor]]]:
+    """The checkpoint's weights by bone MLP (``enc.net.J.net.{0,2}.{weight,bias}``) and distance layer
+    (``dfnet.linI.{weight,bias}``); the decoder's (``dec.``) are left out.
+
+    Raises:
+        CheckpointError: a weight of neither kind, or bones or layers not numbered from 0.
+    """
+    enc: dict[int, dict[str, torch.Tensor]] = {}
+    mlp: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        if key.startswith("dec."):
+            continue
+        if m := _ENC.fullmatch(key):
+            enc.setdefault(int(m[1]), {})[f"{m[2]}.{m[3]}"] = value
+        elif m := _MLP.fullmatch(key):
+            mlp.setdefault(int(m[1]), {})[m[2]] = value
+        else:
+            raise CheckpointError(path, f"unexpected weight {key!r} (not a Pose-NDF/NRDF network)")
+    J = len(enc)
+    if J == 0 or sorted(enc) != list(range(J)) or sorted(mlp) != list(range(len(mlp))):
+        raise CheckpointError(
+            path, f"bone MLPs {sorted(enc)} and layers {sorted(mlp)} are not numbered from 0"
+        )
+    return enc, mlp
+
+
+def _copy_bones(path: Path, model: DistanceField, enc: dict[int, dict[str, torch.Tensor]]) -> None:
+    """Each bone MLP's two layers into the network's batched bones (the first layer's quaternion and parent-feature
+    columns apart).
+
+    Raises:
+        CheckpointError: a weight missing or of another shape than the config and parent map need.
+    """
+    C, H = model.config.feature, model.config.hidden
+    for j in range(model.config.joints):
+        bone = enc[j]
+        need = {
+            "0.weight": (H, 4 + (C if model.parents[j] >= 0 else 0)),
+            "0.bias": (H,),
+            "2.weight": (C, H),
+            "2.bias": (C,),
+        }
+        for name, shape in need.items():
+            if name not in bone:
+                raise CheckpointError(path, f"enc.net.{j}.net.{name} is missing")
+            if tuple(bone[name].shape) != shape:
+                raise CheckpointError(
+                    path,
+                    f"enc.net.{j}.net.{name} is {tuple(bone[name].shape)}, the config and parent map need {shape}",
+                )
+        w = bone["0.weight"]
+        model.bone(j)["quat"].copy_(w[:, :4])
+        model.bone(j)["parent"].zero_()
+        if model.parents[j] >= 0:
+            model.bone(j)["parent"].copy_(w[:, 4:])
+        model.bone(j)["bias"].copy_(bone["0.bias"])
+        model.bone(j)["out"].copy_(bone["2.weight"])
+        model.bone(j)["out_bias"].copy_(bone["2.bias"])
+
+
+def _copy_layers(path: Path, model: DistanceField, mlp: dict[int, dict[str, torch.Tensor]]) -> None:
+    """The distance MLP's layers.
+
+    Raises:
+        CheckpointError: another number of layers than the config's dims give, or a weight of another shape.
+    """
+    if len(mlp) != len(model.mlp):
+        raise CheckpointError(path, f"{len(mlp)} distance layers, the config's dims give {len(model.mlp)}")
+    for i, lin in enumerate(model.mlp):
+        assert isinstance(lin, torch.nn.Linear)
+        for name, target in (("weight", lin.weight), ("bias", lin.bias)):
+            got = mlp[i].get(name)
+            if got is None or got.shape != target.shape:
+                raise CheckpointError(
+                    path,
+                    f"dfnet.lin{i}.{name} is {None if got is None else tuple(got.shape)}, need {tuple(target.shape)}",
+                )
+            target.copy_(got)

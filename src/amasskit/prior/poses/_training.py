@@ -329,15 +329,7 @@ def build_training_data(
         if existing is not None and existing.get("experiment_id") == experiment:
             logger.info("%s is complete already (%s)", out, experiment)
             return out
-        if out.exists() and (
-            existing is None and (out.is_symlink() or not out.is_dir() or any(out.iterdir()))
-        ):
-            raise OutputExistsError(f"{out} exists and is not an amasskit training set: not replaced")
-        if existing is not None and not overwrite:
-            raise OutputExistsError(
-                f"{out} holds another training set ({existing.get('experiment_id')}); pass "
-                "overwrite to replace it"
-            )
+        _check_target(out, existing, overwrite=overwrite)
         staging = out.with_name(f".{out.name}.partial")
         P, J, S = (
             len(sources(len(poses), config.max_poses)),
@@ -354,45 +346,8 @@ def build_training_data(
             logger.info("resuming: %d of %d chunks done", len(chunks) - len(todo), len(chunks))
         settings = config.settings()
         poses_path = str(poses.path)
-        finished = P - sum(b - a for a, b in todo)
-        if progress:
-            progress(finished, P)
-
-        def advance(stop: int, start: int) -> None:
-            nonlocal finished
-            finished += stop - start
-            if progress:
-                progress(finished, P)
-
-        if config.dask:
-            from ..._util.cluster import run_on_dask
-
-            calls = [((poses_path, str(staging), a, b, settings, config.device), (a, b)) for a, b in todo]
-            run_on_dask(config.dask, run_chunk, calls, lambda tag, stop: advance(stop, tag[0]), what="chunks")
-        else:
-            for a, b in todo:
-                advance(run_chunk(poses_path, str(staging), a, b, settings, config.device), a)
-        manifest = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "experiment_id": experiment,
-            "config": settings,
-            "poses": {
-                "path": poses_path,
-                "experiment_id": poses.experiment_id,
-                "count": len(poses),
-                "joints": poses.joints,
-                "joint_count": J,
-            },
-            "sources": P,
-            "samples": P * S,
-            "arrays": {n: _layout(n, P * S, J, config.k) for n in _ARRAYS},
-            "metric": {
-                "name": config.metric,
-                "sum_over_joints": J,
-                "definition": METRIC_DEFINITIONS[config.metric],
-            },
-        }
+        _run_chunks(config, poses_path, staging, todo, P, progress)
+        manifest = _manifest(config, experiment, settings, poses, P, J)
         shutil.rmtree(staging / "done")
         (staging / "job.json").unlink()
         with atomic_open(staging / "manifest.json") as fp:
@@ -400,6 +355,76 @@ def build_training_data(
         replace_dir(staging, out)
     logger.info("training set %s: %d samples of %d poses", out, P * S, P)
     return out
+
+
+def _check_target(out: Path, existing: Mapping[str, Any] | None, *, overwrite: bool) -> None:
+    """Raises: OutputExistsError: ``out`` holds something that is not an amasskit training set, or another one and
+    not ``overwrite``."""
+    if out.exists() and existing is None and (out.is_symlink() or not out.is_dir() or any(out.iterdir())):
+        raise OutputExistsError(f"{out} exists and is not an amasskit training set: not replaced")
+    if existing is not None and not overwrite:
+        raise OutputExistsError(
+            f"{out} holds another training set ({existing.get('experiment_id')}); pass overwrite to replace it"
+        )
+
+
+def _run_chunks(
+    config: TrainingDataConfig,
+    poses_path: str,
+    staging: Path,
+    todo: list[tuple[int, int]],
+    P: int,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """The chunks of sources ``todo`` into ``staging``, here or on the Dask cluster; ``progress(sources done, P)``."""
+    settings = config.settings()
+    finished = P - sum(b - a for a, b in todo)
+    if progress:
+        progress(finished, P)
+
+    def advance(stop: int, start: int) -> None:
+        nonlocal finished
+        finished += stop - start
+        if progress:
+            progress(finished, P)
+
+    if config.dask:
+        from ..._util.cluster import run_on_dask
+
+        calls = [((poses_path, str(staging), a, b, settings, config.device), (a, b)) for a, b in todo]
+        run_on_dask(config.dask, run_chunk, calls, lambda tag, stop: advance(stop, tag[0]), what="chunks")
+    else:
+        for a, b in todo:
+            advance(run_chunk(poses_path, str(staging), a, b, settings, config.device), a)
+
+
+def _manifest(
+    config: TrainingDataConfig, experiment: str, settings: Mapping[str, Any], poses: PoseSet, P: int, J: int
+) -> dict[str, Any]:
+    """What a finished training set records: its id and settings, its pose set (resolved path and identity), its
+    arrays' layouts and the metric."""
+    S = config.samples_per_pose
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "experiment_id": experiment,
+        "config": settings,
+        "poses": {
+            "path": str(poses.path),
+            "experiment_id": poses.experiment_id,
+            "count": len(poses),
+            "joints": poses.joints,
+            "joint_count": J,
+        },
+        "sources": P,
+        "samples": P * S,
+        "arrays": {n: _layout(n, P * S, J, config.k) for n in _ARRAYS},
+        "metric": {
+            "name": config.metric,
+            "sum_over_joints": J,
+            "definition": METRIC_DEFINITIONS[config.metric],
+        },
+    }
 
 
 def _layout(name: str, n: int, J: int, k: int) -> tuple[str, tuple[int, ...]]:

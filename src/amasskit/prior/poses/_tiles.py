@@ -6,6 +6,7 @@ joint-major float32 for torch)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,29 +107,8 @@ class Tiles:
                 raise InvalidArgumentError(f"clean pose {bad} holds non-finite values")
         order = tile_order(poses.reshape(N, 4 * J), tile)
         poses_in_order = poses[order]
-        starts = np.arange(0, N, tile)
-        ball = np.empty(len(starts))
-        centres = np.empty((len(starts), J, 4))
-        radii = np.empty((len(starts), J))
-        norms = np.empty(len(starts))
-        half = np.empty((len(starts), J))
-        jnorm = np.empty((len(starts), J))
-        norm_error = extent = 0.0
-        centre = np.zeros(4 * J)
-        for s in starts:  # in tiles: memory stays bounded for any set
-            centre += poses_in_order[s : s + tile].reshape(-1, 4 * J).astype(np.float64).sum(0)
-        centre /= N
-        for t, s in enumerate(starts):
-            x = poses_in_order[s : s + tile].astype(np.float64)
-            centres[t] = x.mean(0)
-            radii[t] = np.sqrt(((x - centres[t]) ** 2).sum(-1)).max(0)
-            norms[t] = np.sqrt((x * x).sum((1, 2))).max()
-            ball[t] = np.sqrt(((x - centres[t]) ** 2).sum((1, 2))).max()
-            half[t] = np.arctan2(np.sqrt((x[..., :3] ** 2).sum(-1)), x[..., 3]).max(0)
-            xn = np.sqrt((x * x).sum(-1))
-            extent = max(extent, float(np.sqrt(((x.reshape(len(x), -1) - centre) ** 2).sum(1)).max()))
-            jnorm[t] = xn.max(0)
-            norm_error = max(norm_error, float(np.abs(xn - 1).max()))
+        geometry = _tile_geometry(poses_in_order, tile)
+        centre = geometry["centre"]
         grow = 1 + 1e-12  # the float64 rounding of the bounds themselves
         flat = torch.from_numpy(poses_in_order.reshape(N, 4 * J)).to(device)
         if use_kernel:
@@ -148,22 +128,64 @@ class Tiles:
         return cls(
             poses=poses,
             tile=tile,
-            centres=centres,
-            radii=radii * grow + 1e-12,
-            norms=norms * grow,
-            ball_radii=ball * grow + 1e-12,
-            half_angles=half * grow + 1e-12,
-            joint_norms=jnorm * grow,
-            norm_error=norm_error,
+            centres=geometry["centres"],
+            radii=geometry["radii"] * grow + 1e-12,
+            norms=geometry["norms"] * grow,
+            ball_radii=geometry["ball"] * grow + 1e-12,
+            half_angles=geometry["half"] * grow + 1e-12,
+            joint_norms=geometry["jnorm"] * grow,
+            norm_error=float(geometry["norm_error"]),
             order=order,
             flat=flat,
             centre=centre,
-            extent=extent * grow + 1e-12,
+            extent=float(geometry["extent"]) * grow + 1e-12,
             joint_order=joint_order,
             first_stage=first_stage,
             blocks=blocks,
             joint_major=joint_major,
         )
+
+
+def _tile_geometry(poses_in_order: np.ndarray, tile: int) -> dict[str, Any]:
+    """Per tile of ``poses_in_order (N, J, 4)`` (float64 sums, in tiles: memory stays bounded for any set): the
+    per-joint ``centres (T, J, 4)`` and ``radii (T, J)``, the largest norm ``norms (T,)``, ball radius ``ball (T,)``,
+    half-angles ``half (T, J)`` and joint norms ``jnorm (T, J)``; over the set, the mean pose ``centre (4J,)``, the
+    largest distance from it ``extent`` and the largest ``||x_j| - 1|`` ``norm_error`` (before any rounding margin)."""
+    N, J = poses_in_order.shape[:2]
+    starts = np.arange(0, N, tile)
+    ball = np.empty(len(starts))
+    centres = np.empty((len(starts), J, 4))
+    radii = np.empty((len(starts), J))
+    norms = np.empty(len(starts))
+    half = np.empty((len(starts), J))
+    jnorm = np.empty((len(starts), J))
+    norm_error = extent = 0.0
+    centre = np.zeros(4 * J)
+    for s in starts:
+        centre += poses_in_order[s : s + tile].reshape(-1, 4 * J).astype(np.float64).sum(0)
+    centre /= N
+    for t, s in enumerate(starts):
+        x = poses_in_order[s : s + tile].astype(np.float64)
+        centres[t] = x.mean(0)
+        radii[t] = np.sqrt(((x - centres[t]) ** 2).sum(-1)).max(0)
+        norms[t] = np.sqrt((x * x).sum((1, 2))).max()
+        ball[t] = np.sqrt(((x - centres[t]) ** 2).sum((1, 2))).max()
+        half[t] = np.arctan2(np.sqrt((x[..., :3] ** 2).sum(-1)), x[..., 3]).max(0)
+        xn = np.sqrt((x * x).sum(-1))
+        extent = max(extent, float(np.sqrt(((x.reshape(len(x), -1) - centre) ** 2).sum(1)).max()))
+        jnorm[t] = xn.max(0)
+        norm_error = max(norm_error, float(np.abs(xn - 1).max()))
+    return {
+        "centres": centres,
+        "radii": radii,
+        "norms": norms,
+        "ball": ball,
+        "half": half,
+        "jnorm": jnorm,
+        "centre": centre,
+        "extent": extent,
+        "norm_error": norm_error,
+    }
 
 
 def tile_order(flat: np.ndarray, tile: int) -> np.ndarray:

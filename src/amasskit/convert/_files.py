@@ -304,48 +304,7 @@ def _convert_into(
     )
     earlier = _earlier_report(root / "convert_report.json")
     report = ConvertReport()
-    todo = []
-    claimed: dict[Path, Path] = {}
-    for path, rel in _inputs(inputs, output=root):
-        dest = root / rel.parent / (sequence_name(rel.name) + _SUFFIX[target])
-        if dest in claimed:  # two inputs of one relative name (two folders on one command line)
-            report.problems.append(
-                (
-                    str(path),
-                    f"OutputClash: {dest} is {claimed[dest]}'s output already; convert "
-                    "the folders into separate outputs (-o)",
-                )
-            )
-            continue
-        claimed[dest] = path
-        if dest.exists() or dest.is_symlink():
-            recorded = _recorded(dest) if dest.is_file() and not dest.is_symlink() else None
-            if recorded is None:
-                report.problems.append(
-                    (
-                        str(path),
-                        f"OutputExistsError: {dest} exists and is not a conversion "
-                        "amasskit wrote: not replaced",
-                    )
-                )
-                continue
-            same = (
-                recorded.get("source") == str(path)
-                and recorded.get("input") == _identity(path)
-                and recorded.get("settings") == settings
-            )
-            if same:
-                report.skipped.append(dest)
-                known = earlier["files"].get(str(dest)) or _recorded_summary(
-                    recorded
-                )  # a run killed before its report
-                if known is not None:
-                    report.files[str(dest)] = known
-                continue
-            logger.info(
-                "%s: its input or the settings changed since it was converted: converting again", dest
-            )
-        todo.append((path, dest))
+    todo = _outputs_to_write(root, inputs, target, settings, earlier, report)
     for name, error in report.problems:
         logger.warning("%s: %s", name, error)
         if strict:
@@ -399,8 +358,82 @@ def _convert_into(
     written = [d for d in report.written if not d.is_relative_to(root)]
     if written:  # a worker on a cluster resolving a path its own way: never reported as done
         raise AmassKitError(f"results written outside {root}: {', '.join(map(str, written[:3]))}")
-    # the report is the union of every run's outcomes into this folder: a rerun (after a kill, or of a finished
-    # conversion) keeps what earlier runs recorded; an input that failed before and converts now loses its problem
+    _write_report(
+        root, report, earlier, todo, target=target, gender=gender, fit_betas=fit_betas, schedule=schedule
+    )
+    return report
+
+
+def _outputs_to_write(
+    root: Path,
+    inputs: Sequence[str | os.PathLike[str]],
+    target: ModelType,
+    settings: str,
+    earlier: dict[str, Any],
+    report: ConvertReport,
+) -> list[tuple[Path, Path]]:
+    """``(input, output)`` pairs still to convert: an output of this input and settings is kept (skipped, its
+    earlier summary reported); two inputs of one output, or an output amasskit did not write, are problems, never
+    replaced."""
+    todo = []
+    claimed: dict[Path, Path] = {}
+    for path, rel in _inputs(inputs, output=root):
+        dest = root / rel.parent / (sequence_name(rel.name) + _SUFFIX[target])
+        if dest in claimed:  # two inputs of one relative name (two folders on one command line)
+            report.problems.append(
+                (
+                    str(path),
+                    f"OutputClash: {dest} is {claimed[dest]}'s output already; convert "
+                    "the folders into separate outputs (-o)",
+                )
+            )
+            continue
+        claimed[dest] = path
+        if dest.exists() or dest.is_symlink():
+            recorded = _recorded(dest) if dest.is_file() and not dest.is_symlink() else None
+            if recorded is None:
+                report.problems.append(
+                    (
+                        str(path),
+                        f"OutputExistsError: {dest} exists and is not a conversion "
+                        "amasskit wrote: not replaced",
+                    )
+                )
+                continue
+            same = (
+                recorded.get("source") == str(path)
+                and recorded.get("input") == _identity(path)
+                and recorded.get("settings") == settings
+            )
+            if same:
+                report.skipped.append(dest)
+                known = earlier["files"].get(str(dest)) or _recorded_summary(
+                    recorded
+                )  # a run killed before its report
+                if known is not None:
+                    report.files[str(dest)] = known
+                continue
+            logger.info(
+                "%s: its input or the settings changed since it was converted: converting again", dest
+            )
+        todo.append((path, dest))
+    return todo
+
+
+def _write_report(
+    root: Path,
+    report: ConvertReport,
+    earlier: dict[str, Any],
+    todo: list[tuple[Path, Path]],
+    *,
+    target: ModelType,
+    gender: str,
+    fit_betas: bool,
+    schedule: str,
+) -> None:
+    """``convert_report.json``, atomically: the union of every run's outcomes into this folder (a rerun after a
+    kill, or of a finished conversion, keeps what earlier runs recorded; an input that failed before and converts
+    now loses its problem)."""
     done_inputs = {str(p) for p, _ in todo} - {p for p, _ in report.problems}
     problems = [{"path": p, "error": e} for p, e in report.problems] + [
         q
@@ -421,7 +454,6 @@ def _convert_into(
     }
     with atomic_open(root / "convert_report.json") as fp:
         fp.write((json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
-    return report
 
 
 def _earlier_report(path: Path) -> dict[str, Any]:

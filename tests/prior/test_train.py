@@ -318,6 +318,17 @@ def test_the_train_command_from_another_directory_resumes_and_labels_each_figure
     again = runner.invoke(app, ["prior", "train", str(runs / "train.yaml"), "-o", str(runs / "run")])
     assert again.exit_code == 0, again.output
     assert (runs / "run" / "model.pt").read_bytes() == model
+    # the rerun says so and shows the figures the model recorded (it showed an empty table)
+    assert "trained already (20 steps)" in " ".join(again.output.split())
+    values = {line.split("│")[1].strip(): line.split("│")[2:4] for line in first.output.splitlines()
+              if line.count("│") == 4}  # fmt: skip
+    kept = {line.split("│")[1].strip(): line.split("│")[2:4] for line in again.output.splitlines()
+            if line.count("│") == 4}  # fmt: skip
+    assert (
+        kept
+        and all(kept[k] == values[k] for k in kept)
+        and set(kept) == {k for k in values if k.startswith("val")}
+    )
 
 
 def test_a_training_output_is_only_ever_amasskits_own_and_of_its_own_data(

@@ -352,6 +352,16 @@ def train(
             bar.update(task, completed=step, total=total, description=f"training ({shown})")
 
         path = run_training(config, overwrite=overwrite, progress=on_progress, wait=wait)
+    if not latest:  # trained already (a rerun): the figures the model recorded
+        with handle_errors():
+            from ..prior import load_model
+
+            info = getattr(load_model(path), "info", None) or {}
+        at = int(info.get("metrics_step") or info.get("step") or 0)
+        latest = {k: (float(v), at) for k, v in (info.get("metrics") or {}).items() if k in VALIDATION_METRICS}
+        console.print(f"{path}: trained already ({int(info.get('step') or 0):,} steps)", highlight=False)
+        if not latest:
+            return
     table = Table(title=f"trained: {path}")
     for col in ("metric", "value", "at step"):
         table.add_column(col, justify="left" if col == "metric" else "right")

@@ -358,7 +358,9 @@ def train(
 
             info = getattr(load_model(path), "info", None) or {}
         at = int(info.get("metrics_step") or info.get("step") or 0)
-        latest = {k: (float(v), at) for k, v in (info.get("metrics") or {}).items() if k in VALIDATION_METRICS}
+        latest = {
+            k: (float(v), at) for k, v in (info.get("metrics") or {}).items() if k in VALIDATION_METRICS
+        }
         console.print(f"{path}: trained already ({int(info.get('step') or 0):,} steps)", highlight=False)
         if not latest:
             return

@@ -47,9 +47,9 @@ def _down(x: float) -> np.float32:
 # terms, a lower bound 0.3% under at u = 1 (the chord sqrt(2u) alone is 11% under); in t = 2u, rounded down
 SERIES = tuple(_down(c) for c in (1.0, 1 / 24, 3 / 640, 5 / 7168))
 _A0, _A1, _A2, _A3 = SERIES
-_CHECK_EVERY = (
-    3  # joints between the bound checks (a reduction over the 16 poses; measured 1.4x faster than 1)
-)
+#: joints between the bound checks (a reduction over the 16 poses): 1.4x faster than checking after every joint on
+#: ``benchmarks/prior_data.py``; 2 and 4 measured the same as 3 (benchmarks/RESULTS.md)
+_CHECK_EVERY = 3
 # IEEE sqrt and division kept: no "afn" (approximate functions), no "arcp" (reciprocal approximations)
 _FASTMATH = {"nnan", "ninf", "nsz", "contract", "reassoc"}
 

@@ -43,7 +43,7 @@ __all__ = ["CentredProducts", "CentredQueries", "FirstStage", "Int8Products", "I
 
 I8: Final[int] = 127
 LOW: Final[int] = 254
-#: queries a product call takes: integer products are fewer, larger calls (measured best on the benchmark's set);
+#: queries a product call takes: integer products are fewer, larger calls (measured best on ``benchmarks/prior_data.py``);
 #: float32 products keep a block's output in cache
 INT8_QUERY_BLOCK: Final[int] = 1024
 FLOAT32_QUERY_BLOCK: Final[int] = 256

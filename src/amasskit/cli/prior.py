@@ -79,7 +79,10 @@ def poses(
     gender: GenderOption = None,
     min_duration: MinDurationOption = None,
     preset: Annotated[
-        PresetChoice | None, typer.Option(help="Sampling preset: 30% of the frames of the middle 80%.")
+        PresetChoice | None,
+        typer.Option(
+            help="Sampling as Pose-NDF or VPoser sample AMASS (both: 30% of the frames of the middle 80%)."
+        ),
     ] = None,
     fraction: Annotated[
         float | None,
@@ -153,12 +156,22 @@ def data(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the training set.")],
     samples_per_pose: Annotated[int, typer.Option(min=1, help="Noisy samples of each clean pose.")] = 10,
-    noise: Annotated[NoiseChoice, typer.Option(help="Perturbation scheme.")] = NoiseChoice.nrdf,
+    noise: Annotated[
+        NoiseChoice,
+        typer.Option(
+            help="Perturbation: NRDF's tangent-space scheme, Pose-NDF's (its defects fixed), Haar-random rotations, "
+            "or a mixture."
+        ),
+    ] = NoiseChoice.nrdf,
     sigma: Annotated[
         list[float] | None, typer.Option(help="The scheme's noise levels (repeatable; default: its own).")
     ] = None,
     distance: Annotated[
-        MetricChoice, typer.Option(help="Distance to the clean poses.")
+        MetricChoice,
+        typer.Option(
+            help="Distance to the clean poses: geodesic (NRDF's, half-angles summed, radians) or posendf "
+            "(Pose-NDF's, sum of 1 - |cos|)."
+        ),
     ] = MetricChoice.geodesic,
     k: Annotated[int, typer.Option("--k", min=1, help="Nearest clean poses kept per sample.")] = 5,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the noise.")] = 0,
@@ -246,7 +259,9 @@ def train(
     ] = None,
     preset: Annotated[
         TrainPresetChoice | None,
-        _train_option("Published settings: activation, learning rate, loss weights.", "nrdf"),
+        _train_option(
+            "A paper's settings (NRDF's or Pose-NDF's): activation, learning rate, loss weights.", "nrdf"
+        ),
     ] = None,
     activation: Annotated[
         str | None, _train_option("softplus, lrelu or relu (default: the preset's).")

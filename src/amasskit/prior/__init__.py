@@ -19,7 +19,7 @@ Three parts, by what a user does:
 * :mod:`amasskit.prior.tasks` - the uses, one module each: :func:`sample_poses` and :func:`interpolate_poses`,
   :func:`denoise_motion`, :func:`fit_joints`, :func:`fit_keypoints`, :func:`evaluate_prior`.
 
-Every name is also importable from ``amasskit.prior`` itself. Old names kept for one release: ``project`` and
+Every name is also importable from ``amasskit.prior`` itself. Old names kept for one release: ``PRESETS`` (now :data:`POSE_SET_PRESETS`), ``project`` and
 ``Projection`` (now :func:`project_to_manifold`, :class:`ManifoldProjection`: not the camera's projection,
 :func:`camera_to_pixels`), ``knn`` (now :meth:`PoseIndex.search`; deprecated). The motion and OpenPose files the tasks read and write
 live in :mod:`amasskit.io` (:func:`~amasskit.io.read_pose`, :func:`~amasskit.io.save_motion`, ...), and are
@@ -54,7 +54,7 @@ from .poses import (
     JOINT_SETS,
     METRICS,
     NOISE_SCHEMES,
-    PRESETS,
+    POSE_SET_PRESETS,
     Metric,
     NoiseConfig,
     PoseIndex,
@@ -113,6 +113,7 @@ from .tasks import (
 )
 
 #: the names before 0.2 (kept for one release)
+PRESETS = POSE_SET_PRESETS
 project = project_to_manifold
 Projection = ManifoldProjection
 
@@ -128,6 +129,7 @@ __all__ = [
     "MIN_KEYPOINTS",
     "NOISE_SCHEMES",
     "PARENT_MAPS",
+    "POSE_SET_PRESETS",
     "PRESETS",
     "PROJECTION_METHODS",
     "TRAIN_PRESETS",

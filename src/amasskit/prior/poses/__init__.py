@@ -1,6 +1,6 @@
 """Pose data for distance fields: pose sets, the metric, noise, the exact nearest-pose search, training sets.
 
-* :class:`PoseSet`, :func:`build_pose_sets` (:class:`PoseSetConfig`; sampling :data:`PRESETS`, :data:`JOINT_SETS`),
+* :class:`PoseSet`, :func:`build_pose_sets` (:class:`PoseSetConfig`; sampling :data:`POSE_SET_PRESETS`, :data:`JOINT_SETS`),
   :func:`pose_set_from_store`, :func:`write_pose_set` - clean poses (XYZW, ``w >= 0``) with their provenance, sampled
   from a catalog (``amasskit prior poses``).
 * :func:`pose_distance`, :data:`METRICS` (the type :data:`Metric`) - the pose metrics over per-joint quaternions of
@@ -25,7 +25,7 @@ from ._noise import NOISE_SCHEMES, NoiseConfig, perturb
 from ._search import PoseIndex, knn, knn_brute_force
 from ._sets import (
     JOINT_SETS,
-    PRESETS,
+    POSE_SET_PRESETS,
     PoseSet,
     PoseSetConfig,
     build_pose_sets,
@@ -39,7 +39,7 @@ __all__ = [
     "METRICS",
     "METRIC_DEFINITIONS",
     "NOISE_SCHEMES",
-    "PRESETS",
+    "POSE_SET_PRESETS",
     "Metric",
     "NoiseConfig",
     "PoseIndex",

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "JOINT_SETS",
-    "PRESETS",
+    "POSE_SET_PRESETS",
     "PoseSet",
     "PoseSetConfig",
     "build_pose_sets",
@@ -48,7 +48,7 @@ JOINT_SETS: Final[dict[str, tuple[str, ...]]] = {
     "body": ("pose_body",),
     "body+hands": ("pose_body", "pose_hand"),
 }
-PRESETS: Final[dict[str, dict[str, float]]] = {
+POSE_SET_PRESETS: Final[dict[str, dict[str, float]]] = {
     # a seeded 30% of the frames of the middle 80% of each sequence, at the file's own rate
     "vposer": {"frame_fraction": 0.3, "trim_keep": 0.8},
     "posendf": {"frame_fraction": 0.3, "trim_keep": 0.8},
@@ -364,7 +364,7 @@ class PoseSetConfig:
         resolve_fields(self, ("catalog", "out"))
         if isinstance(self.scheme, str) and self.scheme.lower() == "none":
             object.__setattr__(self, "scheme", None)  # `--scheme none`: one set `all`, as leaving it out
-        check_choice("preset", self.preset, PRESETS)
+        check_choice("preset", self.preset, POSE_SET_PRESETS)
         check_choice("joints", self.joints, JOINT_SETS)
         if self.dedup is not None and (isinstance(self.dedup, bool) or not float(self.dedup) >= 0):
             raise ConfigError(f"dedup must be a distance >= 0 (radians), got {self.dedup!r}", key="dedup")
@@ -379,7 +379,7 @@ class PoseSetConfig:
     def prepare_config(self) -> Any:
         from ...prepare import PrepareConfig
 
-        preset = PRESETS[self.preset]
+        preset = POSE_SET_PRESETS[self.preset]
         fraction = preset["frame_fraction"] if self.frame_fraction is None else self.frame_fraction
         keep = preset["trim_keep"] if self.trim_keep is None else self.trim_keep
         shared = {key: getattr(self, key) for key in SELECTION_KEYS}

@@ -486,30 +486,14 @@ POSE_LIST_BLOCK_CHUNKS = 16
 """Chunks of poses a pose list passes to the converter at once (see :func:`convert_pose_list`)."""
 
 
-def convert_pose_list(
-    source: str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    *,
-    to: ModelType | str = ModelType.SMPLX,
-    model_dir: str | os.PathLike[str] | None = None,
-    device: str = "cpu",
-    chunk: int = 256,
-    progress: Callable[[int, int], None] | None = None,
-) -> dict[str, float]:
-    """Convert an npz of poses with the neutral models and zero shape (see the module docstring); writes ``out``
-    (npz: ``poses (N, J_target, 3)``, ``ids``, ``trans``, ``betas``, the per-pose errors) and returns the summary.
-
-    Every pose is fitted on its own, ``chunk`` poses evaluated at once (the converter's ``chunk``); the poses go
-    through the converter in blocks of :data:`POSE_LIST_BLOCK_CHUNKS` chunks, so memory stays bounded (about 0.25 MB
-    a pose of a block) whatever the list's length. Blocks are whole chunks, so the result is the same, to the bit,
-    as one call of :meth:`Converter.convert_poses` over the whole list. ``progress(done, poses)`` is called before
-    the first block and after each.
+def _read_pose_list(source: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``poses (N, 52, 3)`` float64 (a body-only list padded with zero hands) and ``ids (N,)`` of a pose list.
 
     Raises:
-        InvalidArgumentError: no ``poses`` array, or one of another width than 52 or 22 joints.
+        InvalidArgumentError: no ``poses``, another width, ids that do not fit, no poses.
+        NonFiniteError: a pose that is not finite (named by index and id).
         MotionFileNotFoundError, CorruptFileError: no such file, or not a readable npz.
     """
-    source = user_path(source)
     try:
         with (
             open(source, "rb") as raw,
@@ -541,6 +525,34 @@ def convert_pose_list(
     if not np.isfinite(poses).all():
         bad = int(np.flatnonzero(~np.isfinite(poses).all(axis=(1, 2)))[0])
         raise NonFiniteError(source, f"pose {bad} (id {ids[bad]}) is not finite: nothing converted")
+    return poses, ids
+
+
+def convert_pose_list(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    to: ModelType | str = ModelType.SMPLX,
+    model_dir: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+    chunk: int = 256,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, float]:
+    """Convert an npz of poses with the neutral models and zero shape (see the module docstring); writes ``out``
+    (npz: ``poses (N, J_target, 3)``, ``ids``, ``trans``, ``betas``, the per-pose errors) and returns the summary.
+
+    Every pose is fitted on its own, ``chunk`` poses evaluated at once (the converter's ``chunk``); the poses go
+    through the converter in blocks of :data:`POSE_LIST_BLOCK_CHUNKS` chunks, so memory stays bounded (about 0.25 MB
+    a pose of a block) whatever the list's length. Blocks are whole chunks, so the result is the same, to the bit,
+    as one call of :meth:`Converter.convert_poses` over the whole list. ``progress(done, poses)`` is called before
+    the first block and after each.
+
+    Raises:
+        InvalidArgumentError: no ``poses`` array, or one of another width than 52 or 22 joints.
+        MotionFileNotFoundError, CorruptFileError: no such file, or not a readable npz.
+    """
+    source = user_path(source)
+    poses, ids = _read_pose_list(source)
     if chunk < 1:
         raise InvalidArgumentError(f"chunk must be at least 1, got {chunk}")
     conv = _converter(

@@ -19,11 +19,11 @@ Three parts, by what a user does:
 * :mod:`amasskit.prior.tasks` - the uses, one module each: :func:`sample_poses` and :func:`interpolate_poses`,
   :func:`denoise_motion`, :func:`fit_joints`, :func:`fit_keypoints`, :func:`evaluate_prior`.
 
-Every name is also importable from ``amasskit.prior`` itself. Old names kept for one release: ``PRESETS`` (now :data:`POSE_SET_PRESETS`), ``project`` and
-``Projection`` (now :func:`project_to_manifold`, :class:`ManifoldProjection`: not the camera's projection,
-:func:`camera_to_pixels`), ``knn`` (now :meth:`PoseIndex.search`; deprecated). The motion and OpenPose files the tasks read and write
-live in :mod:`amasskit.io` (:func:`~amasskit.io.read_pose`, :func:`~amasskit.io.save_motion`, ...), and are
-re-exported here for existing imports.
+Every name is also importable from ``amasskit.prior`` itself. The motion and OpenPose files the tasks read and
+write live in :mod:`amasskit.io` (:func:`~amasskit.io.read_pose`, :func:`~amasskit.io.save_motion`, ...) and are
+re-exported here. Old names kept for one release: ``PRESETS`` (now :data:`POSE_SET_PRESETS`), ``project`` and
+``Projection`` (now :func:`project_to_manifold` and :class:`ManifoldProjection`, not to be confused with the camera's
+:func:`camera_to_pixels`), ``knn`` (now :meth:`PoseIndex.search`; deprecated).
 """
 
 from ..io import read_motion, read_openpose, read_pose, save_motion, save_poses, write_openpose

@@ -238,14 +238,22 @@ def test_the_llamass_form_assigns_whole_sub_datasets_with_its_overlaps(
 
 def test_the_lists_are_in_the_wheel(tmp_path: Path) -> None:
     """The package data that `spl` reads is in the built wheel (not only in the source tree)."""
+    import shutil
     import subprocess
     import sys
 
     repo = Path(__file__).resolve().parents[2]
+    # built from a copy of what a source distribution holds: a build folder left in the checkout by an earlier
+    # build would otherwise put modules that were moved since into the wheel
+    source = tmp_path / "source"
+    shutil.copytree(repo / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(repo / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path), str(repo)], check=True, timeout=300)  # fmt: skip
-    (wheel,) = tmp_path.glob("amasskit-*.whl")
+                    str(tmp_path / "wheel"), str(source)], check=True, timeout=300)  # fmt: skip
+    (wheel,) = (tmp_path / "wheel").glob("amasskit-*.whl")
     with zipfile.ZipFile(wheel) as zf:
+        assert not [n for n in zf.namelist() if n.startswith("amasskit/prior/_knn")]  # nothing stale
         for name in SPL_LISTS:
             data = zf.read(f"amasskit/catalog/data/spl/{name}_fnames.txt.gz")
             assert len(gzip.decompress(data).split()) == len(spl_lists()[name])

@@ -47,7 +47,7 @@ from amasskit.prior import (
     train,
     write_pose_set,
 )
-from amasskit.prior.field._train import _adamw, use_bf16
+from amasskit.prior.field._train import adamw_optimizer, use_bf16
 from amasskit.synth import PoseManifold
 
 PARENTS = (-1, -1, -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 11, 12, 13, 15, 16, 17, 18)
@@ -198,7 +198,9 @@ def main() -> None:
                     fn = forward(model, batch, bf16=low, device=device)
                 else:
                     # the trainer's optimiser (fused AdamW) for both: the comparison is of the networks
-                    fn = training_step(model, _adamw(model, 1e-4, 0.0), batch, bf16=low, device=device)
+                    fn = training_step(
+                        model, adamw_optimizer(model, 1e-4, 0.0), batch, bf16=low, device=device
+                    )
                 rates[name] = batch / timed(
                     fn, repeat=repeat if batch == 256 else max(2, repeat // 2), device=device
                 )

@@ -77,7 +77,15 @@ from ._scores import auroc, spearman
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TRAIN_PRESETS", "TrainConfig", "evaluate_field", "load_model", "train", "use_bf16"]
+__all__ = [
+    "TRAIN_PRESETS",
+    "TrainConfig",
+    "adamw_optimizer",
+    "evaluate_field",
+    "load_model",
+    "train",
+    "use_bf16",
+]
 
 MODEL_FORMAT: Final[str] = "amasskit.prior-model"
 MODEL_VERSION: Final[int] = 1
@@ -775,7 +783,7 @@ def _train(
 
     model = _new_model(model_config, data, config.seed).to(device)
     lr = learning_rate(config, 0)
-    optimizer = _adamw(model, lr, config.weight_decay)
+    optimizer = adamw_optimizer(model, lr, config.weight_decay)
     loader, clean_loader = _loaders(config, data, poses, world, rank)
     step, best = 0, math.inf
     if state is not None:
@@ -991,7 +999,7 @@ def _check_extension(out: Path, config: TrainConfig, state: Mapping[str, Any]) -
     )
 
 
-def _adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+def adamw_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
     """AdamW, fused where this torch supports it on the model's device (one kernel for all parameters: a sixth of a
     small CPU step went to the per-tensor loop), else the standard loop."""
     try:

@@ -184,3 +184,22 @@ def test_catalog_sub_commands_and_the_old_form(smplh_tree: SynthSummary, tmp_pat
     assert old.exit_code == 0 and "is now `amasskit catalog scan" in " ".join(old.output.split())
     stats = runner.invoke(app, ["catalog", "stats", str(named_stats)])
     assert stats.exit_code == 0 and "CMU" in stats.output
+
+
+def test_the_commands_choices_are_the_librarys() -> None:
+    """Each command's choice list names exactly what the library takes (the CLI keeps its own lists so that
+    `amasskit --help` does not import torch; this keeps them from drifting apart)."""
+    from amasskit.cli import convert as cli_convert
+    from amasskit.cli import prior as cli_prior
+    from amasskit.cli import store as cli_store
+    from amasskit.convert import SCHEDULES
+    from amasskit.prior import JOINT_SETS, METRICS, NOISE_SCHEMES, POSE_SET_PRESETS, TRAIN_PRESETS
+    from amasskit.prior.field._train import PRECISIONS
+    from amasskit.store import EXPORT_FORMATS
+
+    pairs = [(cli_prior.NoiseChoice, NOISE_SCHEMES), (cli_prior.MetricChoice, METRICS),
+             (cli_prior.JointsChoice, JOINT_SETS), (cli_prior.PresetChoice, POSE_SET_PRESETS),
+             (cli_prior.TrainPresetChoice, TRAIN_PRESETS), (cli_prior.PrecisionChoice, PRECISIONS),
+             (cli_convert.ScheduleChoice, SCHEDULES), (cli_store.ExportFormat, EXPORT_FORMATS)]  # fmt: skip
+    for choice, library in pairs:
+        assert {c.value for c in choice} == set(library), choice.__name__

@@ -551,19 +551,19 @@ def denoise(
 ) -> None:
     """Denoise a motion (Pose-NDF's HuMoR-style schedule): its joints, by the body model or the built-in skeleton,
     are the observations; temporal, data, shape and prior terms; writes a motion file (per-frame prior distance)."""
-    from ..prior import DenoiseSchedule, body_kinematics, denoise_file, frame_window, load_field, read_motion
+    from ..prior import DenoiseSchedule, denoise_file, frame_window, load_field
 
     with handle_errors():
         window = frame_window(frames)
         field = load_field(model_path, device)
-        kinematics = body_kinematics(model_dir, read_motion(motion)["gender"], device)
         schedule = DenoiseSchedule.posendf(rounds, steps, lr).scaled(prior=prior_weight)
         with step_progress("denoising (steps)") as on_progress:
             done = denoise_file(
                 field,
                 motion,
                 out,
-                kinematics=kinematics,
+                model_dir=model_dir,
+                device=device,
                 frames=window,
                 schedule=schedule,
                 warmup=warmup,

@@ -62,10 +62,6 @@ class ManifoldProjection:
     history_distance: torch.Tensor | None = None
 
 
-def _unit_canonical(quat: torch.Tensor) -> torch.Tensor:
-    return quat_canonical(quat, normalize=True)
-
-
 def random_poses(
     count: int,
     *,
@@ -78,7 +74,7 @@ def random_poses(
     4-vectors are uniform on the sphere of unit quaternions), XYZW with ``w >= 0``; drawn on the CPU from
     ``generator``, so the same seed gives the same poses on every device."""
     x = torch.randn(count, joints, 4, generator=generator, dtype=torch.float64)
-    return _unit_canonical(x).to(dtype=dtype, device=device)
+    return quat_canonical(x, normalize=True).to(dtype=dtype, device=device)
 
 
 def _value_and_grad(model: torch.nn.Module, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,10 +100,10 @@ def _step(
             tangent, dim=-1
         )  # a joint with no gradient has a zero direction: it stays
         angle = (alpha * d)[:, None, None]
-        return _unit_canonical(torch.cos(angle) * q - torch.sin(angle) * direction)
+        return quat_canonical(torch.cos(angle) * q - torch.sin(angle) * direction, normalize=True)
     flat = g.reshape(len(g), -1)
     unit = (flat / flat.norm(dim=-1, keepdim=True).clamp_min(1e-30)).reshape(g.shape)
-    return _unit_canonical(q - (alpha * d)[:, None, None] * unit)
+    return quat_canonical(q - (alpha * d)[:, None, None] * unit, normalize=True)
 
 
 def project_to_manifold(
@@ -147,7 +143,7 @@ def project_to_manifold(
         summed = config is None or getattr(config, "reduction", "sum") == "sum"
         step_size = 1.0 / J if method == "rdfgrad" and summed else 1.0
     lead = quat.shape[:-2]
-    q = _unit_canonical(quat.reshape(-1, J, 4).detach())
+    q = quat_canonical(quat.reshape(-1, J, 4).detach(), normalize=True)
     B = len(q)
     alpha0 = torch.full((B,), float(step_size), dtype=q.dtype, device=q.device)
     alpha = alpha0.clone()

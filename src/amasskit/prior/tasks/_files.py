@@ -118,15 +118,18 @@ def denoise_file(
     motion: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
-    kinematics: Kinematics,
+    kinematics: Kinematics | None = None,
+    model_dir: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cpu",
     frames: slice | None = None,
     schedule: DenoiseSchedule | None = None,
     warmup: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> DenoisedFile:
     """A motion file (AMASS, or HuMoR-style: :func:`~amasskit.io.read_motion`) denoised: its joints by
-    ``kinematics`` are the observations and its parameters the start (:func:`denoise_motion`); written to ``out`` as a
-    motion file with ``joint_change`` and, with a prior, ``prior_distance`` per frame.
+    ``kinematics`` (default: :func:`body_kinematics` of ``model_dir`` for the file's gender, on ``device``) are the
+    observations and its parameters the start (:func:`denoise_motion`); written to ``out`` as a motion file with
+    ``joint_change`` and, with a prior, ``prior_distance`` per frame.
 
     Raises:
         AmassFileError: an unreadable motion (named); InvalidArgumentError: a result that is not finite (nothing
@@ -135,7 +138,7 @@ def denoise_file(
     data = read_motion(motion)
     if frames is not None:
         data.update({k: data[k][frames] for k in ("root_orient", "pose_body", "trans")})
-    kin = kinematics
+    kin = kinematics if kinematics is not None else body_kinematics(model_dir, data["gender"], device)
     with torch.no_grad():
         params = [
             torch.as_tensor(data[k], dtype=kin.dtype, device=kin.device)

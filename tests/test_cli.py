@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -186,20 +188,44 @@ def test_catalog_sub_commands_and_the_old_form(smplh_tree: SynthSummary, tmp_pat
     assert stats.exit_code == 0 and "CMU" in stats.output
 
 
-def test_the_commands_choices_are_the_librarys() -> None:
-    """Each command's choice list names exactly what the library takes (the CLI keeps its own lists so that
-    `amasskit --help` does not import torch; this keeps them from drifting apart)."""
-    from amasskit.cli import convert as cli_convert
-    from amasskit.cli import prior as cli_prior
-    from amasskit.cli import store as cli_store
+def test_the_librarys_tables_name_exactly_the_choices() -> None:
+    """The tables keyed by a choice (presets, joint sets, schedules) hold exactly the names of its ``Literal`` type,
+    which both the library's checks and the command line's choice lists are read from."""
+    from amasskit import choices
     from amasskit.convert import SCHEDULES
-    from amasskit.prior import JOINT_SETS, METRICS, NOISE_SCHEMES, POSE_SET_PRESETS, TRAIN_PRESETS
+    from amasskit.prior import (
+        JOINT_SETS,
+        METRICS,
+        NOISE_SCHEMES,
+        POSE_SET_PRESETS,
+        PROJECTION_METHODS,
+        TRAIN_PRESETS,
+    )
     from amasskit.prior.field._train import PRECISIONS
     from amasskit.store import EXPORT_FORMATS
 
-    pairs = [(cli_prior.NoiseChoice, NOISE_SCHEMES), (cli_prior.MetricChoice, METRICS),
-             (cli_prior.JointsChoice, JOINT_SETS), (cli_prior.PresetChoice, POSE_SET_PRESETS),
-             (cli_prior.TrainPresetChoice, TRAIN_PRESETS), (cli_prior.PrecisionChoice, PRECISIONS),
-             (cli_convert.ScheduleChoice, SCHEDULES), (cli_store.ExportFormat, EXPORT_FORMATS)]  # fmt: skip
+    pairs = [(choices.NoiseScheme, NOISE_SCHEMES), (choices.Metric, METRICS), (choices.JointSet, JOINT_SETS),
+             (choices.PoseSetPreset, POSE_SET_PRESETS), (choices.TrainPreset, TRAIN_PRESETS),
+             (choices.Precision, PRECISIONS), (choices.ProjectionMethod, PROJECTION_METHODS),
+             (choices.FitSchedule, SCHEDULES), (choices.ExportFormat, EXPORT_FORMATS)]  # fmt: skip
     for choice, library in pairs:
-        assert {c.value for c in choice} == set(library), choice.__name__
+        assert set(choices.values(choice)) == set(library), choice
+    with pytest.raises(TypeError, match="not a choice type"):
+        choices.values(int)
+
+
+def test_a_choice_outside_the_list_is_refused_by_the_command(tmp_path: Path) -> None:
+    """The command line offers a choice type's names and refuses others, naming them."""
+    result = runner.invoke(
+        app, ["prior", "data", str(tmp_path / "p.npz"), "-o", str(tmp_path / "o"), "--distance", "cosine"]
+    )
+    assert result.exit_code == 2
+    assert "'posendf'" in result.output and "'geodesic'" in result.output and "cosine" in result.output
+
+
+def test_the_command_line_starts_without_torch() -> None:
+    """Building every command (their choice lists included) imports neither torch nor the prior: `amasskit --help`
+    and a typo answer at once."""
+    code = "import sys, amasskit.cli; print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('amasskit.prior')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

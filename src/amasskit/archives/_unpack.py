@@ -47,6 +47,7 @@ from .._util.atomic import atomic_open, replace_dir
 from .._util.locking import exclusive_lock
 from .._util.paths import user_path
 from .._util.processes import exit_with_parent, worker_context
+from ..choices import Decompressor
 from ..errors import (
     AmassKitError,
     ArchiveError,
@@ -80,7 +81,6 @@ DEFAULT_MAX_BYTES = 1 << 40  # 1 TiB
 _MIN_LIMIT = 64 << 20  # a tiny archive may still unpack to 64 MiB, whatever its ratio
 _MAX_HEADER = 1 << 20  # tar's own records (long names, pax headers) above this are refused unread
 _CHUNK = 1 << 20
-Decompressor = Literal["auto", "python", "lbzip2", "pbzip2"]
 Status = Literal["unpacked", "skipped", "failed"]
 
 

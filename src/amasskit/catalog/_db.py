@@ -21,7 +21,6 @@ import sqlite3
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Literal
 
 from ..errors import CatalogError
 
@@ -29,7 +28,6 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 DEFAULT_DB_NAME = "amasskit-catalog.sqlite"
-HashKind = Literal["crc", "md5"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);

@@ -19,10 +19,11 @@ from typing import Any
 
 from .._util.paths import user_path
 from .._util.processes import worker_context
+from ..choices import HashKind
 from ..errors import AmassFileError, CatalogError, NotMotionFileError
 from ..io import NpzArchive, header_from_archive
 from ..layouts import sequence_name
-from ._db import _COMMIT_EVERY, DEFAULT_DB_NAME, HashKind, connect
+from ._db import _COMMIT_EVERY, DEFAULT_DB_NAME, connect
 from ._names import canonical_dataset, is_known_dataset
 
 logger = logging.getLogger(__name__)

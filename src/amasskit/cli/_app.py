@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -85,11 +84,6 @@ err_console = Console(stderr=True, width=_width(sys.stderr), soft_wrap=True)
 state = {"verbose": 0}
 
 
-class Release(str, Enum):
-    smplh = "smplh"
-    smplx = "smplx"
-
-
 def dask_address(value: str | None) -> str | None:
     """Callback of ``--dask``: an address of a scheduler's form, checked before any work."""
     if value is None:
@@ -123,11 +117,6 @@ DatasetsOption = Annotated[
 GenderOption = Annotated[str | None, typer.Option(help="Only this gender.")]
 ModelOption = Annotated[str | None, typer.Option(help="Only this model (smplh, smplx).")]
 MinDurationOption = Annotated[float | None, typer.Option(help="Minimum input duration (s).")]
-
-
-class Lengths(str, Enum):
-    real = "real"
-    short = "short"
 
 
 def _version(value: bool) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -10,15 +9,11 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
+from ..choices import HashKind
 from ._app import AmassTyper, app, console, err_console, handle_errors, progress_bar
 
 if TYPE_CHECKING:
     from ..catalog import SplReport
-
-
-class HashChoice(str, Enum):
-    crc = "crc"
-    md5 = "md5"
 
 
 def _catalog_db(where: Path | None, db: Path | None) -> Path:
@@ -63,8 +58,8 @@ def catalog_scan(
         int | None, typer.Option("--jobs", "-j", min=1, help="Reader processes (default: all cores).")
     ] = None,
     hash_kind: Annotated[
-        HashChoice, typer.Option("--hash", help="crc: from the zip directory (fast); md5: of every byte.")
-    ] = HashChoice.crc,
+        HashKind, typer.Option("--hash", help="crc: from the zip directory (fast); md5: of every byte.")
+    ] = "crc",
 ) -> None:
     """Scan a tree into an SQLite catalog: headers only, in parallel, incremental (a rescan reads only new or
     changed files), then print per-dataset statistics."""
@@ -77,7 +72,7 @@ def catalog_scan(
                 tree,
                 db,
                 workers=jobs,
-                hash_kind=hash_kind.value,
+                hash_kind=hash_kind,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         console.print(

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
 
+from ..choices import FitSchedule, Release
 from ._app import (
     DaskAddress,
-    Release,
     app,
     console,
     device_value,
@@ -20,21 +19,6 @@ from ._app import (
     progress_bar,
     step_progress,
 )
-
-
-class GenderChoice(str, Enum):
-    same = "same"
-    neutral = "neutral"
-
-
-class ScheduleChoice(str, Enum):
-    accurate = "accurate"
-    fast = "fast"
-
-
-class BetasChoice(str, Enum):
-    fit = "fit"
-    zero = "zero"
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -48,7 +32,7 @@ def _shown(path: Path, root: Path) -> str:
 @app.command()
 def convert(
     inputs: Annotated[list[Path], typer.Argument(help="Motion files or folders of an AMASS tree.")],
-    to: Annotated[Release, typer.Option("--to", help="The target model.")] = Release.smplx,
+    to: Annotated[Release, typer.Option("--to", help="The target model.")] = "smplx",
     model_dir: Annotated[
         Path | None, typer.Option(help="Body models and transfer/ (default: $AMASSKIT_BODY_MODELS).")
     ] = None,
@@ -62,18 +46,18 @@ def convert(
         ),
     ] = None,
     gender: Annotated[
-        GenderChoice, typer.Option(help="Target gender: each file's own, or the neutral model.")
-    ] = GenderChoice.same,
+        Literal["same", "neutral"], typer.Option(help="Target gender: each file's own, or the neutral model.")
+    ] = "same",
     betas: Annotated[
-        BetasChoice, typer.Option(help="Fit the target shape, or keep it at zero.")
-    ] = BetasChoice.fit,
+        Literal["fit", "zero"], typer.Option(help="Fit the target shape, or keep it at zero.")
+    ] = "fit",
     schedule: Annotated[
-        ScheduleChoice,
+        FitSchedule,
         typer.Option(
             help="accurate: within 0.05 mm of a fit run to convergence; fast: about 1.6x the frames a second, "
             "+0.2 mm (benchmarks/RESULTS.md)."
         ),
-    ] = ScheduleChoice.accurate,
+    ] = "accurate",
     jobs: Annotated[
         int | None,
         typer.Option("--jobs", "-j", min=1, help="Processes (default: all cores; one thread each)."),
@@ -101,7 +85,7 @@ def convert(
         if pose_list:
             if len(inputs) != 1:
                 raise typer.BadParameter("--pose-list takes one npz")
-            name = f"{inputs[0].stem}_{to.value}.npz"
+            name = f"{inputs[0].stem}_{to}.npz"
             if output is None or output.is_dir():
                 output = (output or Path.cwd()) / name
             elif output.suffix.lower() != ".npz":
@@ -109,7 +93,7 @@ def convert(
                     f"--pose-list writes an .npz file: give -o {output.name}.npz, or a folder"
                 )
             with step_progress("converting poses") as on_progress:
-                summary = convert_pose_list(inputs[0], output, to=to.value, model_dir=model_dir, device=device,
+                summary = convert_pose_list(inputs[0], output, to=to, model_dir=model_dir, device=device,
                                             progress=on_progress)  # fmt: skip
             console.print(
                 f"{output}: {int(summary['poses'])} poses, mean vertex error {summary['vertex_error_mean_mm']:.2f} "
@@ -121,12 +105,12 @@ def convert(
         with progress_bar() as bar:
             task = bar.add_task("converting files", total=None)
             report = convert_files(
-                inputs, output, to=to.value, model_dir=model_dir, gender=gender.value,
-                fit_betas=betas is BetasChoice.fit, device=device, schedule=schedule.value, workers=jobs,
+                inputs, output, to=to, model_dir=model_dir, gender=gender,
+                fit_betas=betas == "fit", device=device, schedule=schedule, workers=jobs,
                 dask=dask, strict=strict, wait=wait,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )  # fmt: skip
-    table = Table(title=f"converted to {to.value} in {output}")
+    table = Table(title=f"converted to {to} in {output}")
     for col in ("file", "frames", "mean mm", "max mm", "hands mm", "joints mm"):
         table.add_column(col, justify="left" if col == "file" else "right", overflow="fold")
     for path, s in report.files.items():

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ._app import SEED_MAX, Release, app, console, handle_errors, progress_bar
+from ..choices import Release
+from ._app import SEED_MAX, app, console, handle_errors, progress_bar
 from .catalog import print_catalog_stats
 
 
@@ -18,7 +19,7 @@ def demo(
     ),
     files: Annotated[int, typer.Option("--files", "-n", min=1, help="Number of motion files.")] = 38,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed.")] = 0,
-    release: Annotated[Release, typer.Option(help="Release layout.")] = Release.smplh,
+    release: Annotated[Release, typer.Option(help="Release layout.")] = "smplh",
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes for each parallel stage.")] = 2,
 ) -> None:
     """amasskit's main job on a built-in synthetic default (no AMASS download): synthesise release archives, unpack
@@ -41,9 +42,7 @@ def demo(
                 tasks[stage] = bar.add_task(labels[stage], total=total or None)
             bar.update(tasks[stage], completed=done, total=total or None)
 
-        report = run_demo(
-            out, files=files, seed=seed, release=release.value, workers=jobs, progress=on_progress
-        )
+        report = run_demo(out, files=files, seed=seed, release=release, workers=jobs, progress=on_progress)
 
     unpacked = report.unpack.results
     verified = sum(1 for r in unpacked if r.verified)

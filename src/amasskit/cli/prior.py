@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from ..choices import JointSet, Metric, NoiseScheme, PoseSetPreset, Precision, TrainPreset
 from ._app import (
     SEED_MAX,
     AmassTyper,
@@ -39,28 +39,6 @@ prior_app = AmassTyper(
 app.add_typer(prior_app, name="prior")
 
 
-class NoiseChoice(str, Enum):
-    posendf = "posendf"
-    nrdf = "nrdf"
-    haar = "haar"
-    mixture = "mixture"
-
-
-class MetricChoice(str, Enum):
-    posendf = "posendf"
-    geodesic = "geodesic"
-
-
-class JointsChoice(str, Enum):
-    body = "body"
-    body_hands = "body+hands"
-
-
-class PresetChoice(str, Enum):
-    posendf = "posendf"
-    vposer = "vposer"
-
-
 @prior_app.command("poses")
 def poses(
     config_file: Annotated[
@@ -79,7 +57,7 @@ def poses(
     gender: GenderOption = None,
     min_duration: MinDurationOption = None,
     preset: Annotated[
-        PresetChoice | None,
+        PoseSetPreset | None,
         typer.Option(
             help="Sampling as Pose-NDF or VPoser sample AMASS (both: 30% of the frames of the middle 80%)."
         ),
@@ -94,7 +72,7 @@ def poses(
         float | None, typer.Option(help="Middle fraction sampled from (the preset's).")
     ] = None,
     fps: Annotated[float | None, typer.Option(help="Resample to this rate first.")] = None,
-    joints: Annotated[JointsChoice | None, typer.Option(help="21 body joints, or 51 with the hands.")] = None,
+    joints: Annotated[JointSet | None, typer.Option(help="21 body joints, or 51 with the hands.")] = None,
     dedup: Annotated[
         float | None, typer.Option(help="Drop poses within this geodesic distance (rad) of an earlier one.")
     ] = None,
@@ -117,11 +95,11 @@ def poses(
         "model": model,
         "gender": gender,
         "min_duration": min_duration,
-        "preset": None if preset is None else preset.value,
+        "preset": preset,
         "frame_fraction": fraction,
         "trim_keep": trim_keep,
         "fps": fps,
-        "joints": None if joints is None else joints.value,
+        "joints": joints,
         "dedup": dedup,
         "seed": seed,
         "workers": jobs,
@@ -157,22 +135,22 @@ def data(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the training set.")],
     samples_per_pose: Annotated[int, typer.Option(min=1, help="Noisy samples of each clean pose.")] = 10,
     noise: Annotated[
-        NoiseChoice,
+        NoiseScheme,
         typer.Option(
             help="Perturbation: NRDF's tangent-space scheme, Pose-NDF's (its defects fixed), Haar-random rotations, "
             "or a mixture."
         ),
-    ] = NoiseChoice.nrdf,
+    ] = "nrdf",
     sigma: Annotated[
         list[float] | None, typer.Option(help="The scheme's noise levels (repeatable; default: its own).")
     ] = None,
     distance: Annotated[
-        MetricChoice,
+        Metric,
         typer.Option(
             help="Distance to the clean poses: geodesic (NRDF's, half-angles summed, radians) or posendf "
             "(Pose-NDF's, sum of 1 - |cos|)."
         ),
-    ] = MetricChoice.geodesic,
+    ] = "geodesic",
     k: Annotated[int, typer.Option("--k", min=1, help="Nearest clean poses kept per sample.")] = 5,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the noise.")] = 0,
     max_poses: Annotated[
@@ -193,14 +171,16 @@ def data(
     from ..prior import TrainingData, TrainingDataConfig, build_training_data
 
     with handle_errors():
-        sigmas = {} if not sigma or noise is NoiseChoice.mixture else {noise.value: tuple(sigma)}
+        sigmas: dict[str, tuple[float, ...]] = (
+            {} if not sigma or noise == "mixture" else {noise: tuple(sigma)}
+        )
         config = TrainingDataConfig(
             poses=str(poses_path),
             out=str(out),
             samples_per_pose=samples_per_pose,
-            noise=noise.value,
+            noise=noise,
             sigmas=sigmas,
-            metric=distance.value,
+            metric=distance,
             k=k,
             seed=seed,
             max_poses=max_poses,
@@ -218,23 +198,12 @@ def data(
     result = TrainingData(path)
     console.print(
         f"{path}: {len(result):,} samples of {result.manifest['sources']:,} clean poses, "
-        f"{k} nearest by {distance.value} distance ({result.manifest['experiment_id']})"
+        f"{k} nearest by {distance} distance ({result.manifest['experiment_id']})"
     )
 
 
 #: the figures `prior train` reports from its last validation (the rest are the training losses of the last step)
 VALIDATION_METRICS = frozenset({"mae", "spearman", "auroc", "clean_mean"})
-
-
-class TrainPresetChoice(str, Enum):
-    nrdf = "nrdf"
-    posendf = "posendf"
-
-
-class PrecisionChoice(str, Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
 
 
 def _train_option(help: str, default: object = None, *names: str, **options: Any) -> Any:
@@ -258,7 +227,7 @@ def train(
         Path | None, _train_option("Pose set of the manifold term (default: the one the data was made from).")
     ] = None,
     preset: Annotated[
-        TrainPresetChoice | None,
+        TrainPreset | None,
         _train_option(
             "A paper's settings (NRDF's or Pose-NDF's): activation, learning rate, loss weights.", "nrdf"
         ),
@@ -306,7 +275,7 @@ def train(
     ] = None,
     device: Annotated[str | None, _train_option("cpu, cuda or cuda:N.", "cpu", callback=device_value)] = None,
     precision: Annotated[
-        PrecisionChoice | None, _train_option("bf16 autocast where fast (auto), or fp32/bf16.", "auto")
+        Precision | None, _train_option("bf16 autocast where fast (auto), or fp32/bf16.", "auto")
     ] = None,
     workers: Annotated[int | None, _train_option("DataLoader worker processes.", 0, min=0)] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a run of another config in --out.")] = False,
@@ -326,7 +295,7 @@ def train(
         "out": out,
         "val_data": val_data,
         "clean": clean,
-        "preset": None if preset is None else preset.value,
+        "preset": preset,
         "activation": activation,
         "beta": beta,
         "dims": dims,
@@ -349,7 +318,7 @@ def train(
         "log_every": log_every,
         "seed": seed,
         "device": device,
-        "precision": None if precision is None else precision.value,
+        "precision": precision,
         "workers": workers,
     }
     with handle_errors():

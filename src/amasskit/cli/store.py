@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from ..choices import ExportFormat
 from ._app import AmassTyper, app, console, handle_errors, progress_bar
-
-
-class ExportFormat(str, Enum):
-    hdf5 = "hdf5"
-    pt = "pt"
-    npz = "npz"
-
 
 store_app = AmassTyper(
     no_args_is_help=True,
@@ -85,10 +78,10 @@ def export(
     from ..store import export_store
 
     with handle_errors(), progress_bar() as bar:
-        task = bar.add_task(f"exporting {format.value}", total=None)
+        task = bar.add_task(f"exporting {format}", total=None)
         try:
-            export_store(store, output, format=format.value, overwrite=overwrite,
+            export_store(store, output, format=format, overwrite=overwrite,
                          progress=lambda done, total: bar.update(task, completed=done, total=total))  # fmt: skip
         except ImportError as exc:
             raise typer.BadParameter(str(exc)) from None
-    console.print(f"{output}: {format.value} export of {store}", highlight=False)
+    console.print(f"{output}: {format} export of {store}", highlight=False)

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ._app import SEED_MAX, Lengths, Release, app, console, handle_errors, progress_bar
+from ..choices import LengthMode, Release
+from ._app import SEED_MAX, app, console, handle_errors, progress_bar
 
 
 @app.command()
@@ -17,10 +18,10 @@ def synth(
     files: Annotated[int, typer.Option("--files", "-n", min=1, help="Number of motion files.")] = 100,
     release: Annotated[
         Release, typer.Option(help="Release layout: smplh (*_poses.npz) or smplx (*_stageii.npz).")
-    ] = (Release.smplh),
+    ] = "smplh",
     lengths: Annotated[
-        Lengths, typer.Option(help="real: the release's length distribution; short: 30-180 frames (fast).")
-    ] = Lengths.real,
+        LengthMode, typer.Option(help="real: the release's length distribution; short: 30-180 frames (fast).")
+    ] = "real",
     archives: Annotated[
         bool, typer.Option("--archives", help="Also pack <Dataset>.tar.bz2 per sub-dataset.")
     ] = False,
@@ -42,8 +43,8 @@ def synth(
         summary = synth_tree(
             out,
             files=files,
-            release=release.value,
-            lengths=lengths.value,
+            release=release,
+            lengths=lengths,
             archives=archives,
             seed=seed,
             workers=jobs,

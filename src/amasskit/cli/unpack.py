@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from ..choices import Decompressor
 from ._app import app, console, err_console, handle_errors, progress_bar
-
-
-class DecompressorChoice(str, Enum):
-    auto = "auto"
-    python = "python"
-    lbzip2 = "lbzip2"
-    pbzip2 = "pbzip2"
 
 
 @app.command()
@@ -34,8 +27,8 @@ def unpack(
         typer.Option(help="Checksum table (JSON, release format) instead of the AMASS release's."),
     ] = None,
     decompressor: Annotated[
-        DecompressorChoice, typer.Option(help="auto: lbzip2 or pbzip2 when installed, else Python's bz2.")
-    ] = DecompressorChoice.auto,
+        Decompressor, typer.Option(help="auto: lbzip2 or pbzip2 when installed, else Python's bz2.")
+    ] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Unpack again archives already unpacked.")] = False,
     overwrite: Annotated[
         bool,
@@ -76,7 +69,7 @@ def unpack(
             workers=jobs,
             verify=verify,
             checksums=checksums,
-            decompressor=decompressor.value,
+            decompressor=decompressor,
             force=force,
             progress=on_progress,
             overwrite=overwrite,

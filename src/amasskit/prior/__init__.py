@@ -19,6 +19,10 @@ Three parts, by what a user does:
 * :mod:`amasskit.prior.tasks` - the uses, one module each: :func:`sample_poses` and :func:`interpolate_poses`,
   :func:`denoise_motion`, :func:`fit_joints`, :func:`fit_keypoints`, :func:`evaluate_prior`.
 
+The options' named values (metrics, noise schemes, presets, projection methods) are ``Literal`` types in
+:mod:`amasskit.choices`, whose table says what ``"posendf"`` means for each option (*as Pose-NDF does it*: its
+metric, its noise, its sampling, its training settings, its projection step, its denoising schedule).
+
 Every name is also importable from ``amasskit.prior`` itself. The motion and OpenPose files the tasks read and
 write live in :mod:`amasskit.io` (:func:`~amasskit.io.read_pose`, :func:`~amasskit.io.save_motion`, ...) and are
 re-exported here. Old names kept for one release: ``PRESETS`` (now :data:`POSE_SET_PRESETS`), ``project`` and

@@ -18,18 +18,19 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
 from .._util.atomic import atomic_open, atomic_path, staged_dir
+from ..choices import ExportFormat, values
 from ..errors import ConfigError, OutputExistsError
 from ..rotations import to_rotmat
 from ._format import Store
 
 __all__ = ["EXPORT_FORMATS", "export_store", "rotation_matrices"]
 
-EXPORT_FORMATS = ("hdf5", "pt", "npz")
+EXPORT_FORMATS: Final[tuple[str, ...]] = values(ExportFormat)
 _JOINT_ORDER = ("root_orient", "pose_body", "pose_jaw", "pose_eye", "pose_hand")  # the body model's joints
 _CHUNK_FRAMES = 65536
 

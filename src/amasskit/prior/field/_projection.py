@@ -29,13 +29,14 @@ from typing import Final
 import torch
 from torch.nn import functional
 
+from ...choices import ProjectionMethod, values
 from ...errors import InvalidArgumentError
 from ...rotations import quat_canonical
 from ._network import DistanceField
 
 __all__ = ["PROJECTION_METHODS", "ManifoldProjection", "project_to_manifold", "random_poses"]
 
-PROJECTION_METHODS: Final[tuple[str, ...]] = ("rdfgrad", "posendf")
+PROJECTION_METHODS: Final[tuple[str, ...]] = values(ProjectionMethod)
 _MIN_ALPHA_FRACTION: Final[float] = 1e-4  # a pose whose step shrank to this fraction of its start has stalled
 
 

@@ -63,6 +63,7 @@ from ..._util.integrity import damaged_member
 from ..._util.locking import exclusive_lock
 from ..._util.paths import resolve_fields, user_path
 from ..._util.sampling import even_indices
+from ...choices import Precision, values
 from ...data import IndexBatch, Loader
 from ...errors import (
     CheckpointError,
@@ -97,7 +98,7 @@ TRAIN_PRESETS: Final[dict[str, dict[str, Any]]] = {
     "nrdf": {"activation": "softplus", "lr": 1e-4, "w_dist": 0.5, "w_manifold": 0.1, "w_eikonal": 0.0},
 }
 TARGETS: Final[tuple[str, ...]] = ("nearest", "mean")
-PRECISIONS: Final[tuple[str, ...]] = ("auto", "fp32", "bf16")
+PRECISIONS: Final[tuple[str, ...]] = values(Precision)
 SCHEDULES: Final[tuple[str, ...]] = ("constant", "cosine")
 # settings that change only where or how often a run writes: a run may resume with other values of these
 _NOT_IDENTITY: Final[frozenset[str]] = frozenset(

@@ -20,17 +20,17 @@ each joint added left to right, the joints added in order, so the same pair give
 
 from __future__ import annotations
 
-from typing import Final, Literal, get_args
+from typing import Final
 
 import numpy as np
 import torch
 
+from ...choices import Metric, values
 from ...errors import InvalidArgumentError
 
 __all__ = ["METRICS", "METRIC_DEFINITIONS", "Metric", "joint_terms", "pose_distance", "score_threshold"]
 
-Metric = Literal["posendf", "geodesic"]
-METRICS: Final[tuple[Metric, ...]] = get_args(Metric)
+METRICS: Final[tuple[Metric, ...]] = values(Metric)  # type: ignore[assignment]
 #: what each metric sums, as a training set's manifest records it
 METRIC_DEFINITIONS: Final[dict[str, str]] = {
     "posendf": "sum_j 1 - |<q_j, x_j>|",

@@ -28,12 +28,13 @@ from typing import Final
 
 import numpy as np
 
+from ... import choices
 from ...errors import InvalidArgumentError
 from ...rotations import quat_canonical, quat_product
 
 __all__ = ["NOISE_SCHEMES", "NoiseConfig", "perturb", "words_per_sample"]
 
-NOISE_SCHEMES: Final[tuple[str, ...]] = ("posendf", "nrdf", "haar", "mixture")
+NOISE_SCHEMES: Final[tuple[str, ...]] = choices.values(choices.NoiseScheme)
 _SCHEME_IDS: Final[dict[str, int]] = {"posendf": 0, "nrdf": 1, "haar": 2}
 _DEFAULT_SIGMAS: Final[dict[str, tuple[float, ...]]] = {
     "posendf": (0.01, 0.05, 0.1, 0.25, 0.5),  # Pose-NDF's levels

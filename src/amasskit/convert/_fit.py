@@ -49,6 +49,7 @@ accepts its own steps and stops on its own.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,12 +141,7 @@ class TargetModel:
     ) -> TargetModel:
         V, J = model.num_vertices, model.num_joints
         ids = np.arange(V) if mask is None else np.asarray(mask, dtype=np.int64)
-        descendants = np.zeros((J, J))
-        for m in range(J):
-            k = m
-            while k >= 0:
-                descendants[k, m] = 1.0
-                k = model.parents[k]
+        descendants = _descendants(model.parents)
         # the vertices reordered into blocks skinned by few joints (their order is the fit's own: every array of
         # the fit, and the mask, follow it)
         blocks = _skin_blocks(model.data.weights[ids] != 0, descendants.astype(bool), model.parents)
@@ -170,55 +166,13 @@ class TargetModel:
         cols = (3 * torch.as_tensor(ids, device=dev)[:, None] + torch.arange(3, device=dev)).reshape(-1)
         P = model.data.posedirs[ids].reshape(len(ids), 3, J - 1, 9)
         assert model.joint_shape_basis is not None  # every SMPL-family model has shape blend shapes
-        pm, pn = unique // J, unique % J
-        kk, pp_k = np.nonzero(descendants[:, pm])  # k above (or at) m_p
-        rows_e, cols_e = [], []
-        for k, pair in zip(kk.tolist(), pp_k.tolist(), strict=True):
-            ls = np.flatnonzero(descendants[:, pn[pair]])
-            rows_e.append(k * J + ls)
-            cols_e.append(np.full(len(ls), pair))
-        index = torch.as_tensor(np.stack([np.concatenate(rows_e), np.concatenate(cols_e)]), device=dev)
-        subtree_pairs = torch.sparse_coo_tensor(
-            index,
-            torch.ones(index.shape[1], dtype=dt, device=dev),
-            (J * J, len(unique)),
-            check_invariants=True,
-        ).coalesce()
-        Vm, P_ = len(ids), len(unique)
+        subtree_pairs = _subtree_pairs(descendants, unique // J, unique % J, device=dev, dtype=dt)
         Sv = model.data.shapedirs[ids][:, :, :S].transpose(0, 2, 1).astype(np.float64)  # (Vm, S, 3)
         T0 = np.asarray(model.data.v_template[ids], dtype=np.float64)  # (Vm, 3)
-        # sums over the vertices of each pair of joints, weighted by the product of their skinning weights: one
-        # sparse (P, Vm) product (float64)
-        slots = inverse.reshape(key.shape)
-        pair_index = np.stack([slots.reshape(-1), np.repeat(np.arange(Vm), K * K)])
-        pair_value = (skin_weight[:, :, None] * skin_weight[:, None, :]).reshape(-1)
-        by_pair = torch.sparse_coo_tensor(
-            torch.as_tensor(pair_index),
-            torch.as_tensor(pair_value, dtype=torch.float64),
-            (P_, Vm),
-            check_invariants=True,
-        ).coalesce()
-
-        def pair_sum(values: np.ndarray) -> np.ndarray:
-            return (by_pair @ torch.as_tensor(values.reshape(Vm, -1))).numpy()
-
-        shape_pairs = pair_sum(np.einsum("vsc,vtd->vstcd", Sv, Sv, order="C"))  # C order: no copy to reshape
-        W64 = np.asarray(weights, dtype=np.float64)
-        rest_moments = _RestMoments(
-            count=torch.as_tensor(pair_sum(np.ones(Vm))[:, 0], device=dev),
-            template=torch.as_tensor(pair_sum(T0), device=dev),
-            shape=torch.as_tensor(pair_sum(Sv).reshape(P_, S, 3), device=dev),
-            template_outer=torch.as_tensor(
-                pair_sum(T0[:, :, None] * T0[:, None, :]).reshape(P_, 3, 3), device=dev
-            ),
-            template_shape=torch.as_tensor(
-                pair_sum(np.einsum("vc,vsd->vscd", T0, Sv)).reshape(P_, S, 3, 3), device=dev
-            ),
-            shape_outer=torch.as_tensor(shape_pairs.reshape(P_, S, S, 3, 3), device=dev),
-            joint_template=torch.as_tensor(W64.T @ T0, device=dev),
-            joint_shape=torch.as_tensor((W64.T @ Sv.reshape(Vm, S * 3)).reshape(J, S, 3), device=dev),
-            joint_count=torch.as_tensor(W64.sum(0), device=dev),
+        rest_moments = _rest_moments(
+            weights, skin_weight, inverse.reshape(key.shape), len(unique), T0, Sv, device=dev
         )
+        shape_pairs = rest_moments.shape_outer
         return cls(
             model=model,
             mask=torch.as_tensor(ids, device=dev),
@@ -235,7 +189,7 @@ class TargetModel:
             pair_of_slots=torch.as_tensor(inverse.reshape(key.shape), device=dev),
             pose_gram=torch.as_tensor(_pose_gram(P), device=dev, dtype=dt),
             subtree_pairs=subtree_pairs,
-            shape_pairs=torch.as_tensor(shape_pairs.reshape(len(unique), S, S, 3, 3), device=dev, dtype=dt),
+            shape_pairs=shape_pairs.to(dt),
             rest_moments=rest_moments,
             skin_blocks=tuple(skin_blocks),
             pose_basis_bf16=model.pose_basis[:, cols].to(torch.bfloat16) if _fast_bf16(dt, dev) else None,
@@ -270,6 +224,79 @@ def _pose_gram(posedirs: np.ndarray) -> np.ndarray:
     0.3 s on SMPL-X)."""
     per_joint = posedirs.reshape(-1, posedirs.shape[2], 9).transpose(1, 0, 2)  # (J - 1, 3 V, 9)
     return per_joint.transpose(0, 2, 1) @ per_joint
+
+
+def _descendants(parents: Sequence[int] | np.ndarray) -> np.ndarray:
+    """``(J, J)`` 0/1: ``[k, m] = 1`` where joint ``m`` is ``k`` or below it in the tree (``parents[0] = -1``)."""
+    J = len(parents)
+    descendants = np.zeros((J, J))
+    for m in range(J):
+        k = m
+        while k >= 0:
+            descendants[k, m] = 1.0
+            k = parents[k]
+    return descendants
+
+
+def _subtree_pairs(
+    descendants: np.ndarray, pm: np.ndarray, pn: np.ndarray, *, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """Sparse ``(J * J, P)``: row ``k J + l`` sums the pairs ``(m_p, n_p)`` of joints with ``m_p`` at or below ``k``
+    and ``n_p`` at or below ``l`` (the subtree sums over both joints of every pair, one product)."""
+    J = len(descendants)
+    kk, pp_k = np.nonzero(descendants[:, pm])  # k above (or at) m_p
+    rows_e, cols_e = [], []
+    for k, pair in zip(kk.tolist(), pp_k.tolist(), strict=True):
+        ls = np.flatnonzero(descendants[:, pn[pair]])
+        rows_e.append(k * J + ls)
+        cols_e.append(np.full(len(ls), pair))
+    index = torch.as_tensor(np.stack([np.concatenate(rows_e), np.concatenate(cols_e)]), device=device)
+    return torch.sparse_coo_tensor(
+        index, torch.ones(index.shape[1], dtype=dtype, device=device), (J * J, len(pm)), check_invariants=True
+    ).coalesce()
+
+
+def _rest_moments(
+    weights: np.ndarray,
+    skin_weight: np.ndarray,
+    slots: np.ndarray,
+    pairs: int,
+    T0: np.ndarray,
+    Sv: np.ndarray,
+    *,
+    device: torch.device,
+) -> _RestMoments:
+    """The rest vertices' moments (float64): sums over the vertices of each pair of joints, weighted by the product
+    of their skinning weights (one sparse ``(P, Vm)`` product), and the per-joint weighted sums. ``weights (Vm,
+    J)``, ``skin_weight`` and ``slots (Vm, K)`` (a vertex's K largest weights and the pair slot of each product),
+    ``T0 (Vm, 3)`` the template, ``Sv (Vm, S, 3)`` the shape basis."""
+    Vm, K = skin_weight.shape
+    J, S = weights.shape[1], Sv.shape[1]
+    pair_index = np.stack([slots.reshape(-1), np.repeat(np.arange(Vm), K * K)])
+    pair_value = (skin_weight[:, :, None] * skin_weight[:, None, :]).reshape(-1)
+    by_pair = torch.sparse_coo_tensor(
+        torch.as_tensor(pair_index),
+        torch.as_tensor(pair_value, dtype=torch.float64),
+        (pairs, Vm),
+        check_invariants=True,
+    ).coalesce()
+
+    def pair_sum(values: np.ndarray) -> torch.Tensor:
+        return (by_pair @ torch.as_tensor(values.reshape(Vm, -1))).to(device)
+
+    W64 = np.asarray(weights, dtype=np.float64)
+    return _RestMoments(
+        count=pair_sum(np.ones(Vm))[:, 0],
+        template=pair_sum(T0),
+        shape=pair_sum(Sv).reshape(pairs, S, 3),
+        template_outer=pair_sum(T0[:, :, None] * T0[:, None, :]).reshape(pairs, 3, 3),
+        template_shape=pair_sum(np.einsum("vc,vsd->vscd", T0, Sv)).reshape(pairs, S, 3, 3),
+        # C order: no copy to reshape
+        shape_outer=pair_sum(np.einsum("vsc,vtd->vstcd", Sv, Sv, order="C")).reshape(pairs, S, S, 3, 3),
+        joint_template=torch.as_tensor(W64.T @ T0, device=device),
+        joint_shape=torch.as_tensor((W64.T @ Sv.reshape(Vm, S * 3)).reshape(J, S, 3), device=device),
+        joint_count=torch.as_tensor(W64.sum(0), device=device),
+    )
 
 
 def _skin_blocks(
@@ -553,6 +580,45 @@ def _linearize(
     """The exact gradient, and (``matrix``) the Gauss-Newton matrix, of ``B`` frames; with ``shape`` the shape's
     parts too. Without ``matrix`` the returned ``H`` (and ``C``, ``Hss``) are empty placeholders for the caller to
     fill with earlier ones."""
+    grad = _gradient(target, betas, state, ev, shape=shape, scratch=Scratch() if scratch is None else scratch)
+    if not matrix:
+        return _Linear(torch.empty(0), grad.g, None, None, grad.h)
+    lin = _Linear(
+        _pose_matrix(target, moments, grad).to(torch.float32), grad.g
+    )  # kept in float32 (frames x 168 x 168)
+    if not shape:
+        return lin
+    C, Hss = _shape_blocks(target, moments, grad)
+    lin.C, lin.Hss, lin.h = C.to(torch.float64), Hss.to(torch.float64), grad.h
+    return lin
+
+
+@dataclass
+class _Gradient:
+    """The exact gradient of ``B`` frames, ``g (B, n)`` and with the shape ``h (B, S)`` (float64), and what the
+    Gauss-Newton blocks reuse: the joints' transforms ``A (B, J, 3, 4)`` (``G`` their rotations), positions ``p (B, J,
+    3)``, ``F (B, J-1, 3, 9)`` (d vec(L_k) / d delta_k), with the shape ``dtau (B, J, 3, S)``; ``Vm`` vertices."""
+
+    g: torch.Tensor
+    h: torch.Tensor | None
+    A: torch.Tensor
+    G: torch.Tensor
+    p: torch.Tensor
+    F: torch.Tensor
+    dtau: torch.Tensor | None
+    Vm: int
+
+
+def _gradient(
+    target: TargetModel,
+    betas: torch.Tensor,
+    state: FitState,
+    ev: Evaluation,
+    *,
+    shape: bool,
+    scratch: Scratch,
+) -> _Gradient:
+    """The exact gradient of the fit's cost at ``state`` (see :class:`_Gradient`)."""
     f64 = torch.float64
     B, J = state.rel.shape[:2]
     n = 3 * J + 3
@@ -563,10 +629,8 @@ def _linearize(
     tau = p - (G @ joints_rest[..., None]).squeeze(-1)
     A = torch.cat([G, tau[..., None]], dim=-1)  # (B, J, 3, 4)
 
-    # ---- exact gradient
     r, rest = ev.residual_vm, ev.rest_vm  # (Vm, 3, B)
     Vm = r.shape[0]
-    scratch = Scratch() if scratch is None else scratch
     xr = scratch("xr", (Vm, 4, 3, B), r)  # [vbar_i; 1] r_i^T
     torch.mul(rest[:, :, None], r[:, None], out=xr[:, :3])
     xr[:, 3] = r
@@ -599,7 +663,7 @@ def _linearize(
     g_rot[:, 1:] += torch.einsum("bjn,bjan->bja", z, F)
     g[:, : 3 * J] = g_rot.reshape(B, -1)
     g[:, 3 * J :] = e.sum(1)  # sum_i r_i (the weights of a vertex sum to one)
-    h = None
+    h = dtau = None
     if shape:
         JS = target.joint_shape_basis[..., :S].to(f64)  # (J, 3, S)
         dp = torch.empty(B, J, 3, S, device=r.device, dtype=f64)
@@ -609,17 +673,27 @@ def _linearize(
             dp[:, joints] = dp[:, parents_] + G64[:, parents_] @ (JS[joints] - JS[parents_])[None]
         dtau = dp - G64 @ JS[None]  # (B, J, 3, S)
         h = (target.shape_basis[:S] @ s_).T.to(f64) + torch.einsum("bjcs,bjc->bs", dtau, e)
-    if not matrix:
-        return _Linear(torch.empty(0), g, None, None, h)
+    return _Gradient(g, h, A, G, p, F, dtau, Vm)
 
-    # ---- Gauss-Newton matrix from the moments, about the root (the matrix does not depend on the origin), in the
-    # working precision: it only steers, and about the root the cancellations stay far from float32's limits
-    wp = r.dtype
-    Dw = target.descendants
+
+def _about_root(A: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The joints' transforms ``A (B, J, 3, 4)`` and positions ``p (B, J, 3)`` about the root (the Gauss-Newton
+    matrix does not depend on the origin; about the root its cancellations stay far from float32's limits)."""
     o = p[:, :1]
     Ao = A.clone()
     Ao[..., 3] -= o
-    po = p - o
+    return Ao, p - o
+
+
+def _pose_matrix(target: TargetModel, moments: _Moments, grad: _Gradient) -> torch.Tensor:
+    """The Gauss-Newton matrix of the poses and translations, ``(B, n, n)`` in the working precision."""
+    A, p, F, Vm = grad.A, grad.p, grad.F, grad.Vm
+    B, J = p.shape[:2]
+    n = 3 * J + 3
+    # from the moments, about the root, in the working precision: it only steers
+    wp = A.dtype
+    Dw = target.descendants
+    Ao, po = _about_root(A, p)
     pm, pn = target.pairs[:, 0], target.pairs[:, 1]
     P = len(pm)
     Am, An = Ao[:, pm].transpose(0, 1), Ao[:, pn].transpose(0, 1)  # (P, B, 3, 4)
@@ -636,7 +710,7 @@ def _linearize(
     # broadcasts measured 4x slower)
     left = YR.transpose(1, 2) - Ys[..., None] * pl  # (B, J, J, 3)
     trace = YQ[..., 0] + YQ[..., 4] + YQ[..., 8] - (YR * pl).sum(-1) - (pk * left).sum(-1)
-    H = torch.empty(B, n, n, dtype=wp, device=r.device)
+    H = torch.empty(B, n, n, dtype=wp, device=A.device)
     Hrr = H[:, : 3 * J, : 3 * J].view(B, J, 3, J, 3)
     for a in range(3):
         for c in range(3):
@@ -644,7 +718,7 @@ def _linearize(
             block.addcmul_(pk[..., c], left[..., a]).sub_(YQ[..., 3 * c + a])
             if a == c:
                 block.add_(trace)
-    eye = torch.eye(3, dtype=wp, device=r.device)
+    eye = torch.eye(3, dtype=wp, device=A.device)
     csum = Dw @ (Ao @ moments.mu[..., None]).squeeze(-1) - po * (Dw @ moments.mu[:, 3])[..., None]
     cross = _skew(csum).reshape(B, 3 * J, 3)
     H[:, : 3 * J, 3 * J :] = cross
@@ -653,13 +727,27 @@ def _linearize(
     # the pose blend shapes' diagonal blocks, taking each blended rotation as orthonormal
     Fw = F.to(wp)
     diag_blocks = Fw @ target.pose_gram @ Fw.transpose(-1, -2)  # (B, J-1, 3, 3)
-    idx = torch.arange(1, J, device=r.device)
+    idx = torch.arange(1, J, device=A.device)
     Hrr[:, idx, :, idx, :] += diag_blocks.permute(1, 0, 2, 3)
-    lin = _Linear(H.to(torch.float32), g)  # kept in float32 (frames x 168 x 168)
-    if not shape:
-        return lin
+    return H
 
-    # ---- the shape's blocks: coupling and shape block from the moments
+
+def _shape_blocks(
+    target: TargetModel, moments: _Moments, grad: _Gradient
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Gauss-Newton blocks of the shared shape: the coupling ``C (B, n, S)`` and the shape block ``Hss (B, S,
+    S)``, in the working precision."""
+    A, G, p, dtau = grad.A, grad.G, grad.p, grad.dtau
+    assert dtau is not None, "the gradient was taken without the shape"
+    B, J, S = dtau.shape[0], dtau.shape[1], dtau.shape[3]
+    n = 3 * J + 3
+    wp = A.dtype
+    Dw = target.descendants
+    Ao, po = _about_root(A, p)
+    pm, pn = target.pairs[:, 0], target.pairs[:, 1]
+    P = len(pm)
+    Am = Ao[:, pm].transpose(0, 1)  # (P, B, 3, 4)
+    # from the moments
     # coupling: sum_i c_ik x u_is over the pairs, with u_is = sum_n w_in [G_n | dtau_ns] [S_is; 1]
     T = moments.T  # (P, S, 4, 4)
     dtau_w = dtau.to(wp)
@@ -676,13 +764,13 @@ def _linearize(
     Wv = (Gn.reshape(P, B * 3, 3) @ t3[:, :, :3].transpose(1, 2)).reshape(P, B, 3, S) + dn * t3[
         :, None, None, :, 3
     ]
-    Cz = torch.zeros(J, B, 6, S, dtype=wp, device=r.device)
+    Cz = torch.zeros(J, B, 6, S, dtype=wp, device=A.device)
     Cz.index_add_(0, pm, torch.cat([axial, Wv], 2))
     Cz = (Dw @ Cz.reshape(J, -1)).reshape(J, B, 6, S).permute(1, 0, 3, 2)  # (B, J, S, 6)
     C_rot = Cz[..., :3] - torch.linalg.cross(
         po[:, :, None].expand(-1, -1, S, -1), Cz[..., 3:]
     )  # (B, J, S, 3)
-    C = torch.empty(B, n, S, dtype=wp, device=r.device)
+    C = torch.empty(B, n, S, dtype=wp, device=A.device)
     C[:, : 3 * J] = C_rot.permute(0, 1, 3, 2).reshape(B, 3 * J, S)
     nu = moments.nu  # (J, S, 4)
     C[:, 3 * J :] = torch.einsum("bjcd,jsd->bcs", G, nu[..., :3]) + torch.einsum(
@@ -697,8 +785,7 @@ def _linearize(
     cross_s = torch.einsum("psc,pbdc,pbdt->bst", ts, Gm, dn)  # (G_m S_is) . dtau_nt
     Hss = Hss + cross_s + cross_s.transpose(1, 2)
     Hss = Hss + torch.einsum("p,pbcs,pbct->bst", moments.M[:, 3, 3], dm, dn)
-    lin.C, lin.Hss, lin.h = C.to(f64), Hss.to(f64), h
-    return lin
+    return C, Hss
 
 
 def _apply_step(
@@ -908,82 +995,31 @@ class _Pass:
 
 def _fit_shared(problem: _Problem) -> FitResult:
     """All frames and their one shape together: one damping, steps accepted when the sequence's error falls."""
-    target, betas, goals, states = problem.target, problem.betas, problem.goals, problem.states
-    max_iterations, tolerance = problem.max_iterations, problem.tolerance
-    moments = _moments(target, betas)
-    parents = target.model.parents
-    S = len(betas)
-    dev = betas.device
-    f64 = torch.float64
-    goals_vm = [frames_last(g) for g in goals]
-    scratch = problem.scratch  # an evaluation's buffers are free once it is linearized
-
-    def run(
-        beta: torch.Tensor,
-        chunks: list[FitState],
-        *,
-        linearize: bool = True,
-        earlier: list[_Pass] | None = None,
-    ) -> list[_Pass]:
-        """Evaluate every chunk; with ``earlier``, the gradient only, its matrices taken from ``earlier``."""
-        out = []
-        for k, (goal, state) in enumerate(zip(goals_vm, chunks, strict=True)):
-            ev = evaluate(target, beta, state, goal, scratch=scratch)
-            lin = None
-            if linearize:  # after the last step only the cost and the errors are needed
-                lin = _linearize(
-                    target, moments, beta, state, ev, shape=True, matrix=earlier is None, scratch=scratch
-                )
-                if earlier is not None:
-                    old = earlier[k].lin
-                    assert old is not None
-                    lin.H, lin.C, lin.Hss = old.H, old.C, old.Hss
-            out.append(_Pass(lin, ev.glob, ev.cost, ev.error(), ev.joints))
-        return out
-
-    passes = run(betas, states, linearize=max_iterations > 0)
+    betas, states, max_iterations = problem.betas, problem.states, problem.max_iterations
+    moments = _moments(problem.target, betas)
+    passes = _shared_passes(problem, moments, betas, states, linearize=max_iterations > 0)
     initial = torch.cat([p.error.mean(1) for p in passes])
     total = sum(float(p.cost.sum()) for p in passes)
     lam = 1e-3
     iterations = 0
     built = 1  # linearizations with a new matrix so far
-    factors: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per chunk: Cholesky factor, H^-1 C
-    reduced_damped = torch.zeros(0)
+    factors: _SharedFactors | None = None
     for it in range(max_iterations):
         iterations += 1
-        if factors is None:  # factor every frame's damped pose block, and the shape's Schur complement
-            factors = []
-            reduced = torch.zeros(S, S, dtype=f64, device=dev)
-            for p in passes:
-                lin = p.lin
-                assert lin is not None and lin.C is not None and lin.Hss is not None
-                floor = DAMPING_FLOOR if built < MATRIX_BUILDS else KEPT_FLOOR
-                L = _factor_damped(lin.H, torch.full((lin.H.shape[0],), lam, dtype=f64, device=dev), floor)
-                HinvC = torch.cholesky_solve(lin.C, L)
-                reduced += (lin.Hss - lin.C.transpose(1, 2) @ HinvC).sum(0)
-                factors.append((L.to(torch.float32), HinvC))  # kept in float32: it only steers
-            diag = torch.diagonal(reduced)
-            reduced_damped = reduced + torch.diag(lam * diag + 1e-12 * diag.mean().clamp_min(1e-30))
-        # eliminate each frame's pose block, solve the shape, substitute back
-        rhs = torch.zeros(S, dtype=f64, device=dev)
-        Hinv_g = []
-        for p, (L, _) in zip(passes, factors, strict=True):
-            lin = p.lin
-            assert lin is not None and lin.C is not None and lin.h is not None
-            x = torch.cholesky_solve(lin.g[..., None].to(L.dtype), L).to(f64)
-            rhs += (lin.h - (lin.C.transpose(1, 2) @ x).squeeze(-1)).sum(0)
-            Hinv_g.append(x[..., 0])
-        dbeta = -torch.linalg.solve(reduced_damped, rhs)
+        if factors is None:
+            factors = _factor_shared(passes, lam, built)
+        dbeta, candidates = _shared_step(problem, passes, factors, betas, states)
         beta_c = betas + dbeta.to(betas.dtype)
-        candidates = []
-        for state, x, (_, HinvC), p in zip(states, Hinv_g, factors, passes, strict=True):
-            step = -(x + HinvC @ dbeta)
-            candidates.append(_apply_step(state, p.glob, step, parents))
         # the matrix is rebuilt for the first MATRIX_BUILDS linearizations only: later steps keep it (and its
         # factors), with the exact gradient at each new point, so the fit still ends at the exact minimum
         fresh = built < MATRIX_BUILDS
-        passes_c = run(
-            beta_c, candidates, linearize=it < max_iterations - 1, earlier=None if fresh else passes
+        passes_c = _shared_passes(
+            problem,
+            moments,
+            beta_c,
+            candidates,
+            linearize=it < max_iterations - 1,
+            earlier=None if fresh else passes,
         )
         total_c = sum(float(p.cost.sum()) for p in passes_c)
         logger.debug(
@@ -1002,14 +1038,14 @@ def _fit_shared(problem: _Problem) -> FitResult:
                 built += 1
                 lam = max(lam / 3, 1e-9)
                 factors = None
-            if gain < tolerance:
+            if gain < problem.tolerance:
                 break
         else:
             lam *= 4
             factors = None
             if lam > 1e6 or it == max_iterations - 1:
                 break  # no step lowers the cost (a minimum, to rounding), or no step left
-    cost = torch.cat([p.cost for p in passes]) / goals[0].shape[1]
+    cost = torch.cat([p.cost for p in passes]) / problem.goals[0].shape[1]
     return FitResult(
         betas,
         cost,
@@ -1018,3 +1054,89 @@ def _fit_shared(problem: _Problem) -> FitResult:
         torch.cat([p.error for p in passes]),
         torch.cat([p.joints for p in passes]),
     )
+
+
+def _shared_passes(
+    problem: _Problem,
+    moments: _Moments,
+    beta: torch.Tensor,
+    chunks: list[FitState],
+    *,
+    linearize: bool = True,
+    earlier: list[_Pass] | None = None,
+) -> list[_Pass]:
+    """Evaluate every chunk of frames at the shape ``beta``; with ``earlier``, the gradient only, its matrices taken
+    from ``earlier``. Without ``linearize`` (after the last step), only the cost and the errors."""
+    target, scratch = (
+        problem.target,
+        problem.scratch,
+    )  # an evaluation's buffers are free once it is linearized
+    out = []
+    for k, (goal, state) in enumerate(zip(problem.goals, chunks, strict=True)):
+        ev = evaluate(target, beta, state, frames_last(goal), scratch=scratch)
+        lin = None
+        if linearize:
+            lin = _linearize(
+                target, moments, beta, state, ev, shape=True, matrix=earlier is None, scratch=scratch
+            )
+            if earlier is not None:
+                old = earlier[k].lin
+                assert old is not None
+                lin.H, lin.C, lin.Hss = old.H, old.C, old.Hss
+        out.append(_Pass(lin, ev.glob, ev.cost, ev.error(), ev.joints))
+    return out
+
+
+@dataclass
+class _SharedFactors:
+    """Per chunk of frames, the Cholesky factor of its damped pose block and ``H^-1 C`` (float32: they only
+    steer); the shape's damped Schur complement ``(S, S)``."""
+
+    chunks: list[tuple[torch.Tensor, torch.Tensor]]
+    reduced: torch.Tensor
+
+
+def _factor_shared(passes: list[_Pass], lam: float, built: int) -> _SharedFactors:
+    """Factor every frame's damped pose block, and the shape's Schur complement, at the damping ``lam``."""
+    first = passes[0].lin
+    assert first is not None and first.Hss is not None
+    S, dev, f64 = first.Hss.shape[-1], first.Hss.device, torch.float64
+    chunks = []
+    reduced = torch.zeros(S, S, dtype=f64, device=dev)
+    for p in passes:
+        lin = p.lin
+        assert lin is not None and lin.C is not None and lin.Hss is not None
+        floor = DAMPING_FLOOR if built < MATRIX_BUILDS else KEPT_FLOOR
+        L = _factor_damped(lin.H, torch.full((lin.H.shape[0],), lam, dtype=f64, device=dev), floor)
+        HinvC = torch.cholesky_solve(lin.C, L)
+        reduced += (lin.Hss - lin.C.transpose(1, 2) @ HinvC).sum(0)
+        chunks.append((L.to(torch.float32), HinvC))
+    diag = torch.diagonal(reduced)
+    return _SharedFactors(chunks, reduced + torch.diag(lam * diag + 1e-12 * diag.mean().clamp_min(1e-30)))
+
+
+def _shared_step(
+    problem: _Problem,
+    passes: list[_Pass],
+    factors: _SharedFactors,
+    betas: torch.Tensor,
+    states: list[FitState],
+) -> tuple[torch.Tensor, list[FitState]]:
+    """The damped Gauss-Newton step: eliminate each frame's pose block, solve the shape, substitute back. Returns
+    the shape's step ``(S,)`` float64 and the candidate states."""
+    f64 = torch.float64
+    rhs = torch.zeros(len(betas), dtype=f64, device=betas.device)
+    Hinv_g = []
+    for p, (L, _) in zip(passes, factors.chunks, strict=True):
+        lin = p.lin
+        assert lin is not None and lin.C is not None and lin.h is not None
+        x = torch.cholesky_solve(lin.g[..., None].to(L.dtype), L).to(f64)
+        rhs += (lin.h - (lin.C.transpose(1, 2) @ x).squeeze(-1)).sum(0)
+        Hinv_g.append(x[..., 0])
+    dbeta = -torch.linalg.solve(factors.reduced, rhs)
+    parents = problem.target.model.parents
+    candidates = [
+        _apply_step(state, p.glob, -(x + HinvC @ dbeta), parents)
+        for state, x, (_, HinvC), p in zip(states, Hinv_g, factors.chunks, passes, strict=True)
+    ]
+    return dbeta, candidates

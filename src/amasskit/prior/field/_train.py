@@ -744,6 +744,53 @@ def _losses(
     return loss, {"dist": loss_dist, "manifold": loss_man, "eikonal": loss_eik, "gradient": loss_grad}
 
 
+def _run_inputs(
+    config: TrainConfig,
+) -> tuple[TrainingData, PoseSet, str, DistanceFieldConfig, dict[str, Any]]:
+    """What a run reads: its training set, the clean pose set, the set's metric, the network's settings (the set's
+    joint count), and the run's identity: its settings and the training sets' own ids (a set made again at the same
+    path is other data: the run does not resume onto it)."""
+    data = TrainingData(config.data)
+    poses = PoseSet(config.clean) if config.clean else data.pose_set()
+    metric = str(data.manifest["metric"]["name"])
+    J = int(data.arrays["noisy"].shape[1])
+    if poses.quat.shape[1] != J:
+        raise ConfigError(
+            f"the clean pose set has {poses.quat.shape[1]} joints, the training data {J}", key="clean"
+        )
+    model_config = dataclasses.replace(config.model_config(metric=metric), joints=J)
+    identity = config.identity() | {
+        "data_id": data.manifest.get("experiment_id"),
+        "clean_id": poses.experiment_id,
+        "val_id": TrainingData(config.val_data).manifest.get("experiment_id") if config.val_data else None,
+    }
+    return data, poses, metric, model_config, identity
+
+
+class _Meter:
+    """The training losses summed since the last log row, and the time since it."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sums = dict.fromkeys(("loss", "dist", "manifold", "eikonal", "gradient"), 0.0)
+        self.counted, self.started = 0, time.perf_counter()
+
+    def add(self, loss: torch.Tensor, parts: Mapping[str, torch.Tensor]) -> None:
+        for key, value in (("loss", loss), *parts.items()):
+            self.sums[key] += float(value.detach())
+        self.counted += 1
+
+    def take(self, batch_size: int) -> tuple[dict[str, float], float]:
+        """The mean of each loss since the last row and the poses a second; starts the next row."""
+        elapsed = time.perf_counter() - self.started
+        means = {k: v / self.counted for k, v in self.sums.items()}
+        rate = self.counted * batch_size / max(elapsed, 1e-9)
+        self._reset()
+        return means, rate
+
+
 def _train(
     config: TrainConfig,
     out: Path,
@@ -758,23 +805,8 @@ def _train(
     device = _device(config, world, local_rank)
     if config.batch_size % world or (config.manifold_batch or config.batch_size) % world:
         raise ConfigError(f"batch sizes must be divisible by the {world} ranks", key="batch_size")
-    data = TrainingData(config.data)
-    poses = PoseSet(config.clean) if config.clean else data.pose_set()
-    metric = str(data.manifest["metric"]["name"])
-    J = int(data.arrays["noisy"].shape[1])
-    if poses.quat.shape[1] != J:
-        raise ConfigError(
-            f"the clean pose set has {poses.quat.shape[1]} joints, the training data {J}", key="clean"
-        )
-    model_config = dataclasses.replace(config.model_config(metric=metric), joints=J)
+    data, poses, metric, model_config, identity = _run_inputs(config)
     checkpoint = out / "checkpoint.pt"
-    # what the run depends on: its settings, and the training sets' own ids (a set made again at the same path is
-    # other data: the run does not resume onto it)
-    identity = config.identity() | {
-        "data_id": data.manifest.get("experiment_id"),
-        "clean_id": poses.experiment_id,
-        "val_id": TrainingData(config.val_data).manifest.get("experiment_id") if config.val_data else None,
-    }
     state = _resume_state(out, config, identity, overwrite=overwrite)
     if state is not None and int(state["step"]) >= config.steps and (out / "model.pt").exists():
         logger.info("%s: trained already (%d steps)", out, state["step"])
@@ -813,8 +845,7 @@ def _train(
     last_val: dict[str, float] = dict(state.get("metrics") or {}) if state else {}
     val_step = int(state.get("metrics_step", state["step"]) if state else 0)  # the step last_val is from
     batches, clean_batches = _cycle(loader), _cycle(clean_loader)
-    sums = {"loss": 0.0, "dist": 0.0, "manifold": 0.0, "eikonal": 0.0, "gradient": 0.0}
-    counted, started = 0, time.perf_counter()
+    meter = _Meter()
     last_means: dict[str, float] = {}
     try:
         while step < config.steps:
@@ -827,12 +858,9 @@ def _train(
             loss.backward()
             optimizer.step()
             step += 1
-            for key, value in (("loss", loss), *parts.items()):
-                sums[key] += float(value.detach())
-            counted += 1
+            meter.add(loss, parts)
             if step % config.log_every == 0 or step == config.steps:
-                elapsed = time.perf_counter() - started
-                means = {k: v / counted for k, v in sums.items()}
+                means, poses_per_s = meter.take(config.batch_size)
                 logs.row(
                     "train.csv",
                     {
@@ -840,7 +868,7 @@ def _train(
                         "epoch": loader.sampler.epoch,
                         **means,
                         "lr": lr,
-                        "poses_per_s": counted * config.batch_size / max(elapsed, 1e-9),
+                        "poses_per_s": poses_per_s,
                     },
                 )
                 last_means = means | {"loss_step": step}
@@ -850,8 +878,6 @@ def _train(
                         config.steps,
                         last_means | last_val | ({"val_step": val_step} if last_val else {}),
                     )
-                sums = dict.fromkeys(sums, 0.0)
-                counted, started = 0, time.perf_counter()
             if val is not None and (step % config.val_every == 0 or step == config.steps):
                 last_val, val_step = evaluate_field(model, *val, device=device), step
                 logs.row("val.csv", {"step": step, **last_val})

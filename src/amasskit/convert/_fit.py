@@ -676,13 +676,18 @@ def _gradient(
     return _Gradient(g, h, A, G, p, F, dtau, Vm)
 
 
-def _about_root(A: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _about_root(
+    target: TargetModel, A: torch.Tensor, p: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The joints' transforms ``A (B, J, 3, 4)`` and positions ``p (B, J, 3)`` about the root (the Gauss-Newton
-    matrix does not depend on the origin; about the root its cancellations stay far from float32's limits)."""
+    matrix does not depend on the origin; about the root its cancellations stay far from float32's limits): ``Ao``,
+    ``po (B, J, 3)``, and for the skinning pairs ``(m_p, n_p)`` of joints, their indices ``pm``, ``pn`` and transforms
+    ``Am``, ``An (P, B, 3, 4)``."""
     o = p[:, :1]
     Ao = A.clone()
     Ao[..., 3] -= o
-    return Ao, p - o
+    pm, pn = target.pairs[:, 0], target.pairs[:, 1]
+    return Ao, p - o, pm, pn, Ao[:, pm].transpose(0, 1), Ao[:, pn].transpose(0, 1)
 
 
 def _pose_matrix(target: TargetModel, moments: _Moments, grad: _Gradient) -> torch.Tensor:
@@ -693,10 +698,8 @@ def _pose_matrix(target: TargetModel, moments: _Moments, grad: _Gradient) -> tor
     # from the moments, about the root, in the working precision: it only steers
     wp = A.dtype
     Dw = target.descendants
-    Ao, po = _about_root(A, p)
-    pm, pn = target.pairs[:, 0], target.pairs[:, 1]
+    Ao, po, pm, _, Am, An = _about_root(target, A, p)
     P = len(pm)
-    Am, An = Ao[:, pm].transpose(0, 1), Ao[:, pn].transpose(0, 1)  # (P, B, 3, 4)
     Mp = moments.M
     AM = (Am.reshape(P, B * 3, 4) @ Mp).reshape(P, B, 3, 4)  # A_m M_p
     Q = (AM[:, :, :, None, :] * An[:, :, None, :, :]).sum(-1)  # (P, B, 3, 3): A_m M_p A_n^T
@@ -743,10 +746,8 @@ def _shape_blocks(
     n = 3 * J + 3
     wp = A.dtype
     Dw = target.descendants
-    Ao, po = _about_root(A, p)
-    pm, pn = target.pairs[:, 0], target.pairs[:, 1]
+    _, po, pm, pn, Am, _ = _about_root(target, A, p)
     P = len(pm)
-    Am = Ao[:, pm].transpose(0, 1)  # (P, B, 3, 4)
     # from the moments
     # coupling: sum_i c_ik x u_is over the pairs, with u_is = sum_n w_in [G_n | dtau_ns] [S_is; 1]
     T = moments.T  # (P, S, 4, 4)

@@ -237,7 +237,7 @@ def test_the_llamass_form_assigns_whole_sub_datasets_with_its_overlaps(
 
 
 def test_the_lists_are_in_the_wheel(tmp_path: Path) -> None:
-    """The package data that `spl` reads is in the built wheel (not only in the source tree)."""
+    """The package data that `spl` and `humanml3d` read is in the built wheel (not only in the source tree)."""
     import shutil
     import subprocess
     import sys
@@ -258,3 +258,10 @@ def test_the_lists_are_in_the_wheel(tmp_path: Path) -> None:
             data = zf.read(f"amasskit/catalog/data/spl/{name}_fnames.txt.gz")
             assert len(gzip.decompress(data).split()) == len(spl_lists()[name])
         assert b"eth-ait/spl" in zf.read("amasskit/catalog/data/spl/SOURCES.md")
+        # and HumanML3D's index, splits, normalisation and target skeleton, with their attribution
+        assert len(gzip.decompress(zf.read("amasskit/humanml3d/data/index.csv.gz")).splitlines()) == 14617
+        for name in ("train", "val", "test", "train_val", "all"):
+            assert zf.read(f"amasskit/humanml3d/data/{name}.txt.gz")
+        for name in ("Mean.npy", "Std.npy", "target_skeleton.json"):
+            assert zf.read(f"amasskit/humanml3d/data/{name}")
+        assert b"EricGuo5513/HumanML3D" in zf.read("amasskit/humanml3d/data/SOURCES.md")

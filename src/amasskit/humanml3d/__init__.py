@@ -1,0 +1,42 @@
+"""HumanML3D from AMASS: the published dataset's joints, 263-d features, mirror and splits, rebuilt exactly.
+
+HumanML3D (Guo et al., CVPR 2022; EricGuo5513/HumanML3D, MIT) is the dataset text-to-motion models train on. Its
+features, as public functions that apply to joints from anywhere::
+
+    vecs = features(joints)            # (T, 22, 3) Y-up positions -> (T - 1, 263) float32
+    back = recover_joints(vecs)        # -> (T - 1, 22, 3): the published new_joints of those features
+    mirrored = mirror_joints(joints)   # left and right exchanged (x negated): HumanML3D's M<id> motions
+
+The skeleton (:mod:`._skeleton`: joint order, chains, rest directions, inverse and forward kinematics), the features
+(:func:`features`, :func:`recover_joints`, :func:`uniform_skeleton`, :data:`FEATURE_SLICES`), and the shipped
+published data (:func:`target_lengths`, :func:`published_split`, :func:`published_mean_std`).
+"""
+
+from ._data import PUBLISHED_SPLITS, published_mean_std, published_split, target_lengths
+from ._features import (
+    FEATURE_SIZE,
+    FEATURE_SLICES,
+    FOOT_THRESHOLD,
+    features,
+    recover_joints,
+    uniform_skeleton,
+)
+from ._mirror import mirror_joints
+from ._skeleton import KINEMATIC_CHAINS, PARENTS, RAW_OFFSETS
+
+__all__ = [
+    "FEATURE_SIZE",
+    "FEATURE_SLICES",
+    "FOOT_THRESHOLD",
+    "KINEMATIC_CHAINS",
+    "PARENTS",
+    "PUBLISHED_SPLITS",
+    "RAW_OFFSETS",
+    "features",
+    "mirror_joints",
+    "published_mean_std",
+    "published_split",
+    "recover_joints",
+    "target_lengths",
+    "uniform_skeleton",
+]

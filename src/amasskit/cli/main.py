@@ -25,6 +25,7 @@ for _module in (
     "body",
     "convert",
     "prior",
+    "humanml3d",
     "demo",
 ):
     importlib.import_module(f"{__package__}.{_module}")

@@ -18,12 +18,9 @@ first frame by up to 0.1 rad).
 
 from __future__ import annotations
 
-import itertools
 from typing import Any, Final
 
 import numpy as np
-
-from ..rotations import quat_inverse, quat_product
 
 __all__ = [
     "FACE_JOINTS",
@@ -160,33 +157,66 @@ def facing_rotation(across: np.ndarray, *, smooth: bool = False) -> np.ndarray:
     return quat_between(_unit(forward), np.array([0.0, 0.0, 1.0]))
 
 
+def _qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The Hamilton product of XYZW quaternions (broadcasting): the formula of :func:`amasskit.rotations.quat_product`
+    without its argument checks and conversions, which took half of the feature step's time here (measured with
+    cProfile on benchmarks/humanml3d.py's sample)."""
+    ax, ay, az, aw = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
+    bx, by, bz, bw = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    return np.stack(
+        [
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz,
+        ],
+        -1,
+    )
+
+
+def _qinv(q: np.ndarray) -> np.ndarray:
+    return q * np.array([-1.0, -1.0, -1.0, 1.0])
+
+
+# the chains' steps side by side: step k of every chain long enough, as (chain indices, parents, joints)
+_STEPS: Final[tuple[tuple[list[int], list[int], list[int]], ...]] = tuple(
+    (
+        [c for c, chain in enumerate(KINEMATIC_CHAINS) if len(chain) > k + 1],
+        [chain[k] for chain in KINEMATIC_CHAINS if len(chain) > k + 1],
+        [chain[k + 1] for chain in KINEMATIC_CHAINS if len(chain) > k + 1],
+    )
+    for k in range(max(map(len, KINEMATIC_CHAINS)) - 1)
+)
+
+
 def inverse_kinematics(joints: np.ndarray, *, smooth_forward: bool = False) -> np.ndarray:
     """``(T, 22, 3)`` positions -> ``(T, 22, 4)`` XYZW rotations: the root's turns the facing direction to +z (about
     +y; the first frame's is the identity), each other joint's turns its rest direction to its bone, relative to its
-    chain's accumulated rotation."""
+    chain's accumulated rotation (the five chains a step at a time, side by side)."""
     T = joints.shape[0]
     root = facing_rotation(facing_across(joints, as_inverse_kinematics=True), smooth=smooth_forward)
     root[0] = (0.0, 0.0, 0.0, 1.0)  # as published: the first frame's root rotation is the identity
     quat = np.zeros((T, NUM_JOINTS, 4))
     quat[:, 0] = root
-    for chain in KINEMATIC_CHAINS:
-        accumulated = root
-        for parent, joint in itertools.pairwise(chain):
-            bone = _unit(joints[:, joint] - joints[:, parent])
-            local = quat_product(quat_inverse(accumulated), quat_between(RAW_OFFSETS[joint], bone))
-            quat[:, joint] = local
-            accumulated = quat_product(accumulated, local)
+    accumulated = np.repeat(root[:, None], len(KINEMATIC_CHAINS), axis=1)  # (T, chains, 4)
+    for chains, parents, children in _STEPS:
+        bone = _unit(joints[:, children] - joints[:, parents])
+        local = _qmul(_qinv(accumulated[:, chains]), quat_between(RAW_OFFSETS[children], bone))
+        quat[:, children] = local
+        accumulated[:, chains] = _qmul(accumulated[:, chains], local)
     return quat
 
 
 def forward_kinematics(quat: np.ndarray, root: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """``(T, 22, 4)`` XYZW rotations (as :func:`inverse_kinematics` gives), ``(T, 3)`` root positions and ``(22, 3)``
     offsets -> ``(T, 22, 3)`` positions."""
-    joints = np.zeros((*quat.shape[:-1], 3))
+    bones = np.zeros((*quat.shape[:-1], 3))  # each joint's offset from its parent, rotated into place
+    accumulated = np.repeat(quat[:, :1], len(KINEMATIC_CHAINS), axis=1)
+    for chains, _, children in _STEPS:
+        accumulated[:, chains] = _qmul(accumulated[:, chains], quat[:, children])
+        bones[:, children] = quat_rotate(accumulated[:, chains], offsets[children])
+    joints = np.zeros_like(bones)
     joints[:, 0] = root
-    for chain in KINEMATIC_CHAINS:
-        accumulated = quat[:, 0]
-        for parent, joint in itertools.pairwise(chain):
-            accumulated = quat_product(accumulated, quat[:, joint])
-            joints[:, joint] = quat_rotate(accumulated, offsets[joint]) + joints[:, parent]
+    for joint in range(1, NUM_JOINTS):  # parents come before their children
+        joints[:, joint] = joints[:, PARENTS[joint]] + bones[:, joint]
     return joints

@@ -17,7 +17,9 @@ def humanml3d(
     catalog: Annotated[
         Path, typer.Option(help="Catalog of the SMPL+H release (database or scanned folder).")
     ],
-    body_models: Annotated[Path, typer.Option(help="Folder of smplh/<gender>/model.npz.")],
+    body_models: Annotated[
+        Path | None, typer.Option(help="Folder of smplh/<gender>/model.npz (not needed with --check).")
+    ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (HumanML3D's layout).")] = Path(
         "HumanML3D"
     ),
@@ -56,6 +58,8 @@ def humanml3d(
             )
             _print_skipped(skipped, SKIP_REASONS)
             return
+        if body_models is None:
+            raise typer.BadParameter("--body-models is needed to build (only --check goes without)")
         with step_progress("building HumanML3D (files)") as on_progress:
             report = build_humanml3d(
                 catalog, body_models, out, mode=mode, humanact12=humanact12, workers=jobs, dask=dask,

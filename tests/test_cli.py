@@ -193,6 +193,7 @@ def test_the_librarys_tables_name_exactly_the_choices() -> None:
     which both the library's checks and the command line's choice lists are read from."""
     from amasskit import choices
     from amasskit.convert import SCHEDULES
+    from amasskit.humanml3d import MODES as HUMANML3D_MODES
     from amasskit.prior import (
         JOINT_SETS,
         METRICS,
@@ -207,7 +208,8 @@ def test_the_librarys_tables_name_exactly_the_choices() -> None:
     pairs = [(choices.NoiseScheme, NOISE_SCHEMES), (choices.Metric, METRICS), (choices.JointSet, JOINT_SETS),
              (choices.PoseSetPreset, POSE_SET_PRESETS), (choices.TrainPreset, TRAIN_PRESETS),
              (choices.Precision, PRECISIONS), (choices.ProjectionMethod, PROJECTION_METHODS),
-             (choices.FitSchedule, SCHEDULES), (choices.ExportFormat, EXPORT_FORMATS)]  # fmt: skip
+             (choices.FitSchedule, SCHEDULES), (choices.ExportFormat, EXPORT_FORMATS),
+             (choices.HumanML3DMode, HUMANML3D_MODES)]  # fmt: skip
     for choice, library in pairs:
         assert set(choices.values(choice)) == set(library), choice
     with pytest.raises(TypeError, match="not a choice type"):

@@ -74,6 +74,7 @@ def world(
         ),
         "--verify": f"--verify --checksums {summary.root / 'archives' / 'checksums.json'}",  # synthetic archives
         "~/data/amass-splits": str(root / "splits"),
+        "~/data/HumanML3D": str(root / "HumanML3D"),
         "~/data/amass": str(root / "amass"),
         "~/amass": str(root / "amass"),
         "~/models": str(models),

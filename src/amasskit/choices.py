@@ -29,6 +29,7 @@ __all__ = [
     "ExportFormat",
     "FitSchedule",
     "HashKind",
+    "HumanML3DMode",
     "JointSet",
     "LengthMode",
     "Metric",
@@ -59,6 +60,9 @@ FitSchedule = Literal["accurate", "fast"]
 """A body-model conversion's fit schedule (``amasskit.convert.SCHEDULES``)."""
 ExportFormat = Literal["hdf5", "pt", "npz"]
 """A store's export format (``amasskit.store.export_store``)."""
+HumanML3DMode = Literal["exact", "fixed"]
+"""How ``amasskit humanml3d`` builds: the published procedure, quirks included, or exactly 20 fps by time with each file's
+own gender."""
 Release = Literal["smplh", "smplx"]
 """An AMASS release: SMPL+H (``*_poses.npz``) or SMPL-X (``*_stageii.npz``)."""
 LengthMode = Literal["real", "short"]

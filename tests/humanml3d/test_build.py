@@ -28,6 +28,9 @@ from amasskit.humanml3d import (
     read_index,
     target_lengths,
 )
+from amasskit.io import write
+from amasskit.sequence import Gender
+from amasskit.synth import FilePlan, synth_sequence
 
 from . import reference
 
@@ -90,6 +93,11 @@ def amass(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             continue
         _write_motion(path, frames, fps, gender, seed)
         written[motion_id] = path
+    only_x = _rows_of("/ACCAD/", 1)[0]  # in the SMPL-X release only
+    dataset, subject, name = only_x.place
+    plan = FilePlan(index=0, dataset=dataset, subject=subject, name=name, relpath="", num_frames=90, fps=120.0,
+                    gender=Gender.MALE, gender_as_bytes=False, betas=(0.0,) * 16, with_markers=False)  # fmt: skip
+    write(synth_sequence(plan, release="smplx", seed=3), root / dataset / subject / f"{name}_stageii.npz")
     slow = _rows_of("/CMU/", 1)[0]
     _, subject, name = slow.place
     _write_motion(root / "CMU" / subject / f"{name}_poses.npz", 400, 15.0, "male", 99)
@@ -100,7 +108,8 @@ def amass(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         acts / act.source.rsplit("/", 1)[-1],
         np.random.default_rng(5).normal(0, 0.3, (30, 24, 3)) + np.array([0, 1, 0]),
     )
-    return {"root": root, "rows": plans, "slow": slow.motion_id, "act": act.motion_id, "acts": acts}
+    return {"root": root, "rows": plans, "slow": slow.motion_id, "act": act.motion_id, "acts": acts,
+            "smplx": only_x.motion_id}  # fmt: skip
 
 
 def _published_joints(path: Path, row: IndexRow, model_dir: Path) -> np.ndarray:
@@ -131,10 +140,11 @@ def test_index_rows_are_checked_before_any_work(amass: dict[str, object], model_
     hdm = next(m for m in amass["rows"] if "MPI_HDM05" in BY_ID[m].source)  # type: ignore[attr-defined]
     assert planned[hdm].truncated
     assert planned[amass["slow"]].skip == "slow"  # type: ignore[index]
+    assert planned[amass["smplx"]].skip == "smplx_only"  # type: ignore[index]
     assert planned[amass["act"]].skip is None  # type: ignore[index]
     other_act = next(r for r in ROWS if r.is_humanact12 and r.motion_id != amass["act"])
     assert planned[other_act.motion_id].skip == "humanact12"
-    present = {BY_ID[m].source for m in [*amass["rows"], amass["slow"]]}  # type: ignore[misc]
+    present = {BY_ID[m].source for m in [*amass["rows"], amass["slow"], amass["smplx"]]}  # type: ignore[misc]
     missing = {p.row.motion_id for p in planned.values() if p.skip == "missing"}
     assert missing == {r.motion_id for r in ROWS if not r.is_humanact12 and r.source not in present}
 
@@ -206,6 +216,35 @@ def test_build_equals_the_published_procedure_and_resumes(
     assert {p.name: p.read_bytes() for p in (out / "new_joint_vecs").iterdir()} == before
     with pytest.raises(OutputExistsError, match="other settings"):
         build_humanml3d(amass["root"], model_dir, out, mode="fixed", workers=1)  # type: ignore[arg-type]
+    fixed = build_humanml3d(amass["root"], model_dir, out, mode="fixed", workers=1, overwrite=True)  # type: ignore[arg-type]
+    # nothing of the other settings kept (and no HumanAct12 motion: not asked for this time)
+    assert not fixed.kept and sorted(fixed.written) == sorted(set(report.written) - {amass["act"]})
+
+
+def test_an_interrupted_build_resumes_to_the_same_bytes(
+    amass: dict[str, object], model_dir: Path, tmp_path: Path
+) -> None:
+    """Stopped after its first file (as by Ctrl-C), a build run again gives the bytes of one uninterrupted run."""
+
+    def stop(done: int, total: int) -> None:
+        if done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_humanml3d(amass["root"], model_dir, tmp_path / "cut", workers=1, progress=stop)  # type: ignore[arg-type]
+    assert 0 < len(list((tmp_path / "cut" / "new_joint_vecs").iterdir())) < 2 * len(amass["rows"])  # type: ignore[arg-type]
+    resumed = build_humanml3d(amass["root"], model_dir, tmp_path / "cut", workers=1)  # type: ignore[arg-type]
+    whole = build_humanml3d(amass["root"], model_dir, tmp_path / "whole", workers=1)  # type: ignore[arg-type]
+    assert resumed.kept and sorted(resumed.kept + resumed.written) == sorted(whole.written)
+    for folder in ("new_joint_vecs", "new_joints"):
+        names = sorted(p.name for p in (tmp_path / "whole" / folder).iterdir())
+        assert names == sorted(p.name for p in (tmp_path / "cut" / folder).iterdir())
+        for name in names:
+            assert (tmp_path / "cut" / folder / name).read_bytes() == (
+                tmp_path / "whole" / folder / name
+            ).read_bytes()
+    for name in ("Mean.npy", "Std.npy", "train.txt"):
+        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
 
 
 def test_fixed_mode_is_20_fps_with_each_files_gender(
@@ -240,3 +279,23 @@ def test_the_command_runs_as_a_user_runs_it(
     assert second.returncode == 0, second.stderr
     assert "0 motions built" in " ".join(second.stdout.split())
     assert (work / "out" / "new_joint_vecs").is_dir() and (work / "out" / "Mean.npy").is_file()
+
+
+@pytest.mark.slow
+def test_a_build_on_a_real_dask_cluster_gives_the_same_bytes(
+    amass: dict[str, object], model_dir: Path, tmp_path: Path
+) -> None:
+    """`humanml3d --dask`: the motions built in a local cluster's workers equal those built in one process, byte for
+    byte."""
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    from tests.cluster import local_cluster
+
+    here = build_humanml3d(amass["root"], model_dir, tmp_path / "here", workers=1)  # type: ignore[arg-type]
+    with local_cluster() as cluster:
+        there = build_humanml3d(amass["root"], model_dir, tmp_path / "there", dask=cluster.scheduler_address)  # type: ignore[arg-type]
+    assert sorted(here.written) == sorted(there.written) and here.written
+    for folder in ("new_joint_vecs", "new_joints"):
+        for path in sorted((tmp_path / "here" / folder).iterdir()):
+            assert path.read_bytes() == (tmp_path / "there" / folder / path.name).read_bytes(), path.name
+    for name in ("Mean.npy", "Std.npy", "all.txt"):
+        assert (tmp_path / "here" / name).read_bytes() == (tmp_path / "there" / name).read_bytes()

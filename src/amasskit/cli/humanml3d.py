@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from ..choices import HumanML3DMode
 from ._app import DaskAddress, JobsOption, app, console, err_console, handle_errors, step_progress
 
 
@@ -23,13 +24,14 @@ def humanml3d(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (HumanML3D's layout).")] = Path(
         "HumanML3D"
     ),
-    mode: Annotated[
-        Literal["exact", "fixed"],
+    fixed: Annotated[
+        bool,
         typer.Option(
-            help="exact: the published data, quirks included (the int(fps / 20) stride, the female model unless "
-            "gender == 'male'); fixed: exactly 20 fps by time, each file's own gender (not the published data)."
+            "--fixed/--exact",
+            help="--exact (default): the published data, quirks included (the int(fps / 20) stride, the female model "
+            "unless gender == 'male'); --fixed: exactly 20 fps by time, each file's own gender (not the published data).",
         ),
-    ] = "exact",
+    ] = False,
     humanact12: Annotated[
         Path | None,
         typer.Option(help="HumanAct12's joint files (<name>.npy), for its 1,191 rows (else skipped)."),
@@ -45,6 +47,7 @@ def humanml3d(
     listed with why (before any work); resumable, parallel, on a Dask cluster with --dask."""
     from ..humanml3d import SKIP_REASONS, build_humanml3d, check_index
 
+    mode: HumanML3DMode = "fixed" if fixed else "exact"
     with handle_errors():
         if check:
             planned = check_index(catalog, mode=mode, humanact12=humanact12)

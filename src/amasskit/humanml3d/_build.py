@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
@@ -203,7 +204,12 @@ def _build_locked(
     for p in planned:
         if p.skip is not None:
             continue
-        if p.row.motion_id in built and _outputs_exist(root, p.row.motion_id):
+        if _outputs_exist(root, p.row.motion_id):
+            # built before with these settings (the manifest's, on disk before any motion; every file atomic),
+            # though a run stopped before its manifest said so
+            if p.row.motion_id not in built:
+                frames = np.load(root / "new_joint_vecs" / f"{p.row.motion_id}.npy", mmap_mode="r").shape[0]
+                built[p.row.motion_id] = {"source": p.path, "frames": int(frames)}
             report.kept.append(p.row.motion_id)
             continue
         kind = "humanact12" if p.row.is_humanact12 else "amass"
@@ -244,27 +250,11 @@ def _build_locked(
     def failed(tag: tuple[str, list[str]], exc: Exception) -> None:
         finished(tag, None, f"{type(exc).__name__}: {exc}")
 
-    if dask is not None and calls:
-        run_on_dask(
-            dask, _build_file, calls, lambda t, r: finished(t, r, None), on_error=failed, what="files"
-        )
-    elif (processes := min(len(calls), workers or os.cpu_count() or 1)) > 1:
-        run_in_pool(
-            _build_file,
-            calls,
-            lambda t, r: finished(t, r, None),
-            on_error=failed,
-            processes=processes,
-            what="files",
-        )
-    else:
-        for args, tag in calls:
-            try:
-                result = _build_file(*args)
-            except Exception as exc:  # reported per file, the rest built (or stopped, strict)
-                failed(tag, exc)
-            else:
-                finished(tag, result, None)
+    try:
+        _run(calls, workers, dask, lambda t, r: finished(t, r, None), failed)
+    except BaseException:
+        _write_manifest(root, settings, built, report)  # stopped: what is built is recorded
+        raise
     if progress is not None and not calls:
         progress(0, 0)
     order = [p.row.motion_id for p in planned if p.row.motion_id in built]
@@ -281,6 +271,28 @@ def _build_locked(
     report.seconds = time.perf_counter() - started
     _write_manifest(root, settings, built, report)
     return report
+
+
+def _run(
+    calls: list[tuple[tuple[Any, ...], Any]],
+    workers: int | None,
+    dask: str | None,
+    on_result: Callable[[Any, Any], None],
+    on_error: Callable[[Any, Exception], None],
+) -> None:
+    """Every call of :func:`_build_file`: on a Dask cluster, in a process pool, or here (one process)."""
+    if dask is not None and calls:
+        run_on_dask(dask, _build_file, calls, on_result, on_error=on_error, what="files")
+    elif (processes := min(len(calls), workers or os.cpu_count() or 1)) > 1:
+        run_in_pool(_build_file, calls, on_result, on_error=on_error, processes=processes, what="files")
+    else:
+        for args, tag in calls:
+            try:
+                result = _build_file(*args)
+            except Exception as exc:  # reported per file, the rest built (or stopped, strict)
+                on_error(tag, exc)
+            else:
+                on_result(tag, result)
 
 
 def _outputs_exist(root: Path, motion_id: str) -> bool:
@@ -316,6 +328,8 @@ def _earlier_manifest(root: Path, settings: Mapping[str, Any], *, overwrite: boo
             "another folder"
         )
     logger.info("%s: built with other settings: rebuilding every motion", root)
+    for folder in ("new_joint_vecs", "new_joints"):  # amasskit's (the manifest says so): none may be kept
+        shutil.rmtree(root / folder, ignore_errors=True)
     return {}
 
 

@@ -26,11 +26,12 @@ import io
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 import numpy as np
 
 from ..catalog import CatalogRecord, canonical_dataset
+from ..choices import HumanML3DMode, values
 from ..errors import InvalidArgumentError
 from ._data import index_text
 
@@ -47,8 +48,8 @@ __all__ = [
     "read_index",
 ]
 
-Mode = Literal["exact", "fixed"]
-MODES: Final[tuple[str, ...]] = ("exact", "fixed")
+Mode = HumanML3DMode
+MODES: Final[tuple[str, ...]] = values(HumanML3DMode)
 TARGET_FPS: Final = 20
 START_TRIMS: Final[dict[str, int]] = {
     "Eyes_Japan_Dataset": 3 * TARGET_FPS,

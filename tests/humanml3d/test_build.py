@@ -95,7 +95,7 @@ def amass(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         written[motion_id] = path
     only_x = _rows_of("/ACCAD/", 1)[0]  # in the SMPL-X release only
     dataset, subject, name = only_x.place
-    plan = FilePlan(index=0, dataset=dataset, subject=subject, name=name, relpath="", num_frames=90, fps=120.0,
+    plan = FilePlan(index=0, dataset=dataset, subject=subject, name=name, relpath="", num_frames=only_x.end + 2, fps=20.0,
                     gender=Gender.MALE, gender_as_bytes=False, betas=(0.0,) * 16, with_markers=False)  # fmt: skip
     write(synth_sequence(plan, release="smplx", seed=3), root / dataset / subject / f"{name}_stageii.npz")
     slow = _rows_of("/CMU/", 1)[0]
@@ -299,3 +299,20 @@ def test_a_build_on_a_real_dask_cluster_gives_the_same_bytes(
             assert path.read_bytes() == (tmp_path / "there" / folder / path.name).read_bytes(), path.name
     for name in ("Mean.npy", "Std.npy", "all.txt"):
         assert (tmp_path / "here" / name).read_bytes() == (tmp_path / "there" / name).read_bytes()
+
+
+def test_rows_only_in_the_smplx_release_are_converted_when_asked(
+    amass: dict[str, object], model_dir: Path, tmp_path: Path
+) -> None:
+    """With convert_smplx, the SMPL-X file is converted to SMPL+H (amasskit convert) and its row built from the
+    conversion, named so in the manifest; without, it stays skipped."""
+    report = build_humanml3d(amass["root"], model_dir, tmp_path / "x", convert_smplx=True, workers=1)  # type: ignore[arg-type]
+    motion_id: str = amass["smplx"]  # type: ignore[assignment]
+    assert motion_id in report.written and motion_id not in report.skipped
+    manifest = json.loads((tmp_path / "x" / MANIFEST_NAME).read_text())
+    assert manifest["motions"][motion_id]["converted_from_smplx"] and manifest["settings"]["convert_smplx"]
+    vecs = np.load(tmp_path / "x" / "new_joint_vecs" / f"{motion_id}.npy")
+    row = BY_ID[motion_id]
+    assert vecs.shape == (row.end - row.start - 1, 263) and np.isfinite(vecs).all()
+    again = build_humanml3d(amass["root"], model_dir, tmp_path / "x", convert_smplx=True, workers=1)  # type: ignore[arg-type]
+    assert motion_id in again.kept and not again.written

@@ -36,6 +36,14 @@ def humanml3d(
         Path | None,
         typer.Option(help="HumanAct12's joint files (<name>.npy), for its 1,191 rows (else skipped)."),
     ] = None,
+    convert_smplx: Annotated[
+        bool,
+        typer.Option(
+            "--convert-smplx",
+            help="Rows found only in the SMPL-X release: convert their files to SMPL+H first (amasskit convert; the "
+            "body-model folder needs the SMPL-X models and the transfer file); else they are listed as skipped.",
+        ),
+    ] = False,
     check: Annotated[bool, typer.Option("--check", help="Only check the index against the catalog.")] = False,
     jobs: JobsOption = None,
     dask: DaskAddress = None,
@@ -65,7 +73,8 @@ def humanml3d(
             raise typer.BadParameter("--body-models is needed to build (only --check goes without)")
         with step_progress("building HumanML3D (files)") as on_progress:
             report = build_humanml3d(
-                catalog, body_models, out, mode=mode, humanact12=humanact12, workers=jobs, dask=dask,
+                catalog, body_models, out, mode=mode, humanact12=humanact12, convert_smplx=convert_smplx,
+                workers=jobs, dask=dask,
                 strict=strict, overwrite=overwrite, progress=on_progress,
             )  # fmt: skip
     console.print(

@@ -43,7 +43,7 @@ from ..catalog import Catalog
 from ..errors import AmassKitError, InvalidArgumentError, OutputExistsError
 from ._data import PUBLISHED_SPLITS, published_split, target_lengths
 from ._features import FEATURE_SIZE, FEATURE_SLICES, FOOT_THRESHOLD, features, recover_joints
-from ._index import MODES, SKIP_REASONS, TARGET_FPS, Mode, PlannedRow, plan_rows, read_index
+from ._index import MODES, SKIP_REASONS, TARGET_FPS, Mode, PlannedRow, crop_frames, plan_rows, read_index
 from ._mirror import mirror_joints
 
 __all__ = ["MANIFEST_NAME", "HumanML3DReport", "build_humanml3d", "check_index", "mean_std"]
@@ -128,6 +128,7 @@ def build_humanml3d(
     *,
     mode: Mode = "exact",
     humanact12: str | os.PathLike[str] | None = None,
+    convert_smplx: bool = False,
     workers: int | None = None,
     dask: str | None = None,
     strict: bool = False,
@@ -143,6 +144,10 @@ def build_humanml3d(
         mode: ``exact`` (the published data, quirks included) or ``fixed`` (exactly 20 fps by time, each file's own
             gender: not the published data, and the manifest says so).
         humanact12: the folder of HumanAct12's joint files (``<name>.npy``), for its 1,191 rows; else skipped.
+        convert_smplx: rows whose file the catalog holds only in the SMPL-X release are converted to SMPL+H first
+            (:func:`amasskit.convert.convert_files`, into ``out/.smplh-from-smplx``; the body-model folder needs the
+            SMPL-X models and the transfer file) and built from the conversion; else they are skipped. Either way the
+            manifest names them: the published data come from SMPL+H, so these motions differ from it by the fit.
         workers: processes (default: all cores). dask: a Dask scheduler's address instead.
         strict: stop at the first file that fails (else reported, and the rest built).
         overwrite: replace a folder built with other settings (else refused).
@@ -172,6 +177,7 @@ def build_humanml3d(
         "humanact12": None if acts_dir is None else str(acts_dir),
         "target_lengths": [float(x) for x in target_lengths()],
         "foot_threshold": FOOT_THRESHOLD,
+        "convert_smplx": convert_smplx,
     }
     root.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(root / _LOCK, what=f"humanml3d into {root}"):
@@ -194,6 +200,8 @@ def _build_locked(
 ) -> HumanML3DReport:
     earlier = _earlier_manifest(root, settings, overwrite=overwrite)
     report = HumanML3DReport(root, settings["mode"])
+    if settings["convert_smplx"]:
+        planned = _with_smplx_converted(planned, root, settings, workers, dask)
     for p in planned:
         if p.skip is not None:
             report.skipped[p.row.motion_id] = p.skip
@@ -212,17 +220,20 @@ def _build_locked(
                 built[p.row.motion_id] = {"source": p.path, "frames": int(frames)}
             report.kept.append(p.row.motion_id)
             continue
-        kind = "humanact12" if p.row.is_humanact12 else "amass"
+        kind = "humanact12" if p.row.is_humanact12 else "converted" if p.converted else "amass"
         assert p.path is not None
         tasks[(kind, p.path)].append(p)
     _write_manifest(root, settings, built, report)  # the settings are on disk before any motion
     calls = []
     for (kind, path), rows in tasks.items():
-        base = acts_dir if kind == "humanact12" else Path(settings["catalog"])
+        base = {"humanact12": acts_dir, "converted": root / CONVERTED, "amass": Path(settings["catalog"])}[
+            kind
+        ]
         assert base is not None  # HumanAct12 rows are planned only with their folder
         source = str(base / path)
         jobs = [(p.row.motion_id, p.frames.tolist()) for p in rows if p.frames is not None]
-        calls.append(((kind, source, jobs, settings, str(root)), (path, [p.row.motion_id for p in rows])))
+        shown = f"{CONVERTED}/{path}" if kind == "converted" else path
+        calls.append(((kind, source, jobs, settings, str(root)), (shown, [p.row.motion_id for p in rows])))
     done = 0
     last_save = time.monotonic()
 
@@ -240,6 +251,8 @@ def _build_locked(
             assert result is not None
             for motion_id, frames in result.items():
                 built[motion_id] = {"source": path, "frames": frames}
+                if tag[0].startswith(CONVERTED):
+                    built[motion_id]["converted_from_smplx"] = True
                 report.written.append(motion_id)
         if time.monotonic() - last_save > 30:  # the manifest follows a long build
             _write_manifest(root, settings, built, report)
@@ -293,6 +306,49 @@ def _run(
                 on_error(tag, exc)
             else:
                 on_result(tag, result)
+
+
+CONVERTED: Final = ".smplh-from-smplx"
+
+
+def _with_smplx_converted(
+    planned: list[PlannedRow], root: Path, settings: Mapping[str, Any], workers: int | None, dask: str | None
+) -> list[PlannedRow]:
+    """``planned`` with every row found only in the SMPL-X release planned on its file converted to SMPL+H (below
+    ``root/.smplh-from-smplx``, the catalog's relative paths; a rerun keeps the conversions done)."""
+    from ..convert import convert_files
+    from ..io import read_header
+
+    wanted = {p.path for p in planned if p.skip == "smplx_only" and p.path is not None}
+    if not wanted:
+        return planned
+    inputs = root / ".smplx-inputs"  # the files to convert, linked under their catalog paths
+    for rel in sorted(wanted):
+        link = inputs / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():
+            link.symlink_to(Path(settings["catalog"]) / rel)
+    report = convert_files([inputs], root / CONVERTED, to="smplh", model_dir=settings["body_models"], workers=workers,
+                           dask=dask)  # fmt: skip
+    for name, error in report.problems:
+        logger.warning("%s: not converted to SMPL+H: %s", name, error)
+    out = []
+    for p in planned:
+        if p.skip != "smplx_only" or p.path is None:
+            out.append(p)
+            continue
+        source = Path(p.path)
+        converted = source.parent / (source.name.removesuffix("_stageii.npz") + "_poses.npz")
+        if not (root / CONVERTED / converted).is_file():
+            out.append(p)  # its conversion failed: still skipped, the warning above says why
+            continue
+        header = read_header(root / CONVERTED / converted)
+        taken = crop_frames(p.row, frames=header.num_frames, fps=header.fps, mode=settings["mode"])
+        if isinstance(taken, str):
+            out.append(PlannedRow(p.row, str(converted), None, taken, converted=True))
+        else:
+            out.append(PlannedRow(p.row, str(converted), taken[0], truncated=taken[1], converted=True))
+    return out
 
 
 def _outputs_exist(root: Path, motion_id: str) -> bool:

@@ -62,7 +62,7 @@ START_TRIMS: Final[dict[str, int]] = {
 the published procedure matches the names anywhere in the row's path."""
 SKIP_REASONS: Final[dict[str, str]] = {
     "missing": "no such file in the catalog (SMPL+H release)",
-    "smplx_only": "only in the SMPL-X release: the published data come from SMPL+H (amasskit convert --to smplh first)",
+    "smplx_only": "only in the SMPL-X release: the published data come from SMPL+H (--convert-smplx converts it first)",
     "humanact12": "a HumanAct12 motion, not AMASS: pass --humanact12 DIR with that dataset's joint files",
     "slow": "the file's frame rate is below 20 fps (the published stride int(fps / 20) is 0)",
     "empty": "no frames left after the start trim and the crop",
@@ -129,7 +129,9 @@ class PlannedRow:
     """A row with what building it takes: its catalog file (relative path) and frames, or why it is skipped.
 
     ``frames``: exact mode, the source file's frame indices; fixed mode, indices into the file resampled to 20 fps.
+    ``path`` of a row skipped as ``smplx_only`` is its SMPL-X file's.
     ``truncated``: the crop ran past the file's end and was cut short (as the published procedure cuts it).
+    ``converted``: planned on the file converted from the SMPL-X release (``path`` is the conversion's).
     """
 
     row: IndexRow
@@ -137,6 +139,7 @@ class PlannedRow:
     frames: np.ndarray | None
     skip: str | None = None
     truncated: bool = False
+    converted: bool = False
 
     @property
     def count(self) -> int:
@@ -185,13 +188,13 @@ def plan_rows(
     if mode not in MODES:
         raise InvalidArgumentError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     smplh: dict[tuple[str, str, str], CatalogRecord] = {}
-    smplx: set[tuple[str, str, str]] = set()
+    smplx: dict[tuple[str, str, str], CatalogRecord] = {}
     for record in records:
         key = (canonical_dataset(record.dataset), record.subject or "", record.sequence)
         if record.model == "smplh":
             smplh.setdefault(key, record)
         else:
-            smplx.add(key)
+            smplx.setdefault(key, record)
     planned = []
     for row in rows:
         if row.is_humanact12:
@@ -206,7 +209,15 @@ def plan_rows(
         key = row.place
         found = smplh.get(key)
         if found is None:
-            planned.append(PlannedRow(row, None, None, "smplx_only" if key in smplx else "missing"))
+            only_x = smplx.get(key)
+            planned.append(
+                PlannedRow(
+                    row,
+                    None if only_x is None else only_x.path,
+                    None,
+                    "missing" if only_x is None else "smplx_only",
+                )
+            )
             continue
         taken = crop_frames(row, frames=found.frames, fps=found.fps, mode=mode)
         if isinstance(taken, str):

@@ -3,7 +3,7 @@
 :func:`describe_output` recognises each output by its own marker, never by its name: a store or pose set
 (``manifest.json`` of format ``amasskit.store``), a training set (``amasskit.prior-data``), a prior training run
 (``checkpoint.pt``, ``model.pt``), a model file, a prepare output (a folder of stores), a conversion (``convert_report
-.json``), a converted pose list, a prior evaluation report, a catalog and an unpack target. Motion files themselves
+.json``), a HumanML3D build (``humanml3d.json``), a converted pose list, a prior evaluation report, a catalog and an unpack target. Motion files themselves
 are :func:`amasskit.io.read_header`'s.
 """
 
@@ -145,6 +145,23 @@ def _conversion(path: Path) -> OutputSummary | None:
     )
 
 
+def _humanml3d(path: Path) -> OutputSummary | None:
+    manifest = _json(path / "humanml3d.json")
+    if not isinstance(manifest, dict) or manifest.get("format") != "amasskit.humanml3d":
+        return None
+    motions = manifest.get("motions") or {}
+    settings = manifest.get("settings") or {}
+    frames = int(manifest.get("frames") or 0)
+    published = "as published" if manifest.get("published") else "not the published data"
+    return OutputSummary(
+        path,
+        "humanml3d",
+        f"HumanML3D ({settings.get('mode')}: {published}): {len(motions):,} motions with their mirrors, {frames:,} "
+        f"frames ({frames / 20 / 3600:.2f} h at 20 fps), {len(manifest.get('skipped') or {}):,} index rows skipped",
+        {"motions": len(motions), "mode": settings.get("mode"), "frames": frames},
+    )
+
+
 def _prepared(path: Path) -> OutputSummary | None:
     stores = [s for s in (_store(p) for p in sorted(path.iterdir()) if p.is_dir()) if s is not None]
     if not stores:
@@ -238,7 +255,7 @@ def describe_output(path: str | os.PathLike[str]) -> OutputSummary | None:
     """
     where = user_path(path)
     if where.is_dir():
-        for describe in (_store, _training_set, _run, _conversion, _prepared):
+        for describe in (_store, _training_set, _run, _conversion, _humanml3d, _prepared):
             found = describe(where)
             if found is not None:
                 return found

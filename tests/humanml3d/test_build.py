@@ -279,6 +279,11 @@ def test_the_command_runs_as_a_user_runs_it(
     assert second.returncode == 0, second.stderr
     assert "0 motions built" in " ".join(second.stdout.split())
     assert (work / "out" / "new_joint_vecs").is_dir() and (work / "out" / "Mean.npy").is_file()
+    described = subprocess.run([sys.executable, "-m", "amasskit", "info", "out"], cwd=work, capture_output=True,
+                               text=True, timeout=120)  # fmt: skip
+    assert described.returncode == 0 and "HumanML3D (exact: as published)" in " ".join(
+        described.stdout.split()
+    )
 
 
 @pytest.mark.slow

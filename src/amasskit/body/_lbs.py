@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 __all__ = [
     "blend",
+    "broadcast_shapes",
     "forward_kinematics",
     "skin",
     "skin_groups",
@@ -28,6 +30,12 @@ __all__ = [
     "skinning_transforms",
     "tree_levels",
 ]
+
+
+def broadcast_shapes(*shapes: tuple[int, ...] | torch.Size) -> torch.Size:
+    """The shape the arguments broadcast to, as ``torch.broadcast_shapes`` gives it; computed by numpy because torch's
+    first call imports sympy (0.35-0.7 s measured, paid by every process that poses a body)."""
+    return torch.Size(np.broadcast_shapes(*(tuple(s) for s in shapes)))
 
 
 def tree_levels(parents: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -57,7 +65,7 @@ def forward_kinematics(
     Returns:
         ``glob_rotmat (..., J, 3, 3)`` and posed ``joints (..., J, 3)``, the root joint left at its rest location.
     """
-    batch = torch.broadcast_shapes(rel_rotmat.shape[:-3], joints_rest.shape[:-2])
+    batch = broadcast_shapes(rel_rotmat.shape[:-3], joints_rest.shape[:-2])
     rel = rel_rotmat.expand(*batch, *rel_rotmat.shape[-3:])
     rest = joints_rest.expand(*batch, *joints_rest.shape[-2:])
     glob = torch.empty_like(rel)

@@ -32,6 +32,7 @@ from ..sequence import Gender, Sequence
 from ._files import ModelData, load_model_data
 from ._lbs import (
     blend,
+    broadcast_shapes,
     forward_kinematics,
     skin,
     skin_groups,
@@ -268,7 +269,7 @@ class ShapedBody:
     @property
     def batch_shape(self) -> torch.Size:
         return (
-            torch.broadcast_shapes(*(c.shape[:-1] for c in self.coefficients))
+            broadcast_shapes(*(c.shape[:-1] for c in self.coefficients))
             if self.coefficients
             else torch.Size()
         )
@@ -350,7 +351,7 @@ class ShapedBody:
             R = _rotmat(x, rotation, name, count)
             mats.append(R)
             batch.append(R.shape[:-3])
-        shape = torch.broadcast_shapes(*batch)
+        shape = broadcast_shapes(*batch)
         eye = torch.eye(3, device=m.device, dtype=m.dtype)
         full = [
             eye.expand(*shape, count, 3, 3) if R is None else R.expand(*shape, count, 3, 3)

@@ -28,13 +28,11 @@ from typing import Any, Final
 import numpy as np
 
 from ..errors import InvalidArgumentError
-from ..rotations import quat_to_rotmat
+from ..rotations import quat_inverse, quat_product, quat_to_rotmat
 from ._skeleton import (
     FOOT_JOINTS,
     LEG_JOINTS,
     NUM_JOINTS,
-    _qinv,
-    _qmul,
     bone_lengths,
     facing_across,
     facing_rotation,
@@ -124,7 +122,7 @@ def features(
     facing = quat[:, 0]  # (T, 4): turns each frame to face +z
     rotmat = quat_to_rotmat(quat[:, 1:])  # (T, 21, 3, 3)
     rot6d = np.concatenate([rotmat[..., 0], rotmat[..., 1]], axis=-1).reshape(len(quat), -1)
-    turn_step = _qmul(facing[1:], _qinv(facing[:-1]))
+    turn_step = quat_product(facing[1:], quat_inverse(facing[:-1]))
     root_step = quat_rotate(facing[1:], world[1:, 0] - world[:-1, 0])
 
     local = world.copy()

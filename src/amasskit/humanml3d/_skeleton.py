@@ -22,6 +22,8 @@ from typing import Any, Final
 
 import numpy as np
 
+from ..rotations import quat_inverse, quat_product
+
 __all__ = [
     "FACE_JOINTS",
     "FOOT_JOINTS",
@@ -157,27 +159,6 @@ def facing_rotation(across: np.ndarray, *, smooth: bool = False) -> np.ndarray:
     return quat_between(_unit(forward), np.array([0.0, 0.0, 1.0]))
 
 
-def _qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The Hamilton product of XYZW quaternions (broadcasting): the formula of :func:`amasskit.rotations.quat_product`
-    without its argument checks and conversions, which took half of the feature step's time here (measured with
-    cProfile on benchmarks/humanml3d.py's sample)."""
-    ax, ay, az, aw = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
-    bx, by, bz, bw = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
-    return np.stack(
-        [
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-            aw * bw - ax * bx - ay * by - az * bz,
-        ],
-        -1,
-    )
-
-
-def _qinv(q: np.ndarray) -> np.ndarray:
-    return q * np.array([-1.0, -1.0, -1.0, 1.0])
-
-
 # the chains' steps side by side: step k of every chain long enough, as (chain indices, parents, joints)
 _STEPS: Final[tuple[tuple[list[int], list[int], list[int]], ...]] = tuple(
     (
@@ -201,9 +182,9 @@ def inverse_kinematics(joints: np.ndarray, *, smooth_forward: bool = False) -> n
     accumulated = np.repeat(root[:, None], len(KINEMATIC_CHAINS), axis=1)  # (T, chains, 4)
     for chains, parents, children in _STEPS:
         bone = _unit(joints[:, children] - joints[:, parents])
-        local = _qmul(_qinv(accumulated[:, chains]), quat_between(RAW_OFFSETS[children], bone))
+        local = quat_product(quat_inverse(accumulated[:, chains]), quat_between(RAW_OFFSETS[children], bone))
         quat[:, children] = local
-        accumulated[:, chains] = _qmul(accumulated[:, chains], local)
+        accumulated[:, chains] = quat_product(accumulated[:, chains], local)
     return quat
 
 
@@ -213,7 +194,7 @@ def forward_kinematics(quat: np.ndarray, root: np.ndarray, offsets: np.ndarray) 
     bones = np.zeros((*quat.shape[:-1], 3))  # each joint's offset from its parent, rotated into place
     accumulated = np.repeat(quat[:, :1], len(KINEMATIC_CHAINS), axis=1)
     for chains, _, children in _STEPS:
-        accumulated[:, chains] = _qmul(accumulated[:, chains], quat[:, children])
+        accumulated[:, chains] = quat_product(accumulated[:, chains], quat[:, children])
         bones[:, children] = quat_rotate(accumulated[:, chains], offsets[children])
     joints = np.zeros_like(bones)
     joints[:, 0] = root

@@ -321,3 +321,33 @@ def test_rows_only_in_the_smplx_release_are_converted_when_asked(
     assert vecs.shape == (row.end - row.start - 1, 263) and np.isfinite(vecs).all()
     again = build_humanml3d(amass["root"], model_dir, tmp_path / "x", convert_smplx=True, workers=1)  # type: ignore[arg-type]
     assert motion_id in again.kept and not again.written
+
+
+def test_the_result_as_stores_for_the_loaders(
+    amass: dict[str, object], model_dir: Path, tmp_path: Path
+) -> None:
+    """With store, each published split is also a store whose sequences are the split's motions, field for field
+    the files, read by amasskit's clip dataset."""
+    from amasskit.data import ClipDataset
+    from amasskit.store import Store
+
+    out = tmp_path / "built"
+    build_humanml3d(amass["root"], model_dir, out, workers=1, store=True)  # type: ignore[arg-type]
+    total = 0
+    for split in ("train", "val", "test"):
+        names = (out / f"{split}.txt").read_text().split()
+        store = Store(out / "stores" / split)
+        assert [s["id"] for s in store.sequences] == names
+        for i, name in enumerate(names):
+            start, length = int(store.offset[i]), int(store.length[i])
+            features = np.asarray(store.fields["features"][start : start + length])
+            assert np.array_equal(features, np.load(out / "new_joint_vecs" / f"{name}.npy"))
+            joints = np.asarray(store.fields["joints"][start : start + length])
+            assert np.array_equal(joints, np.load(out / "new_joints" / f"{name}.npy"))
+        total += len(names)
+        if names:
+            clips = ClipDataset(out / "stores" / split, 8, fields=["features"])
+            first = np.load(out / "new_joint_vecs" / f"{names[0]}.npy")
+            if len(first) >= 8:
+                assert np.array_equal(clips[0]["features"].numpy(), first[:8])
+    assert total > 0

@@ -44,6 +44,13 @@ def humanml3d(
             "body-model folder needs the SMPL-X models and the transfer file); else they are listed as skipped.",
         ),
     ] = False,
+    store: Annotated[
+        bool,
+        typer.Option(
+            "--store",
+            help="Also write amasskit stores of the result (OUT/stores/train|val|test) for the loaders.",
+        ),
+    ] = False,
     check: Annotated[bool, typer.Option("--check", help="Only check the index against the catalog.")] = False,
     jobs: JobsOption = None,
     dask: DaskAddress = None,
@@ -73,7 +80,7 @@ def humanml3d(
             raise typer.BadParameter("--body-models is needed to build (only --check goes without)")
         with step_progress("building HumanML3D (files)") as on_progress:
             report = build_humanml3d(
-                catalog, body_models, out, mode=mode, humanact12=humanact12, convert_smplx=convert_smplx,
+                catalog, body_models, out, mode=mode, humanact12=humanact12, convert_smplx=convert_smplx, store=store,
                 workers=jobs, dask=dask,
                 strict=strict, overwrite=overwrite, progress=on_progress,
             )  # fmt: skip

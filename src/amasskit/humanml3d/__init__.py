@@ -13,12 +13,12 @@ The whole dataset from a catalogued AMASS (SMPL+H) and the body models, as ``ama
 
 :func:`build_humanml3d` (HumanML3D's folder layout, resumable, parallel), :func:`check_index` (every index row
 mapped to its file and frames, or why not, before any work), :func:`read_index`, :func:`plan_rows`,
-:func:`crop_frames`, :func:`mean_std`. The skeleton (:mod:`._skeleton`: joint order, chains, rest directions, inverse and forward kinematics), the features
+:func:`crop_frames`, :func:`mean_std`, :func:`write_stores` (the result as amasskit stores, for the loaders). The skeleton (:mod:`._skeleton`: joint order, chains, rest directions, inverse and forward kinematics), the features
 (:func:`features`, :func:`recover_joints`, :func:`uniform_skeleton`, :data:`FEATURE_SLICES`), and the shipped
 published data (:func:`target_lengths`, :func:`published_split`, :func:`published_mean_std`).
 """
 
-from ._build import MANIFEST_NAME, HumanML3DReport, build_humanml3d, check_index, mean_std
+from ._build import MANIFEST_NAME, HumanML3DReport, build_humanml3d, check_index, mean_std, write_stores
 from ._data import PUBLISHED_SPLITS, published_mean_std, published_split, target_lengths
 from ._features import (
     FEATURE_SIZE,
@@ -69,4 +69,5 @@ __all__ = [
     "recover_joints",
     "target_lengths",
     "uniform_skeleton",
+    "write_stores",
 ]

@@ -46,7 +46,7 @@ from ._features import FEATURE_SIZE, FEATURE_SLICES, FOOT_THRESHOLD, features, r
 from ._index import MODES, SKIP_REASONS, TARGET_FPS, Mode, PlannedRow, crop_frames, plan_rows, read_index
 from ._mirror import mirror_joints
 
-__all__ = ["MANIFEST_NAME", "HumanML3DReport", "build_humanml3d", "check_index", "mean_std"]
+__all__ = ["MANIFEST_NAME", "HumanML3DReport", "build_humanml3d", "check_index", "mean_std", "write_stores"]
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +129,7 @@ def build_humanml3d(
     mode: Mode = "exact",
     humanact12: str | os.PathLike[str] | None = None,
     convert_smplx: bool = False,
+    store: bool = False,
     workers: int | None = None,
     dask: str | None = None,
     strict: bool = False,
@@ -148,6 +149,9 @@ def build_humanml3d(
             (:func:`amasskit.convert.convert_files`, into ``out/.smplh-from-smplx``; the body-model folder needs the
             SMPL-X models and the transfer file) and built from the conversion; else they are skipped. Either way the
             manifest names them: the published data come from SMPL+H, so these motions differ from it by the fit.
+        store: also write amasskit stores of the result, ``out/stores/<split>`` for the published ``train``, ``val``
+            and ``test`` (fields ``features`` ``(T, 263)`` and ``joints`` ``(T, 22, 3)``, memory-mapped, for
+            :class:`amasskit.data.ClipDataset` and the :class:`~amasskit.data.Loader`); rewritten every run.
         workers: processes (default: all cores). dask: a Dask scheduler's address instead.
         strict: stop at the first file that fails (else reported, and the rest built).
         overwrite: replace a folder built with other settings (else refused).
@@ -181,9 +185,12 @@ def build_humanml3d(
     }
     root.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(root / _LOCK, what=f"humanml3d into {root}"):
-        return _build_locked(
+        report = _build_locked(
             root, planned, settings, acts_dir, workers, dask, strict, overwrite, progress, started
         )
+        if store:
+            write_stores(root)
+        return report
 
 
 def _build_locked(
@@ -349,6 +356,38 @@ def _with_smplx_converted(
         else:
             out.append(PlannedRow(p.row, str(converted), taken[0], truncated=taken[1], converted=True))
     return out
+
+
+def write_stores(root: str | os.PathLike[str]) -> list[Path]:
+    """amasskit stores of a built HumanML3D folder, one per published split (``train``, ``val``, ``test``) under
+    ``root/stores``: each motion of the split's list (mirrors included, as listed) a sequence with the fields
+    ``features`` ``(T, 263)`` float32 and ``joints`` ``(T, 22, 3)`` float32 (its ``new_joints``), 20 fps, no betas and
+    the neutral gender (the features are on the target skeleton); its id, source and whether it is a mirror in the
+    sequence's provenance. Replaced whole on every call."""
+    from ..store import StoreWriter
+
+    folder = user_path(root)
+    manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+    motions = manifest.get("motions", {})
+    written = []
+    for split in ("train", "val", "test"):
+        listed = folder / f"{split}.txt"
+        names = listed.read_text().split() if listed.is_file() else []
+        writer = StoreWriter(folder / "stores" / split, overwrite=True)
+        try:
+            for name in names:
+                base = name.removeprefix("M")
+                vecs = np.load(folder / "new_joint_vecs" / f"{name}.npy", allow_pickle=False)
+                joints = np.load(folder / "new_joints" / f"{name}.npy", allow_pickle=False)
+                meta = {"id": name, "source": motions.get(base, {}).get("source"), "mirror": name != base}
+                writer.add({"features": vecs, "joints": joints}, fps=TARGET_FPS, betas=np.zeros(0), gender="neutral",
+                           meta=meta)  # fmt: skip
+            writer.close({"humanml3d": {"split": split, "mode": manifest.get("settings", {}).get("mode")}})
+        except BaseException:
+            writer.abort()
+            raise
+        written.append(folder / "stores" / split)
+    return written
 
 
 def _outputs_exist(root: Path, motion_id: str) -> bool:

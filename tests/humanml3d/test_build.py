@@ -270,7 +270,7 @@ def test_the_command_runs_as_a_user_runs_it(
     work.mkdir()
     root = Path(amass["root"])  # type: ignore[arg-type]
     command = [sys.executable, "-m", "amasskit", "humanml3d", "--catalog", os.path.relpath(root, work),
-               "--body-models", os.path.relpath(model_dir, work), "-o", "out", "--jobs", "2"]  # fmt: skip
+               "--body-models", os.path.relpath(model_dir, work), "-o", "out", "--jobs", "1"]  # fmt: skip
     first = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
     text = " ".join((first.stdout + first.stderr).split())
@@ -351,3 +351,27 @@ def test_the_result_as_stores_for_the_loaders(
             if len(first) >= 8:
                 assert np.array_equal(clips[0]["features"].numpy(), first[:8])
     assert total > 0
+
+
+def test_a_file_corrupted_after_cataloguing_is_reported_and_the_rest_built(
+    amass: dict[str, object], model_dir: Path, tmp_path: Path
+) -> None:
+    """A catalogued file cut short later fails by name with its typed error, its rows are listed as failed, nothing
+    of them is written, the other files are built; with strict the build stops on it."""
+    import shutil
+
+    from amasskit.errors import AmassKitError
+
+    tree = tmp_path / "tree"
+    shutil.copytree(amass["root"], tree)  # type: ignore[arg-type]
+    (tree / "amasskit-catalog.sqlite").unlink()
+    scan(tree)
+    victim = BY_ID[next(iter(amass["rows"]))]  # type: ignore[call-overload]
+    dataset, subject, name = victim.place
+    path = tree / ("BMLrub" if dataset == "BioMotionLab_NTroje" else dataset) / subject / f"{name}_poses.npz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    report = build_humanml3d(tree, model_dir, tmp_path / "out", workers=1)
+    assert report.skipped[victim.motion_id].startswith("failed: CorruptFileError")
+    assert not list((tmp_path / "out").rglob(f"*{victim.motion_id}.npy")) and report.written
+    with pytest.raises(AmassKitError, match="stopped"):
+        build_humanml3d(tree, model_dir, tmp_path / "strict", workers=1, strict=True)

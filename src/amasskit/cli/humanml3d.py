@@ -92,17 +92,17 @@ def humanml3d(
     )
     if report.truncated:
         console.print(f"{len(report.truncated):,} crops ran past their file's end (cut short, as published)")
-    _print_skipped(Counter(report.skipped.values()), SKIP_REASONS)
+    _print_skipped(report.skipped_by_reason(), SKIP_REASONS)
     if any(reason.startswith("failed") for reason in report.skipped.values()):
         raise typer.Exit(1)
 
 
-def _print_skipped(skipped: Counter[str], reasons: dict[str, str]) -> None:
+def _print_skipped(skipped: dict[str, int], reasons: dict[str, str]) -> None:
     if not skipped:
         return
     table = Table(title="index rows not built")
     table.add_column("rows", justify="right")
     table.add_column("why", overflow="fold")
-    for code, count in skipped.most_common():
+    for code, count in sorted(skipped.items(), key=lambda item: -item[1]):
         table.add_row(f"{count:,}", f"{code}: {reasons.get(code, '')}".rstrip(": "))
     err_console.print(table)

@@ -502,14 +502,15 @@ def _build_file(
     frames. The whole file's frames are posed in one pass."""
     needed = np.unique(np.concatenate([np.asarray(f, dtype=np.int64) for _, f in jobs]))
     if kind == "humanact12":
-        joints = np.load(source, allow_pickle=False).astype(np.float64)  # taken whole, as published
+        joints = np.load(source, allow_pickle=False).astype(np.float64)[needed]  # taken whole, as published
     else:
-        joints = np.zeros((int(needed.max()) + 1, 52, 3))
-        joints[needed] = _joints_of_file(source, needed, settings)
+        joints = _joints_of_file(
+            source, needed, settings
+        )  # (len(needed), 52, 3): only the frames the rows take
     lengths = np.asarray(settings["target_lengths"])
     result = {}
     for motion_id, frames in jobs:
-        motion = joints[np.asarray(frames, dtype=np.int64)]
+        motion = joints[np.searchsorted(needed, np.asarray(frames, dtype=np.int64))]
         for name, data in ((motion_id, motion), (f"M{motion_id}", mirror_joints(motion))):
             vecs = features(data[:, :22], target_lengths=lengths, foot_threshold=settings["foot_threshold"])
             if not np.isfinite(vecs).all():
